@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -75,11 +76,26 @@ func Load(path string) (*Config, error) {
 func Parse(file string, data []byte) (*Config, error) {
 	cfg := Default()
 	d, err := parseInto(file, data, cfg)
+	var errs Errors
 	if err != nil {
-		return nil, err
+		if !errors.As(err, &errs) || d.pos == nil || len(d.pos) == 0 {
+			return nil, err // a syntax error: nothing was decoded
+		}
 	}
 	cfg.applyDefaults()
-	if errs := cfg.validate(d); len(errs) > 0 {
+	// Report every problem at once: decoding errors, then the semantic ones
+	// of values that did decode (a value that failed to decode is not
+	// reported twice at the same place).
+	bad := map[pos]bool{}
+	for _, e := range errs {
+		bad[pos{e.Line, e.Column}] = true
+	}
+	for _, e := range cfg.validate(d) {
+		if !bad[pos{e.Line, e.Column}] {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {
 			if errs[i].Line != errs[j].Line {
 				return errs[i].Line < errs[j].Line

@@ -1,0 +1,52 @@
+# l2agent — see README.md. The two commands: `make run` and `make test`.
+GO        ?= go
+BIN       ?= bin/l2agent
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/l2agent/l2agent/agent.Version=$(VERSION)
+RUN_ARGS  ?=
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test test-env unit lint bench fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/l2agent
+
+## run: the agent with its embedded default config on http://127.0.0.1:10061
+run:
+	$(GO) run ./cmd/l2agent run $(RUN_ARGS)
+
+## test: installs the real components the tests use (Debian packages), then
+## vet, staticcheck and every test, with the race detector.
+test: test-env lint unit
+
+test-env:
+	bash deploy/testenv/install.sh core
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: a short run of every fuzz target (FUZZTIME=30s by default)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: Go benchmarks, then the agent against prometheus-node-exporter
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/
+	bash deploy/testenv/install.sh bench
+	bash deploy/testenv/bench.sh
+
+clean:
+	rm -rf bin

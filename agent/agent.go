@@ -1,0 +1,471 @@
+// Package agent wires the l2agent daemon: the scheduler that runs checks,
+// the evaluator that turns observations into alert states, the metrics
+// snapshot and the HTTP server. cmd/l2agent only wraps it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+// Options configure an Agent.
+type Options struct {
+	ConfigFile    string       // empty: the embedded default
+	ListenAddress string       // overrides the config's listen_address when set
+	Logger        *slog.Logger // default: slog.Default()
+	LogLevel      *slog.LevelVar
+	Sinks         []Sink // receive every transition, after the log
+	// DiagnoseTimeout bounds the diagnostics taken when an alert fires.
+	DiagnoseTimeout time.Duration
+}
+
+// Agent is the daemon. New, Start, Reload and Stop drive it, from main or
+// from tests.
+type Agent struct {
+	opts   Options
+	log    *slog.Logger
+	host   string
+	eval   *Evaluator
+	reg    *prometheus.Registry
+	build  buildInfo
+	start  time.Time
+	reload reloadMetrics
+
+	mu      sync.RWMutex
+	cfg     *configs.Config
+	runners []*runner
+	cron    *cron.Cron
+
+	ctx    context.Context // cancelled by Stop; parent of every run
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // scheduled jobs in flight (not hung check goroutines)
+
+	srv      *http.Server
+	listener net.Listener
+}
+
+// New loads the configuration and builds the checks; it starts nothing.
+func New(opts Options) (*Agent, error) {
+	cfg, err := configs.Load(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DiagnoseTimeout == 0 {
+		opts.DiagnoseTimeout = 10 * time.Second
+	}
+	host := cfg.Hostname
+	if host == "" {
+		if host, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("hostname: %w", err)
+		}
+	}
+	a := &Agent{
+		opts:  opts,
+		log:   opts.Logger,
+		host:  host,
+		eval:  NewEvaluator(host),
+		reg:   prometheus.NewRegistry(),
+		build: readBuildInfo(),
+		start: time.Now(),
+		cfg:   cfg,
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.setLogLevel(cfg)
+	runners, err := a.buildRunners(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.runners = runners
+	a.registerMetrics()
+	return a, nil
+}
+
+// Host is the hostname used in alert keys.
+func (a *Agent) Host() string { return a.host }
+
+// Config returns the configuration in force.
+func (a *Agent) Config() *configs.Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
+
+// Evaluator gives read access to alert states.
+func (a *Agent) Evaluator() *Evaluator { return a.eval }
+
+func (a *Agent) setLogLevel(cfg *configs.Config) {
+	if a.opts.LogLevel == nil {
+		return
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
+		a.opts.LogLevel.Set(l)
+	}
+}
+
+func (a *Agent) env(cfg *configs.Config) checks.Env {
+	return checks.Env{Paths: cfg.Paths, Hostname: a.host, Logger: a.log}
+}
+
+// buildRunners makes a runner per enabled check. A check whose configuration
+// is unchanged from one of old keeps its runner, so its history (disk fill
+// samples) and its in-flight guard survive a reload.
+func (a *Agent) buildRunners(cfg *configs.Config, old []*runner) ([]*runner, error) {
+	var out []*runner
+	var errs []error
+	for _, c := range cfg.Checks {
+		if c.Disabled {
+			continue
+		}
+		if i := slices.IndexFunc(old, func(r *runner) bool { return reflect.DeepEqual(r.cfg, c) }); i >= 0 &&
+			reflect.DeepEqual(cfg.Paths, a.cfg.Paths) && cfg.Defaults.JitterMax == a.cfg.Defaults.JitterMax {
+			out = append(out, old[i])
+			continue
+		}
+		ch, err := checks.New(c, a.env(cfg))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sched, err := jittered(c.Schedule, a.host, c.Name, cfg.Defaults.JitterMax.D())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("check %q: schedule: %w", c.Name, err))
+			continue
+		}
+		out = append(out, &runner{cfg: c, check: ch, sched: sched})
+	}
+	return out, errors.Join(errs...)
+}
+
+// Start runs every check once, starts the schedule and, when listen is
+// true, the HTTP server. It returns once the server listens.
+func (a *Agent) Start(listen bool) error {
+	if listen {
+		addr := a.opts.ListenAddress
+		if addr == "" {
+			addr = a.Config().ListenAddress
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		a.listener = ln
+		a.srv = &http.Server{
+			Handler:           a.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelError),
+		}
+		go func() {
+			if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("HTTP server stopped", "err", err)
+			}
+		}()
+		a.log.Info("listening", "address", ln.Addr().String())
+	}
+	a.mu.Lock()
+	a.startSchedule()
+	a.mu.Unlock()
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *Agent) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// startSchedule must be called with a.mu held.
+func (a *Agent) startSchedule() {
+	c := cron.New(cron.WithLogger(cron.DiscardLogger))
+	for _, r := range a.runners {
+		c.Schedule(r.sched, cron.FuncJob(func() { a.runScheduled(r) }))
+		a.log.Info("check scheduled", "check", r.cfg.Name, "kind", r.cfg.Kind, "schedule", r.cfg.Schedule, "timeout", r.cfg.Timeout.D())
+		go a.runScheduled(r) // once at start
+	}
+	c.Start()
+	a.cron = c
+}
+
+func (a *Agent) runScheduled(r *runner) {
+	a.wg.Add(1)
+	defer a.wg.Done()
+	if a.ctx.Err() != nil {
+		return
+	}
+	a.RunCheck(a.ctx, r)
+}
+
+// RunCheck runs one check now, evaluates its result and hands the
+// transitions to the log and the sinks.
+func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
+	log := a.log.With("check", r.cfg.Name)
+	start := time.Now()
+	res, ran := r.runOnce(ctx)
+	if !ran {
+		log.Warn("check still running from an earlier run; this run is skipped")
+		return nil
+	}
+	d := time.Since(start)
+	prevErr := r.lastError()
+	r.record(res, start, d)
+	if res.err != nil && res.err.Error() != prevErr { // re-log only when it changes
+		log.Error("check failed", "err", res.err, "duration", d)
+	}
+	if res.err == nil && prevErr != "" {
+		log.Info("check recovered", "duration", d)
+	}
+	ts := a.eval.Evaluate(r.cfg.Name, r.cfg.Rules, res.obs, res.err, time.Now())
+	for i := range ts {
+		t := &ts[i]
+		if t.State.Firing() && !t.From.Firing() {
+			t.Details = a.diagnose(ctx, r, res.obs, t.Alert)
+			a.eval.SetDetails(t.Key, t.Details)
+		}
+		a.logTransition(*t)
+		for _, s := range a.opts.Sinks {
+			s.Transition(ctx, *t)
+		}
+	}
+	return ts
+}
+
+func (a *Agent) diagnose(ctx context.Context, r *runner, obs []checks.Observation, al Alert) string {
+	var o checks.Observation
+	for _, x := range obs {
+		if x.Metric == al.Metric && reflect.DeepEqual(x.Labels, al.Labels) || x.Metric == al.Metric && len(x.Labels) == 0 && len(al.Labels) == 0 {
+			o = x
+			break
+		}
+	}
+	details := o.Details
+	d, ok := r.check.(checks.Diagnoser)
+	if !ok {
+		return details
+	}
+	dctx, cancel := context.WithTimeout(ctx, a.opts.DiagnoseTimeout)
+	defer cancel()
+	text, err := d.Diagnose(dctx, o)
+	if err != nil {
+		a.log.Warn("diagnostics failed", "check", r.cfg.Name, "key", al.Key, "err", err)
+		text += "\n(diagnostics incomplete: " + err.Error() + ")"
+	}
+	if details != "" {
+		text = details + "\n" + text
+	}
+	return checks.Truncate(text, checks.MaxDetails)
+}
+
+func (a *Agent) logTransition(t Transition) {
+	level := slog.LevelInfo
+	if t.State.Firing() || t.State == StateUnknown {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"key", t.Key, "from", t.From.String(), "to", t.State.String(), "reason", t.Reason}
+	if t.Metric != "" && t.State != StateUnknown {
+		attrs = append(attrs, "value", t.Value)
+	}
+	a.log.Log(context.Background(), level, "alert state changed", attrs...)
+}
+
+func (r *runner) lastError() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.lastErr
+}
+
+// Ready reports whether every check has finished (or timed out) its first run.
+func (a *Agent) Ready() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, r := range a.runners {
+		r.mu.RLock()
+		done := r.firstDone
+		r.mu.RUnlock()
+		if !done {
+			return false
+		}
+	}
+	return true
+}
+
+// Reload re-reads the config file. An invalid config is rejected and the
+// running one is kept; l2agent_config_last_reload_successful says which.
+func (a *Agent) Reload() error {
+	cfg, err := configs.Load(a.opts.ConfigFile)
+	if err == nil {
+		a.mu.Lock()
+		var runners []*runner
+		runners, err = a.buildRunners(cfg, a.runners)
+		if err == nil {
+			if cfg.ListenAddress != a.cfg.ListenAddress && a.opts.ListenAddress == "" {
+				a.log.Warn("listen_address changed; it takes effect on restart", "old", a.cfg.ListenAddress, "new", cfg.ListenAddress)
+			}
+			for _, old := range a.runners {
+				if !slices.Contains(runners, old) && !slices.ContainsFunc(runners, func(n *runner) bool { return n.cfg.Name == old.cfg.Name }) {
+					a.eval.Forget(old.cfg.Name)
+				}
+			}
+			if a.cron != nil {
+				a.cron.Stop()
+			}
+			a.cfg, a.runners = cfg, runners
+			a.setLogLevel(cfg)
+			if a.cron != nil {
+				a.startSchedule()
+			}
+		}
+		a.mu.Unlock()
+	}
+	if err != nil {
+		a.reload.successful.Set(0)
+		a.log.Error("config reload failed; keeping the running config", "file", a.opts.ConfigFile, "err", err)
+		return err
+	}
+	a.reload.successful.Set(1)
+	a.reload.timestamp.SetToCurrentTime()
+	a.log.Info("config reloaded", "file", a.opts.ConfigFile, "checks", len(cfg.Checks))
+	return nil
+}
+
+// Stop stops the schedule and the HTTP server and cancels running checks.
+// It waits for in-flight runs up to ctx's deadline; a check that ignores its
+// context is abandoned.
+func (a *Agent) Stop(ctx context.Context) error {
+	a.cancel()
+	a.mu.Lock()
+	if a.cron != nil {
+		a.cron.Stop()
+	}
+	a.mu.Unlock()
+	var err error
+	if a.srv != nil {
+		err = a.srv.Shutdown(ctx)
+	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("stop: checks still running: %w", ctx.Err()))
+	}
+	return err
+}
+
+// RunAll runs every enabled check once, in parallel, and returns the alerts
+// (one-shot mode for `l2agent check`). names limits it to those checks.
+func (a *Agent) RunAll(ctx context.Context, names ...string) ([]CheckResult, error) {
+	a.mu.RLock()
+	runners := slices.Clone(a.runners)
+	a.mu.RUnlock()
+	if len(names) > 0 {
+		var sel []*runner
+		for _, n := range names {
+			i := slices.IndexFunc(runners, func(r *runner) bool { return r.cfg.Name == n })
+			if i < 0 {
+				return nil, fmt.Errorf("no enabled check named %q", n)
+			}
+			sel = append(sel, runners[i])
+		}
+		runners = sel
+	}
+	out := make([]CheckResult, len(runners))
+	var wg sync.WaitGroup
+	for i, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.RunCheck(ctx, r)
+			out[i] = a.checkResult(r)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// CheckResult is one check's last run and its alerts.
+type CheckResult struct {
+	Name         string               `json:"name"`
+	Kind         string               `json:"kind"`
+	Schedule     string               `json:"schedule"`
+	State        State                `json:"state"` // worst state of its alerts; unknown when the run failed
+	LastRun      time.Time            `json:"last_run,omitzero"`
+	LastSuccess  time.Time            `json:"last_success,omitzero"`
+	Duration     float64              `json:"duration_seconds"`
+	Error        string               `json:"error,omitempty"`
+	Runs         uint64               `json:"runs"`
+	Errors       uint64               `json:"errors"`
+	Skipped      uint64               `json:"skipped"`
+	Observations []checks.Observation `json:"observations"`
+	Alerts       []Alert              `json:"alerts"`
+}
+
+func (a *Agent) checkResult(r *runner) CheckResult {
+	r.mu.RLock()
+	cr := CheckResult{
+		Name: r.cfg.Name, Kind: r.cfg.Kind, Schedule: r.cfg.Schedule,
+		LastRun: r.lastRun, LastSuccess: r.lastSuccess, Duration: r.duration.Seconds(),
+		Error: r.lastErr, Runs: r.runs, Errors: r.errors, Skipped: r.skipped,
+		Observations: slices.Clone(r.obs),
+	}
+	r.mu.RUnlock()
+	cr.State = StateOK
+	if !r.firstDoneLocked() || cr.Error != "" {
+		cr.State = StateUnknown
+	}
+	for _, al := range a.eval.Alerts() {
+		if al.Check != r.cfg.Name || al.Metric == "" {
+			continue
+		}
+		cr.Alerts = append(cr.Alerts, al)
+		cr.State = Worst(cr.State, al.State)
+	}
+	return cr
+}
+
+func (r *runner) firstDoneLocked() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.firstDone
+}
+
+// Worst returns the more severe of two states, ordered as a Nagios plugin
+// would report them: crit > warn > unknown > pending > ok.
+func Worst(a, b State) State {
+	rank := [...]int{StateOK: 0, StatePending: 1, StateUnknown: 2, StateWarn: 3, StateCrit: 4}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
+}
+
+// Results returns every check's last result.
+func (a *Agent) Results() []CheckResult {
+	a.mu.RLock()
+	runners := slices.Clone(a.runners)
+	a.mu.RUnlock()
+	out := make([]CheckResult, len(runners))
+	for i, r := range runners {
+		out[i] = a.checkResult(r)
+	}
+	return out
+}

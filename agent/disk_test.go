@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRealDiskAlert mounts a small tmpfs, fills it past crit and watches the
+// alert key go pending → crit within `for` + interval, in /api/v1/status and
+// /metrics, then frees it and watches it clear. It needs root (CI is root);
+// in CI a missing privilege fails the test instead of skipping it.
+func TestRealDiskAlert(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root to mount a tmpfs, and CI runs as root")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	mnt := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "l2agent-test", mnt).CombinedOutput()
+	require.NoError(t, err, "mount tmpfs: %s", out)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+
+	a, srv := newTestAgent(t, fmt.Sprintf(`
+hostname: disk-test
+defaults: {jitter_max: 0s}
+checks:
+  - name: disk
+    kind: disk
+    schedule: "@every 1s"
+    disk:
+      include_mountpoints: ['^%s$']
+    rules:
+      - metric: disk_used_ratio
+        warn: 0.5
+        crit: 0.9
+        for: 2s
+        clear: 0.05
+`, mnt))
+	key := AlertKey("disk-test", "disk", "disk_used_ratio", nil) // prefix; labels follow
+	key = strings.TrimSuffix(key, "{}")
+
+	stateOf := func() (State, string) {
+		var st Status
+		require.NoError(t, json.Unmarshal([]byte(get(t, srv.URL+"/api/v1/status")), &st))
+		for _, al := range st.Alerts {
+			if strings.HasPrefix(al.Key, key+"{") && al.Labels["mountpoint"] == mnt {
+				return al.State, al.Details
+			}
+		}
+		return -2, ""
+	}
+	require.Eventually(t, func() bool { s, _ := stateOf(); return s == StateOK }, 10*time.Second, 50*time.Millisecond)
+
+	// Fill to ~94 % of 8 MiB in a subdirectory.
+	require.NoError(t, os.MkdirAll(filepath.Join(mnt, "logs", "app"), 0o755))
+	big := filepath.Join(mnt, "logs", "app", "big.log")
+	require.NoError(t, os.WriteFile(big, make([]byte, 7700*1024), 0o644))
+	filledAt := time.Now()
+
+	var seen []State
+	require.Eventually(t, func() bool {
+		s, _ := stateOf()
+		if len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+		return s == StateCrit
+	}, 15*time.Second, 50*time.Millisecond, "states seen: %v", seen)
+	require.Contains(t, seen, StatePending, "the breach is pending before it fires")
+	require.GreaterOrEqual(t, time.Since(filledAt), 2*time.Second, "it fires only after `for`")
+	_, details := stateOf()
+	require.Contains(t, details, filepath.Join(mnt, "logs"), "diagnostics name the largest directory")
+
+	metrics := get(t, srv.URL+"/metrics")
+	require.Contains(t, metrics, fmt.Sprintf(`l2agent_alert_state{check="disk",device="l2agent-test",fstype="tmpfs",metric="disk_used_ratio",mountpoint="%s"} 3`, mnt))
+
+	require.NoError(t, os.Remove(big))
+	require.Eventually(t, func() bool { s, _ := stateOf(); return s == StateOK }, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, get(t, srv.URL+"/metrics"), fmt.Sprintf(`l2agent_alert_state{check="disk",device="l2agent-test",fstype="tmpfs",metric="disk_used_ratio",mountpoint="%s"} 0`, mnt))
+	_ = a
+}

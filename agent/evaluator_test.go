@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+func f(v float64) *float64 { return &v }
+
+type step struct {
+	at    time.Duration // since t0
+	value float64
+	err   error
+	want  State  // state of the key after the step
+	trans string // "" for no transition, else "from>to"
+}
+
+func TestEvaluatorTable(t *testing.T) {
+	above := configs.Rule{Metric: "disk_used_ratio", Warn: f(0.8), Crit: f(0.9), For: configs.Duration(time.Minute), Clear: 0.05}
+	below := configs.Rule{Metric: "memory_available_ratio", Direction: "below", Warn: f(0.1), Crit: f(0.05), Clear: 0.02}
+	critOnly := configs.Rule{Metric: "disk_used_ratio", Crit: f(0.9)}
+	timeout := errors.New("check timed out after 10s")
+
+	cases := []struct {
+		name  string
+		rule  configs.Rule
+		steps []step
+	}{
+		{"ok stays ok", above, []step{{0, 0.5, nil, StateOK, ""}, {30 * time.Second, 0.79, nil, StateOK, ""}}},
+		{"for: breach must hold before firing", above, []step{
+			{0, 0.85, nil, StatePending, "ok>pending"},
+			{30 * time.Second, 0.86, nil, StatePending, ""},
+			{60 * time.Second, 0.86, nil, StateWarn, "pending>warn"},
+		}},
+		{"for: a short breach never fires", above, []step{
+			{0, 0.85, nil, StatePending, "ok>pending"},
+			{30 * time.Second, 0.5, nil, StateOK, "pending>ok"},
+			{60 * time.Second, 0.85, nil, StatePending, "ok>pending"},
+			{90 * time.Second, 0.85, nil, StatePending, ""},
+		}},
+		{"pending fires at the severity reached", above, []step{
+			{0, 0.85, nil, StatePending, "ok>pending"},
+			{61 * time.Second, 0.95, nil, StateCrit, "pending>crit"},
+		}},
+		{"warn to crit to warn", above, []step{
+			{0, 0.85, nil, StatePending, "ok>pending"},
+			{time.Minute, 0.85, nil, StateWarn, "pending>warn"},
+			{2 * time.Minute, 0.92, nil, StateCrit, "warn>crit"},
+			{3 * time.Minute, 0.87, nil, StateCrit, ""}, // hysteresis: 0.87 ≥ 0.9-0.05
+			{4 * time.Minute, 0.84, nil, StateWarn, "crit>warn"},
+			{5 * time.Minute, 0.76, nil, StateWarn, ""}, // hysteresis: 0.76 ≥ 0.8-0.05
+			{6 * time.Minute, 0.74, nil, StateOK, "warn>ok"},
+		}},
+		{"hysteresis below", below, []step{
+			{0, 0.09, nil, StateWarn, "ok>warn"}, // no for: fires at once
+			{time.Minute, 0.11, nil, StateWarn, ""},
+			{2 * time.Minute, 0.04, nil, StateCrit, "warn>crit"},
+			{3 * time.Minute, 0.06, nil, StateCrit, ""},
+			{4 * time.Minute, 0.08, nil, StateWarn, "crit>warn"},
+			{5 * time.Minute, 0.13, nil, StateOK, "warn>ok"},
+		}},
+		{"crit only", critOnly, []step{{0, 0.89, nil, StateOK, ""}, {time.Second, 0.9, nil, StateCrit, "ok>crit"}, {2 * time.Second, 0.89, nil, StateOK, "crit>ok"}}},
+		{"unknown on error, firing resumes without waiting again", above, []step{
+			{0, 0.85, nil, StatePending, "ok>pending"},
+			{time.Minute, 0.85, nil, StateWarn, "pending>warn"},
+			{2 * time.Minute, 0, errors.New("statfs: input/output error"), StateUnknown, "warn>unknown"},
+			{3 * time.Minute, 0, errors.New("statfs: input/output error"), StateUnknown, ""},
+			{4 * time.Minute, 0.85, nil, StateWarn, "unknown>warn"},
+		}},
+		{"unknown on timeout, then pending anew when it was not firing", above, []step{
+			{0, 0.5, nil, StateOK, ""},
+			{time.Minute, 0, timeout, StateUnknown, "ok>unknown"},
+			{2 * time.Minute, 0.85, nil, StatePending, "unknown>pending"},
+			{3 * time.Minute, 0.5, nil, StateOK, "pending>ok"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEvaluator("web-7")
+			t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+			labels := map[string]string{"mountpoint": "/var"}
+			key := AlertKey("web-7", "c", tc.rule.Metric, labels)
+			for i, s := range tc.steps {
+				var obs []checks.Observation
+				if s.err == nil {
+					obs = []checks.Observation{{Metric: tc.rule.Metric, Labels: labels, Value: s.value}}
+				}
+				ts := e.Evaluate("c", []configs.Rule{tc.rule}, obs, s.err, t0.Add(s.at))
+				var got string
+				for _, tr := range ts {
+					if tr.Key == key {
+						got = tr.From.String() + ">" + tr.State.String()
+						require.Equal(t, t0.Add(s.at), tr.At)
+					}
+				}
+				require.Equal(t, s.trans, got, "step %d transition", i)
+				al, ok := e.Alert(key)
+				require.True(t, ok, "step %d: key %s missing", i, key)
+				require.Equal(t, s.want, al.State, "step %d state", i)
+				if s.err != nil {
+					require.Equal(t, s.err.Error(), al.Error)
+				}
+			}
+		})
+	}
+}
+
+func TestEvaluatorLabelsInKey(t *testing.T) {
+	e := NewEvaluator("h")
+	rule := configs.Rule{Metric: "disk_used_ratio", Crit: f(0.9)}
+	obs := []checks.Observation{
+		{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/", "device": "/dev/vda"}, Value: 0.95},
+		{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var", "device": "/dev/vdb"}, Value: 0.5},
+	}
+	ts := e.Evaluate("disk", []configs.Rule{rule}, obs, nil, time.Now())
+	require.Len(t, ts, 1)
+	require.Equal(t, `h/disk/disk_used_ratio{device="/dev/vda",mountpoint="/"}`, ts[0].Key)
+	require.Equal(t, StateCrit, ts[0].State)
+	require.Equal(t, 0.9, ts[0].Threshold)
+	// the key does not depend on map order
+	require.Equal(t, ts[0].Key, AlertKey("h", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/", "device": "/dev/vda"}))
+
+	al, ok := e.Alert(AlertKey("h", "disk", "disk_used_ratio", obs[1].Labels))
+	require.True(t, ok)
+	require.Equal(t, StateOK, al.State)
+}
+
+func TestEvaluatorMostSpecificRuleWins(t *testing.T) {
+	e := NewEvaluator("h")
+	rules := []configs.Rule{
+		{Metric: "disk_used_ratio", Crit: f(0.9)},
+		{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/backup"}, Crit: f(0.99)},
+	}
+	obs := []checks.Observation{
+		{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/backup"}, Value: 0.95},
+		{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/"}, Value: 0.95},
+	}
+	ts := e.Evaluate("disk", rules, obs, nil, time.Now())
+	require.Len(t, ts, 1)
+	require.Equal(t, "/", ts[0].Labels["mountpoint"])
+}
+
+func TestEvaluatorGoneSeriesClears(t *testing.T) {
+	e := NewEvaluator("h")
+	rule := configs.Rule{Metric: "disk_used_ratio", Crit: f(0.9)}
+	now := time.Now()
+	obs := []checks.Observation{{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/mnt"}, Value: 0.95}}
+	require.Len(t, e.Evaluate("disk", []configs.Rule{rule}, obs, nil, now), 1)
+	ts := e.Evaluate("disk", []configs.Rule{rule}, nil, nil, now.Add(time.Minute))
+	require.Len(t, ts, 1)
+	require.Equal(t, StateCrit, ts[0].From)
+	require.Equal(t, StateOK, ts[0].State)
+	require.Equal(t, "series no longer reported", ts[0].Reason)
+	_, ok := e.Alert(AlertKey("h", "disk", "disk_used_ratio", obs[0].Labels))
+	require.False(t, ok)
+}
+
+func TestEvaluatorCheckRunKey(t *testing.T) {
+	e := NewEvaluator("h")
+	now := time.Now()
+	ts := e.Evaluate("cpu", nil, nil, errors.New("boom"), now)
+	require.Len(t, ts, 1)
+	require.Equal(t, "h/cpu", ts[0].Key)
+	require.Equal(t, StateUnknown, ts[0].State)
+	ts = e.Evaluate("cpu", nil, nil, nil, now.Add(time.Second))
+	require.Len(t, ts, 1)
+	require.Equal(t, StateOK, ts[0].State)
+	require.Equal(t, StateUnknown, ts[0].From)
+}
+
+func TestEvaluatorIgnoreFor(t *testing.T) {
+	e := NewEvaluator("h")
+	e.IgnoreFor = true
+	rule := configs.Rule{Metric: "m", Warn: f(1), For: configs.Duration(time.Hour)}
+	ts := e.Evaluate("c", []configs.Rule{rule}, []checks.Observation{{Metric: "m", Value: 2}}, nil, time.Now())
+	require.Len(t, ts, 1)
+	require.Equal(t, StateWarn, ts[0].State)
+}
+
+func TestStateMetricValue(t *testing.T) {
+	require.Equal(t, -1.0, StateUnknown.MetricValue())
+	require.Equal(t, 3.0, StateCrit.MetricValue())
+	require.Equal(t, StateCrit, Worst(StateWarn, StateCrit))
+	require.Equal(t, StateUnknown, Worst(StateUnknown, StatePending))
+}

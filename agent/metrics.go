@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"maps"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/l2agent/l2agent/checks"
+)
+
+const namespace = "l2agent"
+
+// Version is set at build time with -ldflags "-X github.com/l2agent/l2agent/agent.Version=…".
+var Version = "dev"
+
+type buildInfo struct {
+	Version, Revision, GoVersion string
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: Version, GoVersion: runtime.Version(), Revision: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				b.Revision = s.Value
+			}
+		}
+		if b.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			b.Version = bi.Main.Version
+		}
+	}
+	return b
+}
+
+// BuildVersion is the version string printed by `l2agent version`.
+func BuildVersion() string {
+	b := readBuildInfo()
+	return "l2agent " + b.Version + " (revision " + b.Revision + ", " + b.GoVersion + ")"
+}
+
+type reloadMetrics struct {
+	successful prometheus.Gauge
+	timestamp  prometheus.Gauge
+}
+
+func (a *Agent) registerMetrics() {
+	a.reload.successful = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "config_last_reload_successful",
+		Help: "Whether the last configuration reload succeeded (1) or was rejected (0).",
+	})
+	a.reload.timestamp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+		Help: "Time of the last successful configuration load.",
+	})
+	a.reload.successful.Set(1)
+	a.reload.timestamp.SetToCurrentTime()
+	a.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		a.reload.successful, a.reload.timestamp,
+		&snapshotCollector{a: a},
+	)
+}
+
+var (
+	descBuildInfo = prometheus.NewDesc(namespace+"_build_info",
+		"A metric with a constant '1' value labelled by version, revision and goversion.",
+		[]string{"version", "revision", "goversion"}, nil)
+	descDuration = prometheus.NewDesc(namespace+"_check_duration_seconds",
+		"Duration of the last run of a check.", []string{"check"}, nil)
+	descLastSuccess = prometheus.NewDesc(namespace+"_check_last_success_timestamp_seconds",
+		"Time the last successful run of a check ended.", []string{"check"}, nil)
+	descErrors = prometheus.NewDesc(namespace+"_check_errors_total",
+		"Runs of a check that failed, timed out or panicked.", []string{"check"}, nil)
+	descRuns = prometheus.NewDesc(namespace+"_check_runs_total",
+		"Runs of a check.", []string{"check"}, nil)
+	descSkipped = prometheus.NewDesc(namespace+"_check_skipped_total",
+		"Scheduled runs of a check skipped because an earlier run was still going.", []string{"check"}, nil)
+	descUp = prometheus.NewDesc(namespace+"_check_up",
+		"Whether the last run of a check succeeded (1) or not (0).", []string{"check"}, nil)
+)
+
+// snapshotCollector exposes the latest results; a scrape never runs a check.
+// Series of a check vanish when it stops reporting them (an unmounted disk).
+type snapshotCollector struct {
+	a *Agent
+
+	mu    sync.Mutex
+	descs map[string]*prometheus.Desc // metric name + label names → desc
+}
+
+// Describe sends nothing: the collector is unchecked, its series vary.
+func (c *snapshotCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *snapshotCollector) desc(name, help string, labels []string) *prometheus.Desc {
+	key := name
+	for _, l := range labels {
+		key += "\xff" + l
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.descs == nil {
+		c.descs = map[string]*prometheus.Desc{}
+	}
+	d, ok := c.descs[key]
+	if !ok {
+		d = prometheus.NewDesc(name, help, labels, nil)
+		c.descs[key] = d
+	}
+	return d
+}
+
+func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, a.build.Version, a.build.Revision, a.build.GoVersion)
+	a.mu.RLock()
+	runners := slices.Clone(a.runners)
+	a.mu.RUnlock()
+	for _, r := range runners {
+		name := r.cfg.Name
+		r.mu.RLock()
+		if r.firstDone {
+			ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, r.duration.Seconds(), name)
+			up := 0.0
+			if r.lastErr == "" {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, name)
+		}
+		if !r.lastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, float64(r.lastSuccess.UnixNano())/1e9, name)
+		}
+		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(r.runs), name)
+		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(r.errors), name)
+		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.skipped), name)
+		for _, o := range r.obs {
+			c.observation(ch, o)
+		}
+		r.mu.RUnlock()
+	}
+	for _, al := range a.eval.Alerts() {
+		labels := make([]string, 0, 2+len(al.Labels))
+		values := make([]string, 0, 2+len(al.Labels))
+		labels, values = append(labels, "check", "metric"), append(values, al.Check, al.Metric)
+		for _, k := range slices.Sorted(maps.Keys(al.Labels)) {
+			labels, values = append(labels, k), append(values, al.Labels[k])
+		}
+		d := c.desc(namespace+"_alert_state", "State of an alert key: -1 unknown, 0 ok, 1 pending, 2 warn, 3 crit. An empty metric label is the check run itself.", labels)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, al.State.MetricValue(), values...)
+	}
+}
+
+func (c *snapshotCollector) observation(ch chan<- prometheus.Metric, o checks.Observation) {
+	keys := slices.Sorted(maps.Keys(o.Labels))
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = o.Labels[k]
+	}
+	typ := prometheus.GaugeValue
+	if len(o.Metric) > 6 && o.Metric[len(o.Metric)-6:] == "_total" {
+		typ = prometheus.CounterValue
+	}
+	d := c.desc(namespace+"_"+o.Metric, checks.Help(o.Metric), keys)
+	m, err := prometheus.NewConstMetric(d, typ, o.Value, values...)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(d, err)
+		return
+	}
+	ch <- m
+}

@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+func init() {
+	checks.Register("test_many", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
+			obs := make([]checks.Observation, 0, 500)
+			for i := range 500 {
+				obs = append(obs, checks.Observation{Metric: "test_many_ratio", Labels: map[string]string{"mountpoint": fmt.Sprintf("/srv/%03d", i), "fstype": "ext4"}, Value: float64(i) / 500})
+			}
+			return obs, nil
+		}}, nil
+	}, checks.MetricInfo{Name: "test_many_ratio", Help: "A test ratio."})
+}
+
+// manyAgent has 500 observations and 500 alert keys: 1,000 series of its own.
+func manyAgent(tb testing.TB) *Agent {
+	p := tb.TempDir() + "/agent.yaml"
+	require.NoError(tb, writeFile(p, `checks:
+  - name: many
+    kind: test_many
+    rules: [{metric: test_many_ratio, warn: 0.5, crit: 0.9}]
+`))
+	a, err := New(Options{ConfigFile: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(tb, err)
+	_, err = a.RunAll(context.Background())
+	require.NoError(tb, err)
+	return a
+}
+
+func TestMetricsExposition(t *testing.T) {
+	a := manyAgent(t)
+	n, err := testutil.GatherAndCount(a.reg, "l2agent_test_many_ratio", "l2agent_alert_state")
+	require.NoError(t, err)
+	require.Equal(t, 1001, n, "500 values, 500 alert keys and the check run key")
+	problems, err := testutil.GatherAndLint(a.reg, "l2agent_test_many_ratio", "l2agent_alert_state", "l2agent_check_duration_seconds")
+	require.NoError(t, err)
+	require.Empty(t, problems)
+	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(`
+# HELP l2agent_check_runs_total Runs of a check.
+# TYPE l2agent_check_runs_total counter
+l2agent_check_runs_total{check="many"} 1
+# HELP l2agent_check_errors_total Runs of a check that failed, timed out or panicked.
+# TYPE l2agent_check_errors_total counter
+l2agent_check_errors_total{check="many"} 0
+`), "l2agent_check_runs_total", "l2agent_check_errors_total"))
+
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	body := rec.Body.String()
+	require.Contains(t, body, `l2agent_test_many_ratio{fstype="ext4",mountpoint="/srv/499"} 0.998`)
+	require.Contains(t, body, `l2agent_alert_state{check="many",fstype="ext4",metric="test_many_ratio",mountpoint="/srv/499"} 3`)
+	require.Contains(t, body, `l2agent_alert_state{check="many",fstype="ext4",metric="test_many_ratio",mountpoint="/srv/300"} 2`)
+}
+
+func TestEndpoints(t *testing.T) {
+	a := manyAgent(t)
+	h := a.Handler()
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{"GET", "/-/healthy", 200, "Healthy"},
+		{"GET", "/-/ready", 200, "Ready"},
+		{"GET", "/api/v1/status", 200, `"state": "crit"`},
+		{"GET", "/-/reload", 405, ""},
+		{"POST", "/metrics", 405, ""},
+		{"GET", "/nope", 404, ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		require.Equal(t, tc.code, rec.Code, "%s %s", tc.method, tc.path)
+		require.Contains(t, rec.Body.String(), tc.body)
+	}
+}
+
+// BenchmarkMetricsHandler: one scrape of ~1,000 series (plus the Go and
+// process collectors), served from the snapshot.
+func BenchmarkMetricsHandler(b *testing.B) {
+	a := manyAgent(b)
+	h := a.Handler()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+// ErrTimeout is the cause of a run cancelled by its check's timeout.
+var ErrTimeout = errors.New("check timed out")
+
+// runner owns one configured check: its schedule, its guard against
+// overlapping runs, and the figures of its last run.
+type runner struct {
+	cfg   configs.Check
+	check checks.Check
+	sched cron.Schedule
+
+	running atomic.Bool // a run is in flight (possibly hung past its timeout)
+
+	mu          sync.RWMutex
+	obs         []checks.Observation
+	lastRun     time.Time
+	lastSuccess time.Time
+	duration    time.Duration
+	lastErr     string
+	runs        uint64
+	errors      uint64
+	skipped     uint64
+	firstDone   bool
+}
+
+// result is what one run produced.
+type result struct {
+	obs []checks.Observation
+	err error
+}
+
+// runOnce runs the check with its timeout. It returns at the timeout even
+// when the check ignores ctx; the hung goroutine keeps r.running set, so
+// later runs are skipped until it returns. A panic becomes an error.
+func (r *runner) runOnce(parent context.Context) (res result, ran bool) {
+	if !r.running.CompareAndSwap(false, true) {
+		r.mu.Lock()
+		r.skipped++
+		r.mu.Unlock()
+		return result{}, false
+	}
+	ctx, cancel := context.WithTimeoutCause(parent, r.cfg.Timeout.D(), ErrTimeout)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		defer r.running.Store(false)
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: fmt.Errorf("check panicked: %v\n%s", p, firstLines(debug.Stack(), 12))}
+			}
+		}()
+		obs, err := r.check.Run(ctx)
+		done <- result{obs: obs, err: err}
+	}()
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		res = result{err: context.Cause(ctx)}
+		if errors.Is(res.err, ErrTimeout) {
+			res.err = fmt.Errorf("%w after %s", ErrTimeout, r.cfg.Timeout.D())
+		}
+	}
+	if res.err == nil && ctx.Err() != nil { // finished, but only after the deadline
+		res = result{err: fmt.Errorf("%w after %s", ErrTimeout, r.cfg.Timeout.D())}
+	}
+	return res, true
+}
+
+func firstLines(b []byte, n int) string {
+	lines := 0
+	for i, c := range b {
+		if c == '\n' {
+			lines++
+			if lines == n {
+				return string(b[:i])
+			}
+		}
+	}
+	return string(b)
+}
+
+func (r *runner) record(res result, start time.Time, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs++
+	r.lastRun, r.duration, r.firstDone = start, d, true
+	if res.err != nil {
+		r.errors++
+		r.lastErr = res.err.Error()
+		r.obs = nil // stale values would mislead; the alert state says unknown
+		return
+	}
+	r.lastErr = ""
+	r.lastSuccess = start.Add(d)
+	r.obs = res.obs
+}
+
+// jitterOffset is a deterministic delay in [0, max) derived from the host and
+// check names, so that a fleet does not run a check in step.
+func jitterOffset(host, check string, max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(host))
+	h.Write([]byte{0})
+	h.Write([]byte(check))
+	return time.Duration(h.Sum64() % uint64(max))
+}
+
+// jittered builds a schedule from spec with a host-derived offset. An
+// "@every D" schedule is aligned to the wall clock (multiples of D since the
+// epoch) plus the offset, so each host keeps a fixed phase across restarts;
+// other specs are shifted by the offset. The offset stays below half the
+// interval so that it never reorders runs.
+func jittered(spec, host, check string, max time.Duration) (cron.Schedule, error) {
+	s, err := configs.ParseSchedule(spec)
+	if err != nil {
+		return nil, err
+	}
+	if every, ok := s.(cron.ConstantDelaySchedule); ok {
+		return alignedEvery{period: every.Delay, offset: jitterOffset(host, check, min(max, every.Delay/2))}, nil
+	}
+	now := time.Now()
+	next := s.Next(now)
+	period := s.Next(next).Sub(next)
+	return shifted{s: s, offset: jitterOffset(host, check, min(max, period/2))}, nil
+}
+
+type alignedEvery struct {
+	period, offset time.Duration
+}
+
+func (a alignedEvery) Next(t time.Time) time.Time {
+	next := t.Truncate(a.period).Add(a.offset)
+	for !next.After(t) {
+		next = next.Add(a.period)
+	}
+	return next
+}
+
+type shifted struct {
+	s      cron.Schedule
+	offset time.Duration
+}
+
+func (s shifted) Next(t time.Time) time.Time { return s.s.Next(t.Add(-s.offset)).Add(s.offset) }

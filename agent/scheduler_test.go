@@ -1,0 +1,229 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+// Test check kinds: one that hangs until released, one that panics, one that
+// counts its runs and reports a settable value.
+var (
+	release   = make(chan struct{})
+	countRuns atomic.Int64
+	value     atomic.Int64 // in thousandths
+)
+
+type funcCheck struct {
+	name string
+	run  func(ctx context.Context) ([]checks.Observation, error)
+}
+
+func (c funcCheck) Name() string                                          { return c.name }
+func (c funcCheck) Run(ctx context.Context) ([]checks.Observation, error) { return c.run(ctx) }
+
+func init() {
+	checks.Register("test_hang", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
+			<-release // ignores its context on purpose
+			return nil, nil
+		}}, nil
+	}, checks.MetricInfo{Name: "test_hang_value", Help: "never reported"})
+	checks.Register("test_panic", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
+			panic("boom")
+		}}, nil
+	}, checks.MetricInfo{Name: "test_panic_value", Help: "never reported"})
+	checks.Register("test_count", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
+			countRuns.Add(1)
+			return []checks.Observation{{Metric: "test_value", Labels: map[string]string{"slot": "a"}, Value: float64(value.Load()) / 1000}}, nil
+		}}, nil
+	}, checks.MetricInfo{Name: "test_value", Help: "A test value."})
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func newTestAgent(t *testing.T, body string) (*Agent, *httptest.Server) {
+	t.Helper()
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	srv := httptest.NewServer(a.Handler())
+	require.NoError(t, a.Start(false))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Stop(ctx)
+		srv.Close()
+	})
+	return a, srv
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestHungAndPanickingChecksDoNotStopOthers(t *testing.T) {
+	t.Cleanup(func() { close(release) })
+	a, srv := newTestAgent(t, `
+hostname: t1
+defaults: {jitter_max: 0s}
+checks:
+  - {name: hang, kind: test_hang, schedule: "@every 1s", timeout: 300ms}
+  - {name: boom, kind: test_panic, schedule: "@every 1s"}
+  - name: count
+    kind: test_count
+    schedule: "@every 1s"
+    rules: [{metric: test_value, warn: 1}]
+`)
+	start := countRuns.Load()
+	// The counting check keeps its schedule while the other two misbehave.
+	require.Eventually(t, func() bool { return countRuns.Load()-start >= 3 }, 15*time.Second, 50*time.Millisecond)
+
+	st := a.Status()
+	byName := map[string]CheckResult{}
+	for _, c := range st.Checks {
+		byName[c.Name] = c
+	}
+	require.Equal(t, StateUnknown, byName["hang"].State)
+	require.Contains(t, byName["hang"].Error, "check timed out after 300ms")
+	require.Equal(t, StateUnknown, byName["boom"].State)
+	require.Contains(t, byName["boom"].Error, "check panicked")
+	require.Equal(t, StateOK, byName["count"].State)
+	require.GreaterOrEqual(t, byName["boom"].Errors, uint64(2), "a panic does not stop the schedule")
+	// The hung run still holds its slot: later runs are skipped, not stacked.
+	require.Eventually(t, func() bool {
+		return strings.Contains(get(t, srv.URL+"/metrics"), `l2agent_check_skipped_total{check="hang"} `) &&
+			a.checkResultByName("hang").Skipped >= 1
+	}, 10*time.Second, 50*time.Millisecond)
+
+	// A scrape answers while the hung check is still hung.
+	body := get(t, srv.URL+"/metrics")
+	require.Contains(t, body, `l2agent_alert_state{check="hang",metric=""} -1`)
+	require.Contains(t, body, `l2agent_alert_state{check="boom",metric=""} -1`)
+	require.Contains(t, body, `l2agent_alert_state{check="count",metric="test_value",slot="a"} 0`)
+	require.Contains(t, body, `l2agent_test_value{slot="a"} 0`)
+	require.Contains(t, body, `l2agent_check_up{check="hang"} 0`)
+	require.Contains(t, body, `l2agent_check_up{check="count"} 1`)
+	require.Contains(t, get(t, srv.URL+"/-/ready"), "Ready")
+}
+
+func (a *Agent) checkResultByName(name string) CheckResult {
+	for _, c := range a.Results() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return CheckResult{}
+}
+
+func TestReload(t *testing.T) {
+	body := `
+hostname: t2
+defaults: {jitter_max: 0s}
+checks:
+  - {name: count, kind: test_count, schedule: "@every 1h"}
+`
+	a, srv := newTestAgent(t, body)
+	require.Eventually(t, a.Ready, 5*time.Second, 20*time.Millisecond)
+
+	// An invalid config is rejected, the old one keeps running.
+	require.NoError(t, os.WriteFile(a.opts.ConfigFile, []byte("checks:\n  - {name: x, kind: nope}\n"), 0o600))
+	resp, err := http.Post(srv.URL+"/-/reload", "", nil)
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(msg), `unknown check kind "nope"`)
+	require.Contains(t, get(t, srv.URL+"/metrics"), "l2agent_config_last_reload_successful 0")
+	require.Equal(t, "count", a.Results()[0].Name)
+
+	// A valid one replaces the checks.
+	require.NoError(t, os.WriteFile(a.opts.ConfigFile, []byte(strings.Replace(body, "name: count", "name: count2", 1)), 0o600))
+	resp, err = http.Post(srv.URL+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, get(t, srv.URL+"/metrics"), "l2agent_config_last_reload_successful 1")
+	require.Eventually(t, func() bool { return a.checkResultByName("count2").Runs >= 1 }, 5*time.Second, 20*time.Millisecond)
+	require.Len(t, a.Results(), 1)
+	for _, al := range a.eval.Alerts() {
+		require.NotEqual(t, "count", al.Check, "alerts of a removed check are dropped")
+	}
+}
+
+func TestStopCancelsRunningChecks(t *testing.T) {
+	started := make(chan struct{}, 1)
+	checks.Register("test_block", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(ctx context.Context) ([]checks.Observation, error) {
+			started <- struct{}{}
+			<-ctx.Done() // honours its context
+			return nil, ctx.Err()
+		}}, nil
+	}, checks.MetricInfo{Name: "test_block_value", Help: "never reported"})
+	a, err := New(Options{ConfigFile: writeConfig(t, `
+checks: [{name: block, kind: test_block, timeout: 1h}]
+`), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	require.NoError(t, a.Start(false))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, a.Stop(ctx), "a check that honours ctx is cancelled by Stop")
+}
+
+func TestJitter(t *testing.T) {
+	o1 := jitterOffset("web-1", "disk", 30*time.Second)
+	require.Equal(t, o1, jitterOffset("web-1", "disk", 30*time.Second), "deterministic")
+	distinct := map[time.Duration]bool{}
+	for _, h := range []string{"web-1", "web-2", "web-3", "db-1", "db-2"} {
+		o := jitterOffset(h, "disk", 30*time.Second)
+		require.GreaterOrEqual(t, o, time.Duration(0))
+		require.Less(t, o, 30*time.Second)
+		distinct[o] = true
+	}
+	require.Greater(t, len(distinct), 3, "hosts get different phases")
+	require.Zero(t, jitterOffset("web-1", "disk", 0))
+
+	s, err := jittered("@every 30s", "web-1", "disk", time.Minute)
+	require.NoError(t, err)
+	off := jitterOffset("web-1", "disk", 15*time.Second) // capped at half the interval
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	n1 := s.Next(t0)
+	require.Equal(t, t0.Add(off), n1)
+	require.Equal(t, n1.Add(30*time.Second), s.Next(n1), "runs stay 30s apart")
+
+	c, err := jittered("0 * * * *", "web-1", "disk", 10*time.Minute)
+	require.NoError(t, err)
+	n := c.Next(t0)
+	require.Equal(t, 0, n.Hour())
+	require.Less(t, n.Sub(t0), 10*time.Minute)
+	require.Equal(t, time.Hour, c.Next(n).Sub(n))
+}
+
+func writeFile(p, body string) error { return os.WriteFile(p, []byte(body), 0o600) }

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+// Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/status.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{
+		ErrorLog:            slogPrinter{a},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 8,
+		Timeout:             10 * time.Second,
+	})))
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("l2agent is Healthy.\n"))
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.Ready() {
+			http.Error(w, "l2agent is not ready: checks have not all finished their first run.", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("l2agent is Ready.\n"))
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Reload(); err != nil {
+			var cerrs configs.Errors
+			if errors.As(err, &cerrs) {
+				http.Error(w, "config rejected, the running one is kept:\n"+err.Error(), http.StatusBadRequest)
+				return
+			}
+			http.Error(w, "reload failed, the running config is kept:\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte("config reloaded\n"))
+	})
+	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(a.Status())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<html><head><title>l2agent</title></head><body><h1>l2agent</h1><ul>
+<li><a href="metrics">/metrics</a></li><li><a href="api/v1/status">/api/v1/status</a></li>
+<li><a href="-/healthy">/-/healthy</a></li><li><a href="-/ready">/-/ready</a></li></ul></body></html>
+`))
+	})
+	return mux
+}
+
+// Status is the document served at /api/v1/status.
+type Status struct {
+	Host       string        `json:"host"`
+	Version    string        `json:"version"`
+	Started    time.Time     `json:"started"`
+	ConfigFile string        `json:"config_file"`
+	Ready      bool          `json:"ready"`
+	Checks     []CheckResult `json:"checks"`
+	Alerts     []Alert       `json:"alerts"`
+}
+
+// Status returns every check and every alert key with its state.
+func (a *Agent) Status() Status {
+	cf := a.opts.ConfigFile
+	if cf == "" {
+		cf = "(embedded default)"
+	}
+	st := Status{Host: a.host, Version: a.build.Version, Started: a.start, ConfigFile: cf, Ready: a.Ready(), Checks: a.Results(), Alerts: a.eval.Alerts()}
+	for i := range st.Checks {
+		st.Checks[i].Alerts = nil // listed once, in Alerts
+		st.Checks[i].Observations = nil
+	}
+	return st
+}
+
+type slogPrinter struct{ a *Agent }
+
+func (p slogPrinter) Println(v ...any) { p.a.log.Error("metrics handler", "err", v) }

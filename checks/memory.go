@@ -1,0 +1,138 @@
+package checks
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+func init() {
+	Register("memory", newMemoryCheck,
+		MetricInfo{"memory_available_ratio", "Share of memory available for new work without swapping (MemAvailable/MemTotal)."},
+		MetricInfo{"memory_available_bytes", "Memory available for new work without swapping (MemAvailable), in bytes."},
+		MetricInfo{"memory_total_bytes", "Usable RAM (MemTotal), in bytes."},
+		MetricInfo{"memory_swap_used_ratio", "Share of swap in use; 0 when there is no swap."},
+		MetricInfo{"memory_oom_kills_total", "Processes killed by the kernel OOM killer since boot."},
+		MetricInfo{"memory_pressure_some_ratio", "Share of the last 60s in which some tasks stalled on memory (PSI some avg60)."},
+		MetricInfo{"memory_pressure_full_ratio", "Share of the last 60s in which all non-idle tasks stalled on memory (PSI full avg60)."},
+	)
+}
+
+// memoryCheck reports memory and swap use from <procfs>/meminfo, OOM kills
+// from <procfs>/vmstat and memory pressure from <procfs>/pressure/memory.
+type memoryCheck struct {
+	name string
+	env  Env
+	top  int // processes listed by Diagnose
+}
+
+func newMemoryCheck(c configs.Check, env Env) (Check, error) {
+	top := 5
+	if c.Memory != nil && c.Memory.TopProcesses > 0 {
+		top = c.Memory.TopProcesses
+	}
+	return &memoryCheck{name: c.Name, env: env, top: top}, nil
+}
+
+// Name implements Check.
+func (c *memoryCheck) Name() string { return c.name }
+
+// Run implements Check.
+func (c *memoryCheck) Run(context.Context) ([]Observation, error) {
+	procfs := c.env.Paths.Procfs
+	mi, err := readKeyValues(filepath.Join(procfs, "meminfo"))
+	if err != nil {
+		return nil, err
+	}
+	total := mi["MemTotal"] * 1024
+	if total == 0 {
+		return nil, fmt.Errorf("read %s: no MemTotal", filepath.Join(procfs, "meminfo"))
+	}
+	avail, ok := mi["MemAvailable"]
+	if !ok {
+		// Before Linux 3.14: the estimate free(1) used to make.
+		avail = mi["MemFree"] + mi["Buffers"] + mi["Cached"]
+	}
+	avail *= 1024
+	swapUsed := 0.0
+	if st := mi["SwapTotal"]; st > 0 {
+		swapUsed = float64(st-min(mi["SwapFree"], st)) / float64(st)
+	}
+	obs := []Observation{
+		{Metric: "memory_available_ratio", Value: float64(avail) / float64(total)},
+		{Metric: "memory_available_bytes", Value: float64(avail)},
+		{Metric: "memory_total_bytes", Value: float64(total)},
+		{Metric: "memory_swap_used_ratio", Value: swapUsed},
+	}
+
+	vm, err := readKeyValues(filepath.Join(procfs, "vmstat"))
+	if err != nil {
+		logger(c.env).Warn("no OOM kill count", "err", err)
+	} else if n, ok := vm["oom_kill"]; ok { // Linux 4.13 and later
+		obs = append(obs, Observation{Metric: "memory_oom_kills_total", Value: float64(n)})
+	}
+
+	p, ok, err := readPSI(procfs, "memory")
+	if err != nil {
+		logger(c.env).Warn("no memory pressure", "err", err)
+	} else if ok {
+		obs = append(obs, Observation{Metric: "memory_pressure_some_ratio", Value: p.Some.Avg60 / 100})
+		if p.Full != nil {
+			obs = append(obs, Observation{Metric: "memory_pressure_full_ratio", Value: p.Full.Avg60 / 100})
+		}
+	}
+	return obs, nil
+}
+
+// Diagnose implements Diagnoser: the processes with the largest resident set.
+func (c *memoryCheck) Diagnose(ctx context.Context, _ Observation) (string, error) {
+	s, err := topProcsByRSS(ctx, c.env.Paths.Procfs, c.env.Paths.Rootfs, c.top)
+	if err != nil {
+		return "", err
+	}
+	return Truncate("Top processes by resident memory:\n"+s, MaxDetails), nil
+}
+
+// readKeyValues reads a file of "key value [unit]" or "key: value [unit]"
+// lines, such as meminfo and vmstat, ignoring units and lines it cannot parse.
+func readKeyValues(path string) (map[string]uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	kv, err := parseKeyValues(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return kv, nil
+}
+
+func parseKeyValues(r io.Reader) (map[string]uint64, error) {
+	kv := map[string]uint64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			kv[strings.TrimSuffix(f[0], ":")] = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(kv) == 0 {
+		return nil, errors.New("no key value lines")
+	}
+	return kv, nil
+}

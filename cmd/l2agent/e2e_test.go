@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/deploy/testenv"
+)
+
+var binary string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "l2agent-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "l2agent")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build l2agent: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// agentProc is the built binary running as a daemon.
+type agentProc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+func startAgent(t *testing.T, config string) *agentProc {
+	t.Helper()
+	port := testenv.FreePort(t)
+	args := []string{"run", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)}
+	if config != "" {
+		p := filepath.Join(t.TempDir(), "agent.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(config), 0o600))
+		args = append(args, "--config", p)
+	}
+	cmd := exec.Command(binary, args...)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs // one writer: exec copies with one goroutine; read only after exit
+	require.NoError(t, cmd.Start())
+	p := &agentProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: logs, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(p.url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 50*time.Millisecond, "agent never became ready")
+	return p
+}
+
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s: %s", url, b)
+	return b
+}
+
+// TestPrometheusScrapesAgent: a real Prometheus (Debian's package) scrapes the
+// built binary running its embedded default config.
+func TestPrometheusScrapesAgent(t *testing.T) {
+	testenv.Need(t, "prometheus")
+	a := startAgent(t, "")
+	prom := testenv.StartPrometheus(t, []string{strings.TrimPrefix(a.url, "http://")}, time.Second)
+
+	prom.WaitFor(t, `up{job="l2agent"}`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 && s[0].Value == 1 })
+	got := prom.WaitFor(t, `l2agent_disk_used_ratio{mountpoint="/"}`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 })
+	require.Greater(t, got[0].Value, 0.0)
+	require.LessOrEqual(t, got[0].Value, 1.0)
+	prom.WaitFor(t, `l2agent_alert_state{check="disk",metric="disk_used_ratio",mountpoint="/"}`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 })
+	prom.WaitFor(t, `l2agent_build_info`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 })
+}
+
+// TestPromtoolCheckMetrics: the agent's exposition passes promtool's linter.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	testenv.Need(t, "promtool")
+	a := startAgent(t, "")
+	body := httpGet(t, a.url+"/metrics")
+	for _, want := range []string{"l2agent_build_info{", "l2agent_check_duration_seconds{check=\"disk\"}", "l2agent_cpu_utilization_ratio", "l2agent_memory_available_ratio", "l2agent_config_last_reload_successful 1"} {
+		require.Contains(t, string(body), want)
+	}
+	out, err := testenv.Promtool(t, body)
+	require.NoError(t, err, "promtool check metrics:\n%s", out)
+	require.Empty(t, strings.TrimSpace(out), "promtool check metrics found problems")
+}
+
+func TestCheckJSON(t *testing.T) {
+	cmd := exec.Command(binary, "check", "--json")
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	var doc struct {
+		Host   string `json:"host"`
+		State  string `json:"state"`
+		Checks []struct {
+			Name         string `json:"name"`
+			State        string `json:"state"`
+			Observations []struct {
+				Metric string            `json:"Metric"`
+				Labels map[string]string `json:"Labels"`
+				Value  float64           `json:"Value"`
+			} `json:"observations"`
+		} `json:"checks"`
+	}
+	require.NoError(t, json.Unmarshal(out, &doc), "%s", out)
+	names := map[string]int{}
+	for _, c := range doc.Checks {
+		names[c.Name] = len(c.Observations)
+	}
+	require.Positive(t, names["disk"])
+	require.Positive(t, names["cpu"])
+	require.Positive(t, names["memory"])
+	want := map[string]int{"ok": 0, "warn": 1, "crit": 2, "unknown": 3}[doc.State]
+	require.Equal(t, want, code, "exit code follows the worst state %q", doc.State)
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(warn, crit string) string {
+		p := filepath.Join(dir, warn+crit+".yaml")
+		require.NoError(t, os.WriteFile(p, []byte(fmt.Sprintf(`checks:
+  - name: mem
+    kind: memory
+    rules:
+      - {metric: memory_total_bytes, warn: %s, crit: %s}
+`, warn, crit)), 0o600))
+		return p
+	}
+	for _, tc := range []struct {
+		warn, crit string
+		code       int
+	}{{"1e18", "2e18", 0}, {"1", "1e18", 1}, {"1", "2", 2}} {
+		cmd := exec.Command(binary, "check", "--config", cfg(tc.warn, tc.crit), "mem")
+		out, _ := cmd.CombinedOutput()
+		require.Equal(t, tc.code, cmd.ProcessState.ExitCode(), "%s", out)
+		require.Contains(t, string(out), "memory_total_bytes")
+	}
+	cmd := exec.Command(binary, "check", "nosuchcheck")
+	out, _ := cmd.CombinedOutput()
+	require.Equal(t, 3, cmd.ProcessState.ExitCode())
+	require.Contains(t, string(out), `no enabled check named "nosuchcheck"`)
+}
+
+func TestConfigValidateAndDefault(t *testing.T) {
+	out, err := exec.Command(binary, "config", "default").Output()
+	require.NoError(t, err)
+	p := filepath.Join(t.TempDir(), "default.yaml")
+	require.NoError(t, os.WriteFile(p, out, 0o600))
+	res, err := exec.Command(binary, "config", "validate", p).CombinedOutput()
+	require.NoError(t, err, "%s", res)
+	require.Contains(t, string(res), p+": ok")
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("checks:\n  - name: d\n    kind: disk\n    shedule: \"@every 1m\"\n"), 0o600))
+	cmd := exec.Command(binary, "config", "validate", bad)
+	res, _ = cmd.CombinedOutput()
+	require.Equal(t, 1, cmd.ProcessState.ExitCode())
+	require.Contains(t, string(res), bad+`:4:5: unknown key "shedule" in checks[0]`)
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"check", "--help"}, {"config", "--help"}, {"config", "validate", "--help"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		require.NoError(t, err, "%v: %s", args, out)
+		require.Contains(t, string(out), "Usage", "%v", args)
+	}
+	out, err := exec.Command(binary, "version").Output()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(out), "l2agent "), "%s", out)
+}
+
+// TestSignals: SIGHUP reloads (an invalid file is rejected and the old config
+// keeps running), SIGTERM stops the agent well within 5 s.
+func TestSignals(t *testing.T) {
+	cfg := "checks:\n  - {name: cpu, kind: cpu, schedule: \"@every 1h\"}\n"
+	a := startAgent(t, cfg)
+	cfgPath := a.cmd.Args[len(a.cmd.Args)-1]
+
+	require.NoError(t, os.WriteFile(cfgPath, []byte("checks: [{name: x, kind: nope}]\n"), 0o600))
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 0")
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, string(httpGet(t, a.url+"/api/v1/status")), `"name": "cpu"`)
+
+	require.NoError(t, os.WriteFile(cfgPath, []byte("checks:\n  - {name: mem, kind: memory}\n"), 0o600))
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 1") &&
+			strings.Contains(string(httpGet(t, a.url+"/api/v1/status")), `"name": "mem"`)
+	}, 10*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case err := <-a.done:
+		require.NoError(t, err)
+		a.done <- err // for the cleanup
+	case <-ctx.Done():
+		t.Fatal("agent did not stop within 5s of SIGTERM")
+	}
+	sc := bufio.NewScanner(strings.NewReader(a.logs.String()))
+	var sawStop bool
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `msg=stopped`) {
+			sawStop = true
+		}
+	}
+	require.True(t, sawStop, "log says it stopped")
+}

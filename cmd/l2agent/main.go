@@ -1,0 +1,337 @@
+// Command l2agent is the host agent: it checks disk, CPU and memory on a
+// schedule, exposes the results as Prometheus metrics and logs alert state
+// changes. See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/l2agent/l2agent/agent"
+	_ "github.com/l2agent/l2agent/checks" // registers the check kinds
+	"github.com/l2agent/l2agent/configs"
+)
+
+const usage = `l2agent — the proactive Level 2 host agent.
+
+Usage:
+  l2agent run [flags]                 run the daemon (embedded default config unless --config)
+  l2agent check [--json] [NAME...]    run checks once, print results; exit 0 ok, 1 warn, 2 crit, 3 unknown
+  l2agent config validate FILE...     report every error as FILE:LINE:COL: message; exit 1 if any
+  l2agent config default              print the embedded default config
+  l2agent version                     print the version
+
+Run 'l2agent COMMAND --help' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, agent.BuildVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "l2agent: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// newFlags makes a flag set that prints its help to stdout on --help.
+func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: l2agent %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return true, 0
+		}
+		return true, 2
+	}
+	return false, 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+	}
+	return nil, nil, fmt.Errorf("log format %q: want logfmt or json", format)
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT]", stdout, stderr)
+	cfgFile := fs.String("config", "", "config file (default: the embedded default, see 'l2agent config default')")
+	listen := fs.String("web.listen-address", "", "address for /metrics and the API (default: listen_address from the config, "+configs.DefaultListenAddress+")")
+	level := fs.String("log.level", "", "log level: debug, info, warn, error (default: log.level from the config)")
+	format := fs.String("log.format", "", "log format: logfmt or json (default: log.format from the config)")
+	if done, code := parse(fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "l2agent run: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg, err := configs.Load(*cfgFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent: config rejected:\n%v\n", err)
+		return 1
+	}
+	if *level == "" {
+		*level = cfg.Log.Level
+	}
+	if *format == "" {
+		*format = cfg.Log.Format
+	}
+	logger, lv, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent: %v\n", err)
+		return 2
+	}
+	if fs.Lookup("log.level").Value.String() != "" {
+		lv = nil // the flag wins over the config, also on reload
+	}
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := a.Start(true); err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	logger.Info("l2agent started", "version", agent.BuildVersion(), "host", a.Host(), "config", describeConfig(*cfgFile))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			logger.Info("SIGHUP: reloading config")
+			_ = a.Reload() // logged by Reload; the old config keeps running
+			continue
+		}
+		logger.Info("stopping", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		err := a.Stop(ctx)
+		cancel()
+		if err != nil {
+			logger.Warn("stopped with work abandoned", "err", err)
+		}
+		logger.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+func describeConfig(f string) string {
+	if f == "" {
+		return "(embedded default)"
+	}
+	return f
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", "check [--config FILE] [--json] [NAME...]", stdout, stderr)
+	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if done, code := parse(fs, args, stdout); done {
+		if code != 0 {
+			return 3
+		}
+		return 0
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
+		return 3
+	}
+	a.Evaluator().IgnoreFor = true // one shot: a breach counts now
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	results, err := a.RunAll(ctx, fs.Args()...)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
+		return 3
+	}
+	worst := agent.StateOK
+	for _, r := range results {
+		worst = agent.Worst(worst, r.State)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"host": a.Host(), "state": worst, "checks": results}); err != nil {
+			fmt.Fprintf(stderr, "l2agent check: %v\n", err)
+			return 3
+		}
+	} else {
+		printTable(stdout, results)
+	}
+	return exitCode(worst)
+}
+
+func exitCode(s agent.State) int {
+	switch s {
+	case agent.StateWarn:
+		return 1
+	case agent.StateCrit:
+		return 2
+	case agent.StateUnknown:
+		return 3
+	}
+	return 0
+}
+
+func printTable(w io.Writer, results []agent.CheckResult) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tMETRIC\tLABELS\tVALUE\tSTATE\tTHRESHOLD")
+	for _, r := range results {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tunknown\t%s\n", r.Name, r.Error)
+			continue
+		}
+		states := map[string]agent.Alert{}
+		for _, al := range r.Alerts {
+			states[al.Metric+"{"+labelText(al.Labels)+"}"] = al
+		}
+		obs := r.Observations
+		sort.SliceStable(obs, func(i, j int) bool { return obs[i].Metric < obs[j].Metric })
+		for _, o := range obs {
+			state, th := "-", ""
+			if al, ok := states[o.Metric+"{"+labelText(o.Labels)+"}"]; ok {
+				state = al.State.String()
+				if al.State.Firing() {
+					op := "≥"
+					if al.Direction == "below" {
+						op = "≤"
+					}
+					th = fmt.Sprintf("%s %s %g", al.State, op, al.Threshold)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), formatValue(o.Metric, o.Value), state, th)
+		}
+	}
+	tw.Flush()
+	for _, r := range results {
+		for _, al := range r.Alerts {
+			if al.State.Firing() && al.Details != "" {
+				fmt.Fprintf(w, "\n%s — diagnostics:\n%s\n", al.Key, al.Details)
+			}
+		}
+	}
+}
+
+func labelText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func formatValue(metric string, v float64) string {
+	switch {
+	case strings.HasSuffix(metric, "_ratio"):
+		return fmt.Sprintf("%.1f%%", v*100)
+	case strings.HasSuffix(metric, "_bytes"):
+		return humanBytes(v)
+	case strings.HasSuffix(metric, "_seconds"):
+		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+func humanBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	const sub = "Usage:\n  l2agent config validate FILE...   check config files; exit 1 on any error\n  l2agent config default            print the embedded default config\n"
+	if len(args) == 0 {
+		fmt.Fprint(stderr, sub)
+		return 2
+	}
+	switch args[0] {
+	case "default":
+		stdout.Write(configs.DefaultYAML)
+		return 0
+	case "validate":
+		fs := newFlags("config validate", "config validate FILE...", stdout, stderr)
+		if done, code := parse(fs, args[1:], stdout); done {
+			return code
+		}
+		if fs.NArg() == 0 {
+			fmt.Fprint(stderr, "l2agent config validate: name at least one FILE\n")
+			return 2
+		}
+		code := 0
+		for _, f := range fs.Args() {
+			if _, err := configs.Load(f); err != nil {
+				fmt.Fprintln(stderr, err)
+				code = 1
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: ok\n", f)
+		}
+		return code
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, sub)
+		return 0
+	}
+	fmt.Fprintf(stderr, "l2agent config: unknown subcommand %q\n%s", args[0], sub)
+	return 2
+}
