@@ -45,6 +45,7 @@ type Agent struct {
 	build  buildInfo
 	start  time.Time
 	reload reloadMetrics
+	snap   snapshotCache
 
 	mu      sync.RWMutex
 	cfg     *configs.Config
@@ -222,7 +223,14 @@ func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
 	start := time.Now()
 	res, ran := r.runOnce(ctx)
 	if !ran {
-		log.Warn("check still running from an earlier run; this run is skipped")
+		r.mu.RLock()
+		first := !r.firstDone
+		r.mu.RUnlock()
+		if first { // the run at start overlapped the first scheduled one
+			log.Debug("first run still going; this scheduled run is skipped")
+		} else {
+			log.Warn("check still running from an earlier run; this run is skipped")
+		}
 		return nil
 	}
 	d := time.Since(start)
@@ -235,6 +243,7 @@ func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
 		log.Info("check recovered", "duration", d)
 	}
 	ts := a.eval.Evaluate(r.cfg.Name, r.cfg.Rules, res.obs, res.err, time.Now())
+	a.snap.invalidate()
 	for i := range ts {
 		t := &ts[i]
 		if t.State.Firing() && !t.From.Firing() {
@@ -341,6 +350,7 @@ func (a *Agent) Reload() error {
 		a.log.Error("config reload failed; keeping the running config", "file", a.opts.ConfigFile, "err", err)
 		return err
 	}
+	a.snap.invalidate()
 	a.reload.successful.Set(1)
 	a.reload.timestamp.SetToCurrentTime()
 	a.log.Info("config reloaded", "file", a.opts.ConfigFile, "checks", len(cfg.Checks))
@@ -415,8 +425,8 @@ type CheckResult struct {
 	Runs         uint64               `json:"runs"`
 	Errors       uint64               `json:"errors"`
 	Skipped      uint64               `json:"skipped"`
-	Observations []checks.Observation `json:"observations"`
-	Alerts       []Alert              `json:"alerts"`
+	Observations []checks.Observation `json:"observations,omitempty"`
+	Alerts       []Alert              `json:"alerts,omitempty"`
 }
 
 func (a *Agent) checkResult(r *runner) CheckResult {

@@ -1,14 +1,20 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"maps"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/l2agent/l2agent/checks"
 )
@@ -61,10 +67,15 @@ func (a *Agent) registerMetrics() {
 	a.reload.timestamp.SetToCurrentTime()
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		a.reload.successful, a.reload.timestamp,
-		&snapshotCollector{a: a},
 	)
+	a.snap.reg = prometheus.NewRegistry()
+	a.snap.reg.MustRegister(&snapshotCollector{a: a})
+	if self, err := newSelfCollector(); err == nil {
+		a.reg.MustRegister(self)
+	} else {
+		a.log.Warn("no process_* metrics", "err", err)
+	}
 }
 
 var (
@@ -172,4 +183,80 @@ func (c *snapshotCollector) observation(ch chan<- prometheus.Metric, o checks.Ob
 		return
 	}
 	ch <- m
+}
+
+// snapshotCache holds the exposition text of the check results. It changes
+// only when a check run ends or the config is reloaded, so it is rendered
+// then, once, instead of on every scrape: a scrape costs only the encoding of
+// the Go runtime and process metrics, and allocates little (fewer GC pauses
+// in the scrape latency tail).
+type snapshotCache struct {
+	reg *prometheus.Registry // only the snapshotCollector
+
+	mu    sync.Mutex
+	dirty bool
+	text  []byte
+	err   error
+}
+
+// invalidate marks the cached text stale; the next scrape renders it anew.
+func (s *snapshotCache) invalidate() {
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+func (s *snapshotCache) get() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty && s.text != nil {
+		return s.text, s.err
+	}
+	mfs, err := s.reg.Gather()
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, textFormat)
+	for _, mf := range mfs {
+		if encErr := enc.Encode(mf); encErr != nil && err == nil {
+			err = encErr
+		}
+	}
+	s.text, s.err, s.dirty = buf.Bytes(), err, false
+	return s.text, s.err
+}
+
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
+
+var gzipPool = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed); return w }}
+
+// Gatherer returns every metric the agent exposes (for tests and tools).
+func (a *Agent) Gatherer() prometheus.Gatherer { return prometheus.Gatherers{a.reg, a.snap.reg} }
+
+// serveMetrics writes the Prometheus text format: the live runtime and
+// process metrics, then the cached snapshot of check results.
+func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		a.log.Error("gather metrics", "err", err)
+	}
+	snap, snapErr := a.snap.get()
+	if snapErr != nil {
+		a.log.Error("gather check metrics", "err", snapErr)
+	}
+	w.Header().Set("Content-Type", string(textFormat))
+	var out io.Writer = w
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz := gzipPool.Get().(*gzip.Writer)
+		gz.Reset(w)
+		defer func() { gz.Close(); gzipPool.Put(gz) }()
+		out = gz
+	}
+	enc := expfmt.NewEncoder(out, textFormat)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			a.log.Debug("write metrics", "err", err)
+			return
+		}
+	}
+	out.Write(snap)
 }

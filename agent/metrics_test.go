@@ -46,13 +46,13 @@ func manyAgent(tb testing.TB) *Agent {
 
 func TestMetricsExposition(t *testing.T) {
 	a := manyAgent(t)
-	n, err := testutil.GatherAndCount(a.reg, "l2agent_test_many_ratio", "l2agent_alert_state")
+	n, err := testutil.GatherAndCount(a.Gatherer(), "l2agent_test_many_ratio", "l2agent_alert_state")
 	require.NoError(t, err)
 	require.Equal(t, 1001, n, "500 values, 500 alert keys and the check run key")
-	problems, err := testutil.GatherAndLint(a.reg, "l2agent_test_many_ratio", "l2agent_alert_state", "l2agent_check_duration_seconds")
+	problems, err := testutil.GatherAndLint(a.Gatherer(), "l2agent_test_many_ratio", "l2agent_alert_state", "l2agent_check_duration_seconds")
 	require.NoError(t, err)
 	require.Empty(t, problems)
-	require.NoError(t, testutil.GatherAndCompare(a.reg, strings.NewReader(`
+	require.NoError(t, testutil.GatherAndCompare(a.Gatherer(), strings.NewReader(`
 # HELP l2agent_check_runs_total Runs of a check.
 # TYPE l2agent_check_runs_total counter
 l2agent_check_runs_total{check="many"} 1
@@ -92,8 +92,8 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
-// BenchmarkMetricsHandler: one scrape of ~1,000 series (plus the Go and
-// process collectors), served from the snapshot.
+// BenchmarkMetricsHandler: one scrape of ~1,000 series of check results
+// (plus the Go runtime and process metrics), served from the snapshot.
 func BenchmarkMetricsHandler(b *testing.B) {
 	a := manyAgent(b)
 	h := a.Handler()
@@ -104,6 +104,19 @@ func BenchmarkMetricsHandler(b *testing.B) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != 200 {
 			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// BenchmarkMetricsRender: rendering the ~1,000 series of check results
+// anew, as happens once after each check run (not per scrape).
+func BenchmarkMetricsRender(b *testing.B) {
+	a := manyAgent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.snap.invalidate()
+		if _, err := a.snap.get(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

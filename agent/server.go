@@ -14,12 +14,7 @@ import (
 // Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/status.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{
-		ErrorLog:            slogPrinter{a},
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 8,
-		Timeout:             10 * time.Second,
-	})))
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(a.reg, http.HandlerFunc(a.serveMetrics)))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("l2agent is Healthy.\n"))
 	})
@@ -82,7 +77,3 @@ func (a *Agent) Status() Status {
 	}
 	return st
 }
-
-type slogPrinter struct{ a *Agent }
-
-func (p slogPrinter) Println(v ...any) { p.a.log.Error("metrics handler", "err", v) }
