@@ -25,9 +25,10 @@ import (
 
 // Options configure an Agent.
 type Options struct {
-	ConfigFile    string       // empty: the embedded default
-	ListenAddress string       // overrides the config's listen_address when set
-	Logger        *slog.Logger // default: slog.Default()
+	ConfigFile    string        // empty: the embedded default
+	ListenAddress string        // overrides the config's listen_address when set
+	Paths         configs.Paths // each root set here overrides the config's paths
+	Logger        *slog.Logger  // default: slog.Default()
 	LogLevel      *slog.LevelVar
 	Sinks         []Sink // receive every transition, after the log
 	// DiagnoseTimeout bounds the diagnostics taken when an alert fires.
@@ -62,7 +63,7 @@ type Agent struct {
 
 // New loads the configuration and builds the checks; it starts nothing.
 func New(opts Options) (*Agent, error) {
-	cfg, err := configs.Load(opts.ConfigFile)
+	cfg, err := loadConfig(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +98,25 @@ func New(opts Options) (*Agent, error) {
 	a.runners = runners
 	a.registerMetrics()
 	return a, nil
+}
+
+// loadConfig loads the config file and applies the command-line overrides.
+func loadConfig(opts Options) (*configs.Config, error) {
+	cfg, err := configs.Load(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []struct {
+		dst *string
+		v   string
+	}{
+		{&cfg.Paths.Procfs, opts.Paths.Procfs}, {&cfg.Paths.Sysfs, opts.Paths.Sysfs}, {&cfg.Paths.Rootfs, opts.Paths.Rootfs},
+	} {
+		if p.v != "" {
+			*p.dst = p.v
+		}
+	}
+	return cfg, nil
 }
 
 // Host is the hostname used in alert keys.
@@ -320,7 +340,7 @@ func (a *Agent) Ready() bool {
 // Reload re-reads the config file. An invalid config is rejected and the
 // running one is kept; l2agent_config_last_reload_successful says which.
 func (a *Agent) Reload() error {
-	cfg, err := configs.Load(a.opts.ConfigFile)
+	cfg, err := loadConfig(a.opts)
 	if err == nil {
 		a.mu.Lock()
 		var runners []*runner

@@ -226,7 +226,29 @@ func (s *snapshotCache) get() ([]byte, error) {
 
 var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-var gzipPool = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed); return w }}
+// gzipWriters keeps a few gzip writers for scrapes. Not a sync.Pool: a pool
+// is emptied at every GC, and a new writer allocates about a megabyte of
+// window and tables, which itself brings the next GC closer.
+var gzipWriters = make(chan *gzip.Writer, 4)
+
+func getGzip(w io.Writer) *gzip.Writer {
+	select {
+	case gz := <-gzipWriters:
+		gz.Reset(w)
+		return gz
+	default:
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		return gz
+	}
+}
+
+func putGzip(gz *gzip.Writer) {
+	gz.Reset(io.Discard) // drop the reference to the response
+	select {
+	case gzipWriters <- gz:
+	default:
+	}
+}
 
 // Gatherer returns every metric the agent exposes (for tests and tools).
 func (a *Agent) Gatherer() prometheus.Gatherer { return prometheus.Gatherers{a.reg, a.snap.reg} }
@@ -246,9 +268,8 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	var out io.Writer = w
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
-		gz := gzipPool.Get().(*gzip.Writer)
-		gz.Reset(w)
-		defer func() { gz.Close(); gzipPool.Put(gz) }()
+		gz := getGzip(w)
+		defer func() { gz.Close(); putGzip(gz) }()
 		out = gz
 	}
 	enc := expfmt.NewEncoder(out, textFormat)

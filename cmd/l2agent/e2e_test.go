@@ -249,3 +249,32 @@ func TestSignals(t *testing.T) {
 	}
 	require.True(t, sawStop, "log says it stopped")
 }
+
+// TestPathFlags: --path.procfs reads another /proc, as in a container that
+// mounts the host's at /host/proc.
+func TestPathFlags(t *testing.T) {
+	procfs, err := filepath.Abs("../../checks/testdata/procfs")
+	require.NoError(t, err)
+	out, err := exec.Command(binary, "check", "--json", "--path.procfs", procfs, "memory").Output()
+	if _, ok := err.(*exec.ExitError); !ok {
+		require.NoError(t, err)
+	}
+	var doc struct {
+		Checks []struct {
+			Observations []struct {
+				Metric string
+				Value  float64
+			} `json:"observations"`
+		} `json:"checks"`
+	}
+	require.NoError(t, json.Unmarshal(out, &doc), "%s", out)
+	require.Len(t, doc.Checks, 1)
+	found := false
+	for _, o := range doc.Checks[0].Observations {
+		if o.Metric == "memory_total_bytes" {
+			require.Equal(t, 24683620.0*1024, o.Value, "MemTotal of the testdata meminfo")
+			found = true
+		}
+	}
+	require.True(t, found, "%s", out)
+}

@@ -102,11 +102,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT]", stdout, stderr)
+	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]", stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default, see 'l2agent config default')")
 	listen := fs.String("web.listen-address", "", "address for /metrics and the API (default: listen_address from the config, "+configs.DefaultListenAddress+")")
 	level := fs.String("log.level", "", "log level: debug, info, warn, error (default: log.level from the config)")
 	format := fs.String("log.format", "", "log format: logfmt or json (default: log.format from the config)")
+	paths := pathFlags(fs)
 	if done, code := parse(fs, args, stdout); done {
 		return code
 	}
@@ -133,7 +134,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if fs.Lookup("log.level").Value.String() != "" {
 		lv = nil // the flag wins over the config, also on reload
 	}
-	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv})
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv, Paths: *paths})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
@@ -165,6 +166,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// pathFlags adds --path.procfs, --path.sysfs and --path.rootfs, which
+// override the config's paths (as node_exporter's flags of the same name).
+func pathFlags(fs *flag.FlagSet) *configs.Paths {
+	p := &configs.Paths{}
+	fs.StringVar(&p.Procfs, "path.procfs", "", "procfs mountpoint (default: paths.procfs from the config, /proc)")
+	fs.StringVar(&p.Sysfs, "path.sysfs", "", "sysfs mountpoint (default: paths.sysfs from the config, /sys)")
+	fs.StringVar(&p.Rootfs, "path.rootfs", "", "root of the host's filesystems (default: paths.rootfs from the config, /)")
+	return p
+}
+
 func describeConfig(f string) string {
 	if f == "" {
 		return "(embedded default)"
@@ -173,9 +184,10 @@ func describeConfig(f string) string {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "check [--config FILE] [--json] [NAME...]", stdout, stderr)
+	fs := newFlags("check", "check [--config FILE] [--json] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [NAME...]", stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	paths := pathFlags(fs)
 	if done, code := parse(fs, args, stdout); done {
 		if code != 0 {
 			return 3
@@ -183,7 +195,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: logger})
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: logger, Paths: *paths})
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
 		return 3
