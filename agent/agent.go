@@ -281,7 +281,7 @@ func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
 func (a *Agent) diagnose(ctx context.Context, r *runner, obs []checks.Observation, al Alert) string {
 	var o checks.Observation
 	for _, x := range obs {
-		if x.Metric == al.Metric && reflect.DeepEqual(x.Labels, al.Labels) || x.Metric == al.Metric && len(x.Labels) == 0 && len(al.Labels) == 0 {
+		if AlertKey(a.host, al.Check, x.Metric, x.Labels) == al.Key {
 			o = x
 			break
 		}

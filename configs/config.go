@@ -63,9 +63,12 @@ type Check struct {
 	Schedule string   `yaml:"schedule"`
 	Timeout  Duration `yaml:"timeout"`
 
-	Disk   *DiskOptions   `yaml:"disk"`
-	CPU    *CPUOptions    `yaml:"cpu"`
-	Memory *MemoryOptions `yaml:"memory"`
+	Disk      *DiskOptions      `yaml:"disk"`
+	CPU       *CPUOptions       `yaml:"cpu"`
+	Memory    *MemoryOptions    `yaml:"memory"`
+	Patches   *PatchesOptions   `yaml:"patches"`   // configs/patches.go
+	Antivirus *AntivirusOptions `yaml:"antivirus"` // configs/antivirus.go
+	MFA       *MFAOptions       `yaml:"mfa"`       // configs/mfa.go
 
 	Rules []Rule `yaml:"rules"`
 }

@@ -196,6 +196,21 @@ func (c *Config) applyDefaults() {
 			if ch.Memory.TopProcesses == 0 {
 				ch.Memory.TopProcesses = 5
 			}
+		case "patches":
+			if ch.Patches == nil {
+				ch.Patches = &PatchesOptions{}
+			}
+			ch.Patches.applyDefaults()
+		case "antivirus":
+			if ch.Antivirus == nil {
+				ch.Antivirus = &AntivirusOptions{}
+			}
+			ch.Antivirus.applyDefaults()
+		case "mfa":
+			if ch.MFA == nil {
+				ch.MFA = &MFAOptions{}
+			}
+			ch.MFA.applyDefaults()
 		}
 	}
 }
@@ -257,7 +272,8 @@ func (c *Config) validate(d *decoder) Errors {
 		for _, blk := range []struct {
 			name string
 			set  bool
-		}{{"disk", ch.Disk != nil}, {"cpu", ch.CPU != nil}, {"memory", ch.Memory != nil}} {
+		}{{"disk", ch.Disk != nil}, {"cpu", ch.CPU != nil}, {"memory", ch.Memory != nil},
+			{"patches", ch.Patches != nil}, {"antivirus", ch.Antivirus != nil}, {"mfa", ch.MFA != nil}} {
 			if blk.set && blk.name != ch.Kind {
 				errf(base+"."+blk.name, "check %q: a %s: block does not apply to a check of kind %q", ch.Name, blk.name, ch.Kind)
 			}
@@ -282,6 +298,15 @@ func (c *Config) validate(d *decoder) Errors {
 			if o.Diagnostics.MaxDepth < 0 || o.Diagnostics.MaxEntries < 0 || o.Diagnostics.Top < 0 {
 				errf(base+".disk.diagnostics", "check %q: diagnostics bounds must not be negative", ch.Name)
 			}
+		}
+		if o := ch.Patches; o != nil && ch.Kind == "patches" {
+			o.validate(base+".patches", errf)
+		}
+		if o := ch.Antivirus; o != nil && ch.Kind == "antivirus" {
+			o.validate(base+".antivirus", errf)
+		}
+		if o := ch.MFA; o != nil && ch.Kind == "mfa" {
+			o.validate(base+".mfa", errf)
 		}
 		seen := map[string]string{}
 		for j, r := range ch.Rules {
