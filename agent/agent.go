@@ -21,6 +21,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // Options configure an Agent.
@@ -59,6 +60,7 @@ type Agent struct {
 
 	srv      *http.Server
 	listener net.Listener
+	tickets  *ticketing.Service // nil without ticket backends
 }
 
 // New loads the configuration and builds the checks; it starts nothing.
@@ -201,11 +203,15 @@ func (a *Agent) Start(listen bool) error {
 		}()
 		a.log.Info("listening", "address", ln.Addr().String())
 	}
+	a.startTicketing(a.Config(), a.reg)
 	a.mu.Lock()
 	a.startSchedule()
 	a.mu.Unlock()
 	return nil
 }
+
+// Tickets is the ticketing service, nil when no backend is configured.
+func (a *Agent) Tickets() *ticketing.Service { return a.tickets }
 
 // Addr is the address the HTTP server listens on.
 func (a *Agent) Addr() string {
@@ -346,6 +352,9 @@ func (a *Agent) Reload() error {
 		var runners []*runner
 		runners, err = a.buildRunners(cfg, a.runners)
 		if err == nil {
+			if !reflect.DeepEqual(cfg.Ticketing, a.cfg.Ticketing) || cfg.StateDir != a.cfg.StateDir {
+				a.log.Warn("ticketing or state_dir changed; it takes effect on restart")
+			}
 			if cfg.ListenAddress != a.cfg.ListenAddress && a.opts.ListenAddress == "" {
 				a.log.Warn("listen_address changed; it takes effect on restart", "old", a.cfg.ListenAddress, "new", cfg.ListenAddress)
 			}
@@ -397,6 +406,9 @@ func (a *Agent) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("stop: checks still running: %w", ctx.Err()))
+	}
+	if a.tickets != nil {
+		err = errors.Join(err, a.tickets.Stop()) // the outbox keeps what is not delivered
 	}
 	return err
 }

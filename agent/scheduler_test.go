@@ -57,8 +57,10 @@ func init() {
 
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "agent.yaml")
-	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	dir := t.TempDir()
+	p := filepath.Join(dir, "agent.yaml")
+	// Tests never touch the host's /var/lib/l2agent.
+	require.NoError(t, os.WriteFile(p, []byte("state_dir: "+dir+"\n"+body), 0o600))
 	return p
 }
 
@@ -227,3 +229,13 @@ func TestJitter(t *testing.T) {
 }
 
 func writeFile(p, body string) error { return os.WriteFile(p, []byte(body), 0o600) }
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func stopAgent(t *testing.T, a *Agent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, a.Stop(ctx))
+}

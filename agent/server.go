@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/status.
@@ -43,6 +45,33 @@ func (a *Agent) Handler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(a.Status())
 	})
+	mux.HandleFunc("GET /api/v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
+		if a.tickets == nil {
+			http.Error(w, "ticketing is not configured or disabled (see the log)", http.StatusNotFound)
+			return
+		}
+		incs, err := a.tickets.Store.Incidents()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		pending := map[string]int{}
+		for _, d := range a.tickets.Deliverers {
+			pending[d.Name] = a.tickets.Store.Pending(d.Name)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(TicketsStatus{Incidents: incs, Pending: pending})
+	})
+	mux.HandleFunc("POST /api/v1/tickets/flush", func(w http.ResponseWriter, r *http.Request) {
+		if a.tickets == nil {
+			http.Error(w, "ticketing is not configured or disabled (see the log)", http.StatusNotFound)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"pending": a.tickets.Flush(ctx)})
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(`<html><head><title>l2agent</title></head><body><h1>l2agent</h1><ul>
@@ -51,6 +80,12 @@ func (a *Agent) Handler() http.Handler {
 `))
 	})
 	return mux
+}
+
+// TicketsStatus is the document served at /api/v1/tickets.
+type TicketsStatus struct {
+	Incidents []ticketing.Incident `json:"incidents"`
+	Pending   map[string]int       `json:"pending"` // outbox, per backend
 }
 
 // Status is the document served at /api/v1/status.

@@ -74,7 +74,7 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates config data named file. Keys left out keep the
 // values of the embedded default; a `checks` list replaces the default's.
 func Parse(file string, data []byte) (*Config, error) {
-	cfg := Default()
+	cfg := embedded() // defaults are applied after the file, so that they see its values
 	d, err := parseInto(file, data, cfg)
 	var errs Errors
 	if err != nil {
@@ -109,6 +109,14 @@ func Parse(file string, data []byte) (*Config, error) {
 
 // Default returns the embedded default configuration with defaults applied.
 func Default() *Config {
+	cfg := embedded()
+	cfg.applyDefaults()
+	return cfg
+}
+
+// embedded decodes the embedded default configuration, without applying
+// the computed defaults.
+func embedded() *Config {
 	cfg := &Config{
 		ListenAddress: DefaultListenAddress,
 		StateDir:      "/var/lib/l2agent",
@@ -119,7 +127,6 @@ func Default() *Config {
 	if _, err := parseInto("agent.yaml (embedded)", DefaultYAML, cfg); err != nil {
 		panic("embedded default config is invalid: " + err.Error())
 	}
-	cfg.applyDefaults()
 	return cfg
 }
 
@@ -146,6 +153,7 @@ func (c *Config) applyDefaults() {
 	if c.Paths.Rootfs == "" {
 		c.Paths.Rootfs = "/"
 	}
+	c.Ticketing.ApplyDefaults(c.StateDir)
 	for i := range c.Checks {
 		ch := &c.Checks[i]
 		if ch.Schedule == "" {
@@ -252,6 +260,7 @@ func (c *Config) validate(d *decoder) Errors {
 		}
 	}
 
+	c.Ticketing.validate(errf)
 	names := map[string]string{}
 	for i, ch := range c.Checks {
 		base := fmt.Sprintf("checks[%d]", i)

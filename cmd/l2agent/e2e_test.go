@@ -51,12 +51,12 @@ type agentProc struct {
 func startAgent(t *testing.T, config string) *agentProc {
 	t.Helper()
 	port := testenv.FreePort(t)
-	args := []string{"run", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)}
-	if config != "" {
-		p := filepath.Join(t.TempDir(), "agent.yaml")
-		require.NoError(t, os.WriteFile(p, []byte(config), 0o600))
-		args = append(args, "--config", p)
-	}
+	// Keys left out keep the embedded default's values; the state dir is the
+	// test's, never the host's /var/lib/l2agent.
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte("state_dir: "+dir+"\n"+config), 0o600))
+	args := []string{"run", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--config", cfgPath}
 	cmd := exec.Command(binary, args...)
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs // one writer: exec copies with one goroutine; read only after exit
@@ -277,4 +277,32 @@ func TestPathFlags(t *testing.T) {
 		}
 	}
 	require.True(t, found, "%s", out)
+}
+
+// TestTicketsCLI: `tickets test` proves a backend works end to end; `list`
+// and `flush` work without a running agent, on the store in the state dir.
+func TestTicketsCLI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: 127.0.0.1:%d\n", dir, testenv.FreePort(t))), 0o600))
+	out, err := exec.Command(binary, "tickets", "test", "--config", cfg, "file").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, step := range []string{"open: ok", "find: ok", "comment: ok", "resolve: ok"} {
+		require.Contains(t, string(out), step)
+	}
+	lines, err := os.ReadFile(filepath.Join(dir, "tickets.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, 3, strings.Count(string(lines), "\n"), "open, comment, resolve")
+
+	out, err = exec.Command(binary, "tickets", "flush", "--config", cfg).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "file: 0 operation(s) remain")
+	out, err = exec.Command(binary, "tickets", "list", "--config", cfg).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "KEY")
+
+	cmd := exec.Command(binary, "tickets", "test", "--config", cfg, "nope")
+	out, _ = cmd.CombinedOutput()
+	require.Equal(t, 2, cmd.ProcessState.ExitCode())
+	require.Contains(t, string(out), `no ticketing backend named "nope"`)
 }

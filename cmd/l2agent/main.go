@@ -31,6 +31,7 @@ Usage:
   l2agent check [--json] [NAME...]    run checks once, print results; exit 0 ok, 1 warn, 2 crit, 3 unknown
   l2agent config validate FILE...     report every error as FILE:LINE:COL: message; exit 1 if any
   l2agent config default              print the embedded default config
+  l2agent tickets list|flush|test     incidents and tickets; deliver the outbox; test a backend
   l2agent version                     print the version
 
 Run 'l2agent COMMAND --help' for the flags of a command.
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "tickets":
+		return cmdTickets(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, agent.BuildVersion())
 		return 0

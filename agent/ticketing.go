@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
+	"github.com/l2agent/l2agent/ticketing/file"
+	"github.com/l2agent/l2agent/ticketing/webhook"
+)
+
+// StoreFile is the name of the ticket store in the state dir.
+const StoreFile = "l2agent.db"
+
+// NewBackend builds the ticket backend b describes.
+func NewBackend(b configs.Backend) (ticketing.Ticketer, error) {
+	switch b.Kind {
+	case "file":
+		return file.New(b.File.Path)
+	case "webhook":
+		secret, err := configs.SecretValue(b.Webhook.Secret, b.Webhook.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("ticketing backend %q: %w", b.Name, err)
+		}
+		return webhook.New(b.Webhook.URL, secret, b.Timeout.D()), nil
+	}
+	if f, ok := backendFactories[b.Kind]; ok {
+		return f(b)
+	}
+	return nil, fmt.Errorf("ticketing backend %q: kind %q is not built in", b.Name, b.Kind)
+}
+
+// backendFactories holds backends that live in their own packages.
+var backendFactories = map[string]func(configs.Backend) (ticketing.Ticketer, error){}
+
+// StateDir returns the state dir to use: the configured one, or, when that
+// is the default and cannot be created by a non-root user (a first
+// `make run`), ~/.local/state/l2agent.
+func StateDir(cfg *configs.Config) string {
+	dir := cfg.StateDir
+	if err := os.MkdirAll(dir, 0o750); err == nil || dir != configs.Default().StateDir || os.Geteuid() == 0 {
+		return dir
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return dir
+	}
+	return filepath.Join(home, ".local", "state", "l2agent")
+}
+
+// startTicketing opens the store and starts delivery. A store or backend that
+// cannot be set up disables ticketing with a logged error; checks and metrics
+// keep running.
+func (a *Agent) startTicketing(cfg *configs.Config, reg prometheus.Registerer) {
+	if len(cfg.Ticketing.Backends) == 0 {
+		return
+	}
+	svc, err := a.newTicketing(cfg, reg, false)
+	if err != nil {
+		a.log.Error("ticketing disabled", "err", err)
+		return
+	}
+	a.tickets = svc
+	a.opts.Sinks = append(a.opts.Sinks, ticketSink{svc})
+	svc.Start(cfg.Ticketing.Interval.D())
+	for _, d := range svc.Deliverers {
+		d.Wake() // resume what a previous run left in the outbox
+	}
+}
+
+func (a *Agent) newTicketing(cfg *configs.Config, reg prometheus.Registerer, readOnly bool) (*ticketing.Service, error) {
+	dir := StateDir(cfg)
+	if dir != cfg.StateDir {
+		a.log.Warn("state_dir not writable; using a per-user one", "state_dir", cfg.StateDir, "using", dir)
+		for i := range cfg.Ticketing.Backends {
+			if f := cfg.Ticketing.Backends[i].File; f != nil && f.Path == cfg.StateDir+"/tickets.jsonl" {
+				f.Path = filepath.Join(dir, "tickets.jsonl")
+			}
+		}
+	}
+	store, err := ticketing.OpenStore(filepath.Join(dir, StoreFile), readOnly, a.log)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	backends := map[string]ticketing.Ticketer{}
+	var errs []error
+	for _, b := range cfg.Ticketing.Backends {
+		t, err := NewBackend(b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		names = append(names, b.Name)
+		backends[b.Name] = t
+	}
+	if len(names) == 0 {
+		store.Close()
+		return nil, errors.Join(errs...)
+	}
+	for _, err := range errs {
+		a.log.Error("ticketing backend disabled", "err", err)
+	}
+	return ticketing.NewService(cfg.Ticketing, store, names, backends, a.build.Version, a.log.With("component", "ticketing"), reg), nil
+}
+
+// ticketSink feeds evaluator transitions to the ticket manager.
+type ticketSink struct{ svc *ticketing.Service }
+
+func (s ticketSink) Transition(_ context.Context, t Transition) {
+	s.svc.Handle(ticketing.Alert{
+		Key: t.Key, Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels,
+		From: t.From.String(), To: t.State.String(), Value: t.Value, Threshold: t.Threshold, Direction: t.Direction,
+		Since: t.BreachAt, At: t.At, Reason: t.Reason, Details: t.Details, Error: t.Error, RunbookURL: t.RunbookURL,
+	})
+}
+
+// OpenTicketing opens the store and backends of cfg without starting
+// delivery, for `l2agent tickets flush` when no agent runs.
+func (a *Agent) OpenTicketing(cfg *configs.Config) (*ticketing.Service, error) {
+	if len(cfg.Ticketing.Backends) == 0 {
+		return nil, errors.New("no ticketing backends in the config")
+	}
+	return a.newTicketing(cfg, nil, false)
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/l2agent/l2agent/agent"
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
+)
+
+const ticketsUsage = `Usage:
+  l2agent tickets list [--config FILE] [--json]   incidents and their tickets (from the running agent, or the store)
+  l2agent tickets flush [--config FILE]           deliver the outbox now; report what remains
+  l2agent tickets test [--config FILE] BACKEND    open, comment and resolve a test ticket
+`
+
+func cmdTickets(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, ticketsUsage)
+		return 2
+	}
+	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Fprint(stdout, ticketsUsage)
+		return 0
+	}
+	fs := newFlags("tickets "+sub, "tickets "+sub+" [--config FILE] [--json] [BACKEND]", stdout, stderr)
+	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
+	asJSON := fs.Bool("json", false, "print JSON (list)")
+	if done, code := parse(fs, args[1:], stdout); done {
+		return code
+	}
+	cfg, err := configs.Load(*cfgFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets: config rejected:\n%v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	switch sub {
+	case "list":
+		return ticketsList(ctx, cfg, *asJSON, stdout, stderr)
+	case "flush":
+		return ticketsFlush(ctx, cfg, stdout, stderr)
+	case "test":
+		if fs.NArg() != 1 {
+			fmt.Fprint(stderr, "l2agent tickets test: name one BACKEND from the config\n")
+			return 2
+		}
+		return ticketsTest(ctx, cfg, fs.Arg(0), stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
+	return 2
+}
+
+// fromDaemon asks the running agent; ok is false when none answers.
+func fromDaemon(ctx context.Context, cfg *configs.Config, method, path string, v any) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.ListenAddress+path, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return false, nil // not running
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return true, fmt.Errorf("agent at %s: %s: %s", cfg.ListenAddress, resp.Status, body)
+	}
+	return true, json.Unmarshal(body, v)
+}
+
+func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, stderr io.Writer) int {
+	var st agent.TicketsStatus
+	ok, err := fromDaemon(ctx, cfg, http.MethodGet, "/api/v1/tickets", &st)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets list: %v\n", err)
+		return 1
+	}
+	if !ok {
+		store, err := ticketing.OpenStore(agent.StateDir(cfg)+"/"+agent.StoreFile, true, slog.Default())
+		if err != nil {
+			fmt.Fprintf(stderr, "l2agent tickets list: %v\n", err)
+			return 1
+		}
+		defer store.Close()
+		if st.Incidents, err = store.Incidents(); err != nil {
+			fmt.Fprintf(stderr, "l2agent tickets list: %v\n", err)
+			return 1
+		}
+		st.Pending = map[string]int{}
+		for _, b := range cfg.Ticketing.Backends {
+			st.Pending[b.Name] = store.Pending(b.Name)
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tBACKEND\tTICKET\tTIER\tSTATE\tSEVERITY\tAGE")
+	now := time.Now()
+	for _, inc := range st.Incidents {
+		state := "resolved"
+		if inc.Open {
+			state = "open"
+			if inc.Flapping {
+				state = "open (flapping)"
+			}
+		}
+		backends := make([]string, 0, len(inc.Refs))
+		for b := range inc.Refs {
+			backends = append(backends, b)
+		}
+		sort.Strings(backends)
+		if len(backends) == 0 {
+			backends = []string{"-"}
+		}
+		for _, b := range backends {
+			ref := "(queued)"
+			if r, ok := inc.Refs[b]; ok {
+				ref = "#" + r.ID
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, now.Sub(inc.Opened).Round(time.Second))
+		}
+	}
+	tw.Flush()
+	for b, n := range st.Pending {
+		if n > 0 {
+			fmt.Fprintf(stdout, "outbox %s: %d operation(s) waiting\n", b, n)
+		}
+	}
+	return 0
+}
+
+func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) int {
+	var res struct {
+		Pending map[string]int `json:"pending"`
+	}
+	ok, err := fromDaemon(ctx, cfg, http.MethodPost, "/api/v1/tickets/flush", &res)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
+		return 1
+	}
+	if !ok {
+		a, err := agent.New(agent.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		if err != nil {
+			fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
+			return 1
+		}
+		svc, err := a.OpenTicketing(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
+			return 1
+		}
+		defer svc.Stop()
+		res.Pending = svc.Flush(ctx)
+	}
+	code := 0
+	names := make([]string, 0, len(res.Pending))
+	for n := range res.Pending {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(stdout, "%s: %d operation(s) remain\n", n, res.Pending[n])
+		if res.Pending[n] > 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, stderr io.Writer) int {
+	var bc *configs.Backend
+	for i := range cfg.Ticketing.Backends {
+		if cfg.Ticketing.Backends[i].Name == name {
+			bc = &cfg.Ticketing.Backends[i]
+		}
+	}
+	if bc == nil {
+		fmt.Fprintf(stderr, "l2agent tickets test: no ticketing backend named %q in the config\n", name)
+		return 2
+	}
+	b, err := agent.NewBackend(*bc)
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets test: %v\n", err)
+		return 1
+	}
+	host, _ := os.Hostname()
+	key := fmt.Sprintf("%s/l2agent-test/%d", host, time.Now().Unix())
+	ctx = ticketing.WithEvent(ctx, ticketing.Event{Key: key, Seq: 1})
+	step := func(what string, err error) bool {
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", what, err)
+			return false
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", what)
+		return true
+	}
+	ref, err := b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
+		Body: "A test ticket from `l2agent tickets test " + name + "`, to prove credentials and permissions. It is resolved right away."})
+	if !step("open", err) {
+		return 1
+	}
+	fmt.Fprintf(stdout, "ticket #%s %s\n", ref.ID, ref.URL)
+	if found, ok, err := b.Find(ctx, key); err != nil || (ok && found.ID != ref.ID) {
+		step("find", errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID)))
+		return 1
+	} else {
+		step("find", nil)
+	}
+	if !step("comment", b.Comment(ctx, ref, "l2agent tickets test: comment")) || !step("resolve", b.Resolve(ctx, ref, "l2agent tickets test: resolved")) {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,149 @@
+package ticketing
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
+	h := newHarness(t, testConfig())
+	d := h.svc.Deliverers[0]
+	var waits []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.sleep = func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }
+	h.rec.failN = 2
+	h.rec.failErr = CheckHTTP("open", http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, []byte("slow down"))
+	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", From: "ok", To: "warn", At: h.t0}))
+	left, err := d.drain(ctx, true)
+	require.NoError(t, err)
+	require.Equal(t, 0, left)
+	require.Equal(t, []time.Duration{7 * time.Second, 7 * time.Second}, waits, "Retry-After wins over a shorter backoff")
+	require.Equal(t, "open #1 L2", h.rec.take(), "delivered once, after the retries")
+}
+
+func TestFinalErrorIsNotRetried(t *testing.T) {
+	h := newHarness(t, testConfig())
+	d := h.svc.Deliverers[0]
+	d.sleep = func(context.Context, time.Duration) error { t.Fatal("a 400 must not be retried"); return nil }
+	h.rec.failN = 1
+	h.rec.failErr = CheckHTTP("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
+	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	left, err := d.drain(context.Background(), true)
+	require.NoError(t, err)
+	require.Equal(t, 0, left, "set aside, so later ops are not blocked")
+	require.Equal(t, "", h.rec.take())
+}
+
+func TestOutageKeepsOpsUntilDelivered(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.rec.failN = 1000
+	h.rec.failErr = Retryable("network", errors.New("connection refused"))
+	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	left := h.svc.Flush(context.Background())
+	require.Equal(t, 1, left["rec"], "the op waits in the outbox")
+	require.Equal(t, 1, h.svc.Store.Pending("rec"))
+	h.rec.failN = 0
+	left = h.svc.Flush(context.Background())
+	require.Equal(t, 0, left["rec"])
+	require.Equal(t, "open #1 L2", h.rec.take())
+	require.Equal(t, "", h.flush(), "delivered once")
+}
+
+// TestCrashBetweenOpenAndRecord: the backend has the ticket but the store
+// never recorded it (a crash); the replayed open finds it instead of opening.
+func TestCrashBetweenOpenAndRecord(t *testing.T) {
+	h := newHarness(t, testConfig())
+	_, err := h.rec.Open(context.Background(), Ticket{Key: h.key, Tier: L2}) // "created before the crash"
+	require.NoError(t, err)
+	h.rec.take()
+	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.Equal(t, "", h.flush(), "no second ticket")
+	inc, err := h.svc.Store.Incident(h.key)
+	require.NoError(t, err)
+	require.Equal(t, "1", inc.Refs["rec"].ID, "the found ticket is recorded")
+	require.Equal(t, "comment #1, escalate L3 #1", h.step(time.Minute, "warn", "crit", 0.95))
+}
+
+func TestOutboxSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	rec := newRecorder()
+	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	require.NoError(t, svc.Manager.Handle(Alert{Key: "k", From: "ok", To: "crit", At: time.Now()}))
+	require.NoError(t, svc.Stop())
+
+	st, err = OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	svc = NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	defer svc.Stop()
+	require.Equal(t, 2, st.Pending("rec"))
+	require.Equal(t, 0, svc.Flush(context.Background())["rec"])
+	require.Equal(t, "open #1 L2, escalate L3 #1", rec.take(), "resumed in order")
+}
+
+func TestCorruptStoreIsMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "l2agent.db")
+	junk := []byte(strings.Repeat("not a bbolt file ", 1000))
+	require.NoError(t, os.WriteFile(p, junk, 0o600))
+	st, err := OpenStore(p, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer st.Close()
+	matches, _ := filepath.Glob(p + ".corrupt-*")
+	require.Len(t, matches, 1, "the unreadable file is kept aside")
+	kept, err := os.ReadFile(matches[0])
+	require.NoError(t, err)
+	require.Equal(t, junk, kept, "never emptied")
+}
+
+func TestStoreLockedIsClear(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l2agent.db")
+	st, err := OpenStore(p, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = OpenStore(p, true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.ErrorIs(t, err, ErrStoreLocked)
+}
+
+func TestCheckHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		retry  bool
+		after  time.Duration
+	}{{200, false, 0}, {201, false, 0}, {400, false, 0}, {401, false, 0}, {404, false, 0}, {408, true, 0}, {429, true, 2 * time.Second}, {500, true, 0}, {502, true, 0}, {503, true, 2 * time.Second}} {
+		err := CheckHTTP("x", tc.status, http.Header{"Retry-After": {"2"}}, []byte("body text"))
+		if tc.status < 300 {
+			require.NoError(t, err)
+			continue
+		}
+		_, retry, after := Classify(err)
+		require.Equal(t, tc.retry, retry, "%d", tc.status)
+		require.Equal(t, tc.after, after, "%d", tc.status)
+		require.Contains(t, err.Error(), "body text")
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, 90*time.Second, ParseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
+	require.Zero(t, ParseRetryAfter("soon", now))
+}
+
+func TestRenderBounded(t *testing.T) {
+	inc := &Incident{Key: "k", Host: "web-7", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var"},
+		Severity: "crit", Tier: L3, Value: 0.934, Threshold: 0.9, Details: strings.Repeat("x ", 20000)}
+	require.Equal(t, "[l2agent] web-7: disk /var disk_used_ratio 93.4% (crit ≥ 90.0%)", Title(inc))
+	b := Body(inc, time.Now(), "v1")
+	require.LessOrEqual(t, len(b), MaxBody)
+	require.Contains(t, b, "truncated")
+}

@@ -1,0 +1,289 @@
+package ticketing
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+// Alert is one state change of an alert key, as the evaluator emits it.
+type Alert struct {
+	Key        string
+	Host       string
+	Check      string
+	Metric     string
+	Labels     map[string]string
+	From, To   string // ok, pending, warn, crit, unknown
+	Value      float64
+	Threshold  float64
+	Direction  string
+	Since      time.Time // when the breach began
+	At         time.Time // when the change happened
+	Reason     string
+	Details    string
+	Error      string
+	RunbookURL string
+}
+
+func firing(s string) bool { return s == "warn" || s == "crit" }
+
+// maxHistory bounds the state history kept per incident.
+const maxHistory = 20
+
+// Manager drives the incident life cycle of DESIGN.md. Each decision is
+// saved with its ticket operations in one store transaction (the outbox);
+// delivery happens elsewhere.
+type Manager struct {
+	cfg      configs.Ticketing
+	store    *Store
+	backends []string
+	version  string
+	log      *slog.Logger
+	wake     func() // tells the deliverers there is work
+
+	mu sync.Mutex // one decision at a time
+}
+
+// NewManager returns a manager queueing for the named backends.
+func NewManager(cfg configs.Ticketing, store *Store, backends []string, version string, log *slog.Logger, wake func()) *Manager {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Manager{cfg: cfg, store: store, backends: backends, version: version, log: log, wake: wake}
+}
+
+func (m *Manager) maxTier() Tier {
+	if m.cfg.VendorTier {
+		return L4
+	}
+	return L3
+}
+
+// decision collects the ops of one change of an incident.
+type decision struct {
+	m   *Manager
+	inc *Incident
+	now time.Time
+	ops []Op
+}
+
+func (d *decision) add(kind OpKind, text string, tier Tier) {
+	d.inc.Events++
+	t := d.m.ticket(d.inc, d.now)
+	d.ops = append(d.ops, Op{Key: d.inc.Key, Kind: kind, Event: d.inc.Events, Ticket: t, Text: text, Tier: tier, Created: d.now})
+}
+
+func (d *decision) escalate(to Tier, why string) {
+	if to <= d.inc.Tier || to > d.m.maxTier() {
+		return
+	}
+	d.inc.Tier, d.inc.TierSince = to, d.now
+	d.add(OpEscalate, fmt.Sprintf("Escalated to %s: %s", to, why), to)
+}
+
+func (m *Manager) ticket(inc *Incident, now time.Time) Ticket {
+	return Ticket{
+		Key: inc.Key, Title: Title(inc), Body: Body(inc, now, m.version),
+		Host: inc.Host, Check: inc.Check, Metric: inc.Metric, Labels: maps.Clone(inc.Labels),
+		Severity: inc.Severity, Tier: inc.Tier, RunbookURL: inc.RunbookURL, Flapping: inc.Flapping,
+	}
+}
+
+func (m *Manager) commit(d *decision) error {
+	if err := m.store.Save(d.inc, m.backends, d.ops); err != nil {
+		return fmt.Errorf("save incident %s: %w", d.inc.Key, err)
+	}
+	for _, op := range d.ops {
+		m.log.Info("ticket operation queued", "key", d.inc.Key, "op", op.Kind, "tier", d.inc.Tier.String())
+	}
+	if len(d.ops) > 0 {
+		m.wake()
+	}
+	return nil
+}
+
+// Handle applies one alert transition.
+func (m *Manager) Handle(a Alert) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inc, err := m.store.Incident(a.Key)
+	if err != nil {
+		return err
+	}
+	if inc == nil {
+		if !firing(a.To) {
+			return nil // nothing open and nothing to open
+		}
+		inc = &Incident{Key: a.Key, Host: a.Host, Check: a.Check, Metric: a.Metric, Labels: maps.Clone(a.Labels)}
+	}
+	d := &decision{m: m, inc: inc, now: a.At}
+	inc.History = append(inc.History, HistoryEntry{At: a.At, From: a.From, To: a.To, Value: a.Value, Reason: a.Reason})
+	if len(inc.History) > maxHistory {
+		inc.History = inc.History[len(inc.History)-maxHistory:]
+	}
+	if a.To != "unknown" && a.To != "pending" {
+		inc.Value = a.Value
+	}
+	if a.Details != "" {
+		inc.Details = a.Details
+	}
+	if a.RunbookURL != "" {
+		inc.RunbookURL = a.RunbookURL
+	}
+
+	// Flapping: count firing↔ok changes in the window.
+	if firing(a.To) && !firing(a.From) && a.From != "unknown" || a.To == "ok" && firing(a.From) {
+		inc.Changes = append(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D()), a.At)
+	}
+	flapNow := len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count
+
+	switch {
+	case firing(a.To):
+		inc.Threshold, inc.Direction = a.Threshold, a.Direction
+		if !a.Since.IsZero() {
+			inc.Since = a.Since
+		}
+		prevSev := inc.Severity
+		inc.Severity = a.To
+		inc.Unknown = false
+		switch {
+		case !inc.Open && inc.Opened.IsZero(), !inc.Open && a.At.Sub(inc.Resolved) > m.cfg.ReopenWindow.D():
+			// A new problem, or one back after the reopen window: a new ticket,
+			// linking the previous one if there was one.
+			if len(inc.Refs) > 0 {
+				inc.PrevRefs, inc.Refs = inc.Refs, nil
+			}
+			inc.Open, inc.Opened, inc.Tier, inc.TierSince = true, a.At, L2, a.At
+			inc.OKSince, inc.Resolved, inc.Reopens, inc.Flapping = time.Time{}, time.Time{}, nil, false
+			inc.Changes = []time.Time{a.At}
+			d.add(OpOpen, "", L2)
+		case !inc.Open:
+			// Back within the reopen window: the same ticket.
+			inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
+			inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
+			d.add(OpReopen, fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.To, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second)), inc.Tier)
+			if n := len(inc.Reopens); n >= m.cfg.Recurrence.Count {
+				d.escalate(inc.Tier+1, fmt.Sprintf("it recurred %d times within %s", n, m.cfg.Recurrence.Window.D()))
+			}
+		default:
+			wasOK := !inc.OKSince.IsZero()
+			inc.OKSince = time.Time{}
+			switch {
+			case flapNow && !inc.Flapping:
+				inc.Flapping = true
+				d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open and will not be resolved or reopened until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
+			case prevSev != a.To:
+				d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.To, a.Reason), 0)
+			case wasOK && !inc.Flapping:
+				d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
+			}
+		}
+		if a.To == "crit" && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
+			d.escalate(L3, "the alert is crit")
+		}
+	case a.To == "ok":
+		if inc.Open && inc.OKSince.IsZero() {
+			inc.OKSince = a.At
+			if flapNow && !inc.Flapping {
+				inc.Flapping = true
+				d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
+			}
+		}
+	case a.To == "unknown":
+		if inc.Open && !inc.Unknown {
+			inc.Unknown = true
+			d.add(OpComment, "The check is failing, so the current value is unknown: "+a.Error, 0)
+		}
+	}
+	return m.commit(d)
+}
+
+// Tick applies the rules that depend on time alone: resolving incidents ok
+// for resolve_after, and escalating tickets open past their SLA.
+func (m *Manager) Tick(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	incs, err := m.store.Incidents()
+	if err != nil {
+		return err
+	}
+	for i := range incs {
+		inc := &incs[i]
+		d := &decision{m: m, inc: inc, now: now}
+		changed := false
+		switch {
+		case inc.Open && !inc.OKSince.IsZero() && now.Sub(inc.OKSince) >= m.cfg.ResolveAfter.D():
+			if inc.Flapping {
+				if len(prune(inc.Changes, now, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count {
+					continue // still flapping: no churn
+				}
+				inc.Flapping = false
+			}
+			inc.Open, inc.Resolved, inc.Unknown = false, now, false
+			d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), FormatValue(inc.Metric, inc.Value)), 0)
+			changed = true
+		case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
+			sla := m.cfg.SLA.Warn.D()
+			if inc.Severity == "crit" {
+				sla = m.cfg.SLA.Crit.D()
+			}
+			if now.Sub(inc.TierSince) >= sla {
+				d.escalate(inc.Tier+1, fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla))
+				changed = true
+			}
+		case !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()):
+			if err := m.store.Delete(inc.Key); err != nil {
+				return err
+			}
+			continue
+		}
+		if changed {
+			if err := m.commit(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RecordRemediation adds a remediation attempt to the incident of key
+// (before or after its ticket is open); failures escalate after
+// remediation_failures. The remediation issue calls it.
+func (m *Manager) RecordRemediation(key string, at Attempt) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inc, err := m.store.Incident(key)
+	if err != nil || inc == nil {
+		return err
+	}
+	d := &decision{m: m, inc: inc, now: at.At}
+	inc.Attempts = append(inc.Attempts, at)
+	if len(inc.Attempts) > 10 {
+		inc.Attempts = inc.Attempts[len(inc.Attempts)-10:]
+	}
+	if !at.Success {
+		inc.Failures++
+		if inc.Open {
+			d.add(OpComment, fmt.Sprintf("Remediation %s failed: %s", at.Action, at.Result), 0)
+			if inc.Failures >= m.cfg.RemediationFailures {
+				d.escalate(inc.Tier+1, fmt.Sprintf("remediation failed %d times", inc.Failures))
+			}
+		}
+	}
+	return m.commit(d)
+}
+
+// prune keeps the times within window before now.
+func prune(ts []time.Time, now time.Time, window time.Duration) []time.Time {
+	out := ts[:0:0]
+	for _, t := range ts {
+		if now.Sub(t) < window {
+			out = append(out, t)
+		}
+	}
+	return out
+}

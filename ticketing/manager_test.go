@@ -1,0 +1,260 @@
+package ticketing
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+// recorder is a Ticketer that records every call, keyed like a real system.
+type recorder struct {
+	mu      sync.Mutex
+	calls   []string
+	tickets map[string]string // id → key
+	status  map[string]string
+	tier    map[string]Tier
+	failN   int   // fail this many next calls
+	failErr error // with this error
+}
+
+func newRecorder() *recorder {
+	return &recorder{tickets: map[string]string{}, status: map[string]string{}, tier: map[string]Tier{}}
+}
+
+func (r *recorder) fail() error {
+	if r.failN > 0 {
+		r.failN--
+		return r.failErr
+	}
+	return nil
+}
+
+func (r *recorder) Find(_ context.Context, key string) (Ref, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	best := 0
+	for id, k := range r.tickets {
+		var n int
+		fmt.Sscan(id, &n)
+		if k == key && n > best {
+			best = n
+		}
+	}
+	if best == 0 {
+		return Ref{}, false, nil
+	}
+	return Ref{ID: fmt.Sprint(best)}, true, nil
+}
+
+func (r *recorder) Open(_ context.Context, t Ticket) (Ref, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.fail(); err != nil {
+		return Ref{}, err
+	}
+	id := fmt.Sprint(len(r.tickets) + 1)
+	r.tickets[id], r.status[id], r.tier[id] = t.Key, "open", t.Tier
+	r.calls = append(r.calls, "open #"+id+" "+t.Tier.String())
+	return Ref{ID: id}, nil
+}
+
+func (r *recorder) do(call string, ref Ref, f func()) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.fail(); err != nil {
+		return err
+	}
+	r.calls = append(r.calls, call+" #"+ref.ID)
+	if f != nil {
+		f()
+	}
+	return nil
+}
+
+func (r *recorder) Comment(_ context.Context, ref Ref, text string) error {
+	return r.do("comment", ref, nil)
+}
+func (r *recorder) Escalate(_ context.Context, ref Ref, tier Tier, _ Ticket) error {
+	return r.do("escalate "+tier.String(), ref, func() { r.tier[ref.ID] = tier })
+}
+func (r *recorder) Resolve(_ context.Context, ref Ref, _ string) error {
+	return r.do("resolve", ref, func() { r.status[ref.ID] = "resolved" })
+}
+func (r *recorder) Reopen(_ context.Context, ref Ref, _ string) error {
+	return r.do("reopen", ref, func() { r.status[ref.ID] = "open" })
+}
+
+func (r *recorder) take() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := strings.Join(r.calls, ", ")
+	r.calls = nil
+	return s
+}
+
+func testConfig() configs.Ticketing {
+	var c configs.Ticketing
+	c.Flapping = configs.Recurrence{Count: 4, Window: configs.Duration(time.Hour)}
+	c.Recurrence = configs.Recurrence{Count: 2, Window: configs.Duration(24 * time.Hour)}
+	c.ApplyDefaults("")
+	return c
+}
+
+type harness struct {
+	t   *testing.T
+	svc *Service
+	rec *recorder
+	t0  time.Time
+	key string
+}
+
+func newHarness(t *testing.T, cfg configs.Ticketing) *harness {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "l2agent.db"), false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	rec := newRecorder()
+	svc := NewService(cfg, st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	t.Cleanup(func() { svc.Stop() })
+	return &harness{t: t, svc: svc, rec: rec, t0: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC), key: `web-7/disk/disk_used_ratio{mountpoint="/var"}`}
+}
+
+// step feeds a transition at t0+at, delivers, and returns the calls made.
+func (h *harness) step(at time.Duration, from, to string, v float64) string {
+	h.t.Helper()
+	a := Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var"},
+		From: from, To: to, Value: v, Threshold: map[string]float64{"warn": 0.8, "crit": 0.9}[to], Since: h.t0, At: h.t0.Add(at), Reason: "test"}
+	require.NoError(h.t, h.svc.Manager.Handle(a))
+	return h.flush()
+}
+
+func (h *harness) tick(at time.Duration) string {
+	h.t.Helper()
+	require.NoError(h.t, h.svc.Manager.Tick(h.t0.Add(at)))
+	return h.flush()
+}
+
+func (h *harness) flush() string {
+	h.t.Helper()
+	left := h.svc.Flush(context.Background())
+	require.Equal(h.t, 0, left["rec"])
+	return h.rec.take()
+}
+
+func TestLifeCycle(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "", h.step(0, "ok", "pending", 0.85), "pending files nothing")
+	require.Equal(t, "open #1 L2", h.step(time.Minute, "pending", "warn", 0.85))
+	require.Equal(t, "", h.step(2*time.Minute, "warn", "warn", 0.86), "no change, no noise")
+	require.Equal(t, "comment #1, escalate L3 #1", h.step(3*time.Minute, "warn", "crit", 0.95), "crit: comment and escalate")
+	require.Equal(t, "comment #1", h.step(4*time.Minute, "crit", "warn", 0.85), "back to warn: comment, no de-escalation")
+	require.Equal(t, "", h.step(5*time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "", h.tick(10*time.Minute), "not yet ok for resolve_after (15m)")
+	require.Equal(t, "resolve #1", h.tick(21*time.Minute))
+	require.Equal(t, "", h.tick(22*time.Minute), "resolved once")
+	// Recurs within reopen_window: the same ticket.
+	require.Equal(t, "reopen #1", h.step(time.Hour, "ok", "warn", 0.85))
+	require.Equal(t, "", h.step(time.Hour+time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "resolve #1", h.tick(time.Hour+20*time.Minute))
+	// Recurs again: recurrence count (2) reached → escalate (already L3 → L4 not enabled: nothing).
+	require.Equal(t, "reopen #1", h.step(2*time.Hour, "ok", "warn", 0.85))
+	require.Equal(t, "", h.step(2*time.Hour+time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "resolve #1", h.tick(2*time.Hour+20*time.Minute))
+	// After the reopen window: a new ticket that links the previous one.
+	require.Equal(t, "open #2 L2", h.step(30*time.Hour, "ok", "warn", 0.85))
+	inc, err := h.svc.Store.Incident(h.key)
+	require.NoError(t, err)
+	require.Equal(t, "1", inc.PrevRefs["rec"].ID)
+	require.Equal(t, "2", inc.Refs["rec"].ID)
+	require.Contains(t, Body(inc, h.t0.Add(30*time.Hour), "test"), "Previous ticket:  #1 (rec)")
+}
+
+func TestRecurrenceEscalates(t *testing.T) {
+	cfg := testConfig()
+	cfg.EscalateOnCrit = new(bool)
+	h := newHarness(t, cfg)
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	for i := 1; i <= 2; i++ {
+		at := time.Duration(i) * time.Hour
+		require.Equal(t, "", h.step(at, "warn", "ok", 0.5))
+		require.Equal(t, "resolve #1", h.tick(at+16*time.Minute))
+		want := "reopen #1"
+		if i == 2 {
+			want += ", escalate L3 #1"
+		}
+		require.Equal(t, want, h.step(at+30*time.Minute, "ok", "warn", 0.85), "recurrence %d", i)
+	}
+}
+
+func TestCritOpensThenEscalates(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "open #1 L2, escalate L3 #1", h.step(0, "pending", "crit", 0.95))
+}
+
+func TestSLAEscalation(t *testing.T) {
+	cfg := testConfig()
+	cfg.VendorTier = true
+	h := newHarness(t, cfg)
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.Equal(t, "", h.tick(7*time.Hour))
+	require.Equal(t, "escalate L3 #1", h.tick(8*time.Hour), "warn SLA 8h")
+	require.Equal(t, "", h.tick(15*time.Hour))
+	require.Equal(t, "escalate L4 #1", h.tick(16*time.Hour), "8h more at L3: vendor tier")
+	require.Equal(t, "", h.tick(30*time.Hour), "no tier past L4")
+}
+
+func TestFlapping(t *testing.T) {
+	h := newHarness(t, testConfig()) // 4 changes within 1h
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.Equal(t, "", h.step(time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "comment #1", h.step(2*time.Minute, "ok", "warn", 0.85), "fired again before resolved")
+	require.Equal(t, "comment #1", h.step(3*time.Minute, "warn", "ok", 0.5), "4th change: marked flapping")
+	inc, _ := h.svc.Store.Incident(h.key)
+	require.True(t, inc.Flapping)
+	require.Contains(t, Title(inc), "[flapping]")
+	require.Equal(t, "", h.step(4*time.Minute, "ok", "warn", 0.85), "no churn while flapping")
+	require.Equal(t, "", h.step(5*time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "", h.tick(30*time.Minute), "ok 25m but still flapping within the window: no resolve")
+	require.Equal(t, "resolve #1", h.tick(70*time.Minute), "settled: resolved once")
+	inc, _ = h.svc.Store.Incident(h.key)
+	require.False(t, inc.Flapping)
+}
+
+func TestUnknownCommentsOnce(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.Equal(t, "comment #1", h.step(time.Minute, "warn", "unknown", 0))
+	require.Equal(t, "", h.step(2*time.Minute, "unknown", "unknown", 0))
+	require.Equal(t, "", h.step(3*time.Minute, "unknown", "warn", 0.85), "resumes silently")
+}
+
+func TestNothingForOKOrPendingOnly(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "", h.step(0, "ok", "pending", 0.85))
+	require.Equal(t, "", h.step(time.Minute, "pending", "ok", 0.5))
+	require.Equal(t, "", h.tick(time.Hour))
+	incs, err := h.svc.Store.Incidents()
+	require.NoError(t, err)
+	require.Empty(t, incs)
+}
+
+func TestRemediationFailuresEscalate(t *testing.T) {
+	cfg := testConfig()
+	cfg.RemediationFailures = 2
+	h := newHarness(t, cfg)
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, Attempt{At: h.t0.Add(time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
+	require.Equal(t, "comment #1", h.flush())
+	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, Attempt{At: h.t0.Add(2 * time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
+	require.Equal(t, "comment #1, escalate L3 #1", h.flush())
+	inc, _ := h.svc.Store.Incident(h.key)
+	require.Contains(t, Body(inc, h.t0, "test"), "disk_cleanup: freed 0 B")
+}

@@ -1,0 +1,179 @@
+package ticketing
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MaxBody bounds a rendered ticket body.
+const MaxBody = 16 * 1024
+
+// Title renders a ticket title such as
+// "[l2agent] web-7: disk /var disk_used_ratio 93.0% (crit ≥ 90.0%)".
+func Title(inc *Incident) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[l2agent] %s: %s", inc.Host, inc.Check)
+	if s := labelSummary(inc.Labels); s != "" {
+		b.WriteString(" " + s)
+	}
+	if inc.Metric == "" {
+		b.WriteString(": check failing")
+		return b.String()
+	}
+	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, FormatValue(inc.Metric, inc.Value), inc.Severity, op(inc.Direction), FormatValue(inc.Metric, inc.Threshold))
+	if inc.Flapping {
+		b.WriteString(" [flapping]")
+	}
+	return b.String()
+}
+
+// labelSummary picks the label that names the thing (a mountpoint, a
+// control, an engine) or else lists the label values.
+func labelSummary(l map[string]string) string {
+	for _, k := range []string{"mountpoint", "control", "engine", "kind", "group", "window"} {
+		if v, ok := l[k]; ok {
+			return v
+		}
+	}
+	var vs []string
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		vs = append(vs, l[k])
+	}
+	return strings.Join(vs, " ")
+}
+
+func op(direction string) string {
+	if direction == "below" {
+		return "≤"
+	}
+	return "≥"
+}
+
+// FormatValue writes a value in the unit its metric name says.
+func FormatValue(metric string, v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Sprint(v)
+	case strings.HasSuffix(metric, "_ratio"):
+		return fmt.Sprintf("%.1f%%", v*100)
+	case strings.HasSuffix(metric, "_bytes"):
+		return humanBytes(v)
+	case strings.HasSuffix(metric, "_seconds"):
+		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+func humanBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for math.Abs(v) >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// Body renders the ticket text, the same for every backend: what breached,
+// since when, what was tried, the diagnostics, and where to read more.
+func Body(inc *Incident, now time.Time, version string) string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-17s %s\n", k+":", v) }
+	line("Host", inc.Host)
+	line("Check", inc.Check)
+	if inc.Metric != "" {
+		line("Metric", "l2agent_"+inc.Metric)
+	}
+	if len(inc.Labels) > 0 {
+		var ls []string
+		for _, k := range slices.Sorted(maps.Keys(inc.Labels)) {
+			ls = append(ls, k+"="+inc.Labels[k])
+		}
+		line("Labels", strings.Join(ls, " "))
+	}
+	if inc.Metric != "" {
+		line("Value", FormatValue(inc.Metric, inc.Value))
+		line("Threshold", fmt.Sprintf("%s %s %s", inc.Severity, op(inc.Direction), FormatValue(inc.Metric, inc.Threshold)))
+	}
+	line("Severity / tier", fmt.Sprintf("%s / %s", inc.Severity, inc.Tier))
+	if !inc.Since.IsZero() {
+		line("Breached since", fmt.Sprintf("%s (%s ago)", inc.Since.UTC().Format(time.RFC3339), now.Sub(inc.Since).Round(time.Second)))
+	}
+	line("Alert key", inc.Key)
+	if inc.RunbookURL != "" {
+		line("Runbook", inc.RunbookURL)
+	}
+	for _, name := range slices.Sorted(maps.Keys(inc.PrevRefs)) {
+		r := inc.PrevRefs[name]
+		v := "#" + r.ID
+		if r.URL != "" {
+			v += " " + r.URL
+		}
+		line("Previous ticket", fmt.Sprintf("%s (%s): this problem happened before", v, name))
+	}
+	if inc.Flapping {
+		b.WriteString("\nThis alert is FLAPPING: it changed state often; the ticket stays open until it settles.\n")
+	}
+
+	b.WriteString("\nState history (UTC):\n")
+	if len(inc.History) == 0 {
+		b.WriteString("  (none)\n")
+	}
+	for _, h := range inc.History {
+		fmt.Fprintf(&b, "  %s  %-7s → %-7s %s", h.At.UTC().Format("2006-01-02 15:04:05"), h.From, h.To, FormatValue(inc.Metric, h.Value))
+		if h.Reason != "" {
+			b.WriteString("  " + h.Reason)
+		}
+		b.WriteByte('\n')
+	}
+
+	b.WriteString("\nWhat was tried:\n")
+	if len(inc.Attempts) == 0 {
+		b.WriteString("  nothing: no remediation is configured for this alert\n")
+	}
+	for _, a := range inc.Attempts {
+		fmt.Fprintf(&b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), a.Action, a.Result)
+		if a.Plan != "" {
+			b.WriteString(indent(a.Plan, "    plan: "))
+		}
+		if a.Output != "" {
+			b.WriteString(indent(a.Output, "    output: "))
+		}
+	}
+
+	b.WriteString("\nDiagnostics:\n")
+	if strings.TrimSpace(inc.Details) == "" {
+		b.WriteString("  (none)\n")
+	} else {
+		b.WriteString(indent(inc.Details, "  "))
+	}
+	fmt.Fprintf(&b, "\n-- \nFiled by l2agent %s on %s.\n", version, inc.Host)
+	s := b.String()
+	if len(s) > MaxBody {
+		cut := MaxBody - 64
+		for cut > 0 && s[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		s = s[:cut] + "\n… (truncated to " + fmt.Sprint(MaxBody) + " bytes)\n"
+	}
+	return s
+}
+
+func indent(s, prefix string) string {
+	var b strings.Builder
+	pad := strings.Repeat(" ", len([]rune(prefix)))
+	for i, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if i == 0 {
+			b.WriteString(prefix)
+		} else {
+			b.WriteString(pad)
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

@@ -1,0 +1,148 @@
+package ticketing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+type eventKey struct{}
+
+// Event identifies one ticket operation: the alert key and the incident's
+// event number. Backends without a lookup (webhooks) send it as an
+// idempotency key so that a retried operation is recognised.
+type Event struct {
+	Key string
+	Seq uint64
+}
+
+// IdempotencyKey is "KEY#SEQ".
+func (e Event) IdempotencyKey() string { return fmt.Sprintf("%s#%d", e.Key, e.Seq) }
+
+// WithEvent returns ctx carrying the event being delivered.
+func WithEvent(ctx context.Context, e Event) context.Context {
+	return context.WithValue(ctx, eventKey{}, e)
+}
+
+// EventFrom returns the event being delivered, if any.
+func EventFrom(ctx context.Context) (Event, bool) {
+	e, ok := ctx.Value(eventKey{}).(Event)
+	return e, ok
+}
+
+// Service is the ticketing part of the daemon: manager, store and one
+// deliverer per backend.
+type Service struct {
+	Manager    *Manager
+	Store      *Store
+	Deliverers []*Deliverer
+	log        *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewService builds the service over an open store; names orders backends.
+func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, reg prometheus.Registerer) *Service {
+	s := &Service{Store: store, log: log}
+	metrics := NewMetrics(reg)
+	for _, n := range names {
+		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
+	}
+	s.Manager = NewManager(cfg, store, names, version, log, func() {
+		for _, d := range s.Deliverers {
+			d.Wake()
+		}
+	})
+	if reg != nil {
+		reg.MustRegister(openCollector{s})
+	}
+	return s
+}
+
+// Start runs the deliverers (resuming the outbox left by a previous run)
+// and the clock of time-based rules.
+func (s *Service) Start(tick time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, d := range s.Deliverers {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); d.Run(ctx) }()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if err := s.Manager.Tick(now); err != nil {
+					s.log.Error("ticket rules", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Handle feeds one alert transition to the manager.
+func (s *Service) Handle(a Alert) {
+	if err := s.Manager.Handle(a); err != nil {
+		s.log.Error("ticketing", "key", a.Key, "err", err)
+	}
+}
+
+// Flush delivers every outbox now and returns what remains per backend.
+func (s *Service) Flush(ctx context.Context) map[string]int {
+	out := map[string]int{}
+	for _, d := range s.Deliverers {
+		n, err := d.Flush(ctx)
+		if err != nil {
+			s.log.Warn("flush", "backend", d.Name, "err", err)
+		}
+		out[d.Name] = n
+	}
+	return out
+}
+
+// Stop stops delivery and closes the store. Queued ops stay in the outbox.
+func (s *Service) Stop() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return s.Store.Close()
+}
+
+var descOpen = prometheus.NewDesc("l2agent_tickets_open", "Open tickets, by backend and tier.", []string{"backend", "tier"}, nil)
+
+type openCollector struct{ s *Service }
+
+func (c openCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descOpen }
+
+func (c openCollector) Collect(ch chan<- prometheus.Metric) {
+	incs, err := c.s.Store.Incidents()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descOpen, err)
+		return
+	}
+	for _, d := range c.s.Deliverers {
+		counts := map[Tier]int{L2: 0, L3: 0}
+		for _, inc := range incs {
+			if inc.Open {
+				counts[inc.Tier]++
+			}
+		}
+		for tier, n := range counts {
+			ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), d.Name, tier.String())
+		}
+	}
+}

@@ -1,0 +1,139 @@
+// Package webhook is a ticket backend that POSTs every ticket operation as
+// JSON, signed with HMAC-SHA256, for chat and home-grown systems.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/l2agent/l2agent/ticketing"
+)
+
+// Headers the receiver checks.
+const (
+	SignatureHeader   = "X-L2agent-Signature" // "sha256=" + hex(HMAC-SHA256(secret, body))
+	IdempotencyHeader = "Idempotency-Key"     // alert key + "#" + event number
+)
+
+// Payload is the JSON body of every request.
+type Payload struct {
+	Event          string            `json:"event"` // open, comment, escalate, resolve, reopen
+	IdempotencyKey string            `json:"idempotency_key"`
+	Key            string            `json:"key"`
+	Ticket         string            `json:"ticket,omitempty"` // the receiver's id, once known
+	Tier           string            `json:"tier,omitempty"`
+	Title          string            `json:"title,omitempty"`
+	Body           string            `json:"body,omitempty"`
+	Text           string            `json:"text,omitempty"`
+	Host           string            `json:"host,omitempty"`
+	Check          string            `json:"check,omitempty"`
+	Metric         string            `json:"metric,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Severity       string            `json:"severity,omitempty"`
+	RunbookURL     string            `json:"runbook_url,omitempty"`
+	Time           time.Time         `json:"time"`
+}
+
+// Backend posts to one URL.
+type Backend struct {
+	url    string
+	secret []byte
+	client *resty.Client
+}
+
+// New returns a webhook backend.
+func New(url string, secret string, timeout time.Duration) *Backend {
+	return &Backend{url: url, secret: []byte(secret), client: resty.New().SetTimeout(timeout)}
+}
+
+// Sign returns the signature header value of body.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func (b *Backend) post(ctx context.Context, p Payload) (string, error) {
+	if e, ok := ticketing.EventFrom(ctx); ok {
+		p.IdempotencyKey = e.IdempotencyKey()
+	} else {
+		p.IdempotencyKey = fmt.Sprintf("%s#%d", p.Key, time.Now().UnixNano())
+	}
+	p.Time = time.Now().UTC()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return "", ticketing.Final("encode", err)
+	}
+	resp, err := b.client.R().SetContext(ctx).
+		SetHeader("Content-Type", "application/json").
+		SetHeader(SignatureHeader, Sign(b.secret, body)).
+		SetHeader(IdempotencyHeader, p.IdempotencyKey).
+		SetBody(body).Post(b.url)
+	if err != nil {
+		return "", ticketing.Retryable("network", fmt.Errorf("webhook %s %s: %w", p.Event, p.Key, err))
+	}
+	if err := ticketing.CheckHTTP("webhook "+p.Event, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
+		return "", err
+	}
+	var answer struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(resp.Body(), &answer) // an id is optional
+	return answer.ID, nil
+}
+
+// Find cannot look anything up in a webhook receiver: a retried open is
+// recognised by the receiver through the idempotency key instead.
+func (b *Backend) Find(context.Context, string) (ticketing.Ref, bool, error) {
+	return ticketing.Ref{}, false, nil
+}
+
+// Open posts an open event; the receiver may answer {"id": "…"}.
+func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
+	id, err := b.post(ctx, Payload{Event: "open", Key: t.Key, Tier: t.Tier.String(), Title: t.Title, Body: t.Body,
+		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL})
+	if err != nil {
+		return ticketing.Ref{}, err
+	}
+	if id == "" {
+		id = t.Key
+	}
+	return ticketing.Ref{ID: id}, nil
+}
+
+// Comment posts a comment event.
+func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
+	_, err := b.post(ctx, Payload{Event: "comment", Ticket: r.ID, Text: text, Key: keyOf(ctx)})
+	return err
+}
+
+// Escalate posts an escalate event with the ticket as it is now.
+func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tier ticketing.Tier, t ticketing.Ticket) error {
+	_, err := b.post(ctx, Payload{Event: "escalate", Ticket: r.ID, Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body,
+		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL})
+	return err
+}
+
+// Resolve posts a resolve event.
+func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) error {
+	_, err := b.post(ctx, Payload{Event: "resolve", Ticket: r.ID, Text: text, Key: keyOf(ctx)})
+	return err
+}
+
+// Reopen posts a reopen event.
+func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
+	_, err := b.post(ctx, Payload{Event: "reopen", Ticket: r.ID, Text: text, Key: keyOf(ctx)})
+	return err
+}
+
+func keyOf(ctx context.Context) string {
+	e, _ := ticketing.EventFrom(ctx)
+	return e.Key
+}
