@@ -230,7 +230,7 @@ func TestJitter(t *testing.T) {
 
 func writeFile(p, body string) error { return os.WriteFile(p, []byte(body), 0o600) }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 

@@ -72,24 +72,33 @@ func (d *Deliverer) Flush(ctx context.Context) (int, error) {
 	return d.drain(ctx, false)
 }
 
-// drain delivers the outbox head by head. With retry, a retryable failure
-// is retried after a backoff until ctx ends; without, drain stops there.
+// Deliveries are recorded in groups: up to groupMax ops, or what was
+// delivered within groupTime, are removed from the outbox in one synced
+// transaction. A crash can thus resend at most one group (an open is then
+// found by key, not created twice).
+const (
+	groupMax  = 64
+	groupTime = 100 * time.Millisecond
+)
+
+// drain delivers the outbox in order. With retry, a retryable failure is
+// retried after a backoff until ctx ends; without, drain stops there.
 func (d *Deliverer) drain(ctx context.Context, retry bool) (int, error) {
 	attempt := 0
 	for ctx.Err() == nil {
-		op, empty, err := d.once(ctx)
-		if empty {
-			return 0, nil
-		}
+		n, op, err := d.group(ctx)
 		if err == nil {
+			if n == 0 {
+				return 0, nil
+			}
 			attempt = 0
 			continue
 		}
-		reason, retryable, after := Classify(err)
+		reason, _, after := Classify(err)
 		if ctx.Err() != nil {
 			break
 		}
-		if !retryable || !retry {
+		if !retry {
 			return d.store.Pending(d.Name), err
 		}
 		wait := max(d.backoff(attempt), after)
@@ -102,44 +111,60 @@ func (d *Deliverer) drain(ctx context.Context, retry bool) (int, error) {
 	return d.store.Pending(d.Name), ctx.Err()
 }
 
-// once delivers the head of the outbox, under the deliverer's lock so that
-// Run and Flush never send one op twice. A final failure sets the op aside
-// and counts as done.
-func (d *Deliverer) once(ctx context.Context) (op Op, empty bool, err error) {
+// group delivers a group of ops from the head of the outbox and records
+// them. It returns how many it recorded, and the op and retryable error that
+// stopped it early, if any. It holds the deliverer's lock, so that Run and
+// Flush never send one op twice. A final failure sets the op aside.
+func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	defer func() { d.metrics.pending.WithLabelValues(d.Name).Set(float64(d.store.Pending(d.Name))) }()
-	op, ok, err := d.store.Head(d.Name)
-	if err != nil {
-		return op, false, Retryable("store", fmt.Errorf("read outbox: %w", err))
-	}
-	if !ok {
-		return op, true, nil
-	}
+	var outs []Outcome
+	refs := map[string]Ref{} // tickets opened in this group, not yet recorded
+	var after uint64
+	var stop error
+	var stopOp Op
 	start := time.Now()
-	ref, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op)
-	d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(start).Seconds())
-	if err == nil {
-		if err := d.store.Done(d.Name, op, ref); err != nil {
-			return op, false, Retryable("store", fmt.Errorf("record delivery: %w", err))
+	for len(outs) < groupMax && (len(outs) == 0 || time.Since(start) < groupTime) {
+		op, ok, err := d.store.Next(d.Name, after)
+		if err != nil {
+			stop = Retryable("store", fmt.Errorf("read outbox: %w", err))
+			break
 		}
+		if !ok {
+			break
+		}
+		t0 := time.Now()
+		ref, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op, refs)
+		d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
+		if err != nil {
+			reason, retryable, _ := Classify(err)
+			if ctx.Err() == nil {
+				d.metrics.errors.WithLabelValues(d.Name, reason).Inc()
+			}
+			if retryable || ctx.Err() != nil {
+				stop, stopOp = err, op
+				break
+			}
+			d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
+			outs = append(outs, Outcome{Op: op, Dead: err.Error()})
+			after = op.Seq
+			continue
+		}
+		if ref.ID != "" {
+			refs[op.Key] = ref
+		}
+		outs = append(outs, Outcome{Op: op, Ref: ref})
 		d.metrics.events.WithLabelValues(d.Name, eventName(op.Kind)).Inc()
 		d.log.Info("ticket operation delivered", "key", op.Key, "op", op.Kind, "ticket", ref.ID)
-		return op, false, nil
+		after = op.Seq
 	}
-	if ctx.Err() != nil {
-		return op, false, err
+	if len(outs) > 0 {
+		if err := d.store.Commit(d.Name, outs); err != nil {
+			return 0, stopOp, Retryable("store", fmt.Errorf("record deliveries: %w", err))
+		}
 	}
-	reason, retryable, _ := Classify(err)
-	d.metrics.errors.WithLabelValues(d.Name, reason).Inc()
-	if retryable {
-		return op, false, err
-	}
-	d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
-	if derr := d.store.Dead(d.Name, op, err.Error()); derr != nil {
-		return op, false, Retryable("store", fmt.Errorf("set aside undeliverable op: %w", derr))
-	}
-	return op, false, nil
+	d.metrics.pending.WithLabelValues(d.Name).Set(float64(d.store.Pending(d.Name)))
+	return len(outs), stopOp, stop
 }
 
 // backoff is exponential from MinBackoff to MaxBackoff with ±20 % jitter.
@@ -167,13 +192,13 @@ func eventName(k OpKind) string {
 
 // deliver performs one op. An open first looks the key up, so that a ticket
 // created just before a crash (and never recorded) is not created twice.
-func (d *Deliverer) deliver(ctx context.Context, op Op) (Ref, error) {
+func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (Ref, error) {
 	inc, err := d.store.Incident(op.Key)
 	if err != nil {
 		return Ref{}, err
 	}
-	var ref Ref
-	if inc != nil {
+	ref := opened[op.Key]
+	if ref.ID == "" && inc != nil {
 		ref = inc.Refs[d.Name]
 	}
 	if op.Kind == OpOpen {
@@ -184,7 +209,8 @@ func (d *Deliverer) deliver(ctx context.Context, op Op) (Ref, error) {
 		if err != nil {
 			return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
 		}
-		if ok && found.ID != op.PrevRef.ID && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
+		// The key's previous ticket (resolved, past the reopen window) is not this one.
+		if ok && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
 			d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
 			return found, nil
 		}

@@ -73,7 +73,7 @@ type decision struct {
 
 func (d *decision) add(kind OpKind, text string, tier Tier) {
 	d.inc.Events++
-	t := d.m.ticket(d.inc, d.now)
+	t := d.m.ticket(d.inc, d.now, kind == OpOpen || kind == OpEscalate) // only these carry the whole text
 	d.ops = append(d.ops, Op{Key: d.inc.Key, Kind: kind, Event: d.inc.Events, Ticket: t, Text: text, Tier: tier, Created: d.now})
 }
 
@@ -85,32 +85,62 @@ func (d *decision) escalate(to Tier, why string) {
 	d.add(OpEscalate, fmt.Sprintf("Escalated to %s: %s", to, why), to)
 }
 
-func (m *Manager) ticket(inc *Incident, now time.Time) Ticket {
+func (m *Manager) ticket(inc *Incident, now time.Time, withBody bool) Ticket {
+	body := ""
+	if withBody {
+		body = Body(inc, now, m.version)
+	}
 	return Ticket{
-		Key: inc.Key, Title: Title(inc), Body: Body(inc, now, m.version),
+		Key: inc.Key, Title: Title(inc), Body: body,
 		Host: inc.Host, Check: inc.Check, Metric: inc.Metric, Labels: maps.Clone(inc.Labels),
 		Severity: inc.Severity, Tier: inc.Tier, RunbookURL: inc.RunbookURL, Flapping: inc.Flapping,
 	}
 }
 
-func (m *Manager) commit(d *decision) error {
-	if err := m.store.Save(d.inc, m.backends, d.ops); err != nil {
+func (m *Manager) commit(tx *Txn, d *decision, queued *int) error {
+	if err := tx.Save(d.inc, m.backends, d.ops); err != nil {
 		return fmt.Errorf("save incident %s: %w", d.inc.Key, err)
 	}
 	for _, op := range d.ops {
-		m.log.Info("ticket operation queued", "key", d.inc.Key, "op", op.Kind, "tier", d.inc.Tier.String())
+		m.log.Debug("ticket operation queued", "key", d.inc.Key, "op", op.Kind, "tier", d.inc.Tier.String())
 	}
-	if len(d.ops) > 0 {
+	*queued += len(d.ops)
+	return nil
+}
+
+// update runs fn in one store transaction and wakes the deliverers if it
+// queued anything.
+func (m *Manager) update(fn func(tx *Txn, queued *int) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	queued := 0
+	if err := m.store.Update(func(tx *Txn) error { return fn(tx, &queued) }); err != nil {
+		return err
+	}
+	if queued > 0 {
 		m.wake()
 	}
 	return nil
 }
 
 // Handle applies one alert transition.
-func (m *Manager) Handle(a Alert) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inc, err := m.store.Incident(a.Key)
+func (m *Manager) Handle(a Alert) error { return m.HandleBatch([]Alert{a}) }
+
+// HandleBatch applies transitions in order, in one store transaction (one
+// fsync for all). An error rolls the whole batch back.
+func (m *Manager) HandleBatch(as []Alert) error {
+	return m.update(func(tx *Txn, queued *int) error {
+		for _, a := range as {
+			if err := m.handle(tx, a, queued); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (m *Manager) handle(tx *Txn, a Alert, queued *int) error {
+	inc, err := tx.Incident(a.Key)
 	if err != nil {
 		return err
 	}
@@ -199,53 +229,60 @@ func (m *Manager) Handle(a Alert) error {
 			d.add(OpComment, "The check is failing, so the current value is unknown: "+a.Error, 0)
 		}
 	}
-	return m.commit(d)
+	return m.commit(tx, d, queued)
 }
 
 // Tick applies the rules that depend on time alone: resolving incidents ok
 // for resolve_after, and escalating tickets open past their SLA.
 func (m *Manager) Tick(now time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	incs, err := m.store.Incidents()
 	if err != nil {
 		return err
 	}
-	for i := range incs {
-		inc := &incs[i]
-		d := &decision{m: m, inc: inc, now: now}
-		changed := false
-		switch {
-		case inc.Open && !inc.OKSince.IsZero() && now.Sub(inc.OKSince) >= m.cfg.ResolveAfter.D():
-			if inc.Flapping {
-				if len(prune(inc.Changes, now, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count {
-					continue // still flapping: no churn
-				}
-				inc.Flapping = false
+	return m.update(func(tx *Txn, queued *int) error {
+		for i := range incs {
+			// The incident may have changed since the read above.
+			if cur, err := tx.Incident(incs[i].Key); err != nil || cur == nil {
+				continue
+			} else {
+				incs[i] = *cur
 			}
-			inc.Open, inc.Resolved, inc.Unknown = false, now, false
-			d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), FormatValue(inc.Metric, inc.Value)), 0)
+			if err := m.tick(tx, &incs[i], now, queued); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error {
+	d := &decision{m: m, inc: inc, now: now}
+	changed := false
+	switch {
+	case inc.Open && !inc.OKSince.IsZero() && now.Sub(inc.OKSince) >= m.cfg.ResolveAfter.D():
+		if inc.Flapping {
+			if len(prune(inc.Changes, now, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count {
+				return nil // still flapping: no churn
+			}
+			inc.Flapping = false
+		}
+		inc.Open, inc.Resolved, inc.Unknown = false, now, false
+		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), FormatValue(inc.Metric, inc.Value)), 0)
+		changed = true
+	case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
+		sla := m.cfg.SLA.Warn.D()
+		if inc.Severity == "crit" {
+			sla = m.cfg.SLA.Crit.D()
+		}
+		if now.Sub(inc.TierSince) >= sla {
+			d.escalate(inc.Tier+1, fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla))
 			changed = true
-		case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
-			sla := m.cfg.SLA.Warn.D()
-			if inc.Severity == "crit" {
-				sla = m.cfg.SLA.Crit.D()
-			}
-			if now.Sub(inc.TierSince) >= sla {
-				d.escalate(inc.Tier+1, fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla))
-				changed = true
-			}
-		case !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()):
-			if err := m.store.Delete(inc.Key); err != nil {
-				return err
-			}
-			continue
 		}
-		if changed {
-			if err := m.commit(d); err != nil {
-				return err
-			}
-		}
+	case !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()):
+		return tx.Delete(inc.Key)
+	}
+	if changed {
+		return m.commit(tx, d, queued)
 	}
 	return nil
 }
@@ -254,9 +291,11 @@ func (m *Manager) Tick(now time.Time) error {
 // (before or after its ticket is open); failures escalate after
 // remediation_failures. The remediation issue calls it.
 func (m *Manager) RecordRemediation(key string, at Attempt) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inc, err := m.store.Incident(key)
+	return m.update(func(tx *Txn, queued *int) error { return m.recordRemediation(tx, key, at, queued) })
+}
+
+func (m *Manager) recordRemediation(tx *Txn, key string, at Attempt, queued *int) error {
+	inc, err := tx.Incident(key)
 	if err != nil || inc == nil {
 		return err
 	}
@@ -274,7 +313,7 @@ func (m *Manager) RecordRemediation(key string, at Attempt) error {
 			}
 		}
 	}
-	return m.commit(d)
+	return m.commit(tx, d, queued)
 }
 
 // prune keeps the times within window before now.

@@ -43,14 +43,19 @@ type Service struct {
 	Store      *Store
 	Deliverers []*Deliverer
 	log        *slog.Logger
+	queue      chan Alert     // transitions waiting for the manager
+	undecided  sync.WaitGroup // transitions queued and not yet committed
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// maxBatch bounds the transitions decided in one store transaction.
+const maxBatch = 1000
+
 // NewService builds the service over an open store; names orders backends.
 func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, reg prometheus.Registerer) *Service {
-	s := &Service{Store: store, log: log}
+	s := &Service{Store: store, log: log, queue: make(chan Alert, 4*maxBatch)}
 	metrics := NewMetrics(reg)
 	for _, n := range names {
 		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
@@ -76,6 +81,8 @@ func (s *Service) Start(tick time.Duration) {
 		go func() { defer s.wg.Done(); d.Run(ctx) }()
 	}
 	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.decide(ctx) }()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(tick)
@@ -93,11 +100,53 @@ func (s *Service) Start(tick time.Duration) {
 	}()
 }
 
-// Handle feeds one alert transition to the manager.
+// Handle queues one alert transition for the manager. Transitions that
+// arrive together are decided in one store transaction: one fsync for a
+// burst, not one per transition.
 func (s *Service) Handle(a Alert) {
-	if err := s.Manager.Handle(a); err != nil {
-		s.log.Error("ticketing", "key", a.Key, "err", err)
+	s.undecided.Add(1)
+	s.queue <- a
+}
+
+// Decided waits until every transition handed to Handle so far is decided
+// and its ticket operations are on disk in the outbox.
+func (s *Service) Decided() { s.undecided.Wait() }
+
+// decide applies queued transitions in batches until ctx ends, then the
+// ones still queued.
+func (s *Service) decide(ctx context.Context) {
+	for {
+		select {
+		case a := <-s.queue:
+			s.apply(a)
+		case <-ctx.Done():
+			for {
+				select {
+				case a := <-s.queue:
+					s.apply(a)
+				default:
+					return
+				}
+			}
+		}
 	}
+}
+
+func (s *Service) apply(first Alert) {
+	batch := []Alert{first}
+	for len(batch) < maxBatch {
+		select {
+		case a := <-s.queue:
+			batch = append(batch, a)
+			continue
+		default:
+		}
+		break
+	}
+	if err := s.Manager.HandleBatch(batch); err != nil {
+		s.log.Error("ticketing: transitions not recorded", "transitions", len(batch), "err", err)
+	}
+	s.undecided.Add(-len(batch))
 }
 
 // Flush delivers every outbox now and returns what remains per backend.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Incident is the ticket state of one alert key, kept in the store.
@@ -86,7 +87,6 @@ type Op struct {
 	Ticket  Ticket    `json:"ticket"`
 	Text    string    `json:"text,omitempty"`
 	Tier    Tier      `json:"tier,omitempty"`
-	PrevRef Ref       `json:"prev_ref,omitzero"` // for open: the previous ticket, which is not this one
 	Created time.Time `json:"created"`
 }
 
@@ -116,7 +116,7 @@ func OpenStore(path string, readOnly bool, log *slog.Logger) (*Store, error) {
 	}
 	opts := &bolt.Options{Timeout: time.Second, ReadOnly: readOnly}
 	db, err := bolt.Open(path, 0o600, opts)
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrStoreLocked)
 	}
 	if err != nil {
@@ -194,32 +194,89 @@ func (s *Store) Incidents() ([]Incident, error) {
 	return out, err
 }
 
-// Save writes inc and queues ops for every backend in one transaction:
-// when Save returns, both are on disk, or neither is.
-func (s *Store) Save(inc *Incident, backends []string, ops []Op) error {
+// Txn is one read-write transaction of the store: the manager applies a
+// batch of decisions in one, so that one fsync covers them all.
+//
+// Incidents read in a transaction are decoded once and written back once,
+// at its end, however many decisions of the batch change them.
+type Txn struct {
+	tx    *bolt.Tx
+	cache map[string]*Incident
+	dirty map[string]bool
+}
+
+// Update runs fn in one transaction, synced to disk before Update returns.
+func (s *Store) Update(fn func(*Txn) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range backends {
-			b, err := tx.CreateBucketIfNotExists(outboxBucket(name))
+		t := &Txn{tx: tx, cache: map[string]*Incident{}, dirty: map[string]bool{}}
+		if err := fn(t); err != nil {
+			return err
+		}
+		for key := range t.dirty {
+			if err := putIncident(tx, t.cache[key]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Incident returns the incident of key, nil if there is none. Changes to it
+// must be saved with Save.
+func (t *Txn) Incident(key string) (*Incident, error) {
+	if inc, ok := t.cache[key]; ok {
+		return inc, nil
+	}
+	v := t.tx.Bucket(bucketIncidents).Get([]byte(key))
+	if v == nil {
+		return nil, nil
+	}
+	inc := &Incident{}
+	if err := json.Unmarshal(v, inc); err != nil {
+		return nil, fmt.Errorf("read incident %s: %w", key, err)
+	}
+	t.cache[key] = inc
+	return inc, nil
+}
+
+// Delete removes the incident of key.
+func (t *Txn) Delete(key string) error {
+	t.cache[key] = nil
+	delete(t.dirty, key)
+	return t.tx.Bucket(bucketIncidents).Delete([]byte(key))
+}
+
+// Save writes inc and queues ops for every backend: when the transaction
+// commits, both are on disk, or neither is.
+func (s *Store) Save(inc *Incident, backends []string, ops []Op) error {
+	return s.Update(func(t *Txn) error { return t.Save(inc, backends, ops) })
+}
+
+// Save writes inc and queues ops for every backend.
+func (t *Txn) Save(inc *Incident, backends []string, ops []Op) error {
+	tx := t.tx
+	for _, name := range backends {
+		b, err := tx.CreateBucketIfNotExists(outboxBucket(name))
+		if err != nil {
+			return err
+		}
+		for _, op := range ops {
+			seq, err := b.NextSequence()
 			if err != nil {
 				return err
 			}
-			for _, op := range ops {
-				seq, err := b.NextSequence()
-				if err != nil {
-					return err
-				}
-				op.Seq = seq
-				v, err := json.Marshal(op)
-				if err != nil {
-					return err
-				}
-				if err := b.Put(seqKey(seq), v); err != nil {
-					return err
-				}
+			op.Seq = seq
+			v, err := json.Marshal(op)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(seq), v); err != nil {
+				return err
 			}
 		}
-		return putIncident(tx, inc)
-	})
+	}
+	t.cache[inc.Key], t.dirty[inc.Key] = inc, true
+	return nil
 }
 
 // Delete removes an incident (no ops).
@@ -241,8 +298,8 @@ func seqKey(seq uint64) []byte {
 	return k
 }
 
-// Head returns the oldest queued op of a backend.
-func (s *Store) Head(backend string) (Op, bool, error) {
+// Next returns the first queued op of a backend after sequence number after.
+func (s *Store) Next(backend string, after uint64) (Op, bool, error) {
 	var op Op
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -250,7 +307,7 @@ func (s *Store) Head(backend string) (Op, bool, error) {
 		if b == nil {
 			return nil
 		}
-		k, v := b.Cursor().First()
+		k, v := b.Cursor().Seek(seqKey(after + 1))
 		if k == nil {
 			return nil
 		}
@@ -272,50 +329,64 @@ func (s *Store) Pending(backend string) int {
 	return n
 }
 
-// Done removes a delivered op and records what the backend said (the ref of
-// an opened ticket) in one transaction.
-func (s *Store) Done(backend string, op Op, ref Ref) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(outboxBucket(backend)); b != nil {
-			if err := b.Delete(seqKey(op.Seq)); err != nil {
-				return err
-			}
-		}
-		v := tx.Bucket(bucketIncidents).Get([]byte(op.Key))
-		if v == nil || ref.ID == "" {
-			return nil
-		}
-		var inc Incident
-		if err := json.Unmarshal(v, &inc); err != nil {
-			return err
-		}
-		if inc.Refs == nil {
-			inc.Refs = map[string]Ref{}
-		}
-		inc.Refs[backend] = ref
-		return putIncident(tx, &inc)
-	})
+// Outcome is what became of one delivered op.
+type Outcome struct {
+	Op   Op
+	Ref  Ref    // the ticket the backend named (an open's new ticket)
+	Dead string // non-empty: the op could not be delivered, and why
 }
 
-// Dead moves an op that cannot be delivered out of the outbox, keeping it
-// for inspection.
-func (s *Store) Dead(backend string, op Op, reason string) error {
+// Commit removes delivered ops from the outbox and records the tickets the
+// backend named, in one transaction. Undeliverable ops are kept aside in a
+// dead-letter bucket for inspection.
+func (s *Store) Commit(backend string, outs []Outcome) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(outboxBucket(backend)); b != nil {
-			if err := b.Delete(seqKey(op.Seq)); err != nil {
+		box := tx.Bucket(outboxBucket(backend))
+		for _, o := range outs {
+			if box != nil {
+				if err := box.Delete(seqKey(o.Op.Seq)); err != nil {
+					return err
+				}
+			}
+			if o.Dead != "" {
+				d, err := tx.CreateBucketIfNotExists(deadBucket(backend))
+				if err != nil {
+					return err
+				}
+				op := o.Op
+				op.Text += "\n[undeliverable: " + o.Dead + "]"
+				v, err := json.Marshal(op)
+				if err != nil {
+					return err
+				}
+				seq, _ := d.NextSequence()
+				if err := d.Put(seqKey(seq), v); err != nil {
+					return err
+				}
+				continue
+			}
+			if o.Ref.ID == "" {
+				continue
+			}
+			v := tx.Bucket(bucketIncidents).Get([]byte(o.Op.Key))
+			if v == nil {
+				continue
+			}
+			var inc Incident
+			if err := json.Unmarshal(v, &inc); err != nil {
+				return err
+			}
+			if inc.Refs[backend] == o.Ref {
+				continue
+			}
+			if inc.Refs == nil {
+				inc.Refs = map[string]Ref{}
+			}
+			inc.Refs[backend] = o.Ref
+			if err := putIncident(tx, &inc); err != nil {
 				return err
 			}
 		}
-		d, err := tx.CreateBucketIfNotExists(deadBucket(backend))
-		if err != nil {
-			return err
-		}
-		op.Text = op.Text + "\n[undeliverable: " + reason + "]"
-		v, err := json.Marshal(op)
-		if err != nil {
-			return err
-		}
-		seq, _ := d.NextSequence()
-		return d.Put(seqKey(seq), v)
+		return nil
 	})
 }
