@@ -334,7 +334,7 @@ func (e *Evaluator) step(a *Alert, now time.Time, emit func(*Alert, State, strin
 		emit(a, from, reason)
 	}
 	desc := func() string {
-		return fmt.Sprintf("%s %g %s %s threshold %g", a.Metric, a.Value, map[bool]string{true: "≥", false: "≤"}[a.rule.Above()], sev, th)
+		return fmt.Sprintf("%s %s %s %s threshold %s", a.Metric, checks.FormatValue(a.Metric, a.Value), map[bool]string{true: "≥", false: "≤"}[a.rule.Above()], sev, checks.FormatValue(a.Metric, th))
 	}
 
 	if sev == StateOK {

@@ -3,10 +3,11 @@ package ticketing
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/checks"
 )
 
 // MaxBody bounds a rendered ticket body.
@@ -54,29 +55,7 @@ func op(direction string) string {
 }
 
 // FormatValue writes a value in the unit its metric name says.
-func FormatValue(metric string, v float64) string {
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		return fmt.Sprint(v)
-	case strings.HasSuffix(metric, "_ratio"):
-		return fmt.Sprintf("%.1f%%", v*100)
-	case strings.HasSuffix(metric, "_bytes"):
-		return humanBytes(v)
-	case strings.HasSuffix(metric, "_seconds"):
-		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
-	}
-	return fmt.Sprintf("%g", v)
-}
-
-func humanBytes(v float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	i := 0
-	for math.Abs(v) >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
-}
+func FormatValue(metric string, v float64) string { return checks.FormatValue(metric, v) }
 
 // Body renders the ticket text, the same for every backend: what breached,
 // since when, what was tried, the diagnostics, and where to read more.

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/agent"
-	_ "github.com/l2agent/l2agent/checks" // registers the check kinds
+	"github.com/l2agent/l2agent/checks" // also registers the check kinds
 	"github.com/l2agent/l2agent/configs"
 )
 
@@ -266,7 +266,7 @@ func printTable(w io.Writer, results []agent.CheckResult) {
 					th = fmt.Sprintf("%s %s %g", al.State, op, al.Threshold)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), formatValue(o.Metric, o.Value), state, th)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), checks.FormatValue(o.Metric, o.Value), state, th)
 		}
 	}
 	tw.Flush()
@@ -290,28 +290,6 @@ func labelText(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-func formatValue(metric string, v float64) string {
-	switch {
-	case strings.HasSuffix(metric, "_ratio"):
-		return fmt.Sprintf("%.1f%%", v*100)
-	case strings.HasSuffix(metric, "_bytes"):
-		return humanBytes(v)
-	case strings.HasSuffix(metric, "_seconds"):
-		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
-	}
-	return fmt.Sprintf("%g", v)
-}
-
-func humanBytes(v float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	i := 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
 func cmdConfig(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,24 @@
+package checks
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// FormatValue writes an observation's value for people, in the unit its
+// metric name says: "93.4%", "1.2 GiB", "4h0m0s", else the number.
+func FormatValue(metric string, v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Sprint(v)
+	case strings.HasSuffix(metric, "_ratio"):
+		return fmt.Sprintf("%.1f%%", v*100)
+	case strings.HasSuffix(metric, "_bytes") && v >= 0:
+		return humanBytes(uint64(v))
+	case strings.HasSuffix(metric, "_seconds") && math.Abs(v) < float64(math.MaxInt64/int64(time.Second)):
+		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%g", v)
+}
