@@ -22,7 +22,7 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core
+	bash deploy/testenv/install.sh core mfa
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
