@@ -22,7 +22,8 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core mfa
+	bash deploy/testenv/install.sh core mfa patches antivirus
+	bash deploy/testenv/rt.sh --prepare
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -17,6 +17,8 @@ func FormatValue(metric string, v float64) string {
 		return fmt.Sprintf("%.1f%%", v*100)
 	case strings.HasSuffix(metric, "_bytes") && v >= 0:
 		return humanBytes(uint64(v))
+	case strings.HasSuffix(metric, "_timestamp_seconds") && v > 0 && v < 1e11:
+		return time.Unix(int64(v), 0).UTC().Format(time.RFC3339)
 	case strings.HasSuffix(metric, "_seconds") && math.Abs(v) < float64(math.MaxInt64/int64(time.Second)):
 		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
 	}

@@ -18,6 +18,7 @@ func TestFormatValue(t *testing.T) {
 		{"disk_free_bytes", 12, "12 B"},
 		{"disk_time_to_full_seconds", 14400, "4h0m0s"},
 		{"patches_pending", 3, "3"},
+		{"patches_last_upgrade_timestamp_seconds", 1764028800, "2025-11-25T00:00:00Z"},
 		{"disk_used_ratio", math.NaN(), "NaN"},
 		{"disk_time_to_full_seconds", 1e300, "1e+300"},
 	} {

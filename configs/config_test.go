@@ -20,7 +20,7 @@ func TestDefaultIsValid(t *testing.T) {
 	for _, c := range cfg.Checks {
 		names = append(names, c.Name)
 	}
-	require.Equal(t, []string{"disk", "cpu", "memory", "mfa"}, names)
+	require.Equal(t, []string{"disk", "cpu", "memory", "patches", "antivirus", "mfa"}, names)
 	require.NotEmpty(t, cfg.Checks[0].Disk.ExcludeFSTypes)
 }
 
@@ -102,7 +102,7 @@ func TestSyntaxError(t *testing.T) {
 func TestEmptyFileIsDefault(t *testing.T) {
 	cfg, err := configs.Parse("empty.yml", nil)
 	require.NoError(t, err)
-	require.Len(t, cfg.Checks, 4)
+	require.Len(t, cfg.Checks, 6)
 }
 
 func TestSecretOnlyFromEnv(t *testing.T) {

@@ -208,6 +208,9 @@ func (c *Config) applyDefaults() {
 			if ch.Patches == nil {
 				ch.Patches = &PatchesOptions{}
 			}
+			if ch.Patches.StateDir == "" {
+				ch.Patches.StateDir = c.StateDir // the agent's, unless the check has its own
+			}
 			ch.Patches.applyDefaults()
 		case "antivirus":
 			if ch.Antivirus == nil {

@@ -154,10 +154,10 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 				o.PriorityL2 = 50
 			}
 			if o.PriorityL3 == 0 {
-				o.PriorityL3 = 80
+				o.PriorityL3 = 100 // RT shows 50 and 80 both as "Medium"
 			}
 			if o.PriorityL4 == 0 {
-				o.PriorityL4 = 90
+				o.PriorityL4 = 100
 			}
 		case "webhook":
 			if b.Webhook == nil {

@@ -26,6 +26,11 @@ COMPONENTS=(
 	"mfa        ssh-keygen               openssh-client"
 	"mfa        google-authenticator     libpam-google-authenticator"
 	"mfa        /lib/x86_64-linux-gnu/security/pam_oath.so libpam-oath"
+	"patches    /usr/bin/apt-ftparchive  apt-utils"
+	"patches    /usr/bin/dpkg-deb        dpkg"
+	"antivirus  /usr/sbin/clamd          clamav-daemon"
+	"antivirus  /usr/bin/clamscan        clamav"
+	"antivirus  /usr/bin/freshclam       clamav-freshclam"
 )
 
 # Default listen ports of the daemons the packages would start.

@@ -1,0 +1,172 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+func init() {
+	Register("antivirus", newAntivirusCheck,
+		MetricInfo{"antivirus_up", "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
+		MetricInfo{"antivirus_signature_age_seconds", "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
+		MetricInfo{"antivirus_realtime_protection", "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
+		MetricInfo{"antivirus_last_scan_timestamp_seconds", "End time of the newest scan in the configured scan logs."},
+		MetricInfo{"antivirus_infected_files", "Infected files found by the newest scan in the configured scan logs."},
+		MetricInfo{"antivirus_signature_update_timestamp_seconds", "Time of the last successful signature update (ClamAV: freshclam's log)."},
+		MetricInfo{"antivirus_engine_info", "1, with the engine version and signature version as labels."},
+	)
+}
+
+// avResult is what one engine reported. Unknown values are nil or zero.
+type avResult struct {
+	Engine           string
+	Up               bool
+	UpDetails        string
+	SignatureTime    time.Time
+	SignatureDetails string
+	Realtime         *bool
+	RealtimeDetails  string
+	LastScan         time.Time
+	Infected         *int
+	InfectedDetails  string
+	LastUpdate       time.Time
+	Version          string
+	SignatureVersion string
+}
+
+// antivirusCheck reports the health of the configured (or installed)
+// antivirus engines. A fault of one engine is data, not a failed run.
+type antivirusCheck struct {
+	name string
+	env  Env
+	opts configs.AntivirusOptions
+	run  cmdRunner
+	now  func() time.Time
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func newAntivirusCheck(c configs.Check, env Env) (Check, error) {
+	var o configs.AntivirusOptions
+	if c.Antivirus != nil {
+		o = *c.Antivirus
+	}
+	o = o.WithDefaults()
+	for _, e := range o.Engines {
+		if !slices.Contains(configs.AntivirusEngines, e) {
+			return nil, fmt.Errorf("unknown antivirus engine %q", e)
+		}
+	}
+	if env.Paths.Rootfs == "" {
+		env.Paths.Rootfs = "/"
+	}
+	if env.Paths.Procfs == "" {
+		env.Paths.Procfs = "/proc"
+	}
+	var d net.Dialer
+	return &antivirusCheck{name: c.Name, env: env, opts: o, run: runCommand, now: time.Now, dial: d.DialContext}, nil
+}
+
+// Name implements Check.
+func (c *antivirusCheck) Name() string { return c.name }
+
+// engines returns the engines to check: the configured ones, or those
+// installed.
+func (c *antivirusCheck) engines() []string {
+	if len(c.opts.Engines) > 0 {
+		return c.opts.Engines
+	}
+	var es []string
+	if _, err := os.Stat(c.rootPath(c.opts.ClamAV.ClamdConf)); err == nil {
+		es = append(es, "clamav")
+	}
+	if _, err := os.Stat(c.opts.MDATP.Path); err == nil {
+		es = append(es, "mdatp")
+	}
+	return es
+}
+
+// Run implements Check.
+func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
+	var results []avResult
+	engines := c.engines()
+	for _, e := range engines {
+		var r avResult
+		switch e {
+		case "clamav":
+			r = c.collectClamAV(ctx)
+		case "mdatp":
+			r = c.collectMDATP(ctx)
+		}
+		results = append(results, r)
+	}
+	if len(c.opts.Processes) > 0 {
+		procs, err := runningProcesses(ctx, c.env.Paths.Procfs)
+		if err != nil {
+			return nil, err
+		}
+		for _, pe := range c.opts.Processes {
+			results = append(results, c.collectProcessEngine(ctx, pe, procs))
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx) // a partial picture would show engines down
+	}
+	if len(results) == 0 {
+		return []Observation{{Metric: "antivirus_up", Labels: map[string]string{"engine": "none"}, Value: 0,
+			Details: fmt.Sprintf("No antivirus engine found: no %s, no %s, and no processes: configured.",
+				c.rootPath(c.opts.ClamAV.ClamdConf), c.opts.MDATP.Path)}}, nil
+	}
+	now := c.now()
+	var obs []Observation
+	for _, r := range results {
+		l := func() map[string]string { return map[string]string{"engine": r.Engine} }
+		add := func(metric string, v float64, details string) {
+			obs = append(obs, Observation{Metric: metric, Labels: l(), Value: v, Details: Truncate(details, MaxDetails)})
+		}
+		add("antivirus_up", b2f(r.Up), r.UpDetails)
+		if !r.SignatureTime.IsZero() {
+			add("antivirus_signature_age_seconds", max(0, now.Sub(r.SignatureTime).Seconds()), r.SignatureDetails)
+		}
+		if r.Realtime != nil {
+			add("antivirus_realtime_protection", b2f(*r.Realtime), r.RealtimeDetails)
+		}
+		if !r.LastScan.IsZero() {
+			add("antivirus_last_scan_timestamp_seconds", unixSeconds(r.LastScan), "")
+		}
+		if r.Infected != nil {
+			add("antivirus_infected_files", float64(*r.Infected), r.InfectedDetails)
+		}
+		if !r.LastUpdate.IsZero() {
+			add("antivirus_signature_update_timestamp_seconds", unixSeconds(r.LastUpdate), "")
+		}
+		if r.Version != "" || r.SignatureVersion != "" {
+			obs = append(obs, Observation{Metric: "antivirus_engine_info", Value: 1,
+				Labels: map[string]string{"engine": r.Engine, "version": r.Version, "signature_version": r.SignatureVersion}})
+		}
+	}
+	return obs, nil
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// rootPath returns p as seen through the configured rootfs.
+func (c *antivirusCheck) rootPath(p string) string {
+	if c.env.Paths.Rootfs == "/" {
+		return p
+	}
+	return strings.TrimSuffix(c.env.Paths.Rootfs, "/") + "/" + strings.TrimPrefix(p, "/")
+}
+
+// command runs argv bounded by the engine timeout.
+func (c *antivirusCheck) command(ctx context.Context, argv ...string) (cmdOutput, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout.D())
+	defer cancel()
+	return c.run(ctx, argv...)
+}

@@ -1,0 +1,348 @@
+package checks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+// needTool returns the path of a program a test needs. A missing program
+// fails the test under CI=true (deploy/testenv/install.sh installs it) and
+// skips it otherwise.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		if p := filepath.Join(dir, name); isExecutable(p) {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s is missing; deploy/testenv/install.sh installs it", name)
+	}
+	t.Skipf("%s is not installed (deploy/testenv/install.sh installs it)", name)
+	return ""
+}
+
+// needRoot skips (or, under CI=true, fails) a test that must run as root.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: this test must run as root")
+		}
+		t.Skip("needs root")
+	}
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+func newTestPatches(t *testing.T, env Env, o configs.PatchesOptions) *patchesCheck {
+	t.Helper()
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
+	c, err := New(configs.Check{Name: "patches", Kind: "patches", Patches: &o}, env)
+	require.NoError(t, err)
+	return c.(*patchesCheck)
+}
+
+// fakeRunner answers commands from canned outputs keyed by the program's
+// base name and first non-option argument.
+type fakeRunner struct {
+	outputs map[string]cmdOutput
+	calls   [][]string
+}
+
+func (f *fakeRunner) run(_ context.Context, argv ...string) (cmdOutput, error) {
+	f.calls = append(f.calls, argv)
+	key := filepath.Base(argv[0])
+	for _, a := range argv[1:] {
+		if !strings.HasPrefix(a, "-") {
+			key += " " + a
+			break
+		}
+	}
+	out, ok := f.outputs[key]
+	if !ok {
+		out, ok = f.outputs[filepath.Base(argv[0])]
+	}
+	if !ok {
+		return cmdOutput{}, &exec.Error{Name: argv[0], Err: exec.ErrNotFound}
+	}
+	return out, nil
+}
+
+func testdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return b
+}
+
+func obsByKey(t *testing.T, obs []Observation) (map[string]float64, map[string]string) {
+	t.Helper()
+	details := map[string]string{}
+	for k, o := range byKeyObs(obs) {
+		details[k] = o.Details
+	}
+	return byKey(t, obs), details
+}
+
+func byKeyObs(obs []Observation) map[string]Observation {
+	m := map[string]Observation{}
+	for _, o := range obs {
+		k := o.Metric
+		if len(o.Labels) > 0 {
+			var ls []string
+			for lk, lv := range o.Labels {
+				ls = append(ls, lk+"="+`"`+lv+`"`)
+			}
+			slices.Sort(ls)
+			k += "{" + strings.Join(ls, ",") + "}"
+		}
+		m[k] = o
+	}
+	return m
+}
+
+func TestParseOSReleaseAndBackend(t *testing.T) {
+	t.Parallel()
+	osr := parseOSRelease([]byte("# comment\nNAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID='9.3'\nPRETTY_NAME=\"a \\\"quoted\\\" name\"\n"))
+	require.Equal(t, "rocky", osr["ID"])
+	require.Equal(t, "9.3", osr["VERSION_ID"])
+	require.Equal(t, `a "quoted" name`, osr["PRETTY_NAME"])
+	noDnf := func(n string) (string, error) {
+		if n == "yum" {
+			return "/usr/bin/yum", nil
+		}
+		return "", errors.New("not found")
+	}
+	withDnf := func(n string) (string, error) { return "/usr/bin/" + n, nil }
+	for _, tc := range []struct{ id, like, want string }{
+		{"debian", "", "apt"}, {"ubuntu", "debian", "apt"}, {"linuxmint", "ubuntu debian", "apt"},
+		{"rocky", "rhel centos fedora", "dnf"}, {"fedora", "", "dnf"}, {"almalinux", "rhel centos fedora", "dnf"},
+		{"sles", "suse", "zypper"}, {"opensuse-leap", "suse opensuse", "zypper"}, {"alpine", "", "apk"},
+		{"my-distro", "debian", "apt"}, {"gentoo", "", ""},
+	} {
+		require.Equal(t, tc.want, backendFor(tc.id, tc.like, withDnf), tc.id)
+	}
+	require.Equal(t, "yum", backendFor("centos", "rhel fedora", noDnf), "EL7 has only yum")
+
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, configs.PatchesOptions{})
+	_, err := c.backend()
+	require.ErrorContains(t, err, "choose a patches backend")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=alpine\n"), 0o644))
+	be, err := c.backend()
+	require.NoError(t, err)
+	require.Equal(t, "apk", be)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=plan9\n"), 0o644))
+	_, err = c.backend()
+	require.ErrorContains(t, err, "set patches.backend")
+}
+
+func TestCompareDebVersions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.0", "1.0", 0}, {"1.0", "1.1", -1}, {"1.10", "1.9", 1}, {"1.0~rc1", "1.0", -1},
+		{"1.0", "1.0+deb12u1", -1}, {"1:1.0", "2.0", 1}, {"1.0-1", "1.0-2", -1}, {"1.0-1", "1.0-1.1", -1},
+		{"3.0.11-1~deb12u2", "3.0.11-1~deb12u1", 1}, {"1.0a", "1.0", 1}, {"1.0a", "1.0+", -1},
+		{"6.1.76-1", "6.1.85-1", -1}, {"6.1.0-18", "6.1.0-21", -1}, {"007", "7", 0}, {"1.0~~", "1.0~", -1},
+		{"2:1.0.1-3.el9_4", "2:1.0.0-1.el9", 1},
+	} {
+		require.Equal(t, tc.want, compareDebVersions(tc.a, tc.b), "%s vs %s", tc.a, tc.b)
+		require.Equal(t, -tc.want, compareDebVersions(tc.b, tc.a), "%s vs %s", tc.b, tc.a)
+	}
+}
+
+func FuzzCompareDebVersions(f *testing.F) {
+	for _, s := range [][2]string{{"1.0", "1.0~rc1"}, {"1:2.3-4", "2.3-4"}, {"a", "+"}, {"", "0"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if x, y := compareDebVersions(a, b), compareDebVersions(b, a); x != -y {
+			t.Fatalf("not antisymmetric: %q %q: %d %d", a, b, x, y)
+		}
+		if compareDebVersions(a, a) != 0 {
+			t.Fatalf("%q != itself", a)
+		}
+	})
+}
+
+func TestPatchesObserveAndState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir, MaxPackages: 1})
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return t0 }
+	st := &patchStatus{Backend: "apt", SecurityKnown: true, Held: ptr(0), Reboot: ptr(false), Updates: []pkgUpdate{
+		{Name: "libssl3", Installed: "3.0.11-1~deb12u1", Candidate: "3.0.11-1~deb12u2", Source: "Debian-Security:12/stable-security", Security: true},
+		{Name: "curl", Installed: "7.88.1-10", Candidate: "7.88.1-10+deb12u5", Source: "Debian:12.5/stable"},
+	}}
+	got, details := obsByKey(t, c.observe(st))
+	require.Equal(t, map[string]float64{
+		`patches_pending{kind="all"}`: 2, `patches_pending{kind="security"}`: 1,
+		"patches_oldest_security_pending_seconds": 0, "patches_held": 0, "reboot_required": 0,
+	}, got)
+	require.Equal(t, "Pending security updates (apt):\n  libssl3 3.0.11-1~deb12u1 → 3.0.11-1~deb12u2 (Debian-Security:12/stable-security)\n",
+		details[`patches_pending{kind="security"}`])
+	require.Equal(t, "Pending updates (apt):\n  curl 7.88.1-10 → 7.88.1-10+deb12u5 (Debian:12.5/stable)\n  … and 1 more\n",
+		details[`patches_pending{kind="all"}`], "bounded by max_packages")
+
+	// A second security update appears 3 days later; the first has waited 10 days.
+	st.Updates = append(st.Updates, pkgUpdate{Name: "openssh-server", Installed: "1:9.2p1-2+deb12u1", Candidate: "1:9.2p1-2+deb12u2", Security: true})
+	c.now = func() time.Time { return t0.Add(3 * 24 * time.Hour) }
+	c.observe(st)
+	// Restart: a new check reads the first-seen times back.
+	c2 := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir})
+	c2.now = func() time.Time { return t0.Add(10 * 24 * time.Hour) }
+	got, details = obsByKey(t, c2.observe(st))
+	require.Equal(t, 10*24*3600.0, got["patches_oldest_security_pending_seconds"])
+	require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: libssl3, first seen 2026-11-01T12:00:00Z")
+	var saved patchesState
+	require.NoError(t, json.Unmarshal(testdataAbs(t, filepath.Join(dir, "patches-patches.json")), &saved))
+	require.Equal(t, 1, saved.Version)
+	require.Equal(t, t0.Add(3*24*time.Hour), saved.FirstSeen["openssh-server"].UTC())
+
+	// libssl3 installed: the oldest is now openssh-server, 7 days.
+	st.Updates = slices.DeleteFunc(st.Updates, func(u pkgUpdate) bool { return u.Name == "libssl3" })
+	got, _ = obsByKey(t, c2.observe(st))
+	require.Equal(t, 7*24*3600.0, got["patches_oldest_security_pending_seconds"])
+	st.Updates = nil
+	got, details = obsByKey(t, c2.observe(st))
+	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
+	require.Empty(t, details["patches_oldest_security_pending_seconds"])
+	saved = patchesState{}
+	require.NoError(t, json.Unmarshal(testdataAbs(t, filepath.Join(dir, "patches-patches.json")), &saved))
+	require.Empty(t, saved.FirstSeen)
+}
+
+func testdataAbs(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
+}
+
+func TestPatchesStateUnwritable(t *testing.T) {
+	t.Parallel()
+	// /proc does not take new directories, even for root.
+	c := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: "/proc/l2agent-test-state"})
+	st := &patchStatus{Backend: "apt", SecurityKnown: true, Updates: []pkgUpdate{{Name: "a", Security: true}}}
+	t0 := time.Now()
+	c.now = func() time.Time { return t0 }
+	c.observe(st)
+	require.True(t, c.stateFailed, "the failure is noted (and logged once)")
+	c.now = func() time.Time { return t0.Add(time.Hour) }
+	got, _ := obsByKey(t, c.observe(st))
+	require.Equal(t, 3600.0, got["patches_oldest_security_pending_seconds"], "kept in memory")
+
+	// A corrupt state file starts afresh.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "patches-patches.json"), []byte("{nope"), 0o600))
+	c = newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir})
+	got, _ = obsByKey(t, c.observe(st))
+	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
+}
+
+func TestRunCommand(t *testing.T) {
+	t.Parallel()
+	out, err := runCommand(context.Background(), "sh", "-c", `echo "$LC_ALL $LANG"; echo oops >&2; exit 3`)
+	require.NoError(t, err)
+	require.Equal(t, "C \n", string(out.Stdout))
+	require.Equal(t, 3, out.Exit)
+	require.EqualError(t, out.exitError([]string{"sh", "-c", "x"}), "sh -c x: exit status 3: oops")
+
+	_, err = runCommand(context.Background(), "/nonexistent/l2agent-cmd")
+	require.ErrorContains(t, err, "no such file")
+
+	// A command that outlives its deadline is killed with its children.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = runCommand(ctx, "sh", "-c", "sleep 30 & sleep 30; wait")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestCommandEnv(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []string{"PATH=/bin", "HOME=/root", "LC_ALL=C"},
+		commandEnv([]string{"PATH=/bin", "LANG=de_DE.UTF-8", "LC_MESSAGES=fr_FR", "HOME=/root", "LANGUAGE=de", "LC_ALL=de_DE"}))
+}
+
+var secRE = regexp.MustCompile(configs.DefaultAptSecurityPattern)
+
+func TestPatchesAndAntivirusConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := configs.Load("testdata/antivirus/default-rules.yaml")
+	require.NoError(t, err, "the proposed default rules are valid")
+	require.Equal(t, "/var/lib/l2agent", cfg.Checks[1].Patches.StateDir)
+	require.Equal(t, "dist-upgrade", cfg.Checks[1].Patches.Apt.Upgrade)
+	require.Equal(t, "/etc/clamav/clamd.conf", cfg.Checks[0].Antivirus.ClamAV.ClamdConf)
+
+	_, err = configs.Parse("bad.yml", []byte(`checks:
+  - name: p
+    kind: patches
+    patches:
+      backend: pacman
+      state_dir: relative
+      max_packages: -1
+      apt:
+        upgrade: full-upgrade
+        security_pattern: "("
+        options: ["-o Dir=/x", "Dir::State=/y", "novalue"]
+  - name: av
+    kind: antivirus
+    antivirus:
+      engines: [clamav, sophos, clamav]
+      clamav:
+        address: "clamd"
+        scan_logs: [scan.log]
+      processes:
+        - name: clamav
+          processes: [/usr/bin/x]
+        - name: edr
+`))
+	require.Error(t, err)
+	for _, want := range []string{
+		`bad.yml:5:16: patches backend "pacman": want one of auto, apt, dnf, yum, zypper, apk`,
+		`bad.yml:6:18: patches state_dir "relative": must be an absolute path`,
+		`bad.yml:7:21: patches max_packages must not be negative`,
+		`bad.yml:9:18: apt upgrade "full-upgrade": want upgrade or dist-upgrade`,
+		`bad.yml:10:27: apt security_pattern: bad regular expression`,
+		`bad.yml:11:19: apt option "-o Dir=/x": want KEY=VALUE`,
+		`bad.yml:11:49: apt option "novalue": want KEY=VALUE`,
+		`antivirus engine "sophos": want one of clamav, mdatp`,
+		`antivirus engine "clamav" listed twice`,
+		`antivirus clamav.address "clamd": want a unix socket path or host:port`,
+		`antivirus scan log "scan.log": must be an absolute path`,
+		`antivirus processes name "clamav" is reserved`,
+		`antivirus process name "/usr/bin/x": want a program name without a path`,
+		`antivirus engine "edr": list processes, units or both`,
+	} {
+		require.ErrorContains(t, err, want)
+	}
+}

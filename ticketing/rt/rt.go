@@ -1,0 +1,518 @@
+// Package rt is the Request Tracker 5 ticket backend. It speaks REST 2.0
+// (https://docs.bestpractical.com/rt/5.0.x/RT/REST2.html) with an auth token.
+//
+// The alert key lives in a ticket custom field (HostCheckKey by default);
+// Find looks it up with TicketSQL. A new ticket goes to the L2 queue;
+// escalation moves it to the queue of the next tier, raises its priority and
+// may set an owner.
+//
+// RT reports many refusals inside a successful answer: an update answers
+// 200 with a list of messages such as "Permission Denied" or "Queue X does
+// not exist", a ticket is created even when its custom field could not be
+// set, a search on an unknown custom field finds nothing. So every change is
+// checked by reading the ticket back, and a ticket that did not end up as
+// asked is a final error quoting RT's messages.
+package rt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
+)
+
+// Statuses of RT's default lifecycle that the backend sets.
+const (
+	statusResolved = "resolved"
+	statusOpen     = "open"
+)
+
+// maxSubject is the length of RT's Tickets.Subject column (varchar(200)).
+const maxSubject = 200
+
+// maxResponse bounds what is read of one answer.
+const maxResponse = 8 << 20
+
+// findPageSize is how many tickets Find reads. TicketSQL compares custom
+// field values without regard to case, so the hits are compared again,
+// exactly, here.
+const findPageSize = 20
+
+// Backend files tickets in one Request Tracker. Safe for concurrent use.
+type Backend struct {
+	name   string
+	base   string // RT's web root, no trailing slash: https://rt.example.com
+	cf     string
+	tiers  map[ticketing.Tier]tier
+	client *resty.Client
+}
+
+// tier is where a ticket of one tier lives.
+type tier struct {
+	queue    string
+	priority int
+	owner    string // empty: leave the owner alone
+}
+
+// New returns the backend for one configured RT. o should have had its
+// defaults applied (configs does); an empty L3 or L4 queue falls back to
+// the tier below. timeout bounds each HTTP request.
+func New(name string, o configs.RTOptions, timeout time.Duration) (*Backend, error) {
+	u, err := url.Parse(o.URL)
+	if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("rt backend %q: url %q: want an http:// or https:// URL", name, o.URL)
+	}
+	token, err := configs.SecretValue(o.Token, o.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("rt backend %q: token: %w", name, err)
+	}
+	if token == "" {
+		return nil, fmt.Errorf("rt backend %q: the token is empty", name)
+	}
+	if o.QueueL2 == "" {
+		return nil, fmt.Errorf("rt backend %q: queue_l2 is empty", name)
+	}
+	if o.CustomField == "" || strings.ContainsAny(o.CustomField, "{}'\"\\") {
+		return nil, fmt.Errorf("rt backend %q: custom_field %q: want the name of a ticket custom field, without braces, quotes or backslashes", name, o.CustomField)
+	}
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	base := strings.TrimRight(o.URL, "/")
+	base = strings.TrimSuffix(base, "/REST/2.0")
+	q3 := or(o.QueueL3, o.QueueL2)
+	b := &Backend{
+		name: name,
+		base: base,
+		cf:   o.CustomField,
+		tiers: map[ticketing.Tier]tier{
+			ticketing.L2: {queue: o.QueueL2, priority: o.PriorityL2},
+			ticketing.L3: {queue: q3, priority: o.PriorityL3, owner: o.OwnerL3},
+			ticketing.L4: {queue: or(o.QueueL4, q3), priority: o.PriorityL4, owner: o.OwnerL4},
+		},
+		client: resty.New().
+			SetBaseURL(base+"/REST/2.0").
+			SetHeader("Authorization", "token "+token).
+			SetHeader("Accept", "application/json").
+			SetHeader("User-Agent", "l2agent-rt").
+			SetTimeout(timeout).
+			SetResponseBodyLimit(maxResponse).
+			SetLogger(quietLogger{}),
+	}
+	return b, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+var _ ticketing.Ticketer = (*Backend)(nil)
+
+// TicketURL is the link to ticket id in RT's web UI.
+func (b *Backend) TicketURL(id string) string {
+	return b.base + "/Ticket/Display.html?id=" + url.QueryEscape(id)
+}
+
+func (b *Backend) ref(id string) ticketing.Ref {
+	return ticketing.Ref{ID: id, URL: b.TicketURL(id)}
+}
+
+// Query is the TicketSQL that finds the tickets of key, in any status.
+func (b *Backend) Query(key string) string {
+	return "CF.{" + b.cf + "} = " + QuoteSQL(key)
+}
+
+// QuoteSQL quotes s as a TicketSQL string literal. RT unescapes every
+// backslash-escaped character of a quoted value, so quotes and backslashes
+// are escaped and everything else is taken as it is.
+func QuoteSQL(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s) + 2)
+	sb.WriteByte('\'')
+	for _, r := range s {
+		if r == '\'' || r == '\\' {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	sb.WriteByte('\'')
+	return sb.String()
+}
+
+// Find returns the newest ticket, in any status, whose custom field holds
+// exactly key.
+func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, error) {
+	if strings.ContainsAny(key, "\r\n") {
+		// A TicketSQL literal cannot hold a line break.
+		return ticketing.Ref{}, false, ticketing.Final("bad_key", fmt.Errorf("rt find: key %q has a line break", key))
+	}
+	var page struct {
+		Items []struct {
+			ID           flexString    `json:"id"`
+			CustomFields []customField `json:"CustomFields"`
+		} `json:"items"`
+	}
+	err := b.call(ctx, "find "+key, http.MethodGet, "/tickets", url.Values{
+		"query":    {b.Query(key)},
+		"orderby":  {"id"},
+		"order":    {"DESC"},
+		"per_page": {strconv.Itoa(findPageSize)},
+		"fields":   {"CustomFields"},
+	}, nil, &page)
+	if err != nil {
+		return ticketing.Ref{}, false, err
+	}
+	for _, it := range page.Items {
+		if cfValue(it.CustomFields, b.cf) == key {
+			return b.ref(string(it.ID)), true, nil
+		}
+	}
+	return ticketing.Ref{}, false, nil
+}
+
+// Open creates the ticket in the queue of its tier (L2 unless t.Tier says
+// otherwise) with the alert key in the custom field. When RT created the
+// ticket but did not store the key (the field does not exist, does not
+// apply to the queue, or the user may not set it), Open returns the ref with
+// a final error: Find could never find that ticket again.
+func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
+	tr := t.Tier
+	if tr < ticketing.L2 {
+		tr = ticketing.L2
+	}
+	to, err := b.tier(tr)
+	if err != nil {
+		return ticketing.Ref{}, err
+	}
+	what := "open " + t.Key
+	req := map[string]any{
+		"Queue":        to.queue,
+		"Subject":      subject(t.Title),
+		"Content":      t.Body,
+		"ContentType":  "text/plain",
+		"Priority":     to.priority,
+		"CustomFields": map[string]string{b.cf: t.Key},
+	}
+	if to.owner != "" {
+		req["Owner"] = to.owner
+	}
+	var created struct {
+		ID flexString `json:"id"`
+	}
+	if err := b.call(ctx, what, http.MethodPost, "/ticket", nil, req, &created); err != nil {
+		return ticketing.Ref{}, err
+	}
+	if created.ID == "" {
+		return ticketing.Ref{}, ticketing.Final("api", fmt.Errorf("rt %s: RT answered without a ticket id", what))
+	}
+	ref := b.ref(string(created.ID))
+	got, err := b.get(ctx, what, ref.ID)
+	if err != nil {
+		return ref, err
+	}
+	var problems []string
+	if v := cfValue(got.CustomFields, b.cf); v != t.Key {
+		problems = append(problems, fmt.Sprintf("custom field %s is %q, not the alert key: check that the field exists, applies to queue %s, and that the user has SeeCustomField and ModifyCustomField on it", b.cf, v, to.queue))
+	}
+	problems = append(problems, to.mismatch(got)...)
+	if len(problems) > 0 {
+		return ref, ticketing.Final("api", fmt.Errorf("rt %s: ticket %s created, but %s", what, ref.ID, strings.Join(problems, "; ")))
+	}
+	return ref, nil
+}
+
+// Comment adds a comment (not a reply: nothing is mailed to requestors).
+func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
+	id, err := ticketID(r)
+	if err != nil {
+		return err
+	}
+	return b.comment(ctx, "comment on ticket "+id, id, text, "")
+}
+
+// comment posts a text/plain comment, and sets the status unless it is "".
+// The comment goes as JSON: RT 5.0.3 reads a text/plain request body as
+// Latin-1 whatever its charset, which garbles "≥" and every other
+// non-ASCII character.
+func (b *Backend) comment(ctx context.Context, what, id, text, status string) error {
+	body := map[string]any{"Content": text, "ContentType": "text/plain"}
+	if status != "" {
+		body["Status"] = status
+	}
+	var said messages
+	if err := b.call(ctx, what, http.MethodPost, "/ticket/"+id+"/comment", nil, body, &said); err != nil {
+		return err
+	}
+	if status == "" {
+		return nil
+	}
+	got, err := b.get(ctx, what, id)
+	if err != nil {
+		return err
+	}
+	if got.Status != status {
+		return refused(what, []string{fmt.Sprintf("status is %q, not %q", got.Status, status)}, said)
+	}
+	return nil
+}
+
+// Escalate moves the ticket to the queue of tier, then gives it that tier's
+// priority, owner (if one is configured) and the current title, then
+// comments with t.Body, which says why. Each step is read back; a refused
+// step is a final error and stops the rest (RT applies the fields of one
+// update independently, so the queue goes first and alone: a refused move
+// changes nothing, and the owner's OwnTicket right is checked in the new
+// queue, which may be the only place it is granted).
+func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Tier, t ticketing.Ticket) error {
+	id, err := ticketID(r)
+	if err != nil {
+		return err
+	}
+	to, err := b.tier(tr)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("escalate ticket %s to %s", id, tr)
+	var said messages
+	got, err := b.update(ctx, what, id, map[string]any{"Queue": to.queue}, &said)
+	if err != nil {
+		return err
+	}
+	if !got.inQueue(to.queue) {
+		return refused(what, []string{fmt.Sprintf("queue is %q, not %q", got.Queue.Name, to.queue)}, said)
+	}
+	rest := map[string]any{"Priority": to.priority}
+	if t.Title != "" {
+		rest["Subject"] = subject(t.Title)
+	}
+	if to.owner != "" {
+		rest["Owner"] = to.owner
+	}
+	if got, err = b.update(ctx, what, id, rest, &said); err != nil {
+		return err
+	}
+	if p := to.mismatch(got); len(p) > 0 {
+		return refused(what, p, said)
+	}
+	note := fmt.Sprintf("l2agent escalated this ticket to %s: queue %s, priority %d", tr, to.queue, to.priority)
+	if to.owner != "" {
+		note += ", owner " + to.owner
+	}
+	note += "."
+	if t.Body != "" {
+		note += "\n\n" + t.Body
+	}
+	return b.comment(ctx, what, id, note, "")
+}
+
+// update PUTs fields, adds RT's messages to said and reads the ticket back.
+func (b *Backend) update(ctx context.Context, what, id string, fields map[string]any, said *messages) (ticket, error) {
+	var msgs messages
+	if err := b.call(ctx, what, http.MethodPut, "/ticket/"+id, nil, fields, &msgs); err != nil {
+		return ticket{}, err
+	}
+	*said = append(*said, msgs...)
+	return b.get(ctx, what, id)
+}
+
+// Resolve comments with text and sets the status to resolved in the same
+// request, then reads the status back.
+func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) error {
+	return b.commentStatus(ctx, r, "resolve", text, statusResolved)
+}
+
+// Reopen comments with text and sets the status back to open in the same
+// request, then reads the status back.
+func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
+	return b.commentStatus(ctx, r, "reopen", text, statusOpen)
+}
+
+func (b *Backend) commentStatus(ctx context.Context, r ticketing.Ref, verb, text, status string) error {
+	id, err := ticketID(r)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(text) == "" {
+		text = "l2agent: " + verb
+	}
+	return b.comment(ctx, verb+" ticket "+id, id, text, status)
+}
+
+func (b *Backend) tier(t ticketing.Tier) (tier, error) {
+	to, ok := b.tiers[t]
+	if !ok {
+		return tier{}, ticketing.Final("bad_tier", fmt.Errorf("rt backend %q: no queue for tier %s", b.name, t))
+	}
+	return to, nil
+}
+
+// mismatch lists how got differs from where a ticket of this tier belongs,
+// the queue first.
+func (to tier) mismatch(got ticket) []string {
+	var p []string
+	if !got.inQueue(to.queue) {
+		p = append(p, fmt.Sprintf("queue is %q, not %q", got.Queue.Name, to.queue))
+	}
+	if got.Priority.String() != strconv.Itoa(to.priority) {
+		p = append(p, fmt.Sprintf("priority is %s, not %d", got.Priority, to.priority))
+	}
+	if to.owner != "" && !strings.EqualFold(got.Owner.ID.String(), to.owner) {
+		p = append(p, fmt.Sprintf("owner is %q, not %q", got.Owner.ID, to.owner))
+	}
+	return p
+}
+
+// refused is the error for a change RT answered with success but did not
+// make; RT's own messages say why.
+func refused(what string, problems []string, said messages) error {
+	msg := strings.Join(problems, "; ")
+	if len(said) > 0 {
+		msg += "; RT said: " + strings.Join(said, " | ")
+	}
+	return ticketing.Final("api", fmt.Errorf("rt %s: not done: %s", what, msg))
+}
+
+// ticket is what the backend reads back of a ticket.
+type ticket struct {
+	ID       flexString `json:"id"`
+	Status   string     `json:"Status"`
+	Priority flexString `json:"Priority"`
+	Queue    struct {
+		ID   flexString `json:"id"`
+		Name string     `json:"Name"`
+	} `json:"Queue"`
+	Owner struct {
+		ID flexString `json:"id"`
+	} `json:"Owner"`
+	CustomFields []customField `json:"CustomFields"`
+}
+
+// inQueue: queue is the ticket's queue, by name or id.
+func (t ticket) inQueue(queue string) bool {
+	return t.Queue.Name == queue || t.Queue.ID.String() == queue
+}
+
+type customField struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+func cfValue(cfs []customField, name string) string {
+	for _, cf := range cfs {
+		if cf.Name == name && len(cf.Values) > 0 {
+			return cf.Values[0]
+		}
+	}
+	return ""
+}
+
+func (b *Backend) get(ctx context.Context, what, id string) (ticket, error) {
+	var t ticket
+	err := b.call(ctx, what, http.MethodGet, "/ticket/"+id, url.Values{"fields[Queue]": {"Name"}}, nil, &t)
+	return t, err
+}
+
+// messages is RT's answer to an update: one line per change or refusal.
+type messages []string
+
+// flexString is a JSON string or number: RT sends ids as either.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*f = flexString(n)
+	return nil
+}
+
+func (f flexString) String() string { return string(f) }
+
+// call makes one request and decodes the JSON answer into out. Transport
+// failures are retryable, HTTP errors are classified by CheckHTTP, and a
+// 2xx answer that is not the expected JSON (a login page from a proxy, an
+// error object) is final.
+func (b *Backend) call(ctx context.Context, what, method, path string, query url.Values, body, out any) error {
+	req := b.client.R().SetContext(ctx)
+	if query != nil {
+		req.SetQueryParamsFromValues(query)
+	}
+	if body != nil {
+		req.SetHeader("Content-Type", "application/json").SetBody(body)
+	}
+	resp, err := req.Execute(method, path)
+	if err != nil {
+		err = fmt.Errorf("rt %s: %w", what, err)
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err // cancelled or out of time: the caller's decision
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return ticketing.Retryable("timeout", err)
+		}
+		return ticketing.Retryable("network", err)
+	}
+	if err := ticketing.CheckHTTP("rt "+what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
+		return err
+	}
+	raw := resp.Body()
+	if err := json.Unmarshal(raw, out); err != nil {
+		return ticketing.Final("api", fmt.Errorf("rt %s: HTTP %d with an unexpected answer (%v): %s", what, resp.StatusCode(), err, snippet(raw)))
+	}
+	return nil
+}
+
+func ticketID(r ticketing.Ref) (string, error) {
+	if _, err := strconv.ParseUint(r.ID, 10, 64); err != nil {
+		return "", ticketing.Final("bad_ref", fmt.Errorf("rt: ticket id %q is not a number", r.ID))
+	}
+	return r.ID, nil
+}
+
+// subject fits a title into RT's Subject column, on a rune boundary.
+func subject(s string) string {
+	if utf8.RuneCountInString(s) <= maxSubject {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:maxSubject-1]) + "…"
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = strings.ToValidUTF8(s[:300], "") + "…"
+	}
+	return s
+}
+
+// quietLogger drops resty's own log lines: every failure is returned.
+type quietLogger struct{}
+
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}
