@@ -146,7 +146,19 @@ func TestRTLifeCycle(t *testing.T) {
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	mountTmpfs(t, mnt, "8m", "l2agent-rt")
-	a := startRTAgent(t, rtConfig(t, rt, dir, "^"+mnt+"$"))
+	cfg := rtConfig(t, rt, dir, "^"+mnt+"$")
+
+	// `l2agent tickets test rt` proves the credentials and permissions.
+	out, err := exec.Command(binary, "tickets", "test", "--config", cfg, "rt").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, step := range []string{"open: ok", "find: ok", "comment: ok", "resolve: ok"} {
+		require.Contains(t, string(out), step)
+	}
+	test := rt.Tickets(t, "Subject LIKE 'test ticket (l2agent tickets test)'")
+	require.Len(t, test, 1)
+	require.Equal(t, "resolved", test[0].Status)
+
+	a := startRTAgent(t, cfg)
 	key := diskKey(mnt, "l2agent-rt")
 
 	fillTo(t, mnt, 5000) // ~61 %: warn
