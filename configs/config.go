@@ -25,14 +25,15 @@ const DefaultListenAddress = "127.0.0.1:10061"
 
 // Config is the whole agent configuration.
 type Config struct {
-	Hostname      string    `yaml:"hostname"`
-	ListenAddress string    `yaml:"listen_address"`
-	StateDir      string    `yaml:"state_dir"`
-	Paths         Paths     `yaml:"paths"`
-	Log           Log       `yaml:"log"`
-	Defaults      Defaults  `yaml:"defaults"`
-	Checks        []Check   `yaml:"checks"`
-	Ticketing     Ticketing `yaml:"ticketing"`
+	Hostname      string      `yaml:"hostname"`
+	ListenAddress string      `yaml:"listen_address"`
+	StateDir      string      `yaml:"state_dir"`
+	Paths         Paths       `yaml:"paths"`
+	Log           Log         `yaml:"log"`
+	Defaults      Defaults    `yaml:"defaults"`
+	Checks        []Check     `yaml:"checks"`
+	Ticketing     Ticketing   `yaml:"ticketing"`
+	Remediation   Remediation `yaml:"remediation"` // configs/remediation.go
 }
 
 // Paths are the roots the agent reads the host through, so that it works in a

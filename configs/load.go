@@ -154,6 +154,7 @@ func (c *Config) applyDefaults() {
 		c.Paths.Rootfs = "/"
 	}
 	c.Ticketing.ApplyDefaults(c.StateDir)
+	c.Remediation.applyDefaults(c.StateDir)
 	for i := range c.Checks {
 		ch := &c.Checks[i]
 		if ch.Schedule == "" {
@@ -264,6 +265,7 @@ func (c *Config) validate(d *decoder) Errors {
 	}
 
 	c.Ticketing.validate(errf)
+	c.Remediation.validate(errf)
 	names := map[string]string{}
 	for i, ch := range c.Checks {
 		base := fmt.Sprintf("checks[%d]", i)
