@@ -22,9 +22,10 @@ var ErrTimeout = errors.New("check timed out")
 // runner owns one configured check: its schedule, its guard against
 // overlapping runs, and the figures of its last run.
 type runner struct {
-	cfg   configs.Check
-	check checks.Check
-	sched cron.Schedule
+	cfg        configs.Check
+	check      checks.Check
+	sched      cron.Schedule
+	infrequent bool // runs every infrequentRun or less often
 
 	running atomic.Bool // a run is in flight (possibly hung past its timeout)
 
