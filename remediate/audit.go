@@ -1,0 +1,130 @@
+package remediate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Record is one line of the audit log: every decision, whether the action
+// ran or not.
+type Record struct {
+	Time            time.Time `json:"time"`
+	Action          string    `json:"action"`
+	Result          string    `json:"result"`           // one of Results
+	Reason          string    `json:"reason,omitempty"` // why: skipped, failed, verified
+	Manual          bool      `json:"manual,omitempty"` // run by hand (CLI), not by a rule
+	DryRun          bool      `json:"dry_run,omitempty"`
+	Rule            int       `json:"rule"` // index of the rule, -1 for a manual run
+	Alert           Alert     `json:"alert"`
+	Plan            string    `json:"plan,omitempty"`
+	Outcome         string    `json:"outcome,omitempty"` // the action's own summary
+	Output          string    `json:"output,omitempty"`  // excerpt, bounded by MaxOutput
+	FreedBytes      int64     `json:"freed_bytes,omitempty"`
+	RebootRequired  bool      `json:"reboot_required,omitempty"`
+	DurationSeconds float64   `json:"duration_seconds,omitempty"`
+}
+
+// Attempt is the record as a ticket shows it.
+func (r Record) Attempt() Attempt {
+	text := r.Reason
+	switch {
+	case r.Outcome != "" && text != "" && r.Outcome != text:
+		text = r.Outcome + "; " + text
+	case r.Outcome != "" && text == "":
+		text = r.Outcome
+	}
+	res := r.Result
+	if text != "" {
+		res += ": " + text
+	}
+	return Attempt{At: r.Time, Action: r.Action, Plan: r.Plan, Output: r.Output, Result: res, Success: r.Result == ResultSuccess}
+}
+
+// auditLog appends records as JSON lines, each synced to disk.
+type auditLog struct {
+	mu   sync.Mutex
+	path string
+}
+
+func (l *auditLog) append(r Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// tail reads the records in the last max bytes of the log.
+func (l *auditLog) tail(max int64) ([]Record, error) {
+	return ReadAudit(l.path, max)
+}
+
+// ReadAudit reads the records in the last max bytes of an audit log (all
+// when max <= 0); a missing file has none. Lines that do not parse (a torn
+// last write) are skipped.
+func ReadAudit(path string, max int64) ([]Record, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	skipFirst := false
+	if max > 0 && fi.Size() > max {
+		if _, err := f.Seek(fi.Size()-max, io.SeekStart); err != nil {
+			return nil, err
+		}
+		skipFirst = true // a partial line
+	}
+	var out []Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if skipFirst {
+			skipFirst = false
+			continue
+		}
+		if len(line) == 0 {
+			continue
+		}
+		var r Record
+		if json.Unmarshal(line, &r) == nil && r.Action != "" {
+			out = append(out, r)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package remediate
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+func TestConfigDefaultsAllOff(t *testing.T) {
+	cfg := configs.Default().Remediation
+	require.False(t, cfg.DryRun)
+	require.Equal(t, configs.RateLimit{Count: 10, Window: configs.Duration(3600e9)}, cfg.MaxRuns)
+	for _, name := range configs.RemediationActions {
+		p, ok := cfg.Actions[name]
+		require.True(t, ok, name)
+		require.False(t, p.Enabled, "%s must be off by default", name)
+		require.Positive(t, p.Timeout, name)
+		require.True(t, p.VerifyEnabled(), name)
+	}
+	require.Equal(t, "/usr/bin/journalctl", cfg.Actions["journal_vacuum"].Command)
+	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Command)
+	e, err := New(cfg, t.TempDir(), nil, nil, nil)
+	require.NoError(t, err)
+	_, attempted := e.Remediate(t.Context(), Alert{Check: "disk", State: "crit"}, nil)
+	require.False(t, attempted)
+}
+
+func TestConfigValidation(t *testing.T) {
+	yaml := `remediation:
+  max_runs: {count: -1, window: 1h}
+  actions:
+    disk_cleanup: {enabled: true, allow_paths: [/var/log, var/tmp], cooldown: 30m}
+    logrotate: {allow_paths: [/]}
+    service_restart: {enabled: true, allow_units: ["clamav-daemon.service", "x; reboot"], command: systemctl}
+    bogus: {enabled: true}
+    security_updates: {enabled: true}
+    journal_vacuum: {maintenance_window: "99 * * * *", allow_paths: [/var], params: {unit: foo.service}}
+  rules:
+    - {check: disk, metric: disk_used_ratio, labels: {mountpoint: /var}, action: disk_cleanup, params: {paths: [/etc], globs: ["*.gz", "[", "a/b"], older_than: 7d}}
+    - {check: av, action: service_restart, params: {unit: sshd.service}}
+    - {check: av, action: nope}
+    - {check: j, action: journal_vacuum, params: {vacuum_size: lots}}
+    - {action: logrotate, state: down, params: {config: /etc/logrotate.d/x}}
+`
+	_, err := configs.Parse("test.yaml", []byte(yaml))
+	var errs configs.Errors
+	require.True(t, errors.As(err, &errs), "%v", err)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	require.Equal(t, []string{
+		"test.yaml:2:21: remediation.max_runs: count must not be negative",
+		"test.yaml:4:59: remediation action disk_cleanup: allow_paths \"var/tmp\": must be a clean absolute path",
+		"test.yaml:5:30: remediation action logrotate: allow_paths applies only to disk_cleanup",
+		"test.yaml:5:31: remediation action logrotate: allow_paths must not be /",
+		"test.yaml:6:77: remediation action service_restart: \"x; reboot\" is not a systemd unit name such as clamav-daemon.service",
+		"test.yaml:6:100: remediation action service_restart: command \"systemctl\": must be a clean absolute path",
+		"test.yaml:7:12: unknown remediation action \"bogus\" (known: disk_cleanup, journal_vacuum, package_cache_clean, logrotate, service_restart, antivirus_update, security_updates)",
+		"test.yaml:8:23: remediation action security_updates: runs only inside a maintenance window: set maintenance_window (a cron spec)",
+		"test.yaml:9:42: remediation action journal_vacuum: bad maintenance_window \"99 * * * *\": end of range (99) above maximum (59): 99",
+		"test.yaml:9:69: remediation action journal_vacuum: allow_paths applies only to disk_cleanup",
+		"test.yaml:9:92: remediation action journal_vacuum: param unit does not apply (it takes: vacuum_size, vacuum_time)",
+		"test.yaml:11:113: remediation action disk_cleanup: path \"/etc\" is outside allow_paths (/var/log, var/tmp)",
+		"test.yaml:11:136: remediation action disk_cleanup: glob \"[\": want a file name pattern such as *.gz (no /)",
+		"test.yaml:11:141: remediation action disk_cleanup: glob \"a/b\": want a file name pattern such as *.gz (no /)",
+		"test.yaml:12:59: remediation action service_restart: unit \"sshd.service\" is not in allow_units",
+		"test.yaml:13:27: remediation rule: unknown action \"nope\" (known: disk_cleanup, journal_vacuum, package_cache_clean, logrotate, service_restart, antivirus_update, security_updates)",
+		"test.yaml:14:64: remediation action journal_vacuum: vacuum_size \"lots\": want a size such as 500M or 2G",
+		"test.yaml:15:7: remediation rule: check is required (the name of the check whose alert runs the action)",
+		"test.yaml:15:34: remediation rule: state \"down\": want warn or crit",
+		"test.yaml:15:57: remediation action logrotate: config \"/etc/logrotate.d/x\" is not in allow_configs",
+	}, got)
+}
+
+func TestMaintenanceWindow(t *testing.T) {
+	p := configs.ActionPolicy{MaintenanceWindow: "0 2 * * SUN", MaintenanceDuration: configs.Duration(2 * 3600e9)}
+	for _, tc := range []struct {
+		at   string
+		want bool
+	}{
+		{"2026-08-02T01:59:59Z", false}, // a Sunday
+		{"2026-08-02T02:00:00Z", true},
+		{"2026-08-02T03:59:59Z", true},
+		{"2026-08-02T04:00:00Z", true},
+		{"2026-08-02T04:00:01Z", false},
+		{"2026-08-03T02:30:00Z", false}, // Monday
+	} {
+		require.Equal(t, tc.want, p.InMaintenanceWindow(newClock(tc.at).Now()), tc.at)
+	}
+	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(newClock("2026-08-03T02:30:00Z").Now()))
+}

@@ -1,0 +1,555 @@
+package remediate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+// diskCleanup deletes old files matching globs inside allowlisted
+// directories. The walk is openat-style: every directory is opened relative
+// to its parent's descriptor with O_NOFOLLOW, so it never follows a symlink
+// and never leaves the directory, however the tree changes under it; a
+// directory on another filesystem or another mount (a bind mount of the same
+// filesystem included, by mount ID) is not entered; files are removed with
+// unlinkat on the descriptor of their directory, after checking that the
+// name still refers to the planned inode. Files open for writing (as far as
+// /proc shows), hard-linked files (deleting one name frees nothing) and
+// anything but regular files are left alone.
+type diskCleanup struct {
+	allow      []string
+	params     configs.RemediationParams
+	ev         env
+	maxDepth   int // directory levels below a root
+	maxEntries int // directory entries looked at per walk
+	maxFDs     int // /proc/*/fd entries looked at for writers
+	listFiles  int // files named in the plan text
+	now        func() time.Time
+}
+
+func newDiskCleanup(p configs.ActionPolicy, params configs.RemediationParams, ev env) *diskCleanup {
+	return &diskCleanup{allow: p.AllowPaths, params: params, ev: ev, maxDepth: 32, maxEntries: 200000, maxFDs: 200000, listFiles: 50, now: time.Now}
+}
+
+func (d *diskCleanup) Name() string { return "disk_cleanup" }
+
+// diskFile is one file planned for deletion.
+type diskFile struct {
+	Root     string // the directory walked
+	Rel      string // path below Root
+	Dev, Ino uint64
+	MTime    time.Time
+	Size     int64
+	Bytes    int64 // allocated: st_blocks * 512, what deleting it frees
+}
+
+func (f diskFile) path() string { return f.Root + "/" + f.Rel }
+
+type diskPlan struct {
+	Cutoff time.Time
+	Files  []diskFile
+}
+
+// walkStats counts what a walk skipped, for the plan text.
+type walkStats struct {
+	tooNew, symlinks, otherMount, openForWrite, hardLinked, other, changed, errors int
+	truncated                                                                      bool
+	errs                                                                           []string
+}
+
+func (s *walkStats) String() string {
+	var parts []string
+	add := func(n int, what string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(s.tooNew, "matching but too new")
+	add(s.openForWrite, "open for writing")
+	add(s.hardLinked, "hard-linked")
+	add(s.symlinks, "symlinks (never followed)")
+	add(s.otherMount, "directories on another mount (not entered)")
+	add(s.other, "not regular files")
+	add(s.changed, "changed during the walk")
+	add(s.errors, "unreadable")
+	out := strings.Join(parts, ", ")
+	if s.truncated {
+		out += " (walk stopped at its bounds)"
+	}
+	return out
+}
+
+func (s *walkStats) errorf(format string, args ...any) {
+	s.errors++
+	if len(s.errs) < 10 {
+		s.errs = append(s.errs, fmt.Sprintf(format, args...))
+	}
+}
+
+// roots are the directories to walk: the params' paths inside the
+// allowlist, nested ones dropped.
+func (d *diskCleanup) roots() ([]string, error) {
+	var roots []string
+	paths := d.params.Paths
+	if len(paths) == 0 {
+		paths = d.allow
+	}
+	for _, p := range paths {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+			return nil, fmt.Errorf("path %q: not a clean absolute directory", p)
+		}
+		if !under(p, d.allow) {
+			return nil, fmt.Errorf("path %q is outside allow_paths (%s)", p, strings.Join(d.allow, ", "))
+		}
+		roots = append(roots, p)
+	}
+	if len(roots) == 0 {
+		return nil, errors.New("no paths to clean (set params.paths or allow_paths)")
+	}
+	slices.Sort(roots)
+	roots = slices.Compact(roots)
+	return slices.DeleteFunc(roots, func(r string) bool {
+		for _, o := range roots {
+			if o != r && under(r, []string{o}) {
+				return true
+			}
+		}
+		return false
+	}), nil
+}
+
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Plan lists the files that would go.
+func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
+	if len(d.params.Globs) == 0 || d.params.OlderThan <= 0 {
+		return Plan{}, errors.New("disk_cleanup needs globs and older_than")
+	}
+	roots, err := d.roots()
+	if err != nil {
+		return Plan{}, err
+	}
+	dp := diskPlan{Cutoff: d.now().Add(-d.params.OlderThan.D())}
+	stats := &walkStats{}
+	err = d.walkRoots(ctx, roots, dp.Cutoff, stats, func(dirfd int, f diskFile, name string) {
+		dp.Files = append(dp.Files, f)
+	})
+	if err != nil {
+		return Plan{}, err
+	}
+	var b strings.Builder
+	var total int64
+	for _, f := range dp.Files {
+		total += f.Bytes
+	}
+	fmt.Fprintf(&b, "delete %d file(s) (%s on disk) older than %s matching %s in %s",
+		len(dp.Files), humanBytes(total), days(d.params.OlderThan.D()), strings.Join(d.params.Globs, " "), strings.Join(roots, " "))
+	if len(dp.Files) > 0 {
+		b.WriteString(":")
+	}
+	b.WriteString("\n")
+	for i, f := range dp.Files {
+		if i == d.listFiles {
+			fmt.Fprintf(&b, "  … and %d more\n", len(dp.Files)-i)
+			break
+		}
+		fmt.Fprintf(&b, "  %s  %s  modified %s\n", showPath(f.path()), humanBytes(f.Bytes), f.MTime.UTC().Format("2006-01-02 15:04"))
+	}
+	if s := stats.String(); s != "" {
+		fmt.Fprintf(&b, "left alone: %s\n", s)
+	}
+	for _, e := range stats.errs {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	return Plan{Action: d.Name(), Text: strings.TrimRight(b.String(), "\n"), Data: dp}, nil
+}
+
+// Apply deletes the planned files that are still what the plan saw.
+func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
+	dp, ok := p.Data.(diskPlan)
+	if !ok {
+		return Outcome{}, errors.New("disk_cleanup: not a disk_cleanup plan")
+	}
+	if len(dp.Files) == 0 {
+		return Outcome{Success: true, Result: "nothing to delete"}, nil
+	}
+	planned := map[string]diskFile{}
+	var roots []string
+	for _, f := range dp.Files {
+		planned[f.Root+"\x00"+f.Rel] = f
+		if !slices.Contains(roots, f.Root) {
+			roots = append(roots, f.Root)
+		}
+	}
+	var (
+		deleted int
+		freed   int64
+		out     strings.Builder
+		failed  []string
+	)
+	stats := &walkStats{}
+	err := d.walkRoots(ctx, roots, dp.Cutoff, stats, func(dirfd int, f diskFile, name string) {
+		pf, ok := planned[f.Root+"\x00"+f.Rel]
+		if !ok || pf.Dev != f.Dev || pf.Ino != f.Ino || !pf.MTime.Equal(f.MTime) {
+			return
+		}
+		if d.ev.hook != nil {
+			d.ev.hook("unlink", f.path())
+		}
+		// Last look: the name must still be the planned inode.
+		if st, err := lstatAt(dirfd, name); err != nil || st.Ino != f.Ino || uint64(st.Dev) != f.Dev || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return
+		}
+		delete(planned, f.Root+"\x00"+f.Rel)
+		if err := syscall.Unlinkat(dirfd, name); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", showPath(f.path()), err))
+			return
+		}
+		deleted++
+		freed += f.Bytes
+		fmt.Fprintf(&out, "deleted %s (%s)\n", showPath(f.path()), humanBytes(f.Bytes))
+	})
+	for _, f := range failed {
+		fmt.Fprintf(&out, "failed: %s\n", f)
+	}
+	res := fmt.Sprintf("deleted %d of %d planned files, freed %s", deleted, len(dp.Files), humanBytes(freed))
+	if n := len(planned); n > 0 {
+		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
+	}
+	o := Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: excerpt(out.String(), MaxOutput), FreedBytes: freed}
+	if err != nil {
+		return o, err
+	}
+	if len(failed) > 0 {
+		return o, fmt.Errorf("%d files could not be deleted", len(failed))
+	}
+	return o, nil
+}
+
+// walkRoots walks every root and calls visit for each regular file that
+// matches the globs, is older than cutoff, has one link and is not open for
+// writing.
+func (d *diskCleanup) walkRoots(ctx context.Context, roots []string, cutoff time.Time, stats *walkStats, visit func(dirfd int, f diskFile, name string)) error {
+	type opened struct {
+		root  string
+		fd    int
+		dev   uint64
+		mntID string
+	}
+	var ops []opened
+	defer func() {
+		for _, o := range ops {
+			syscall.Close(o.fd)
+		}
+	}()
+	devs := map[uint64]bool{}
+	for _, r := range roots {
+		fd, err := openDirNoFollow(r)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", r, err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Close(fd)
+			return fmt.Errorf("stat %s: %w", r, err)
+		}
+		ops = append(ops, opened{root: r, fd: fd, dev: uint64(st.Dev), mntID: mountID(fd)})
+		devs[uint64(st.Dev)] = true
+	}
+	writers := openForWriting(ctx, d.ev.procfs, devs, d.maxFDs)
+	entries := 0
+	for _, o := range ops {
+		w := &walker{d: d, ctx: ctx, root: o.root, dev: o.dev, mntID: o.mntID, cutoff: cutoff, writers: writers, stats: stats, visit: visit, entries: &entries}
+		fd, err := syscall.Dup(o.fd)
+		if err != nil {
+			return err
+		}
+		w.dir(fd, "", 0)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type walker struct {
+	d       *diskCleanup
+	ctx     context.Context
+	root    string
+	dev     uint64
+	mntID   string
+	cutoff  time.Time
+	writers map[[2]uint64]bool
+	stats   *walkStats
+	visit   func(dirfd int, f diskFile, name string)
+	entries *int
+}
+
+// dir walks the directory open as fd (which it closes), rel below the root.
+func (w *walker) dir(fd int, rel string, depth int) {
+	f := os.NewFile(uintptr(fd), w.root+"/"+rel)
+	defer f.Close()
+	var names []string
+	for {
+		chunk, err := f.Readdirnames(1024)
+		names = append(names, chunk...)
+		*w.entries += len(chunk)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			w.stats.errorf("read %s: %v", showPath(w.root+"/"+rel), err)
+			break
+		}
+		if *w.entries > w.d.maxEntries {
+			w.stats.truncated = true
+			break
+		}
+	}
+	slices.Sort(names)
+	dirfd := int(f.Fd())
+	for _, name := range names {
+		if w.ctx.Err() != nil {
+			return
+		}
+		relName := name
+		if rel != "" {
+			relName = rel + "/" + name
+		}
+		if w.d.ev.hook != nil {
+			w.d.ev.hook("lstat", w.root+"/"+relName)
+		}
+		st, err := lstatAt(dirfd, name)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				w.stats.changed++
+			} else {
+				w.stats.errorf("stat %s: %v", showPath(w.root+"/"+relName), err)
+			}
+			continue
+		}
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFDIR:
+			if uint64(st.Dev) != w.dev {
+				w.stats.otherMount++
+				continue
+			}
+			if depth+1 > w.d.maxDepth {
+				w.stats.truncated = true
+				continue
+			}
+			if w.d.ev.hook != nil {
+				w.d.ev.hook("opendir", w.root+"/"+relName)
+			}
+			cfd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOENT) {
+					w.stats.changed++ // swapped for a symlink or a file after the lstat
+				} else {
+					w.stats.errorf("open %s: %v", showPath(w.root+"/"+relName), err)
+				}
+				continue
+			}
+			var cst syscall.Stat_t
+			if err := syscall.Fstat(cfd, &cst); err != nil || cst.Ino != st.Ino || cst.Dev != st.Dev {
+				syscall.Close(cfd)
+				w.stats.changed++
+				continue
+			}
+			if uint64(cst.Dev) != w.dev || (w.mntID != "" && mountID(cfd) != w.mntID) {
+				syscall.Close(cfd)
+				w.stats.otherMount++
+				continue
+			}
+			w.dir(cfd, relName, depth+1)
+		case syscall.S_IFREG:
+			if !w.matches(name) {
+				continue
+			}
+			mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+			switch {
+			case !mtime.Before(w.cutoff):
+				w.stats.tooNew++
+			case st.Nlink > 1:
+				w.stats.hardLinked++
+			case w.writers[[2]uint64{uint64(st.Dev), st.Ino}]:
+				w.stats.openForWrite++
+			default:
+				w.visit(dirfd, diskFile{Root: w.root, Rel: relName, Dev: uint64(st.Dev), Ino: st.Ino, MTime: mtime, Size: st.Size, Bytes: st.Blocks * 512}, name)
+			}
+		case syscall.S_IFLNK:
+			w.stats.symlinks++
+		default:
+			w.stats.other++
+		}
+	}
+}
+
+func (w *walker) matches(name string) bool {
+	for _, g := range w.d.params.Globs {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// oPath is O_PATH (missing from package syscall); the same on every Linux
+// architecture Go supports.
+const oPath = 0x200000
+
+// lstatAt stats name in dirfd without following a symlink.
+func lstatAt(dirfd int, name string) (syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	fd, err := syscall.Openat(dirfd, name, oPath|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return st, err
+	}
+	defer syscall.Close(fd)
+	err = syscall.Fstat(fd, &st)
+	return st, err
+}
+
+// openDirNoFollow opens an absolute directory one component at a time,
+// refusing symlinks on the way.
+func openDirNoFollow(p string) (int, error) {
+	fd, err := syscall.Open("/", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		nfd, err := syscall.Openat(fd, c, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		syscall.Close(fd)
+		if err != nil {
+			if errors.Is(err, syscall.ELOOP) {
+				return -1, fmt.Errorf("component %q is a symlink: refusing to follow it", c)
+			}
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
+// mountID is the mount ID of an open descriptor, from /proc/self/fdinfo;
+// empty when unknown.
+func mountID(fd int) string {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// openForWriting scans procfs/*/fd (at most maxFDs entries) for regular
+// files on devs open for writing, as (dev, inode) pairs. It is best effort:
+// what it cannot read it does not know about.
+func openForWriting(ctx context.Context, procfs string, devs map[uint64]bool, maxFDs int) map[[2]uint64]bool {
+	out := map[[2]uint64]bool{}
+	if procfs == "" {
+		return out
+	}
+	pids, err := os.ReadDir(procfs)
+	if err != nil {
+		return out
+	}
+	n := 0
+	for _, p := range pids {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' || ctx.Err() != nil {
+			continue
+		}
+		base := procfs + "/" + p.Name()
+		fds, err := os.ReadDir(base + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fdEnt := range fds {
+			if n++; n > maxFDs {
+				return out
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(base+"/fd/"+fdEnt.Name(), &st) != nil || !devs[uint64(st.Dev)] || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+				continue
+			}
+			if flags, ok := fdFlags(base + "/fdinfo/" + fdEnt.Name()); ok && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+				out[[2]uint64{uint64(st.Dev), st.Ino}] = true
+			}
+		}
+	}
+	return out
+}
+
+func fdFlags(fdinfo string) (int64, bool) {
+	f, err := os.Open(fdinfo)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "flags:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// showPath prints a path as is when it is printable UTF-8, else quoted, so
+// that a name with newlines or control bytes cannot forge lines in a plan or
+// a ticket.
+func showPath(p string) string {
+	if utf8.ValidString(p) && !strings.ContainsFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return p
+	}
+	return strconv.Quote(p)
+}
+
+// days prints whole days as "7d", other durations as Go does.
+func days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

@@ -1,0 +1,179 @@
+package remediate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// securityUpdates applies pending security updates (apt: unattended-upgrade,
+// dnf upgrade --security -y, zypper patch --category security). It never
+// reboots: it reports whether /var/run/reboot-required exists afterwards,
+// and refuses to run unattended-upgrade when its Automatic-Reboot is on.
+// The policy lets it run only inside its maintenance window.
+type securityUpdates struct {
+	manager string
+	command string
+	root    string
+}
+
+type updatePlan struct {
+	argv    []string
+	manager string
+}
+
+func (s *securityUpdates) Name() string { return "security_updates" }
+
+func (s *securityUpdates) Plan(ctx context.Context, a Alert) (Plan, error) {
+	m, err := findManager(s.manager, s.root)
+	if err != nil {
+		return Plan{}, err
+	}
+	if m.security == nil {
+		return Plan{}, fmt.Errorf("%s has no security-only updates", m.name)
+	}
+	cmd := m.command
+	if m.secCmd != "" {
+		cmd = m.secCmd
+	}
+	if s.command != "" {
+		cmd = s.command
+	}
+	if m.name == "apt" {
+		if f := autoReboot(s.root); f != "" {
+			return Plan{}, fmt.Errorf("refusing: %s enables Unattended-Upgrade::Automatic-Reboot and l2agent never reboots", f)
+		}
+	}
+	argv := append([]string{cmd}, m.security...)
+	return Plan{Action: s.Name(), Text: "run " + argvString(argv) + " (installs security updates; never reboots)",
+		Data: updatePlan{argv: argv, manager: m.name}}, nil
+}
+
+func (s *securityUpdates) Apply(ctx context.Context, p Plan) (Outcome, error) {
+	up, ok := p.Data.(updatePlan)
+	if !ok {
+		return Outcome{}, errors.New("security_updates: not a security_updates plan")
+	}
+	before := s.installed(ctx, up.manager)
+	r, err := runCommand(ctx, up.argv...)
+	after := s.installed(ctx, up.manager)
+	changes := diffPackages(before, after)
+	o, err := commandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
+	if _, serr := os.Stat(joinRoot(s.root, "/var/run/reboot-required")); serr == nil {
+		o.RebootRequired = true
+		o.Result += "; a reboot is required (not done)"
+	}
+	if len(changes) > 0 {
+		o.Output = excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, MaxOutput)
+	}
+	return o, err
+}
+
+// installed lists name → version of the installed packages; empty when the
+// database cannot be read.
+func (s *securityUpdates) installed(ctx context.Context, manager string) map[string]string {
+	out := map[string]string{}
+	switch manager {
+	case "apt":
+		f, err := os.Open(joinRoot(s.root, "/var/lib/dpkg/status"))
+		if err != nil {
+			return out
+		}
+		defer f.Close()
+		parseDpkgStatus(f, out)
+	case "dnf", "zypper":
+		r, err := runCommand(ctx, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
+		if err != nil {
+			return out
+		}
+		for line := range strings.SplitSeq(r.Output, "\n") {
+			if n, v, ok := strings.Cut(line, " "); ok {
+				out[n] = v
+			}
+		}
+	}
+	return out
+}
+
+func parseDpkgStatus(f *os.File, out map[string]string) {
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var pkg, arch, ver string
+	installed := false
+	flush := func() {
+		if pkg != "" && installed {
+			out[pkg+":"+arch] = ver
+		}
+		pkg, arch, ver, installed = "", "", "", false
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			flush()
+		case strings.HasPrefix(line, "Package: "):
+			pkg = strings.TrimPrefix(line, "Package: ")
+		case strings.HasPrefix(line, "Architecture: "):
+			arch = strings.TrimPrefix(line, "Architecture: ")
+		case strings.HasPrefix(line, "Version: "):
+			ver = strings.TrimPrefix(line, "Version: ")
+		case strings.HasPrefix(line, "Status: "):
+			installed = strings.HasSuffix(line, " installed")
+		}
+	}
+	flush()
+}
+
+// diffPackages lists "name old → new" for every change.
+func diffPackages(before, after map[string]string) []string {
+	var out []string
+	for n, v := range after {
+		switch old, ok := before[n]; {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s (new) %s", n, v))
+		case old != v:
+			out = append(out, fmt.Sprintf("%s %s → %s", n, old, v))
+		}
+	}
+	for n, v := range before {
+		if _, ok := after[n]; !ok {
+			out = append(out, fmt.Sprintf("%s %s (removed)", n, v))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var autoRebootRe = regexp.MustCompile(`(?i)Unattended-Upgrade::Automatic-Reboot\s+"(true|1|yes|on)"`)
+
+// autoReboot returns the apt config file that turns on automatic reboots
+// of unattended-upgrade, if any.
+func autoReboot(root string) string {
+	files, _ := filepath.Glob(joinRoot(root, "/etc/apt/apt.conf.d/*"))
+	files = append([]string{joinRoot(root, "/etc/apt/apt.conf")}, files...)
+	found := ""
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "//") || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if autoRebootRe.MatchString(line) {
+				found = f
+			} else if strings.Contains(line, "Unattended-Upgrade::Automatic-Reboot ") {
+				found = "" // a later file turns it off
+			}
+		}
+	}
+	return found
+}
