@@ -22,6 +22,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -62,6 +63,8 @@ type Agent struct {
 	srv      *http.Server
 	listener net.Listener
 	tickets  *ticketing.Service // nil without ticket backends
+
+	remediation *remediate.Engine // nil when it could not be set up
 }
 
 // New loads the configuration and builds the checks; it starts nothing.
@@ -100,6 +103,10 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.runners = runners
 	a.registerMetrics()
+	if a.remediation, err = remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
+		a.log.Error("remediation disabled", "err", err)
+		a.remediation = nil
+	}
 	return a, nil
 }
 
@@ -257,6 +264,12 @@ const infrequentRun = 5 * time.Minute
 // RunCheck runs one check now, evaluates its result and hands the
 // transitions to the log and the sinks.
 func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
+	return a.runCheck(ctx, r, true)
+}
+
+// runCheck runs, records and evaluates one run; remediate is false for the
+// verifying run after a remediation (no remediation of the remediation).
+func (a *Agent) runCheck(ctx context.Context, r *runner, remediate bool) []Transition {
 	log := a.log.With("check", r.cfg.Name)
 	start := time.Now()
 	res, ran := r.runOnce(ctx)
@@ -289,11 +302,30 @@ func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
 			a.eval.SetDetails(t.Key, t.Details)
 		}
 		a.logTransition(*t)
-		for _, s := range a.opts.Sinks {
-			s.Transition(ctx, *t)
+		if !remediate {
+			continue // the verifying run: its caller hands these on, after its own
 		}
+		var later []Transition
+		if t.State.Firing() && !t.From.Firing() && a.remediation != nil {
+			fixed, verified := a.remediate(ctx, r, t)
+			later = verified
+			if fixed {
+				a.toSinks(ctx, later...) // fixed and verified: no ticket
+				continue
+			}
+		}
+		a.toSinks(ctx, *t)
+		a.toSinks(ctx, later...)
 	}
 	return ts
+}
+
+func (a *Agent) toSinks(ctx context.Context, ts ...Transition) {
+	for _, t := range ts {
+		for _, s := range a.opts.Sinks {
+			s.Transition(ctx, t)
+		}
+	}
 }
 
 func (a *Agent) diagnose(ctx context.Context, r *runner, obs []checks.Observation, al Alert) string {

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // State is the state of one alert key.
@@ -111,6 +113,10 @@ type Transition struct {
 	From   State     `json:"from"`
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason,omitempty"`
+	// Remediation: what was tried when the alert started firing (it did not
+	// clear it: a cleared alert's transition never reaches the sinks).
+	Attempts          []ticketing.Attempt `json:"attempts,omitempty"`
+	RemediationFailed bool                `json:"remediation_failed,omitempty"`
 }
 
 // Sink receives every transition. Ticketing and remediation plug in here.
@@ -373,4 +379,35 @@ func (e *Evaluator) startBreach(a *Alert, now time.Time, set func(State, string)
 		return
 	}
 	set(StatePending, desc()+fmt.Sprintf(", pending for %s", a.rule.For.D()))
+}
+
+// ParseAlertKey splits a key made by AlertKey into its parts.
+func ParseAlertKey(key string) (host, check, metric string, labels map[string]string, err error) {
+	host, rest, ok := strings.Cut(key, "/")
+	if !ok || host == "" {
+		return "", "", "", nil, fmt.Errorf("alert key %q: want host/check[/metric{labels}]", key)
+	}
+	check, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return host, check, "", nil, nil // the check run itself
+	}
+	metric, rest, ok = strings.Cut(rest, "{")
+	if !ok || !strings.HasSuffix(rest, "}") || metric == "" {
+		return "", "", "", nil, fmt.Errorf("alert key %q: want host/check/metric{labels}", key)
+	}
+	rest = strings.TrimSuffix(rest, "}")
+	labels = map[string]string{}
+	for rest != "" {
+		name, after, ok := strings.Cut(rest, "=")
+		if !ok || name == "" {
+			return "", "", "", nil, fmt.Errorf("alert key %q: bad labels", key)
+		}
+		q, err := strconv.QuotedPrefix(after)
+		if err != nil {
+			return "", "", "", nil, fmt.Errorf("alert key %q: label %s: %w", key, name, err)
+		}
+		labels[name], _ = strconv.Unquote(q)
+		rest = strings.TrimPrefix(after[len(q):], ",")
+	}
+	return host, check, metric, labels, nil
 }

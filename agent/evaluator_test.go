@@ -189,3 +189,19 @@ func TestStateMetricValue(t *testing.T) {
 	require.Equal(t, StateCrit, Worst(StateWarn, StateCrit))
 	require.Equal(t, StateUnknown, Worst(StateUnknown, StatePending))
 }
+
+func TestParseAlertKey(t *testing.T) {
+	labels := map[string]string{"mountpoint": `/srv/a "b",c=d`, "device": "/dev/vda"}
+	key := AlertKey("web-7", "disk", "disk_used_ratio", labels)
+	h, c, m, l, err := ParseAlertKey(key)
+	require.NoError(t, err)
+	require.Equal(t, []string{"web-7", "disk", "disk_used_ratio"}, []string{h, c, m})
+	require.Equal(t, labels, l)
+	h, c, m, _, err = ParseAlertKey("web-7/cpu")
+	require.NoError(t, err)
+	require.Equal(t, []string{"web-7", "cpu", ""}, []string{h, c, m})
+	for _, bad := range []string{"", "web-7", "h/c/m", "h/c/m{a=b}", `h/c/m{a="b"`} {
+		_, _, _, _, err := ParseAlertKey(bad)
+		require.Error(t, err, bad)
+	}
+}

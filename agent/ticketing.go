@@ -121,6 +121,7 @@ func (s ticketSink) Transition(_ context.Context, t Transition) {
 		Key: t.Key, Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels,
 		From: t.From.String(), To: t.State.String(), Value: t.Value, Threshold: t.Threshold, Direction: t.Direction,
 		Since: t.BreachAt, At: t.At, Reason: t.Reason, Details: t.Details, Error: t.Error, RunbookURL: t.RunbookURL,
+		Attempts: t.Attempts, RemediationFailed: t.RemediationFailed,
 	})
 }
 

@@ -27,12 +27,20 @@ type Alert struct {
 	Details    string
 	Error      string
 	RunbookURL string
+	// What remediation tried before this transition reached tickets (it did
+	// not clear the alert), and whether it was a failed run (not a held-back one).
+	Attempts          []Attempt
+	RemediationFailed bool
 }
 
 func firing(s string) bool { return s == "warn" || s == "crit" }
 
-// maxHistory bounds the state history kept per incident.
-const maxHistory = 20
+// maxHistory and maxAttempts bound the state history and the remediation
+// attempts kept per incident.
+const (
+	maxHistory  = 20
+	maxAttempts = 10
+)
 
 // Manager drives the incident life cycle of DESIGN.md. Each decision is
 // saved with its ticket operations in one store transaction (the outbox);
@@ -164,6 +172,15 @@ func (m *Manager) handle(tx *Txn, a Alert, queued *int) error {
 	if a.RunbookURL != "" {
 		inc.RunbookURL = a.RunbookURL
 	}
+	if len(a.Attempts) > 0 {
+		inc.Attempts = append(inc.Attempts, a.Attempts...)
+		if len(inc.Attempts) > maxAttempts {
+			inc.Attempts = inc.Attempts[len(inc.Attempts)-maxAttempts:]
+		}
+	}
+	if a.RemediationFailed {
+		inc.Failures++
+	}
 
 	// Flapping: count firing↔ok changes in the window.
 	if firing(a.To) && !firing(a.From) && a.From != "unknown" || a.To == "ok" && firing(a.From) {
@@ -214,6 +231,9 @@ func (m *Manager) handle(tx *Txn, a Alert, queued *int) error {
 		}
 		if a.To == "crit" && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
 			d.escalate(L3, "the alert is crit")
+		}
+		if a.RemediationFailed && inc.Failures >= m.cfg.RemediationFailures {
+			d.escalate(inc.Tier+1, fmt.Sprintf("remediation failed %d times", inc.Failures))
 		}
 	case a.To == "ok":
 		if inc.Open && inc.OKSince.IsZero() {
@@ -301,8 +321,8 @@ func (m *Manager) recordRemediation(tx *Txn, key string, at Attempt, queued *int
 	}
 	d := &decision{m: m, inc: inc, now: at.At}
 	inc.Attempts = append(inc.Attempts, at)
-	if len(inc.Attempts) > 10 {
-		inc.Attempts = inc.Attempts[len(inc.Attempts)-10:]
+	if len(inc.Attempts) > maxAttempts {
+		inc.Attempts = inc.Attempts[len(inc.Attempts)-maxAttempts:]
 	}
 	if !at.Success {
 		inc.Failures++

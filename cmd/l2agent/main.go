@@ -32,6 +32,7 @@ Usage:
   l2agent config validate FILE...     report every error as FILE:LINE:COL: message; exit 1 if any
   l2agent config default              print the embedded default config
   l2agent tickets list|flush|test     incidents and tickets; deliver the outbox; test a backend
+  l2agent remediate list|plan|run     remediation actions, their policy and last runs; dry-run; run by hand
   l2agent version                     print the version
 
 Run 'l2agent COMMAND --help' for the flags of a command.
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(args[1:], stdout, stderr)
 	case "tickets":
 		return cmdTickets(args[1:], stdout, stderr)
+	case "remediate":
+		return cmdRemediate(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, agent.BuildVersion())
 		return 0

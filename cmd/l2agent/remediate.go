@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/l2agent/l2agent/agent"
+	"github.com/l2agent/l2agent/remediate"
+)
+
+const remediateUsage = `Usage:
+  l2agent remediate list [--config FILE]                       actions, their policy, the rules that run them, last runs
+  l2agent remediate plan [--config FILE] [--alert KEY] ACTION  what ACTION would do now (changes nothing)
+  l2agent remediate run [--config FILE] [--alert KEY] --yes ACTION
+                                                               run ACTION now, under the same policy and audit
+`
+
+func cmdRemediate(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, remediateUsage)
+		return 2
+	}
+	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Fprint(stdout, remediateUsage)
+		return 0
+	}
+	fs := newFlags("remediate "+sub, "remediate "+sub+" [--config FILE] [--alert KEY] [--yes] [ACTION]", stdout, stderr)
+	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
+	alertKey := fs.String("alert", "", `the alert to act for, as an alert key: host/check/metric{label="value",...}`)
+	yes := fs.Bool("yes", false, "run: really do it")
+	if done, code := parse(fs, args[1:], stdout); done {
+		return code
+	}
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		fmt.Fprintf(stderr, "l2agent remediate: %v\n", err)
+		return 1
+	}
+	e := a.Remediation()
+	if e == nil {
+		fmt.Fprint(stderr, "l2agent remediate: the remediation engine could not be set up (see the log above)\n")
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	switch sub {
+	case "list":
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACTION\tENABLED\tDRY-RUN\tRULES\tLAST RUN")
+		for _, ai := range e.Actions() {
+			last := "-"
+			if len(ai.LastRuns) > 0 {
+				r := ai.LastRuns[0]
+				last = fmt.Sprintf("%s %s %s", r.Time.Local().Format(time.DateTime), r.Result, r.Alert.Key)
+			}
+			rules := make([]string, len(ai.Rules))
+			for i, r := range ai.Rules {
+				rules[i] = fmt.Sprint(r)
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\n", ai.Name, ai.Policy.Enabled, ai.DryRun, orDash(strings.Join(rules, ",")), last)
+		}
+		tw.Flush()
+		return 0
+	case "plan", "run":
+		if fs.NArg() != 1 {
+			fmt.Fprintf(stderr, "l2agent remediate %s: name one ACTION\n%s", sub, remediateUsage)
+			return 2
+		}
+		alert := remediate.Alert{State: "crit"}
+		if *alertKey != "" {
+			host, check, metric, labels, err := agent.ParseAlertKey(*alertKey)
+			if err != nil {
+				fmt.Fprintf(stderr, "l2agent remediate: %v\n", err)
+				return 2
+			}
+			alert = remediate.Alert{Key: *alertKey, Host: host, Check: check, Metric: metric, Labels: labels, State: "crit"}
+		}
+		if sub == "plan" {
+			p, err := e.Plan(ctx, fs.Arg(0), alert)
+			if err != nil {
+				fmt.Fprintf(stderr, "l2agent remediate plan: %v\n", err)
+				return 1
+			}
+			fmt.Fprintln(stdout, p.Text)
+			return 0
+		}
+		if !*yes {
+			fmt.Fprint(stderr, "l2agent remediate run: add --yes to really run it (see `remediate plan` for what it would do)\n")
+			return 2
+		}
+		at, attempted := e.Run(ctx, fs.Arg(0), alert, nil)
+		fmt.Fprintf(stdout, "%s: %s\n", at.Action, at.Result)
+		if at.Plan != "" {
+			fmt.Fprintf(stdout, "plan: %s\n", at.Plan)
+		}
+		if at.Output != "" {
+			fmt.Fprintf(stdout, "output:\n%s\n", at.Output)
+		}
+		if !attempted || !strings.HasPrefix(at.Result, remediate.ResultSuccess) && !strings.HasPrefix(at.Result, remediate.ResultNotVerified) {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "l2agent remediate: unknown subcommand %q\n%s", sub, remediateUsage)
+	return 2
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
