@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,7 @@ type Agent struct {
 	listener net.Listener
 	tickets  *ticketing.Service // nil without ticket backends
 
-	remediation *remediate.Engine // nil when it could not be set up
+	remediation atomic.Pointer[remediate.Engine] // nil when it could not be set up
 }
 
 // New loads the configuration and builds the checks; it starts nothing.
@@ -103,9 +104,10 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.runners = runners
 	a.registerMetrics()
-	if a.remediation, err = remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
+	if e, err := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
 		a.log.Error("remediation disabled", "err", err)
-		a.remediation = nil
+	} else {
+		a.remediation.Store(e)
 	}
 	return a, nil
 }
@@ -306,7 +308,7 @@ func (a *Agent) runCheck(ctx context.Context, r *runner, remediate bool) []Trans
 			continue // the verifying run: its caller hands these on, after its own
 		}
 		var later []Transition
-		if t.State.Firing() && !t.From.Firing() && a.remediation != nil {
+		if t.State.Firing() && !t.From.Firing() && a.remediation.Load() != nil {
 			fixed, verified := a.remediate(ctx, r, t)
 			later = verified
 			if fixed {
@@ -409,6 +411,14 @@ func (a *Agent) Reload() error {
 			}
 			if a.cron != nil {
 				a.cron.Stop()
+			}
+			if !reflect.DeepEqual(cfg.Remediation, a.cfg.Remediation) {
+				e, rerr := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now)
+				if rerr != nil {
+					a.log.Error("remediation not reloaded; keeping the running policy", "err", rerr)
+				} else {
+					a.remediation.Store(e)
+				}
 			}
 			a.cfg, a.runners = cfg, runners
 			a.setLogLevel(cfg)

@@ -76,7 +76,9 @@ checks:
 	}, 15*time.Second, 50*time.Millisecond, "states seen: %v", seen)
 	require.Contains(t, seen, StatePending, "the breach is pending before it fires")
 	require.GreaterOrEqual(t, time.Since(filledAt), 2*time.Second, "it fires only after `for`")
-	_, details := stateOf()
+	// Diagnostics are taken right after the alert fires (a bounded scan).
+	var details string
+	require.Eventually(t, func() bool { _, details = stateOf(); return details != "" }, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, details, filepath.Join(mnt, "logs"), "diagnostics name the largest directory")
 
 	metrics := get(t, srv.URL+"/metrics")

@@ -9,7 +9,7 @@ import (
 )
 
 // Remediation is the remediation engine, nil when it could not be set up.
-func (a *Agent) Remediation() *remediate.Engine { return a.remediation }
+func (a *Agent) Remediation() *remediate.Engine { return a.remediation.Load() }
 
 // remediate runs the remediation rule matching a transition to firing, if
 // any, and verifies it by running the check again. fixed is true when the
@@ -19,7 +19,8 @@ func (a *Agent) Remediation() *remediate.Engine { return a.remediation }
 // transitions of the verifying run, for the sinks after t.
 func (a *Agent) remediate(ctx context.Context, r *runner, t *Transition) (fixed bool, verified []Transition) {
 	alert := remediate.Alert{Key: t.Key, Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, State: t.State.String(), Value: t.Value}
-	if _, ok := a.remediation.Rule(alert); !ok {
+	e := a.remediation.Load()
+	if _, ok := e.Rule(alert); !ok {
 		return false, nil
 	}
 	verify := func(ctx context.Context) (bool, error) {
@@ -33,7 +34,7 @@ func (a *Agent) remediate(ctx context.Context, r *runner, t *Transition) (fixed 
 		}
 		return !cur.State.Firing() && cur.State != StatePending, nil
 	}
-	at, attempted := a.remediation.Remediate(ctx, alert, verify)
+	at, attempted := e.Remediate(ctx, alert, verify)
 	if at.Action == "" {
 		return false, verified
 	}
