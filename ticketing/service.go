@@ -43,7 +43,7 @@ type Service struct {
 	Store      *Store
 	Deliverers []*Deliverer
 	log        *slog.Logger
-	queue      chan Alert     // transitions waiting for the manager
+	queue      chan *Alert    // transitions waiting for the manager (pointers: the buffer stays small)
 	undecided  sync.WaitGroup // transitions queued and not yet committed
 
 	cancel context.CancelFunc
@@ -55,7 +55,7 @@ const maxBatch = 1000
 
 // NewService builds the service over an open store; names orders backends.
 func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, reg prometheus.Registerer) *Service {
-	s := &Service{Store: store, log: log, queue: make(chan Alert, 4*maxBatch)}
+	s := &Service{Store: store, log: log, queue: make(chan *Alert, 4*maxBatch)}
 	metrics := NewMetrics(reg)
 	for _, n := range names {
 		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
@@ -105,7 +105,7 @@ func (s *Service) Start(tick time.Duration) {
 // burst, not one per transition.
 func (s *Service) Handle(a Alert) {
 	s.undecided.Add(1)
-	s.queue <- a
+	s.queue <- &a
 }
 
 // Decided waits until every transition handed to Handle so far is decided
@@ -132,12 +132,12 @@ func (s *Service) decide(ctx context.Context) {
 	}
 }
 
-func (s *Service) apply(first Alert) {
-	batch := []Alert{first}
+func (s *Service) apply(first *Alert) {
+	batch := []Alert{*first}
 	for len(batch) < maxBatch {
 		select {
 		case a := <-s.queue:
-			batch = append(batch, a)
+			batch = append(batch, *a)
 			continue
 		default:
 		}
