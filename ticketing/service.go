@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,10 @@ type Service struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	openStale atomic.Bool // the counts of open tickets must be read again
+	openMu    sync.Mutex
+	openCount map[Tier]int
 }
 
 // maxBatch bounds the transitions decided in one store transaction.
@@ -61,10 +66,12 @@ func NewService(cfg configs.Ticketing, store *Store, names []string, backends ma
 		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
 	}
 	s.Manager = NewManager(cfg, store, names, version, log, func() {
+		s.openStale.Store(true) // every open, escalation, resolve and reopen queues an op
 		for _, d := range s.Deliverers {
 			d.Wake()
 		}
 	})
+	s.openStale.Store(true)
 	if reg != nil {
 		reg.MustRegister(openCollector{s})
 	}
@@ -178,20 +185,39 @@ type openCollector struct{ s *Service }
 func (c openCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descOpen }
 
 func (c openCollector) Collect(ch chan<- prometheus.Metric) {
-	incs, err := c.s.Store.Incidents()
+	counts, err := c.s.openTickets()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descOpen, err)
 		return
 	}
 	for _, d := range c.s.Deliverers {
-		counts := map[Tier]int{L2: 0, L3: 0}
-		for _, inc := range incs {
-			if inc.Open {
-				counts[inc.Tier]++
+		for _, tier := range []Tier{L2, L3, L4} {
+			if n, ok := counts[tier]; ok || tier != L4 {
+				ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), d.Name, tier.String())
 			}
 		}
-		for tier, n := range counts {
-			ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), d.Name, tier.String())
+	}
+}
+
+// openTickets counts open incidents per tier. The store is read only after
+// the manager changed something, not on every scrape.
+func (s *Service) openTickets() (map[Tier]int, error) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if !s.openStale.Swap(false) && s.openCount != nil {
+		return s.openCount, nil
+	}
+	incs, err := s.Store.Incidents()
+	if err != nil {
+		s.openStale.Store(true)
+		return nil, err
+	}
+	counts := map[Tier]int{}
+	for _, inc := range incs {
+		if inc.Open {
+			counts[inc.Tier]++
 		}
 	}
+	s.openCount = counts
+	return counts, nil
 }
