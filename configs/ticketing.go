@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,12 +49,15 @@ type Recurrence struct {
 
 // Backend is one ticket system.
 type Backend struct {
-	Name    string          `yaml:"name"`
-	Kind    string          `yaml:"kind"` // rt, webhook, file
-	Timeout Duration        `yaml:"timeout"`
-	RT      *RTOptions      `yaml:"rt"`
-	Webhook *WebhookOptions `yaml:"webhook"`
-	File    *FileOptions    `yaml:"file"`
+	Name       string             `yaml:"name"`
+	Kind       string             `yaml:"kind"` // rt, webhook, file
+	Timeout    Duration           `yaml:"timeout"`
+	RT         *RTOptions         `yaml:"rt"`
+	Webhook    *WebhookOptions    `yaml:"webhook"`
+	File       *FileOptions       `yaml:"file"`
+	Jira       *JiraOptions       `yaml:"jira"`       // configs/jira.go
+	ServiceNow *ServiceNowOptions `yaml:"servicenow"` // configs/servicenow.go
+	PagerDuty  *PagerDutyOptions  `yaml:"pagerduty"`  // configs/pagerduty.go
 }
 
 // RTOptions configure a Request Tracker 5 backend (REST 2.0).
@@ -85,7 +89,7 @@ type FileOptions struct {
 }
 
 // BackendKinds are the ticket systems l2agent can talk to.
-var BackendKinds = []string{"rt", "webhook", "file"}
+var BackendKinds = []string{"rt", "webhook", "file", "jira", "servicenow", "pagerduty"}
 
 // ApplyDefaults fills what the config left out; file backends default to
 // stateDir/tickets.jsonl.
@@ -163,6 +167,21 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 			if b.Webhook == nil {
 				b.Webhook = &WebhookOptions{}
 			}
+		case "jira":
+			if b.Jira == nil {
+				b.Jira = &JiraOptions{}
+			}
+			b.Jira.applyDefaults()
+		case "servicenow":
+			if b.ServiceNow == nil {
+				b.ServiceNow = &ServiceNowOptions{}
+			}
+			b.ServiceNow.applyDefaults()
+		case "pagerduty":
+			if b.PagerDuty == nil {
+				b.PagerDuty = &PagerDutyOptions{}
+			}
+			b.PagerDuty.applyDefaults()
 		case "file":
 			if b.File == nil {
 				b.File = &FileOptions{}
@@ -179,7 +198,7 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 	for i, b := range t.Backends {
 		base := fmt.Sprintf("ticketing.backends[%d]", i)
 		if !slices.Contains(BackendKinds, b.Kind) {
-			errf(base+".kind", "ticketing backend %q: unknown kind %q (known: rt, webhook, file)", b.Name, b.Kind)
+			errf(base+".kind", "ticketing backend %q: unknown kind %q (known: %s)", b.Name, b.Kind, strings.Join(BackendKinds, ", "))
 		}
 		if names[b.Name] {
 			errf(base+".name", "duplicate ticketing backend name %q", b.Name)
@@ -188,7 +207,8 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 		for _, blk := range []struct {
 			name string
 			set  bool
-		}{{"rt", b.RT != nil}, {"webhook", b.Webhook != nil}, {"file", b.File != nil}} {
+		}{{"rt", b.RT != nil}, {"webhook", b.Webhook != nil}, {"file", b.File != nil},
+			{"jira", b.Jira != nil}, {"servicenow", b.ServiceNow != nil}, {"pagerduty", b.PagerDuty != nil}} {
 			if blk.set && blk.name != b.Kind {
 				errf(base+"."+blk.name, "ticketing backend %q: a %s: block does not apply to kind %q", b.Name, blk.name, b.Kind)
 			}
@@ -202,6 +222,12 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 			o := b.Webhook
 			checkURL(errf, base+".webhook.url", o.URL)
 			oneSecret(errf, base+".webhook", "secret", o.Secret, o.SecretFile)
+		case "jira":
+			b.Jira.validate(base+".jira", errf)
+		case "servicenow":
+			b.ServiceNow.validate(base+".servicenow", errf)
+		case "pagerduty":
+			b.PagerDuty.validate(base+".pagerduty", errf)
 		}
 	}
 }
