@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,16 +17,7 @@ import (
 // /metrics, then frees it and watches it clear. It needs root (CI is root);
 // in CI a missing privilege fails the test instead of skipping it.
 func TestRealDiskAlert(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root to mount a tmpfs, and CI runs as root")
-		}
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "l2agent-test", mnt).CombinedOutput()
-	require.NoError(t, err, "mount tmpfs: %s", out)
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := mountTmpfs(t, "8m", "l2agent-test")
 
 	a, srv := newTestAgent(t, fmt.Sprintf(`
 hostname: disk-test

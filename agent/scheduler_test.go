@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -238,4 +239,21 @@ func stopAgent(t *testing.T, a *Agent) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, a.Stop(ctx))
+}
+
+// mountTmpfs mounts a tmpfs of size in a temp dir for the test. It needs
+// root: without it the test is skipped, or fails in CI (which runs as root).
+func mountTmpfs(t *testing.T, size, name string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root to mount a tmpfs, and CI runs as root")
+		}
+		t.Skip("needs root to mount a tmpfs")
+	}
+	mnt := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, name, mnt).CombinedOutput()
+	require.NoError(t, err, "mount tmpfs: %s", out)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	return mnt
 }

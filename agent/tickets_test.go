@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,16 +18,7 @@ import (
 // and refilled, with the file backend: one ticket opened at L2, escalated to
 // L3, resolved, and reopened — the same ticket throughout.
 func TestRealDiskTicketLifeCycle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root to mount a tmpfs, and CI runs as root")
-		}
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "l2agent-tickets", mnt).CombinedOutput()
-	require.NoError(t, err, "mount tmpfs: %s", out)
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	mnt := mountTmpfs(t, "8m", "l2agent-tickets")
 
 	cfgPath := writeConfig(t, fmt.Sprintf(`
 hostname: web-7
