@@ -12,6 +12,7 @@ import (
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/ticketing"
 	"github.com/l2agent/l2agent/ticketing/file"
+	"github.com/l2agent/l2agent/ticketing/pagerduty"
 	"github.com/l2agent/l2agent/ticketing/rt"
 	"github.com/l2agent/l2agent/ticketing/webhook"
 )
@@ -32,6 +33,8 @@ func NewBackend(b configs.Backend) (ticketing.Ticketer, error) {
 		return webhook.New(b.Webhook.URL, secret, b.Timeout.D()), nil
 	case "rt":
 		return rt.New(b.Name, *b.RT, b.Timeout.D())
+	case "pagerduty":
+		return pagerduty.New(b.Name, *b.PagerDuty, b.Timeout.D())
 	}
 	if f, ok := backendFactories[b.Kind]; ok {
 		return f(b)

@@ -1,13 +1,93 @@
 package configs
 
-// PagerDutyOptions configure the pagerduty ticket backend. Owned by that backend's
-// author: add fields with yaml tags, defaults in applyDefaults and checks in
-// validate (use checkURL and oneSecret from ticketing.go for URLs and secrets).
-type PagerDutyOptions struct{}
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
+// PagerDutyOptions configure the pagerduty ticket backend (Events API v2).
+type PagerDutyOptions struct {
+	// URL of the Events API v2 enqueue endpoint; EU accounts use
+	// https://events.eu.pagerduty.com/v2/enqueue.
+	URL string `yaml:"url"`
+	// RoutingKey is the integration key of the L2 service; the L3 and L4
+	// keys are optional (escalation falls back to the tier below).
+	RoutingKey       Secret `yaml:"routing_key"`
+	RoutingKeyFile   string `yaml:"routing_key_file"`
+	RoutingKeyL3     Secret `yaml:"routing_key_l3"`
+	RoutingKeyL3File string `yaml:"routing_key_l3_file"`
+	RoutingKeyL4     Secret `yaml:"routing_key_l4"`
+	RoutingKeyL4File string `yaml:"routing_key_l4_file"`
+	// Severity maps l2agent severities (warn, crit) to PagerDuty's
+	// (critical, error, warning, info).
+	Severity map[string]string `yaml:"severity"`
+	// Escalation: "retrigger" (re-trigger at critical on the next tier's
+	// routing key) or "policy" (do nothing: PagerDuty's escalation policy acts).
+	Escalation string `yaml:"escalation"`
+	// Comments re-trigger the alert with the comment (default true); false
+	// drops comments.
+	Comments *bool `yaml:"comments"`
+	// Class is payload.class of every event.
+	Class string `yaml:"class"`
+}
+
+// PagerDutySeverities are the values PagerDuty accepts in payload.severity.
+var PagerDutySeverities = []string{"critical", "error", "warning", "info"}
 
 // applyDefaults fills the fields left out of the config.
-func (o *PagerDutyOptions) applyDefaults() {}
+func (o *PagerDutyOptions) applyDefaults() {
+	if o.URL == "" {
+		o.URL = "https://events.pagerduty.com/v2/enqueue"
+	}
+	if o.Severity == nil {
+		o.Severity = map[string]string{}
+	}
+	for k, v := range map[string]string{"warn": "warning", "crit": "critical"} {
+		if o.Severity[k] == "" {
+			o.Severity[k] = v
+		}
+	}
+	if o.Escalation == "" {
+		o.Escalation = "retrigger"
+	}
+	if o.Comments == nil {
+		yes := true
+		o.Comments = &yes
+	}
+	if o.Class == "" {
+		o.Class = "l2agent"
+	}
+}
 
 // validate reports bad values; path is the position of the block, e.g.
 // "ticketing.backends[1].pagerduty"; errf(path+".field", format, args...) places an error.
-func (o *PagerDutyOptions) validate(path string, errf func(path, format string, args ...any)) {}
+func (o *PagerDutyOptions) validate(path string, errf func(path, format string, args ...any)) {
+	checkURL(errf, path+".url", o.URL)
+	oneSecret(errf, path, "routing_key", o.RoutingKey, o.RoutingKeyFile)
+	for _, k := range []struct {
+		name string
+		s    Secret
+		file string
+	}{{"routing_key_l3", o.RoutingKeyL3, o.RoutingKeyL3File}, {"routing_key_l4", o.RoutingKeyL4, o.RoutingKeyL4File}} {
+		if k.s.Ref != "" || k.file != "" { // optional, but not both forms
+			oneSecret(errf, path, k.name, k.s, k.file)
+		}
+	}
+	if o.Escalation != "retrigger" && o.Escalation != "policy" {
+		errf(path+".escalation", "%s.escalation %q: want retrigger or policy", path, o.Escalation)
+	}
+	keys := make([]string, 0, len(o.Severity))
+	for k := range o.Severity {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k != "warn" && k != "crit" {
+			errf(path+".severity."+k, "%s.severity: unknown l2agent severity %q (want warn or crit)", path, k)
+		}
+		if !slices.Contains(PagerDutySeverities, o.Severity[k]) {
+			errf(path+".severity."+k, "%s.severity.%s %q: want one of %s", path, k, o.Severity[k], strings.Join(PagerDutySeverities, ", "))
+		}
+	}
+}
