@@ -12,8 +12,10 @@ import (
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/ticketing"
 	"github.com/l2agent/l2agent/ticketing/file"
+	"github.com/l2agent/l2agent/ticketing/jira"
 	"github.com/l2agent/l2agent/ticketing/pagerduty"
 	"github.com/l2agent/l2agent/ticketing/rt"
+	"github.com/l2agent/l2agent/ticketing/servicenow"
 	"github.com/l2agent/l2agent/ticketing/webhook"
 )
 
@@ -35,15 +37,13 @@ func NewBackend(b configs.Backend) (ticketing.Ticketer, error) {
 		return rt.New(b.Name, *b.RT, b.Timeout.D())
 	case "pagerduty":
 		return pagerduty.New(b.Name, *b.PagerDuty, b.Timeout.D())
-	}
-	if f, ok := backendFactories[b.Kind]; ok {
-		return f(b)
+	case "jira":
+		return jira.New(b.Name, *b.Jira, b.Timeout.D())
+	case "servicenow":
+		return servicenow.New(b.Name, *b.ServiceNow, b.Timeout.D())
 	}
 	return nil, fmt.Errorf("ticketing backend %q: kind %q is not built in", b.Name, b.Kind)
 }
-
-// backendFactories holds backends that live in their own packages.
-var backendFactories = map[string]func(configs.Backend) (ticketing.Ticketer, error){}
 
 // StateDir returns the state dir to use: the configured one, or, when that
 // is the default and cannot be created by a non-root user (a first

@@ -1,13 +1,70 @@
 package configs
 
-// JiraOptions configure the jira ticket backend. Owned by that backend's
-// author: add fields with yaml tags, defaults in applyDefaults and checks in
-// validate (use checkURL and oneSecret from ticketing.go for URLs and secrets).
-type JiraOptions struct{}
+// JiraOptions configure a Jira Cloud (REST v3) or Data Center (REST v2)
+// ticket backend. Auth is basic with email + API token, or a bearer personal
+// access token (pat): exactly one.
+type JiraOptions struct {
+	URL        string `yaml:"url"`         // e.g. https://example.atlassian.net
+	APIVersion int    `yaml:"api_version"` // 3 (Cloud, ADF bodies; default) or 2 (Data Center, plain text)
+	Email      string `yaml:"email"`       // with token: basic auth
+	Token      Secret `yaml:"token"`
+	TokenFile  string `yaml:"token_file"`
+	PAT        Secret `yaml:"pat"` // bearer personal access token
+	PATFile    string `yaml:"pat_file"`
+	Project    string `yaml:"project"`    // project key, e.g. OPS
+	IssueType  string `yaml:"issue_type"` // default Task
+	PriorityL2 string `yaml:"priority_l2"`
+	PriorityL3 string `yaml:"priority_l3"`
+	PriorityL4 string `yaml:"priority_l4"`
+	// Component names per tier; empty leaves components alone.
+	ComponentsL2 []string `yaml:"components_l2"`
+	ComponentsL3 []string `yaml:"components_l3"`
+	ComponentsL4 []string `yaml:"components_l4"`
+	// Transitions by name, case-insensitive.
+	TransitionResolve  string `yaml:"transition_resolve"`  // default Done
+	TransitionReopen   string `yaml:"transition_reopen"`   // default To Do
+	TransitionEscalate string `yaml:"transition_escalate"` // optional
+	Resolution         string `yaml:"resolution"`          // optional resolution name set with transition_resolve
+}
 
 // applyDefaults fills the fields left out of the config.
-func (o *JiraOptions) applyDefaults() {}
+func (o *JiraOptions) applyDefaults() {
+	if o.APIVersion == 0 {
+		o.APIVersion = 3
+	}
+	if o.IssueType == "" {
+		o.IssueType = "Task"
+	}
+	if o.TransitionResolve == "" {
+		o.TransitionResolve = "Done"
+	}
+	if o.TransitionReopen == "" {
+		o.TransitionReopen = "To Do"
+	}
+}
 
-// validate reports bad values; path is the position of the block, e.g.
-// "ticketing.backends[1].jira"; errf(path+".field", format, args...) places an error.
-func (o *JiraOptions) validate(path string, errf func(path, format string, args ...any)) {}
+// validate reports bad values.
+func (o *JiraOptions) validate(path string, errf func(path, format string, args ...any)) {
+	checkURL(errf, path+".url", o.URL)
+	if o.APIVersion != 2 && o.APIVersion != 3 {
+		errf(path+".api_version", "%s.api_version %d: want 2 (Data Center) or 3 (Cloud)", path, o.APIVersion)
+	}
+	if o.Project == "" {
+		errf(path+".project", "%s.project: set the project key", path)
+	}
+	basic := o.Token.Ref != "" || o.TokenFile != ""
+	bearer := o.PAT.Ref != "" || o.PATFile != ""
+	switch {
+	case basic && bearer:
+		errf(path, "%s: set email + token (basic auth) or pat (bearer), not both", path)
+	case basic:
+		oneSecret(errf, path, "token", o.Token, o.TokenFile)
+		if o.Email == "" {
+			errf(path+".email", "%s: token needs email (basic auth)", path)
+		}
+	case bearer:
+		oneSecret(errf, path, "pat", o.PAT, o.PATFile)
+	default:
+		errf(path, "%s: set email + token (or token_file) for basic auth, or pat (or pat_file) for a bearer personal access token", path)
+	}
+}
