@@ -49,15 +49,16 @@ type Recurrence struct {
 
 // Backend is one ticket system.
 type Backend struct {
-	Name       string             `yaml:"name"`
-	Kind       string             `yaml:"kind"` // rt, webhook, file
-	Timeout    Duration           `yaml:"timeout"`
-	RT         *RTOptions         `yaml:"rt"`
-	Webhook    *WebhookOptions    `yaml:"webhook"`
-	File       *FileOptions       `yaml:"file"`
-	Jira       *JiraOptions       `yaml:"jira"`       // configs/jira.go
-	ServiceNow *ServiceNowOptions `yaml:"servicenow"` // configs/servicenow.go
-	PagerDuty  *PagerDutyOptions  `yaml:"pagerduty"`  // configs/pagerduty.go
+	Name         string               `yaml:"name"`
+	Kind         string               `yaml:"kind"` // rt, webhook, file
+	Timeout      Duration             `yaml:"timeout"`
+	RT           *RTOptions           `yaml:"rt"`
+	Webhook      *WebhookOptions      `yaml:"webhook"`
+	File         *FileOptions         `yaml:"file"`
+	Jira         *JiraOptions         `yaml:"jira"`         // configs/jira.go
+	ServiceNow   *ServiceNowOptions   `yaml:"servicenow"`   // configs/servicenow.go
+	PagerDuty    *PagerDutyOptions    `yaml:"pagerduty"`    // configs/pagerduty.go
+	Alertmanager *AlertmanagerOptions `yaml:"alertmanager"` // configs/alertmanager.go
 }
 
 // RTOptions configure a Request Tracker 5 backend (REST 2.0).
@@ -89,7 +90,7 @@ type FileOptions struct {
 }
 
 // BackendKinds are the ticket systems l2agent can talk to.
-var BackendKinds = []string{"rt", "webhook", "file", "jira", "servicenow", "pagerduty"}
+var BackendKinds = []string{"rt", "webhook", "file", "jira", "servicenow", "pagerduty", "alertmanager"}
 
 // ApplyDefaults fills what the config left out; file backends default to
 // stateDir/tickets.jsonl.
@@ -182,6 +183,11 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 				b.PagerDuty = &PagerDutyOptions{}
 			}
 			b.PagerDuty.applyDefaults()
+		case "alertmanager":
+			if b.Alertmanager == nil {
+				b.Alertmanager = &AlertmanagerOptions{}
+			}
+			b.Alertmanager.applyDefaults()
 		case "file":
 			if b.File == nil {
 				b.File = &FileOptions{}
@@ -208,7 +214,8 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 			name string
 			set  bool
 		}{{"rt", b.RT != nil}, {"webhook", b.Webhook != nil}, {"file", b.File != nil},
-			{"jira", b.Jira != nil}, {"servicenow", b.ServiceNow != nil}, {"pagerduty", b.PagerDuty != nil}} {
+			{"jira", b.Jira != nil}, {"servicenow", b.ServiceNow != nil}, {"pagerduty", b.PagerDuty != nil},
+			{"alertmanager", b.Alertmanager != nil}} {
 			if blk.set && blk.name != b.Kind {
 				errf(base+"."+blk.name, "ticketing backend %q: a %s: block does not apply to kind %q", b.Name, blk.name, b.Kind)
 			}
@@ -228,6 +235,8 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 			b.ServiceNow.validate(base+".servicenow", errf)
 		case "pagerduty":
 			b.PagerDuty.validate(base+".pagerduty", errf)
+		case "alertmanager":
+			b.Alertmanager.validate(base+".alertmanager", errf)
 		}
 	}
 }
