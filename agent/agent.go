@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/robfig/cron/v3"
 
 	"github.com/l2agent/l2agent/checks"
@@ -32,6 +33,9 @@ type Options struct {
 	ConfigFile    string        // empty: the embedded default
 	ListenAddress string        // overrides the config's listen_address when set
 	Paths         configs.Paths // each root set here overrides the config's paths
+	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth), as
+	// node_exporter's --web.config.file.
+	WebConfigFile string
 	Logger        *slog.Logger  // default: slog.Default()
 	LogLevel      *slog.LevelVar
 	Sinks         []Sink // receive every transition, after the log
@@ -201,14 +205,22 @@ func (a *Agent) Start(listen bool) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
+		if a.opts.WebConfigFile != "" {
+			if err := web.Validate(a.opts.WebConfigFile); err != nil {
+				ln.Close()
+				return fmt.Errorf("web config %s: %w", a.opts.WebConfigFile, err)
+			}
+		}
 		a.listener = ln
 		a.srv = &http.Server{
 			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		}
+		webCfg := a.opts.WebConfigFile
 		go func() {
-			if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			err := web.Serve(ln, a.srv, &web.FlagConfig{WebConfigFile: &webCfg}, a.log.With("component", "web"))
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("HTTP server stopped", "err", err)
 			}
 		}()

@@ -108,12 +108,13 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR]", stdout, stderr)
+	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [--web.config.file FILE]", stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default, see 'l2agent config default')")
 	listen := fs.String("web.listen-address", "", "address for /metrics and the API (default: listen_address from the config, "+configs.DefaultListenAddress+")")
 	level := fs.String("log.level", "", "log level: debug, info, warn, error (default: log.level from the config)")
 	format := fs.String("log.format", "", "log format: logfmt or json (default: log.format from the config)")
 	paths := pathFlags(fs)
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS and basic auth for the HTTP server (as node_exporter's)")
 	if done, code := parse(fs, args, stdout); done {
 		return code
 	}
@@ -140,7 +141,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if fs.Lookup("log.level").Value.String() != "" {
 		lv = nil // the flag wins over the config, also on reload
 	}
-	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv, Paths: *paths})
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv, Paths: *paths, WebConfigFile: *webConfig})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1

@@ -89,6 +89,9 @@ type Job struct {
 	Name        string
 	Targets     []string // host:port; SelfTarget stands for the Prometheus itself
 	MetricsPath string   // default /metrics
+	// Extra is YAML added to the job as it is, indented by four spaces, e.g.
+	// "scheme: https\ntls_config: {ca_file: /x/ca.pem}".
+	Extra string
 }
 
 // SelfTarget, as a Job target, is replaced by the address of the Prometheus
@@ -231,6 +234,11 @@ func prometheusConfig(self string, jobs []Job, interval time.Duration) string {
 		fmt.Fprintf(&b, "  - job_name: %s\n", strconv.Quote(j.Name))
 		if j.MetricsPath != "" {
 			fmt.Fprintf(&b, "    metrics_path: %s\n", strconv.Quote(j.MetricsPath))
+		}
+		for _, l := range strings.Split(strings.TrimSpace(j.Extra), "\n") {
+			if l != "" {
+				fmt.Fprintf(&b, "    %s\n", l)
+			}
 		}
 		b.WriteString("    static_configs:\n      - targets: [")
 		for i, target := range j.Targets {
