@@ -36,7 +36,7 @@ type Options struct {
 	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth), as
 	// node_exporter's --web.config.file.
 	WebConfigFile string
-	Logger        *slog.Logger  // default: slog.Default()
+	Logger        *slog.Logger // default: slog.Default()
 	LogLevel      *slog.LevelVar
 	Sinks         []Sink // receive every transition, after the log
 	// DiagnoseTimeout bounds the diagnostics taken when an alert fires.
