@@ -11,6 +11,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/ticketing"
+	"github.com/l2agent/l2agent/ticketing/alertmanager"
 	"github.com/l2agent/l2agent/ticketing/file"
 	"github.com/l2agent/l2agent/ticketing/jira"
 	"github.com/l2agent/l2agent/ticketing/pagerduty"
@@ -41,6 +42,8 @@ func NewBackend(b configs.Backend) (ticketing.Ticketer, error) {
 		return jira.New(b.Name, *b.Jira, b.Timeout.D())
 	case "servicenow":
 		return servicenow.New(b.Name, *b.ServiceNow, b.Timeout.D())
+	case "alertmanager":
+		return alertmanager.New(b.Name, *b.Alertmanager, b.Timeout.D())
 	}
 	return nil, fmt.Errorf("ticketing backend %q: kind %q is not built in", b.Name, b.Kind)
 }

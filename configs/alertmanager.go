@@ -1,12 +1,89 @@
 package configs
 
-// AlertmanagerOptions configure the alertmanager backend (fleet mode).
-// Owned by that backend's author: add fields with yaml tags, defaults in
-// applyDefaults and checks in validate.
-type AlertmanagerOptions struct{}
+import (
+	"sort"
+	"strconv"
+	"time"
+)
+
+// AlertmanagerOptions configure the alertmanager backend (fleet mode): the
+// agent posts its alerts to Prometheus Alertmanager (POST /api/v2/alerts)
+// instead of filing tickets, and Alertmanager groups, deduplicates, routes
+// and notifies. The backend's timeout bounds each POST.
+type AlertmanagerOptions struct {
+	// URLs are the base URLs of every Alertmanager of the cluster, e.g.
+	// http://am1:9093; each alert goes to all of them, as Prometheus does.
+	URLs []string `yaml:"urls"`
+	// ResendInterval is how often the firing alerts are sent again so
+	// that Alertmanager keeps them active (default 1m). Each alert carries
+	// endsAt = now + 4 × resend_interval, so it resolves by itself if the
+	// agent stops.
+	ResendInterval Duration `yaml:"resend_interval"`
+	// Labels are static labels added to every alert (e.g. team, env).
+	Labels map[string]string `yaml:"labels"`
+	// Basic auth, optional: username with password (${ENV_VAR}) or password_file.
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
 
 // applyDefaults fills the fields left out of the config.
-func (o *AlertmanagerOptions) applyDefaults() {}
+func (o *AlertmanagerOptions) applyDefaults() {
+	if o.ResendInterval == 0 {
+		o.ResendInterval = Duration(time.Minute)
+	}
+}
 
 // validate reports bad values; path is the position of the block.
-func (o *AlertmanagerOptions) validate(path string, errf func(path, format string, args ...any)) {}
+func (o *AlertmanagerOptions) validate(path string, errf func(path, format string, args ...any)) {
+	if len(o.URLs) == 0 {
+		errf(path+".urls", "%s.urls: list at least one Alertmanager URL", path)
+	}
+	seen := map[string]bool{}
+	for i, u := range o.URLs {
+		p := path + ".urls[" + strconv.Itoa(i) + "]"
+		checkURL(errf, p, u)
+		if seen[u] {
+			errf(p, "%s %q: listed twice", p, u)
+		}
+		seen[u] = true
+	}
+	if o.ResendInterval < Duration(time.Second) {
+		errf(path+".resend_interval", "%s.resend_interval %s: want at least 1s", path, time.Duration(o.ResendInterval))
+	}
+	keys := make([]string, 0, len(o.Labels))
+	for k := range o.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !amLabelName(k) {
+			errf(path+".labels."+k, "%s.labels: %q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)", path, k)
+		}
+		switch k {
+		case "alertname", "host", "check", "metric", "severity", "tier":
+			errf(path+".labels."+k, "%s.labels: %q is set by the agent", path, k)
+		}
+	}
+	basic := o.Username != "" || o.Password.Ref != "" || o.PasswordFile != ""
+	if basic {
+		oneSecret(errf, path, "password", o.Password, o.PasswordFile)
+		if o.Username == "" {
+			errf(path+".username", "%s: password needs username (basic auth)", path)
+		}
+	}
+}
+
+// amLabelName reports whether s is a Prometheus label name.
+func amLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}

@@ -175,6 +175,11 @@ func (s *Service) Stop() error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	for _, d := range s.Deliverers {
+		if c, ok := d.backend.(interface{ Close() error }); ok {
+			c.Close() // e.g. the Alertmanager backend's resend loop
+		}
+	}
 	return s.Store.Close()
 }
 

@@ -31,10 +31,12 @@ COMPONENTS=(
 	"antivirus  /usr/sbin/clamd          clamav-daemon"
 	"antivirus  /usr/bin/clamscan        clamav"
 	"antivirus  /usr/bin/freshclam       clamav-freshclam"
+	"alertmanager prometheus-alertmanager prometheus-alertmanager"
+	"alertmanager amtool                  prometheus-alertmanager"
 )
 
 # Default listen ports of the daemons the packages would start.
-DAEMON_PORTS=(9090 9100)
+DAEMON_PORTS=(9090 9093 9094 9100)
 
 log() { printf 'install.sh: %s\n' "$*"; }
 
