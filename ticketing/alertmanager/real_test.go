@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // notification is the body Alertmanager's webhook receiver posts.
@@ -129,31 +133,41 @@ func TestRealFleet(t *testing.T) {
 	c := testenv.StartAlertmanagerCluster(t, 2, rcv.srv.URL, "check")
 	b := newBackend(t, configs.AlertmanagerOptions{URLs: c.URLs(), ResendInterval: configs.Duration(time.Minute),
 		Labels: map[string]string{"env": "fleet-test"}})
-	ctx := context.Background()
+	// The fleet goes through the real life cycle: 1,000 transitions to crit
+	// decided by the ticket manager (one batch, one fsync), queued in the
+	// outbox and delivered to the cluster by the outbox's deliverer.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := ticketing.OpenStore(filepath.Join(t.TempDir(), "l2agent.db"), false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg configs.Ticketing
+	cfg.ApplyDefaults(t.TempDir())
+	no := false
+	cfg.EscalateOnCrit = &no // one firing alert per host, at L2
+	svc := ticketing.NewService(cfg, store, []string{"am"}, map[string]ticketing.Ticketer{"am": b}, "test", log, nil)
+	defer svc.Stop()
 
 	fired := make([]time.Time, hosts)
 	start := time.Now()
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				tk := ticket(fmt.Sprintf("host-%04d", i+1))
-				tk.Body = "disk full"
-				fired[i] = time.Now()
-				if _, err := b.Open(ctx, tk); err != nil {
-					t.Errorf("open %s: %v", tk.Key, err)
-				}
-			}
-		}()
+	batch := make([]ticketing.Alert, hosts)
+	for i := range batch {
+		host := fmt.Sprintf("host-%04d", i+1)
+		batch[i] = ticketing.Alert{Key: host + "/disk/used_percent", Host: host, Check: "disk", Metric: "used_percent",
+			Labels: map[string]string{"mount": "/"}, From: "ok", To: "crit", Value: 0.93, Threshold: 0.9, At: start, Since: start,
+			Details: "disk full", RunbookURL: "https://runbooks.example.com/disk"}
+		fired[i] = start
 	}
-	for i := 0; i < hosts; i++ {
-		jobs <- i
+	if err := svc.Manager.HandleBatch(batch); err != nil {
+		t.Fatal(err)
 	}
-	close(jobs)
-	wg.Wait()
+	svc.Start(time.Hour)
+	for store.Pending("am") > 0 {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("outbox not delivered: %d pending", store.Pending("am"))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the outbox, not waiting for timing
+	}
 	sent := time.Since(start)
 
 	// first notification time per host; fingerprints per host
