@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/l2agent/l2agent/agent.Version=$(VERSION)
 RUN_ARGS  ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-env unit lint bench fuzz clean
+.PHONY: all build run test test-env unit lint bench fuzz package clean
 
 all: build
 
@@ -51,3 +51,7 @@ bench:
 
 clean:
 	rm -rf bin
+
+## package: .deb and .rpm (nfpm, run as a Go tool) into bin/
+package:
+	VERSION=$(VERSION) bash deploy/packaging/build.sh bin
