@@ -70,6 +70,7 @@ type Agent struct {
 	tickets  *ticketing.Service // nil without ticket backends
 
 	remediation atomic.Pointer[remediate.Engine] // nil when it could not be set up
+	kpi         *ticketing.KPI
 }
 
 // New loads the configuration and builds the checks; it starts nothing.
@@ -108,6 +109,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.runners = runners
 	a.registerMetrics()
+	a.kpi = ticketing.NewKPI(a.reg)
 	if e, err := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
 		a.log.Error("remediation disabled", "err", err)
 	} else {

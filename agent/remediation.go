@@ -39,6 +39,7 @@ func (a *Agent) remediate(ctx context.Context, r *runner, t *Transition) (fixed 
 		return false, verified
 	}
 	if at.Success {
+		a.kpi.Incidents.WithLabelValues(t.Check, ticketing.OutcomeAutoRemediated).Inc()
 		a.log.Info("auto-remediated: no ticket", "key", t.Key, "action", at.Action, "result", at.Result)
 		return true, verified
 	}

@@ -76,6 +76,7 @@ func (a *Agent) startTicketing(cfg *configs.Config, reg prometheus.Registerer) {
 		return
 	}
 	a.tickets = svc
+	svc.Manager.KPI = a.kpi
 	a.opts.Sinks = append(a.opts.Sinks, ticketSink{svc})
 	svc.Start(cfg.Ticketing.Interval.D())
 	for _, d := range svc.Deliverers {

@@ -52,8 +52,11 @@ type Manager struct {
 	version  string
 	log      *slog.Logger
 	wake     func() // tells the deliverers there is work
+	// KPI, when set, counts incidents by outcome, resolution times and repeats.
+	KPI *KPI
 
-	mu sync.Mutex // one decision at a time
+	mu      sync.Mutex // one decision at a time
+	counted []func()   // KPI updates of the transaction in progress
 }
 
 // NewManager returns a manager queueing for the named backends.
@@ -80,6 +83,15 @@ type decision struct {
 }
 
 func (d *decision) add(kind OpKind, text string, tier Tier) {
+	if k := d.m.KPI; k != nil {
+		inc, secs := *d.inc, 0.0
+		if since := inc.Since; !since.IsZero() {
+			secs = d.now.Sub(since).Seconds()
+		} else {
+			secs = d.now.Sub(inc.Opened).Seconds()
+		}
+		d.m.counted = append(d.m.counted, func() { k.record(kind, inc, secs) })
+	}
 	d.inc.Events++
 	t := d.m.ticket(d.inc, d.now, kind == OpOpen || kind == OpEscalate) // only these carry the whole text
 	d.ops = append(d.ops, Op{Key: d.inc.Key, Kind: kind, Event: d.inc.Events, Ticket: t, Text: text, Tier: tier, Created: d.now})
@@ -122,8 +134,12 @@ func (m *Manager) update(fn func(tx *Txn, queued *int) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	queued := 0
+	m.counted = m.counted[:0]
 	if err := m.store.Update(func(tx *Txn) error { return fn(tx, &queued) }); err != nil {
 		return err
+	}
+	for _, c := range m.counted { // only what was committed is counted
+		c()
 	}
 	if queued > 0 {
 		m.wake()

@@ -100,6 +100,7 @@ func TestRemediationClearsWithoutTicket(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond)
 	require.Empty(t, readLines(t, filepath.Join(dir, "tickets.jsonl")), "no ticket")
 	require.Contains(t, metricsText(t, a.url), `l2agent_remediation_runs_total{action="disk_cleanup",result="success"} 1`)
+	require.Contains(t, metricsText(t, a.url), `l2agent_incidents_total{check="disk",outcome="auto_remediated"} 1`)
 }
 
 // TestRemediationFailsThenTicket: the files that fill the disk are outside
@@ -128,6 +129,9 @@ func TestRemediationFailsThenTicket(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(mnt, "data"))
 	require.NoError(t, err)
 	require.Len(t, entries, 10, "files outside the allowlist are untouched")
+	require.Eventually(t, func() bool {
+		return strings.Contains(metricsText(t, a.url), `l2agent_incidents_total{check="disk",outcome="ticketed"} 1`)
+	}, 10*time.Second, 100*time.Millisecond)
 	t.Logf("ticket body:\n%s", body)
 }
 
