@@ -22,7 +22,7 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager
+	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible
 	bash deploy/testenv/rt.sh --prepare
 
 lint:

@@ -33,6 +33,8 @@ COMPONENTS=(
 	"antivirus  /usr/bin/freshclam       clamav-freshclam"
 	"alertmanager prometheus-alertmanager prometheus-alertmanager"
 	"alertmanager amtool                  prometheus-alertmanager"
+	"ansible    ansible-playbook         ansible-core"
+	"ansible    /usr/lib/python3/dist-packages/apt/__init__.py python3-apt"
 )
 
 # Default listen ports of the daemons the packages would start.
