@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,6 +94,21 @@ func Classify(err error) (reason string, retry bool, after time.Duration) {
 		return "cancelled", true, 0
 	}
 	return "network", true, 0
+}
+
+// TransportError classifies an error of the HTTP client itself (no answer):
+// the caller's cancellation or deadline is returned as it is, a timeout and
+// any other network failure are retryable. err is already wrapped with what
+// was being done.
+func TransportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err // cancelled or out of time: the caller's decision
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return Retryable("timeout", err)
+	}
+	return Retryable("network", err)
 }
 
 // maxBodyInError bounds the response body quoted in an error.

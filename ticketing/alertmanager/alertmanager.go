@@ -308,7 +308,7 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return ticketing.Retryable("network", fmt.Errorf("POST %s: %w", u, err))
+		return ticketing.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxRespBody))

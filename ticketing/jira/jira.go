@@ -13,9 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -319,15 +317,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, body, out
 	}
 	resp, err := req.Execute(method, path)
 	if err != nil {
-		err = fmt.Errorf("jira %s: %w", what, err)
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return err
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return ticketing.Retryable("timeout", err)
-		}
-		return ticketing.Retryable("network", err)
+		return ticketing.TransportError(ctx, fmt.Errorf("jira %s: %w", what, err))
 	}
 	if err := ticketing.CheckHTTP("jira "+what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
 		return err

@@ -137,7 +137,7 @@ func (b *Backend) send(ctx context.Context, e Event) (string, error) {
 	what := fmt.Sprintf("pagerduty %s %s", e.EventAction, e.DedupKey)
 	resp, err := b.client.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetBody(e).Post(b.url)
 	if err != nil {
-		return "", ticketing.Retryable("network", fmt.Errorf("%s: %w", what, err))
+		return "", ticketing.TransportError(ctx, fmt.Errorf("%s: %w", what, err))
 	}
 	var r Response
 	_ = json.Unmarshal(resp.Body(), &r)

@@ -17,9 +17,7 @@ package rt
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -466,15 +464,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 	}
 	resp, err := req.Execute(method, path)
 	if err != nil {
-		err = fmt.Errorf("rt %s: %w", what, err)
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return err // cancelled or out of time: the caller's decision
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return ticketing.Retryable("timeout", err)
-		}
-		return ticketing.Retryable("network", err)
+		return ticketing.TransportError(ctx, fmt.Errorf("rt %s: %w", what, err))
 	}
 	if err := ticketing.CheckHTTP("rt "+what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
 		return err

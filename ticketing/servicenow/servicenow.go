@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -289,15 +288,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 	}
 	resp, err := req.Execute(method, path)
 	if err != nil {
-		err = fmt.Errorf("servicenow %s: %w", what, err)
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return err
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return ticketing.Retryable("timeout", err)
-		}
-		return ticketing.Retryable("network", err)
+		return ticketing.TransportError(ctx, fmt.Errorf("servicenow %s: %w", what, err))
 	}
 	raw := resp.Body()
 	var env struct {

@@ -77,7 +77,7 @@ func (b *Backend) post(ctx context.Context, p Payload) (string, error) {
 		SetHeader(IdempotencyHeader, p.IdempotencyKey).
 		SetBody(body).Post(b.url)
 	if err != nil {
-		return "", ticketing.Retryable("network", fmt.Errorf("webhook %s %s: %w", p.Event, p.Key, err))
+		return "", ticketing.TransportError(ctx, fmt.Errorf("webhook %s %s: %w", p.Event, p.Key, err))
 	}
 	if err := ticketing.CheckHTTP("webhook "+p.Event, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
 		return "", err
