@@ -77,9 +77,11 @@ func TestRemediationClearsWithoutTicket(t *testing.T) {
 	mnt := filepath.Join(dir, "mnt")
 	mountTmpfs(t, mnt, "8m", "l2agent-remed")
 	logs := filepath.Join(mnt, "logs")
+	// The disk is full of old logs before the agent starts, so that its first
+	// run sees them all (filling while it runs races the 1 s schedule).
+	oldLogs(t, logs, 10, 750) // ~92 %: crit
 	a := startRTAgent(t, remediationConfig(t, dir, mnt, logs))
 	waitHTTP(t, a.url+"/-/ready")
-	oldLogs(t, logs, 10, 750) // ~92 %: crit
 
 	var audit []map[string]any
 	require.Eventually(t, func() bool {
