@@ -15,18 +15,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/l2agent/l2agent/deploy/testenv"
 )
 
 const (
 	version = "0.9.1"
 	listen  = "127.0.0.1:19561"
 	conf    = "/etc/l2agent/agent.yaml"
-	// lockFile is shared with deploy/packaging's test: only one test installs the l2agent
-	// package on this machine at a time.
-	lockFile = "/run/lock/l2agent-package-test.lock"
 )
 
 func TestRole(t *testing.T) {
@@ -41,10 +39,8 @@ func TestRole(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	lock(t)
-	if st := dpkgStatus(); st != "" && !strings.HasPrefix(st, "unknown ") && !strings.HasSuffix(st, " not-installed") {
-		t.Skipf("package l2agent already on this machine (%q): not replacing it", st)
-	}
+	testenv.LockPackageTests(t)
+	testenv.SkipIfInstalled(t, "l2agent")
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -214,28 +210,6 @@ func build(t *testing.T, root, out, version string) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build.sh %s: %v\n%s", out, err, b)
 	}
-}
-
-// dpkgStatus is dpkg's status of l2agent, or "" when dpkg never heard of it.
-func dpkgStatus() string {
-	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", "l2agent").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// lock takes lockFile until the test ends (its cleanup runs after the purge).
-func lock(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
 }
 
 func writeFile(t *testing.T, name, s string) {

@@ -10,18 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/l2agent/l2agent/deploy/testenv"
 )
 
 const (
 	v1 = "1.0.0"
 	v2 = "1.0.1"
-
-	// lockFile serialises the tests that install the l2agent package on this machine (this
-	// one, the Ansible role's): take it with flock(2), LOCK_EX, before dpkg -i.
-	lockFile = "/run/lock/l2agent-package-test.lock"
 )
 
 func TestDebInstallUpgradePurge(t *testing.T) {
@@ -35,10 +32,8 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 		}
 		t.Skip("dpkg not installed")
 	}
-	lock(t)
-	if st := dpkgStatus(t); st != "" && !strings.HasPrefix(st, "unknown ") && !strings.HasSuffix(st, " not-installed") {
-		t.Skipf("package l2agent already on this machine (%q): not replacing it", st)
-	}
+	testenv.LockPackageTests(t)
+	testenv.SkipIfInstalled(t, "l2agent")
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +152,7 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 			t.Errorf("after dpkg --purge: %s still there (%v)", p, err)
 		}
 	}
-	if st := dpkgStatus(t); st != "" && !strings.HasSuffix(st, " not-installed") {
+	if st := testenv.DpkgStatus("l2agent"); st != "" && !strings.HasSuffix(st, " not-installed") {
 		t.Errorf("after dpkg --purge: status %q", st)
 	}
 }
@@ -208,30 +203,6 @@ func run(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// dpkgStatus is dpkg's status of l2agent ("install ok installed", …) or "" when dpkg never
-// heard of it.
-func dpkgStatus(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", "l2agent").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// lock takes lockFile until the test ends.
-func lock(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // registered first: runs after the purge
 }
 
 func writeFile(t *testing.T, name string, b []byte) {
