@@ -242,10 +242,15 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 }
 
 func checkURL(errf func(path, format string, args ...any), path, v string) {
-	u, err := url.Parse(v)
-	if v == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !ValidHTTPURL(v) {
 		errf(path, "%s %q: want an http:// or https:// URL", path, v)
 	}
+}
+
+// ValidHTTPURL reports whether v is an absolute http:// or https:// URL.
+func ValidHTTPURL(v string) bool {
+	u, err := url.Parse(v)
+	return v != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func oneSecret(errf func(path, format string, args ...any), base, key string, s Secret, file string) {

@@ -45,8 +45,7 @@ var _ ticketing.Ticketer = (*Backend)(nil)
 // New returns the backend for one configured Jira; o should have had its
 // defaults applied. timeout bounds each HTTP request.
 func New(name string, o configs.JiraOptions, timeout time.Duration) (*Backend, error) {
-	u, err := url.Parse(o.URL)
-	if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("jira backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
 	if o.APIVersion == 0 {

@@ -68,8 +68,7 @@ type tier struct {
 // defaults applied (configs does); an empty L3 or L4 queue falls back to
 // the tier below. timeout bounds each HTTP request.
 func New(name string, o configs.RTOptions, timeout time.Duration) (*Backend, error) {
-	u, err := url.Parse(o.URL)
-	if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("rt backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
 	token, err := configs.SecretValue(o.Token, o.TokenFile)

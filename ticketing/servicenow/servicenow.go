@@ -49,8 +49,7 @@ var _ ticketing.Ticketer = (*Backend)(nil)
 // New returns the backend for one configured instance; o should have had
 // its defaults applied. timeout bounds each HTTP request.
 func New(name string, o configs.ServiceNowOptions, timeout time.Duration) (*Backend, error) {
-	u, err := url.Parse(o.URL)
-	if o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("servicenow backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
 	if timeout <= 0 {
