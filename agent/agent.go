@@ -24,6 +24,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -367,7 +368,7 @@ func (a *Agent) diagnose(ctx context.Context, r *runner, obs []checks.Observatio
 	if details != "" {
 		text = details + "\n" + text
 	}
-	return checks.Truncate(text, checks.MaxDetails)
+	return textfmt.Truncate(text, checks.MaxDetails)
 }
 
 func (a *Agent) logTransition(t Transition) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -340,7 +341,7 @@ func (e *Evaluator) step(a *Alert, now time.Time, emit func(*Alert, State, strin
 		emit(a, from, reason)
 	}
 	desc := func() string {
-		return fmt.Sprintf("%s %s %s %s threshold %s", a.Metric, checks.FormatValue(a.Metric, a.Value), map[bool]string{true: "≥", false: "≤"}[a.rule.Above()], sev, checks.FormatValue(a.Metric, th))
+		return fmt.Sprintf("%s %s %s %s threshold %s", a.Metric, textfmt.FormatValue(a.Metric, a.Value), map[bool]string{true: "≥", false: "≤"}[a.rule.Above()], sev, textfmt.FormatValue(a.Metric, th))
 	}
 
 	if sev == StateOK {

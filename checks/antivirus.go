@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -128,7 +129,7 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
 	for _, r := range results {
 		l := func() map[string]string { return map[string]string{"engine": r.Engine} }
 		add := func(metric string, v float64, details string) {
-			obs = append(obs, Observation{Metric: metric, Labels: l(), Value: v, Details: Truncate(details, MaxDetails)})
+			obs = append(obs, Observation{Metric: metric, Labels: l(), Value: v, Details: textfmt.Truncate(details, MaxDetails)})
 		}
 		add("antivirus_up", b2f(r.Up), r.UpDetails)
 		if !r.SignatureTime.IsZero() {

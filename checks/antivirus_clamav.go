@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // ClamAV: clamd is asked PING and VERSION on the socket clamd.conf names;
@@ -62,7 +64,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 		case err != nil:
 			r.UpDetails = fmt.Sprintf("clamd at %s is down: %v", where, err)
 		case reply != "PONG":
-			r.UpDetails = fmt.Sprintf("clamd at %s answered PING with %q", where, sanitize(reply))
+			r.UpDetails = fmt.Sprintf("clamd at %s answered PING with %q", where, textfmt.Sanitize(reply))
 		default:
 			r.Up = true
 			r.UpDetails = fmt.Sprintf("clamd at %s answers PING.", where)
@@ -70,7 +72,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 				if v, ok := parseClamdVersion(reply); ok {
 					ver = v
 					r.Version, r.SignatureVersion = v.Engine, v.Signatures
-					r.UpDetails += " " + sanitize(reply)
+					r.UpDetails += " " + textfmt.Sanitize(reply)
 				}
 			}
 		}
@@ -88,7 +90,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 	if h, ok := newestSignatures(dbs); ok {
 		r.SignatureTime = h.Built
 		r.SignatureDetails = fmt.Sprintf("Signature database %s version %d built %s (%d signatures).",
-			sanitize(h.File), h.Version, h.Built.UTC().Format(time.RFC3339), h.Sigs)
+			textfmt.Sanitize(h.File), h.Version, h.Built.UTC().Format(time.RFC3339), h.Sigs)
 		if r.SignatureVersion == "" {
 			r.SignatureVersion = strconv.Itoa(h.Version)
 		}
@@ -177,7 +179,7 @@ func parseClamdReply(b []byte) (string, error) {
 		if len(b) == 0 {
 			return "", errors.New("connection closed without a reply")
 		}
-		return "", fmt.Errorf("reply not terminated: %q", sanitize(string(b[:min(len(b), 80)])))
+		return "", fmt.Errorf("reply not terminated: %q", textfmt.Sanitize(string(b[:min(len(b), 80)])))
 	}
 	return strings.TrimSpace(string(b[:i])), nil
 }
@@ -402,13 +404,13 @@ type scanSummary struct {
 
 func (s scanSummary) details() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Scan ended %s (log %s): %d infected files.\n", s.End.UTC().Format(time.RFC3339), sanitize(s.Log), s.Infected)
+	fmt.Fprintf(&b, "Scan ended %s (log %s): %d infected files.\n", s.End.UTC().Format(time.RFC3339), textfmt.Sanitize(s.Log), s.Infected)
 	for i, f := range s.Found {
 		if i == maxFoundListed {
 			fmt.Fprintf(&b, "  … and %d more\n", len(s.Found)-i)
 			break
 		}
-		fmt.Fprintf(&b, "  %s\n", sanitize(f))
+		fmt.Fprintf(&b, "  %s\n", textfmt.Sanitize(f))
 	}
 	return b.String()
 }

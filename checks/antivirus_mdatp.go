@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Microsoft Defender for Endpoint on Linux: `mdatp health --output json`.
@@ -44,13 +46,13 @@ func (c *antivirusCheck) collectMDATP(ctx context.Context) avResult {
 		b.WriteString("Defender reports UNHEALTHY.")
 	}
 	if h.EngineLoadStatus != "" {
-		fmt.Fprintf(&b, " Engine: %s.", sanitize(h.EngineLoadStatus))
+		fmt.Fprintf(&b, " Engine: %s.", textfmt.Sanitize(h.EngineLoadStatus))
 	}
 	if h.Licensed != nil && !*h.Licensed {
 		b.WriteString(" Not licensed (device not onboarded).")
 	}
 	for _, i := range h.HealthIssues {
-		fmt.Fprintf(&b, "\n  health issue: %s", sanitize(i))
+		fmt.Fprintf(&b, "\n  health issue: %s", textfmt.Sanitize(i))
 	}
 	r.UpDetails = b.String()
 	r.Version, r.SignatureVersion = h.AppVersion, h.DefinitionsVersion
@@ -62,8 +64,8 @@ func (c *antivirusCheck) collectMDATP(ctx context.Context) avResult {
 		r.SignatureTime = now.Add(-time.Duration(*h.DefinitionsMinutesAgo * float64(time.Minute)))
 	}
 	if !r.SignatureTime.IsZero() {
-		r.SignatureDetails = fmt.Sprintf("Definitions %s, status %s, updated %s.", sanitize(h.DefinitionsVersion),
-			sanitize(h.DefinitionsStatus), r.SignatureTime.UTC().Format(time.RFC3339))
+		r.SignatureDetails = fmt.Sprintf("Definitions %s, status %s, updated %s.", textfmt.Sanitize(h.DefinitionsVersion),
+			textfmt.Sanitize(h.DefinitionsStatus), r.SignatureTime.UTC().Format(time.RFC3339))
 	}
 	if h.RealTime != nil {
 		rt := *h.RealTime && (h.RealTimeAvailable == nil || *h.RealTimeAvailable)

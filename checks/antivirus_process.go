@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Any other EDR/AV (a vendor sensor): it is up when every configured
@@ -39,7 +40,7 @@ func (c *antivirusCheck) collectProcessEngine(ctx context.Context, pe configs.Pr
 				lines = append(lines, fmt.Sprintf("unit %s active", u))
 			default:
 				r.Up = false
-				lines = append(lines, fmt.Sprintf("unit %s NOT active (%s)", u, sanitize(s)))
+				lines = append(lines, fmt.Sprintf("unit %s NOT active (%s)", u, textfmt.Sanitize(s)))
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/shirou/gopsutil/v3/common"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Check measures one aspect of the host.
@@ -39,24 +40,6 @@ type Observation struct {
 
 // MaxDetails bounds Observation.Details and diagnostics text.
 const MaxDetails = 4096
-
-// Truncate bounds s to n bytes on a rune boundary, marking the cut.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "\n… (truncated)"
-	cut := n - len(mark)
-	if cut < 0 {
-		cut = 0
-	}
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // Env is what every check gets from the agent.
 type Env struct {
@@ -148,3 +131,8 @@ func Metrics(kindName string) []MetricInfo {
 	defer registryMu.RUnlock()
 	return slices.Clone(registry[kindName].metrics)
 }
+
+// FormatValue writes an observation's value for people; see
+// textfmt.FormatValue. It stays here for ticketing, whose import of checks
+// also registers the check kinds its tests' configs name.
+func FormatValue(metric string, v float64) string { return textfmt.FormatValue(metric, v) }

@@ -13,6 +13,8 @@ import (
 	"github.com/shirou/gopsutil/v3/cpu"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/ctxutil"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -60,7 +62,7 @@ func (c *cpuCheck) Run(ctx context.Context) ([]Observation, error) {
 	prev := c.prev
 	c.mu.Unlock()
 	if prev == nil {
-		if err := sleepCtx(ctx, c.firstGap); err != nil {
+		if err := ctxutil.Sleep(ctx, c.firstGap); err != nil {
 			return nil, err
 		}
 		first := cur
@@ -157,5 +159,5 @@ func (c *cpuCheck) Diagnose(ctx context.Context, _ Observation) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return Truncate(fmt.Sprintf("Top processes by CPU over %s (100%% = one core):\n%s", c.sampleGap, s), MaxDetails), nil
+	return textfmt.Truncate(fmt.Sprintf("Top processes by CPU over %s (100%% = one core):\n%s", c.sampleGap, s), MaxDetails), nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -136,7 +137,7 @@ func (c *diskCheck) Run(ctx context.Context) ([]Observation, error) {
 		}
 		if err != nil {
 			logger(c.env).Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
-			add(m, "disk_device_error", 1, Truncate(err.Error(), MaxDetails))
+			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), MaxDetails))
 			continue
 		}
 		unit := uint64(st.Frsize) // the unit of f_blocks; older kernels leave it 0
@@ -395,7 +396,7 @@ func (c *diskCheck) Diagnose(ctx context.Context, o Observation) (string, error)
 	if s.err != nil {
 		return "", s.err
 	}
-	return Truncate(s.format(mp, d.Top), MaxDetails), nil
+	return textfmt.Truncate(s.format(mp, d.Top), MaxDetails), nil
 }
 
 // dirScan is the result of scanDirs.
@@ -523,9 +524,9 @@ func (s *dirScan) format(mp string, top int) string {
 		return cmp.Or(cmp.Compare(s.sizes[b], s.sizes[a]), cmp.Compare(a, b))
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", sanitize(mp), s.maxDepth)
+	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Sanitize(mp), s.maxDepth)
 	for _, rel := range rels[:min(top, len(rels))] {
-		fmt.Fprintf(&b, "%10s  %s\n", humanBytes(s.sizes[rel]), sanitize(path.Join(mp, rel)))
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Sanitize(path.Join(mp, rel)))
 	}
 	if len(rels) == 0 {
 		b.WriteString("  (no subdirectories)\n")

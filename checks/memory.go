@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -98,7 +99,7 @@ func (c *memoryCheck) Diagnose(ctx context.Context, _ Observation) (string, erro
 	if err != nil {
 		return "", err
 	}
-	return Truncate("Top processes by resident memory:\n"+s, MaxDetails), nil
+	return textfmt.Truncate("Top processes by resident memory:\n"+s, MaxDetails), nil
 }
 
 // readKeyValues reads a file of "key value [unit]" or "key: value [unit]"

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -185,7 +186,7 @@ func formatMFA(head string, findings []mfaFinding, notes []string) string {
 	for _, n := range notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
-	return Truncate(b.String(), MaxDetails)
+	return textfmt.Truncate(b.String(), MaxDetails)
 }
 
 // sshdResult is the evaluation of sshd over every connection probed.
@@ -217,7 +218,7 @@ func (r *sshdResult) observations() []Observation {
 		Details: formatMFA(head, r.findings, r.notes),
 	}}
 	for _, f := range r.flags {
-		obs = append(obs, Observation{Metric: f.metric, Value: f.value, Details: Truncate(f.details, MaxDetails)})
+		obs = append(obs, Observation{Metric: f.metric, Value: f.value, Details: textfmt.Truncate(f.details, MaxDetails)})
 	}
 	return obs
 }

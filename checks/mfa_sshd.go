@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 const (
@@ -59,11 +61,11 @@ func parseSSHDT(r io.Reader) (map[string][]string, error) {
 		}
 		kw, val, _ := strings.Cut(line, " ")
 		if kw == "" {
-			return nil, fmt.Errorf("line %d: no keyword: %q", n, Truncate(line, 100))
+			return nil, fmt.Errorf("line %d: no keyword: %q", n, textfmt.Truncate(line, 100))
 		}
 		for _, c := range kw {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-				return nil, fmt.Errorf("line %d: not a keyword and value: %q", n, Truncate(line, 100))
+				return nil, fmt.Errorf("line %d: not a keyword and value: %q", n, textfmt.Truncate(line, 100))
 			}
 		}
 		eff[kw] = append(eff[kw], strings.TrimSpace(val))
@@ -628,7 +630,7 @@ func mfaCommand(ctx context.Context, argv []string) ([]byte, error) {
 		if msg == "" {
 			return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 		}
-		return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, Truncate(msg, 1024))
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, textfmt.Truncate(msg, 1024))
 	}
 	return stdout.Bytes(), nil
 }

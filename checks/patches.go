@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
@@ -133,7 +134,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 	now := c.now()
 	var obs []Observation
 	add := func(metric string, labels map[string]string, v float64, details string) {
-		obs = append(obs, Observation{Metric: metric, Labels: labels, Value: v, Details: Truncate(details, MaxDetails)})
+		obs = append(obs, Observation{Metric: metric, Labels: labels, Value: v, Details: textfmt.Truncate(details, MaxDetails)})
 	}
 	updates := slices.SortedFunc(slices.Values(st.Updates), func(a, b pkgUpdate) int { return cmp.Compare(a.Name, b.Name) })
 	var sec, pkgs []pkgUpdate
@@ -153,7 +154,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 		oldest, name, since := c.trackSecurity(sec, now)
 		details := ""
 		if name != "" {
-			details = fmt.Sprintf("Oldest pending security update: %s, first seen %s (%s ago).\n", sanitize(name),
+			details = fmt.Sprintf("Oldest pending security update: %s, first seen %s (%s ago).\n", textfmt.Sanitize(name),
 				since.UTC().Format(time.RFC3339), oldest.Round(time.Minute)) +
 				formatUpdates("Pending security updates:", sec, c.opts.MaxPackages)
 		}
@@ -186,15 +187,15 @@ func formatUpdates(title string, us []pkgUpdate, n int) string {
 	var b strings.Builder
 	b.WriteString(title + "\n")
 	for _, u := range us[:min(n, len(us))] {
-		fmt.Fprintf(&b, "  %s", sanitize(u.Name))
+		fmt.Fprintf(&b, "  %s", textfmt.Sanitize(u.Name))
 		switch {
 		case u.Installed != "" && u.Candidate != "":
-			fmt.Fprintf(&b, " %s → %s", sanitize(u.Installed), sanitize(u.Candidate))
+			fmt.Fprintf(&b, " %s → %s", textfmt.Sanitize(u.Installed), textfmt.Sanitize(u.Candidate))
 		case u.Candidate != "":
-			fmt.Fprintf(&b, " → %s", sanitize(u.Candidate))
+			fmt.Fprintf(&b, " → %s", textfmt.Sanitize(u.Candidate))
 		}
 		if u.Source != "" {
-			fmt.Fprintf(&b, " (%s)", sanitize(u.Source))
+			fmt.Fprintf(&b, " (%s)", textfmt.Sanitize(u.Source))
 		}
 		b.WriteByte('\n')
 	}
@@ -453,7 +454,7 @@ func (o cmdOutput) exitError(argv []string) error {
 	if msg == "" {
 		msg = strings.TrimSpace(string(o.Stdout[max(0, len(o.Stdout)-maxStderr):]))
 	}
-	return fmt.Errorf("%s: exit status %d: %s", strings.Join(argv, " "), o.Exit, sanitize(msg))
+	return fmt.Errorf("%s: exit status %d: %s", strings.Join(argv, " "), o.Exit, textfmt.Sanitize(msg))
 }
 
 // runCommand runs argv with LC_ALL=C in its own process group, killing the
@@ -480,7 +481,7 @@ func runCommand(ctx context.Context, argv ...string) (cmdOutput, error) {
 		out.Exit = ee.ExitCode()
 	case err != nil:
 		if s := strings.TrimSpace(out.Stderr); s != "" {
-			return out, fmt.Errorf("%s: %w: %s", argv[0], err, sanitize(s))
+			return out, fmt.Errorf("%s: %w: %s", argv[0], err, textfmt.Sanitize(s))
 		}
 		return out, fmt.Errorf("%s: %w", argv[0], err)
 	}

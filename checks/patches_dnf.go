@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // The dnf/yum backend (RHEL, Fedora, Rocky, Alma, Oracle, Amazon Linux).
@@ -103,7 +105,7 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 func sanitizeLines(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = sanitize(l)
+		lines[i] = textfmt.Sanitize(l)
 	}
 	return strings.Join(lines, "\n")
 }

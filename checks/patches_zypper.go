@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // The zypper backend (SLES, openSUSE).
@@ -127,7 +129,7 @@ func parseZypperXML(b []byte) (zypperStream, error) {
 	}
 	for _, m := range s.Messages {
 		if m.Type == "error" {
-			return s, fmt.Errorf("zypper: %s", sanitize(strings.TrimSpace(m.Text)))
+			return s, fmt.Errorf("zypper: %s", textfmt.Sanitize(strings.TrimSpace(m.Text)))
 		}
 	}
 	return s, nil

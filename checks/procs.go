@@ -15,8 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/l2agent/l2agent/internal/ctxutil"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // userHZ is the unit of the times in /proc/<pid>/stat. The kernel exports
@@ -142,7 +143,7 @@ func topProcsByCPU(ctx context.Context, procfs, rootfs string, n int, interval t
 		return "", err
 	}
 	start := time.Now()
-	if err := sleepCtx(ctx, interval); err != nil {
+	if err := ctxutil.Sleep(ctx, interval); err != nil {
 		return "", err
 	}
 	after, err := scanProcs(ctx, procfs)
@@ -189,7 +190,7 @@ func formatProcs(procfs, rootfs string, ps []rankedProc, withCPU bool) string {
 		if withCPU {
 			fmt.Fprintf(&b, "%6.1f%% ", p.CPU*100)
 		}
-		fmt.Fprintf(&b, "%10s  %s\n", humanBytes(p.RSSPages*page), command(procfs, p.proc))
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(p.RSSPages*page), command(procfs, p.proc))
 	}
 	return b.String()
 }
@@ -206,26 +207,11 @@ func command(procfs string, p proc) string {
 	if s == "" {
 		s = "[" + p.Comm + "]"
 	}
-	s = sanitize(s)
+	s = textfmt.Sanitize(s)
 	if len(s) > maxCommand {
-		cut := maxCommand
-		for cut > 0 && !utf8RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+		s = textfmt.Head(s, maxCommand) + "…"
 	}
 	return s
-}
-
-// sanitize replaces control characters and invalid UTF-8 with '?', so that
-// names from the host cannot break the lines of a report.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // userNames maps uids to names from <rootfs>/etc/passwd; it is empty when the
@@ -251,32 +237,6 @@ func userNames(rootfs string) map[uint32]string {
 		}
 	}
 	return names
-}
-
-// humanBytes formats n in IEC units with one decimal: "512 B", "12.3 GiB".
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// sleepCtx waits for d or until ctx ends, whichever comes first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
 }
 
 // logger returns the logger of env, or slog.Default() when it has none.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Real lines: a busy shell loop, a program named "x) (y z", and a kernel thread.
@@ -124,8 +126,8 @@ func TestTopProcsByRSS(t *testing.T) {
 	require.Len(t, lines, 3, s)
 	require.Regexp(t, `^\s+PID USER\s+RSS\s+COMMAND$`, lines[0])
 	page := os.Getpagesize()
-	require.Regexp(t, `^\s+8626 alice\s+`+humanBytes(uint64(408*page))+`  /tmp/x\) \(y z 30$`, lines[1])
-	require.Regexp(t, `^\s+9126 alice\s+`+humanBytes(uint64(399*page))+`  sh -c i=0; while \[ \$i -lt 3000000 \]; do i=\$\(\(i\+1\)\); done$`, lines[2])
+	require.Regexp(t, `^\s+8626 alice\s+`+textfmt.HumanBytes(uint64(408*page))+`  /tmp/x\) \(y z 30$`, lines[1])
+	require.Regexp(t, `^\s+9126 alice\s+`+textfmt.HumanBytes(uint64(399*page))+`  sh -c i=0; while \[ \$i -lt 3000000 \]; do i=\$\(\(i\+1\)\); done$`, lines[2])
 
 	s, err = topProcsByRSS(context.Background(), "testdata/procfs", t.TempDir(), 10)
 	require.NoError(t, err)
@@ -157,26 +159,6 @@ func TestCommand(t *testing.T) {
 	require.LessOrEqual(t, len(got), maxCommand+len("…"))
 	require.True(t, strings.HasSuffix(got, "é…"), got)
 	require.Equal(t, "[kworker/0:1]", command(procfs, proc{procStat: procStat{PID: 3, Comm: "kworker/0:1"}}))
-}
-
-func TestHumanBytes(t *testing.T) {
-	t.Parallel()
-	for n, want := range map[uint64]string{
-		0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB",
-		13207024435: "12.3 GiB", 1 << 60: "1.0 EiB", ^uint64(0): "16.0 EiB",
-	} {
-		require.Equal(t, want, humanBytes(n), n)
-	}
-}
-
-func TestSleepCtx(t *testing.T) {
-	t.Parallel()
-	require.NoError(t, sleepCtx(context.Background(), time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	require.ErrorIs(t, sleepCtx(ctx, time.Hour), context.Canceled)
-	require.Less(t, time.Since(start), time.Second)
 }
 
 // byKey indexes observations by metric and sorted labels, as in

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // diskCleanup deletes old files matching globs inside allowlisted
@@ -163,7 +164,7 @@ func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
 		total += f.Bytes
 	}
 	fmt.Fprintf(&b, "delete %d file(s) (%s on disk) older than %s matching %s in %s",
-		len(dp.Files), humanBytes(total), days(d.params.OlderThan.D()), strings.Join(d.params.Globs, " "), strings.Join(roots, " "))
+		len(dp.Files), textfmt.HumanBytes(total), days(d.params.OlderThan.D()), strings.Join(d.params.Globs, " "), strings.Join(roots, " "))
 	if len(dp.Files) > 0 {
 		b.WriteString(":")
 	}
@@ -173,7 +174,7 @@ func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
 			fmt.Fprintf(&b, "  … and %d more\n", len(dp.Files)-i)
 			break
 		}
-		fmt.Fprintf(&b, "  %s  %s  modified %s\n", showPath(f.path()), humanBytes(f.Bytes), f.MTime.UTC().Format("2006-01-02 15:04"))
+		fmt.Fprintf(&b, "  %s  %s  modified %s\n", showPath(f.path()), textfmt.HumanBytes(f.Bytes), f.MTime.UTC().Format("2006-01-02 15:04"))
 	}
 	if s := stats.String(); s != "" {
 		fmt.Fprintf(&b, "left alone: %s\n", s)
@@ -227,12 +228,12 @@ func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
 		}
 		deleted++
 		freed += f.Bytes
-		fmt.Fprintf(&out, "deleted %s (%s)\n", showPath(f.path()), humanBytes(f.Bytes))
+		fmt.Fprintf(&out, "deleted %s (%s)\n", showPath(f.path()), textfmt.HumanBytes(f.Bytes))
 	})
 	for _, f := range failed {
 		fmt.Fprintf(&out, "failed: %s\n", f)
 	}
-	res := fmt.Sprintf("deleted %d of %d planned files, freed %s", deleted, len(dp.Files), humanBytes(freed))
+	res := fmt.Sprintf("deleted %d of %d planned files, freed %s", deleted, len(dp.Files), textfmt.HumanBytes(freed))
 	if n := len(planned); n > 0 {
 		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
 	}
@@ -539,17 +540,4 @@ func days(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

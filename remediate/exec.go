@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // commandEnv is the whole environment of a command: nothing is inherited.
@@ -113,28 +115,7 @@ func (t *tailBuffer) String() string {
 
 // excerpt bounds s to its last n bytes on a rune boundary, as valid UTF-8.
 func excerpt(s string, n int) string {
-	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= n {
-		return s
-	}
-	cut := len(s) - n + len("… ")
-	for cut < len(s) && !utf8.RuneStart(s[cut]) {
-		cut++
-	}
-	return "… " + s[cut:]
-}
-
-// head bounds s to its first n bytes on a rune boundary.
-func head(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "\n… (truncated)"
-	cut := max(n-len(mark), 0)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return textfmt.Tail(strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD")), n, "… ")
 }
 
 // argvString shows argv unambiguously, quoting what needs it.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // journalVacuum removes archived systemd journal files beyond a size or an
@@ -52,7 +53,7 @@ func (j *journalVacuum) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	}
 	r, err := runCommand(ctx, argv...)
 	freed := journalFreed(r.Output)
-	o, err := commandOutcome(r, err, "journal vacuumed, freed "+humanBytes(freed))
+	o, err := commandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
 	o.FreedBytes = freed
 	return o, err
 }

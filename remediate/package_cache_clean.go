@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // packageManager is one package manager and what the actions run with it.
@@ -94,7 +96,7 @@ func (c *packageCacheClean) Apply(ctx context.Context, p Plan) (Outcome, error) 
 	if after, okAfter := freeBytes(cp.cache); okBefore && okAfter && after > before {
 		freed = after - before // about: other writers share the filesystem
 	}
-	o, err := commandOutcome(r, err, "package cache cleaned, about "+humanBytes(freed)+" freed")
+	o, err := commandOutcome(r, err, "package cache cleaned, about "+textfmt.HumanBytes(freed)+" freed")
 	o.FreedBytes = freed
 	return o, err
 }

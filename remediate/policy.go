@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // VerifyFunc re-runs the check that fired; cleared reports whether the
@@ -323,7 +324,7 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a A
 	timedOut := func() bool { return errors.Is(actx.Err(), context.DeadlineExceeded) && ctx.Err() == nil }
 
 	plan, err := act.Plan(actx, a)
-	rec.Plan = head(plan.Text, MaxPlanText)
+	rec.Plan = textfmt.Truncate(plan.Text, MaxPlanText)
 	if err != nil {
 		rec.Result, rec.Reason = ResultFailed, "plan: "+err.Error()
 		if timedOut() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // MaxBody bounds a rendered ticket body.
@@ -133,11 +134,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	fmt.Fprintf(&b, "\n-- \nFiled by l2agent %s on %s.\n", version, inc.Host)
 	s := b.String()
 	if len(s) > MaxBody {
-		cut := MaxBody - 64
-		for cut > 0 && s[cut]&0xC0 == 0x80 {
-			cut--
-		}
-		s = s[:cut] + "\n… (truncated to " + fmt.Sprint(MaxBody) + " bytes)\n"
+		s = textfmt.Head(s, MaxBody-64) + "\n… (truncated to " + fmt.Sprint(MaxBody) + " bytes)\n"
 	}
 	return s
 }

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/agent"
-	"github.com/l2agent/l2agent/checks" // also registers the check kinds
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt" // also registers the check kinds
 )
 
 const usage = `l2agent — the proactive Level 2 host agent.
@@ -270,7 +270,7 @@ func printTable(w io.Writer, results []agent.CheckResult) {
 					th = fmt.Sprintf("%s %s %g", al.State, op, al.Threshold)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), checks.FormatValue(o.Metric, o.Value), state, th)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), textfmt.FormatValue(o.Metric, o.Value), state, th)
 		}
 	}
 	tw.Flush()

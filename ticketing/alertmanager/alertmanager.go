@@ -23,9 +23,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -220,7 +220,7 @@ func (b *Backend) build(t ticketing.Ticket, tier ticketing.Tier, startsAt time.T
 	}
 	ann := map[string]string{"summary": summary, "key": t.Key}
 	if t.Body != "" {
-		ann["description"] = truncate(t.Body, MaxDescription)
+		ann["description"] = textfmt.TruncateMark(t.Body, MaxDescription, "…")
 	}
 	if t.RunbookURL != "" {
 		ann["runbook_url"] = t.RunbookURL
@@ -230,18 +230,6 @@ func (b *Backend) build(t ticketing.Ticket, tier ticketing.Tier, startsAt time.T
 	}
 	t.Tier = tier
 	return &active{labels: l, annotations: ann, startsAt: startsAt, ticket: t}
-}
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	n -= len("…")
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // post sends alerts to every Alertmanager at once. It succeeds when at
@@ -376,7 +364,7 @@ func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) err
 	a := *cur
 	a.annotations = maps.Clone(cur.annotations)
 	if text = strings.TrimSpace(text); text != "" {
-		a.annotations["comment"] = truncate(text, MaxComment)
+		a.annotations["comment"] = textfmt.TruncateMark(text, MaxComment, "…")
 	}
 	if err := b.post(ctx, []Alert{b.alert(&a, b.now(), false)}); err != nil {
 		return err

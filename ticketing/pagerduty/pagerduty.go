@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-resty/resty/v2"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -119,18 +119,7 @@ func DedupKey(key string) string {
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
-	return truncate(key, MaxDedupKey-1-2*sha256.Size) + "~" + hex.EncodeToString(sum[:])
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return textfmt.Head(key, MaxDedupKey-1-2*sha256.Size) + "~" + hex.EncodeToString(sum[:])
 }
 
 func (b *Backend) send(ctx context.Context, e Event) (string, error) {
@@ -182,7 +171,7 @@ func (b *Backend) trigger(ctx context.Context, dk string, tier ticketing.Tier, s
 		details["flapping"] = true
 	}
 	e := Event{RoutingKey: b.keys[tier], EventAction: "trigger", DedupKey: dk, Client: "l2agent",
-		Payload: &Payload{Summary: truncate(summary, MaxSummary), Source: src, Severity: sev, Timestamp: time.Now().UTC().Format(time.RFC3339),
+		Payload: &Payload{Summary: textfmt.Head(summary, MaxSummary), Source: src, Severity: sev, Timestamp: time.Now().UTC().Format(time.RFC3339),
 			Component: t.Check, Group: t.Metric, Class: b.class, CustomDetails: details}}
 	if t.RunbookURL != "" {
 		e.Links = []Link{{Href: t.RunbookURL, Text: "Runbook"}}
