@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -101,7 +102,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 		r.UpDetails += fmt.Sprintf("\nNo signature database header: %v", dbErr)
 	}
 
-	if b, err := readTail(c.rootPath(o.FreshclamLog), 4<<20); err == nil {
+	if b, err := fsutil.ReadTail(c.rootPath(o.FreshclamLog), 4<<20); err == nil {
 		r.LastUpdate = parseFreshclamLog(b, time.Local)
 	}
 
@@ -117,7 +118,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 
 	var newest scanSummary
 	for _, l := range o.ScanLogs {
-		b, err := readTail(c.rootPath(l), 8<<20)
+		b, err := fsutil.ReadTail(c.rootPath(l), 8<<20)
 		if err != nil {
 			continue
 		}
@@ -218,7 +219,7 @@ func parseClamdVersion(s string) (clamdVersion, bool) {
 // readClamdConf parses clamd.conf: "Option value" lines, # comments. The
 // first value of an option wins (TCPAddr may be repeated).
 func readClamdConf(path string) (map[string]string, error) {
-	b, err := readTail(path, 1<<20)
+	b, err := fsutil.ReadTail(path, 1<<20)
 	if err != nil {
 		return map[string]string{}, err
 	}
@@ -305,7 +306,7 @@ func readCVDHeaders(dir string) ([]cvdHeader, error) {
 			return nil, err
 		}
 		for _, p := range ms {
-			b, err := readHead(p, cvdHeaderSize)
+			b, err := fsutil.ReadHead(p, cvdHeaderSize)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -323,20 +324,6 @@ func readCVDHeaders(dir string) ([]cvdHeader, error) {
 		errs = append(errs, fmt.Errorf("no *.cvd, *.cld or *.cud files in %s", dir))
 	}
 	return hs, errors.Join(errs...)
-}
-
-func readHead(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	m, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, err
-	}
-	return b[:m], nil
 }
 
 // newestSignatures picks the header that dates the signatures: the daily

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/l2agent/l2agent/internal/fsutil"
 )
 
 // mfaAccount is one line of the passwd file.
@@ -258,7 +260,7 @@ func (f mfaFactor) googleAuthenticator(u *mfaAccount) (bool, string, error) {
 	if fi.Size() == 0 {
 		return false, f.show(p) + " is empty", nil
 	}
-	b, err := mfaReadHead(p, 256)
+	b, err := fsutil.ReadHead(p, 256)
 	if err != nil {
 		return true, "", nil // not readable to this user: the metadata is all there is to check
 	}
@@ -267,20 +269,6 @@ func (f mfaFactor) googleAuthenticator(u *mfaAccount) (bool, string, error) {
 		return false, f.show(p) + " does not start with a base32 secret", nil
 	}
 	return true, "", nil
-}
-
-func mfaReadHead(p string, n int) ([]byte, error) {
-	fh, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b := make([]byte, n)
-	k, err := io.ReadFull(fh, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b[:k], nil
 }
 
 func mfaIsBase32(s string) bool {

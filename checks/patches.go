@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -355,7 +355,7 @@ func (c *patchesCheck) loadState() {
 func (c *patchesCheck) saveState() {
 	b, err := json.MarshalIndent(patchesState{Version: 1, FirstSeen: c.firstSeen}, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(c.statePath(), append(b, '\n'), 0o640)
+		err = fsutil.WriteFileAtomic(c.statePath(), append(b, '\n'), 0o640)
 	}
 	switch {
 	case err != nil && !c.stateFailed:
@@ -365,44 +365,6 @@ func (c *patchesCheck) saveState() {
 		c.stateFailed = false
 		logger(c.env).Info("patches: state saved again", "check", c.name, "path", c.statePath())
 	}
-}
-
-// writeFileAtomic replaces path with data: temp file, fsync, rename, fsync
-// of the directory. The directory is created if missing.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // rootPath returns p as seen through the configured rootfs.
@@ -536,28 +498,3 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return string(t.b) }
-
-// readTail reads the last n bytes of path (all of it if smaller), starting
-// at a line boundary when it had to cut.
-func readTail(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() <= n {
-		return io.ReadAll(io.LimitReader(f, n))
-	}
-	if _, err := f.Seek(fi.Size()-n, io.SeekStart); err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(io.LimitReader(f, n))
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[i+1:]
-	}
-	return b, err
-}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/fsutil"
 )
 
 // The apt backend (Debian, Ubuntu).
@@ -275,7 +277,7 @@ func (c *patchesCheck) aptReboot(pkgs []dpkgPackage) (bool, []string) {
 	flag := c.rootPath(c.opts.Apt.RebootRequiredFile)
 	if _, err := os.Stat(flag); err == nil {
 		r := flag + " exists"
-		if b, err := readTail(flag+".pkgs", 4096); err == nil {
+		if b, err := fsutil.ReadTail(flag+".pkgs", 4096); err == nil {
 			if names := strings.Fields(string(b)); len(names) > 0 {
 				slices.Sort(names)
 				r += " (packages: " + strings.Join(slices.Compact(names), ", ") + ")"
@@ -338,7 +340,7 @@ func lastAptUpgrade(history string) time.Time {
 	if history == "" {
 		return time.Time{}
 	}
-	if b, err := readTail(history, 8<<20); err == nil {
+	if b, err := fsutil.ReadTail(history, 8<<20); err == nil {
 		if t := parseAptHistory(b, time.Local); !t.IsZero() {
 			return t
 		}

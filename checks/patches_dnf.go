@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -95,7 +96,7 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		c.rootPath("/var/cache/dnf/*/repodata/repomd.xml"),
 		c.rootPath("/var/cache/libdnf5/*/repodata/repomd.xml"),
 		c.rootPath("/var/cache/yum/*/*/*/repomd.xml"))
-	if b, err := readTail(c.rootPath("/var/log/dnf.rpm.log"), 8<<20); err == nil {
+	if b, err := fsutil.ReadTail(c.rootPath("/var/log/dnf.rpm.log"), 8<<20); err == nil {
 		st.LastUpgrade = parseDnfRPMLog(b)
 	}
 	return st, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -77,7 +78,7 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 		st.RebootReasons = []string{flag + " exists"}
 	}
 	st.ListsTime = newestMtime(c.rootPath("/var/cache/zypp/raw/*/repodata/repomd.xml"))
-	if b, err := readTail(c.rootPath("/var/log/zypp/history"), 8<<20); err == nil {
+	if b, err := fsutil.ReadTail(c.rootPath("/var/log/zypp/history"), 8<<20); err == nil {
 		st.LastUpgrade = parseZyppHistory(b, time.Local)
 	}
 	return st, nil
