@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -48,7 +49,7 @@ type antivirusCheck struct {
 	name string
 	env  Env
 	opts configs.AntivirusOptions
-	run  cmdRunner
+	run  command.Runner
 	now  func() time.Time
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -71,7 +72,7 @@ func newAntivirusCheck(c configs.Check, env Env) (Check, error) {
 		env.Paths.Procfs = "/proc"
 	}
 	var d net.Dialer
-	return &antivirusCheck{name: c.Name, env: env, opts: o, run: runCommand, now: time.Now, dial: d.DialContext}, nil
+	return &antivirusCheck{name: c.Name, env: env, opts: o, run: command.Capture, now: time.Now, dial: d.DialContext}, nil
 }
 
 // Name implements Check.
@@ -166,7 +167,7 @@ func (c *antivirusCheck) rootPath(p string) string {
 }
 
 // command runs argv bounded by the engine timeout.
-func (c *antivirusCheck) command(ctx context.Context, argv ...string) (cmdOutput, error) {
+func (c *antivirusCheck) command(ctx context.Context, argv ...string) (command.Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout.D())
 	defer cancel()
 	return c.run(ctx, argv...)

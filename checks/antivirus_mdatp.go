@@ -27,7 +27,7 @@ func (c *antivirusCheck) collectMDATP(ctx context.Context) avResult {
 	argv := []string{c.opts.MDATP.Path, "health", "--output", "json"}
 	out, err := c.command(ctx, argv...)
 	if err == nil && out.Exit != 0 {
-		err = out.exitError(argv)
+		err = out.ExitError(argv)
 	}
 	if err != nil {
 		r.UpDetails = fmt.Sprintf("mdatp health failed (is the mdatp service running?): %v", err)

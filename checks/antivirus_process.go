@@ -58,7 +58,7 @@ func (c *antivirusCheck) unitStates(ctx context.Context, units []string) (map[st
 	}
 	states := strings.Fields(string(out.Stdout))
 	if len(states) != len(units) {
-		return nil, out.exitError(argv)
+		return nil, out.ExitError(argv)
 	}
 	m := make(map[string]string, len(units))
 	for i, u := range units {

@@ -2,20 +2,17 @@ package checks
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -609,38 +606,25 @@ func sshdSynthName(list, def string) string {
 // cancellation its whole process group is killed. A non-zero exit is an error
 // carrying stderr.
 func mfaCommand(ctx context.Context, argv []string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = time.Second
-	var stdout, stderr mfaLimitedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), context.Cause(ctx))
+	stdout := &command.Buffer{Max: mfaMaxOutput}
+	stderr := &command.Buffer{Max: mfaMaxOutput}
+	res, err := command.Run(ctx, argv, command.Options{
+		Env:    []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Stdout: stdout, Stderr: stderr,
+	})
+	what := strings.Join(argv, " ")
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	case err == nil && res.Exit != 0:
+		err = fmt.Errorf("exit status %d", res.Exit)
 	}
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
-			return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		return nil, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, textfmt.Truncate(msg, 1024))
+		return nil, fmt.Errorf("%s: %w: %s", what, err, textfmt.Truncate(msg, 1024))
 	}
 	return stdout.Bytes(), nil
-}
-
-// mfaLimitedBuffer keeps the first mfaMaxOutput bytes written to it.
-type mfaLimitedBuffer struct{ bytes.Buffer }
-
-func (b *mfaLimitedBuffer) Write(p []byte) (int, error) {
-	if room := mfaMaxOutput - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

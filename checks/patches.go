@@ -16,10 +16,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
@@ -68,7 +68,7 @@ type patchesCheck struct {
 	env   Env
 	opts  configs.PatchesOptions
 	secRE *regexp.Regexp
-	run   cmdRunner
+	run   command.Runner
 	now   func() time.Time
 
 	mu          sync.Mutex
@@ -98,7 +98,7 @@ func newPatchesCheck(c configs.Check, env Env) (Check, error) {
 	}
 	return &patchesCheck{
 		name: c.Name, env: env, opts: o, secRE: re,
-		run: runCommand, now: time.Now, firstSeen: map[string]time.Time{},
+		run: command.Capture, now: time.Now, firstSeen: map[string]time.Time{},
 	}, nil
 }
 
@@ -371,7 +371,7 @@ func (c *patchesCheck) saveState() {
 func (c *patchesCheck) rootPath(p string) string { return filepath.Join(c.env.Paths.Rootfs, p) }
 
 // command runs argv bounded by the command timeout.
-func (c *patchesCheck) command(ctx context.Context, argv ...string) (cmdOutput, error) {
+func (c *patchesCheck) command(ctx context.Context, argv ...string) (command.Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout.D())
 	defer cancel()
 	return c.run(ctx, argv...)
@@ -391,110 +391,3 @@ func newestMtime(patterns ...string) time.Time {
 	}
 	return newest
 }
-
-// ---- running commands ----
-
-// cmdOutput is what a command that ran to its end printed, and its exit code.
-type cmdOutput struct {
-	Stdout []byte
-	Stderr string // the last maxStderr bytes
-	Exit   int
-}
-
-// cmdRunner runs argv without a shell; an error means it did not run to its
-// end (not found, killed at the deadline), not a non-zero exit.
-type cmdRunner func(ctx context.Context, argv ...string) (cmdOutput, error)
-
-const (
-	maxStdout = 32 << 20
-	maxStderr = 2048
-)
-
-// exitError describes a command that exited with an unexpected code.
-func (o cmdOutput) exitError(argv []string) error {
-	msg := strings.TrimSpace(o.Stderr)
-	if msg == "" {
-		msg = strings.TrimSpace(string(o.Stdout[max(0, len(o.Stdout)-maxStderr):]))
-	}
-	return fmt.Errorf("%s: exit status %d: %s", strings.Join(argv, " "), o.Exit, textfmt.Sanitize(msg))
-}
-
-// runCommand runs argv with LC_ALL=C in its own process group, killing the
-// group when ctx ends, and captures stdout (bounded) and the tail of stderr.
-func runCommand(ctx context.Context, argv ...string) (cmdOutput, error) {
-	if len(argv) == 0 {
-		return cmdOutput{}, errors.New("empty command")
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = commandEnv(os.Environ())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	stdout := &limitedBuffer{max: maxStdout}
-	stderr := &tailBuffer{max: maxStderr}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := cmd.Run()
-	out := cmdOutput{Stdout: stdout.Bytes(), Stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		return out, fmt.Errorf("%s: %w", argv[0], context.Cause(ctx))
-	case errors.As(err, &ee) && ee.Exited():
-		out.Exit = ee.ExitCode()
-	case err != nil:
-		if s := strings.TrimSpace(out.Stderr); s != "" {
-			return out, fmt.Errorf("%s: %w: %s", argv[0], err, textfmt.Sanitize(s))
-		}
-		return out, fmt.Errorf("%s: %w", argv[0], err)
-	}
-	if stdout.cut {
-		return out, fmt.Errorf("%s: more than %d bytes of output", argv[0], maxStdout)
-	}
-	return out, nil
-}
-
-// commandEnv is env without locale settings, plus LC_ALL=C so that the
-// output parsed is the untranslated one.
-func commandEnv(env []string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LANG" || k == "LANGUAGE" || strings.HasPrefix(k, "LC_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, "LC_ALL=C")
-}
-
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	bytes.Buffer
-	max int
-	cut bool
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
-		b.cut = true
-		b.Buffer.Write(p[:max(0, room)])
-		return len(p), nil
-	}
-	return b.Buffer.Write(p)
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return string(t.b) }

@@ -24,7 +24,7 @@ func (c *patchesCheck) collectApk(ctx context.Context) (*patchStatus, error) {
 		return nil, err
 	}
 	if out.Exit != 0 {
-		return nil, out.exitError(argv)
+		return nil, out.ExitError(argv)
 	}
 	st := &patchStatus{Backend: "apk", Updates: parseApkUpgradable(out.Stdout)}
 	st.ListsTime = newestMtime(c.rootPath("/var/cache/apk/APKINDEX.*.tar.gz"), c.rootPath("/etc/apk/cache/APKINDEX.*.tar.gz"))

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseApkUpgradable(t *testing.T) {
@@ -32,7 +33,7 @@ func FuzzParseApkUpgradable(f *testing.F) {
 
 func TestApkBackend(t *testing.T) {
 	t.Parallel()
-	f := &fakeRunner{outputs: map[string]cmdOutput{"apk list": {Stdout: testdata(t, "patches/apk-list-upgradable.txt")}}}
+	f := &fakeRunner{outputs: map[string]command.Output{"apk list": {Stdout: testdata(t, "patches/apk-list-upgradable.txt")}}}
 	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: t.TempDir(), Procfs: "/proc"}}, configs.PatchesOptions{Backend: "apk"})
 	c.run = f.run
 	obs, err := c.Run(context.Background())

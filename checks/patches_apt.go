@@ -72,7 +72,7 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 		return nil, err
 	}
 	if out.Exit != 0 {
-		return nil, out.exitError(argv)
+		return nil, out.ExitError(argv)
 	}
 	updates := parseAptSimulation(out.Stdout, c.secRE)
 	st := &patchStatus{Backend: "apt", Updates: updates, SecurityKnown: true}
@@ -116,7 +116,7 @@ func (c *patchesCheck) aptConfig(ctx context.Context, base []string) (aptPaths, 
 		return aptPaths{}, err
 	}
 	if out.Exit != 0 {
-		return aptPaths{}, out.exitError(argv)
+		return aptPaths{}, out.ExitError(argv)
 	}
 	v := parseShellAssignments(out.Stdout)
 	p := aptPaths{Status: v["STATUS"], Lists: v["LISTS"], State: v["STATE"], History: v["HISTORY"], UnattendedUpgrade: v["UU"]}

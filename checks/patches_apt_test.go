@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseAptSimulation(t *testing.T) {
@@ -279,7 +280,7 @@ func newAptRepo(t *testing.T) aptRepo {
 		argv = append(argv, "-o", o)
 	}
 	cmd := exec.Command(aptGet, append(argv, "update")...)
-	cmd.Env = commandEnv(os.Environ())
+	cmd.Env = command.LocaleC(os.Environ())
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "apt-get update: %s", out)
 	require.NotContains(t, string(out), "Err:", "%s", out)
@@ -295,7 +296,7 @@ func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, security int) {
 		argv = append(argv, "-o", o)
 	}
 	cmd := exec.Command(needTool(t, "apt-get"), append(argv, "-s", op)...)
-	cmd.Env = commandEnv(os.Environ())
+	cmd.Env = command.LocaleC(os.Environ())
 	out, err := cmd.Output()
 	require.NoError(t, err)
 	m := regexp.MustCompile(`(?m)^(\d+) upgraded, `).FindSubmatch(out)

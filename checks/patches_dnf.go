@@ -40,7 +40,7 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		return nil, err
 	}
 	if out.Exit != 0 && out.Exit != 100 {
-		return nil, out.exitError(argv)
+		return nil, out.ExitError(argv)
 	}
 	updates := parseDnfCheckUpdate(out.Stdout)
 
@@ -49,7 +49,7 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		return nil, err
 	}
 	if out.Exit != 0 {
-		return nil, out.exitError(argv)
+		return nil, out.ExitError(argv)
 	}
 	sec := parseDnfUpdateinfo(out.Stdout)
 

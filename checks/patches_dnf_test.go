@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseDnfOutputs(t *testing.T) {
@@ -99,7 +100,7 @@ func TestDnfBackend(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "var/log"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "var/log/dnf.rpm.log"), testdata(t, "patches/dnf.rpm.log"), 0o644))
 
-	f := &fakeRunner{outputs: map[string]cmdOutput{
+	f := &fakeRunner{outputs: map[string]command.Output{
 		"dnf check-update":     {Stdout: testdata(t, "patches/dnf-check-update.txt"), Exit: 100},
 		"dnf updateinfo":       {Stdout: testdata(t, "patches/dnf-updateinfo-list-security.txt")},
 		"rpm":                  {Stdout: testdata(t, "patches/rpm-qa.txt")},
@@ -130,9 +131,9 @@ func TestDnfBackend(t *testing.T) {
 	}
 
 	// Nothing pending: exit 0; no reboot needed.
-	f.outputs["dnf check-update"] = cmdOutput{}
-	f.outputs["dnf updateinfo"] = cmdOutput{}
-	f.outputs["needs-restarting"] = cmdOutput{Stdout: testdata(t, "patches/needs-restarting-ok.txt")}
+	f.outputs["dnf check-update"] = command.Output{}
+	f.outputs["dnf updateinfo"] = command.Output{}
+	f.outputs["needs-restarting"] = command.Output{Stdout: testdata(t, "patches/needs-restarting-ok.txt")}
 	obs, err = c.Run(context.Background())
 	require.NoError(t, err)
 	got, _ = obsByKey(t, obs)
@@ -140,7 +141,7 @@ func TestDnfBackend(t *testing.T) {
 	require.Equal(t, 0.0, got["reboot_required"])
 
 	// check-update failing (exit 1: no cache) fails the run with dnf's message.
-	f.outputs["dnf check-update"] = cmdOutput{Stderr: "Error: Cache-only enabled but no cache for 'baseos'\n", Exit: 1}
+	f.outputs["dnf check-update"] = command.Output{Stderr: "Error: Cache-only enabled but no cache for 'baseos'\n", Exit: 1}
 	_, err = c.Run(context.Background())
 	require.ErrorContains(t, err, "Cache-only enabled but no cache for 'baseos'")
 }

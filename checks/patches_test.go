@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 // needTool returns the path of a program a test needs. A missing program
@@ -67,11 +68,11 @@ func newTestPatches(t *testing.T, env Env, o configs.PatchesOptions) *patchesChe
 // fakeRunner answers commands from canned outputs keyed by the program's
 // base name and first non-option argument.
 type fakeRunner struct {
-	outputs map[string]cmdOutput
+	outputs map[string]command.Output
 	calls   [][]string
 }
 
-func (f *fakeRunner) run(_ context.Context, argv ...string) (cmdOutput, error) {
+func (f *fakeRunner) run(_ context.Context, argv ...string) (command.Output, error) {
 	f.calls = append(f.calls, argv)
 	key := filepath.Base(argv[0])
 	for _, a := range argv[1:] {
@@ -85,7 +86,7 @@ func (f *fakeRunner) run(_ context.Context, argv ...string) (cmdOutput, error) {
 		out, ok = f.outputs[filepath.Base(argv[0])]
 	}
 	if !ok {
-		return cmdOutput{}, &exec.Error{Name: argv[0], Err: exec.ErrNotFound}
+		return command.Output{}, &exec.Error{Name: argv[0], Err: exec.ErrNotFound}
 	}
 	return out, nil
 }
@@ -265,32 +266,6 @@ func TestPatchesStateUnwritable(t *testing.T) {
 	c = newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir})
 	got, _ = obsByKey(t, c.observe(st))
 	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
-}
-
-func TestRunCommand(t *testing.T) {
-	t.Parallel()
-	out, err := runCommand(context.Background(), "sh", "-c", `echo "$LC_ALL $LANG"; echo oops >&2; exit 3`)
-	require.NoError(t, err)
-	require.Equal(t, "C \n", string(out.Stdout))
-	require.Equal(t, 3, out.Exit)
-	require.EqualError(t, out.exitError([]string{"sh", "-c", "x"}), "sh -c x: exit status 3: oops")
-
-	_, err = runCommand(context.Background(), "/nonexistent/l2agent-cmd")
-	require.ErrorContains(t, err, "no such file")
-
-	// A command that outlives its deadline is killed with its children.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err = runCommand(ctx, "sh", "-c", "sleep 30 & sleep 30; wait")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 5*time.Second)
-}
-
-func TestCommandEnv(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, []string{"PATH=/bin", "HOME=/root", "LC_ALL=C"},
-		commandEnv([]string{"PATH=/bin", "LANG=de_DE.UTF-8", "LC_MESSAGES=fr_FR", "HOME=/root", "LANGUAGE=de", "LC_ALL=de_DE"}))
 }
 
 var secRE = regexp.MustCompile(configs.DefaultAptSecurityPattern)

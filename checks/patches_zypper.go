@@ -37,7 +37,7 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 			return zypperStream{}, err
 		}
 		if !zypperExitOK(out.Exit) {
-			return zypperStream{}, out.exitError(argv)
+			return zypperStream{}, out.ExitError(argv)
 		}
 		s, err := parseZypperXML(out.Stdout)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseZypperOutputs(t *testing.T) {
@@ -54,7 +55,7 @@ func TestZypperBackend(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "run"), 0o755))
-	f := &fakeRunner{outputs: map[string]cmdOutput{
+	f := &fakeRunner{outputs: map[string]command.Output{
 		"zypper list-updates": {Stdout: testdata(t, "patches/zypper-list-updates-locked.xml")},
 		"zypper list-patches": {Stdout: testdata(t, "patches/zypper-list-patches-security.xml"), Exit: 101},
 		"zypper locks":        {Stdout: testdata(t, "patches/zypper-locks.xml")},
@@ -83,7 +84,7 @@ func TestZypperBackend(t *testing.T) {
 	got, _ = obsByKey(t, obs)
 	require.Equal(t, 1.0, got["reboot_required"])
 
-	f.outputs["zypper list-updates"] = cmdOutput{Stdout: []byte("<stream><message type=\"error\">System management is locked by the application with pid 1234 (zypper).</message></stream>"), Exit: 7}
+	f.outputs["zypper list-updates"] = command.Output{Stdout: []byte("<stream><message type=\"error\">System management is locked by the application with pid 1234 (zypper).</message></stream>"), Exit: 7}
 	_, err = c.Run(context.Background())
 	require.ErrorContains(t, err, "exit status 7")
 }

@@ -190,14 +190,14 @@ func formatProcs(procfs, rootfs string, ps []rankedProc, withCPU bool) string {
 		if withCPU {
 			fmt.Fprintf(&b, "%6.1f%% ", p.CPU*100)
 		}
-		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(p.RSSPages*page), command(procfs, p.proc))
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(p.RSSPages*page), cmdline(procfs, p.proc))
 	}
 	return b.String()
 }
 
-// command returns the command line of p, bounded and with control characters
+// cmdline returns the command line of p, bounded and with control characters
 // replaced, or its [comm] when it has none (kernel threads, zombies).
-func command(procfs string, p proc) string {
+func cmdline(procfs string, p proc) string {
 	var raw []byte
 	if f, err := os.Open(filepath.Join(procfs, strconv.Itoa(p.PID), "cmdline")); err == nil {
 		raw, _ = io.ReadAll(io.LimitReader(f, 4*maxCommand))

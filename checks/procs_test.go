@@ -153,12 +153,12 @@ func TestCommand(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(procfs, pid, "cmdline"), []byte(cmdline), 0o644))
 	}
 	write("1", "evil\x00\x1b[2J\nrm -rf\x00\xff")
-	require.Equal(t, "evil ?[2J?rm -rf ?", command(procfs, proc{procStat: procStat{PID: 1}}))
+	require.Equal(t, "evil ?[2J?rm -rf ?", cmdline(procfs, proc{procStat: procStat{PID: 1}}))
 	write("2", strings.Repeat("é", 200))
-	got := command(procfs, proc{procStat: procStat{PID: 2}})
+	got := cmdline(procfs, proc{procStat: procStat{PID: 2}})
 	require.LessOrEqual(t, len(got), maxCommand+len("…"))
 	require.True(t, strings.HasSuffix(got, "é…"), got)
-	require.Equal(t, "[kworker/0:1]", command(procfs, proc{procStat: procStat{PID: 3, Comm: "kworker/0:1"}}))
+	require.Equal(t, "[kworker/0:1]", cmdline(procfs, proc{procStat: procStat{PID: 3, Comm: "kworker/0:1"}}))
 }
 
 // byKey indexes observations by metric and sorted labels, as in

@@ -1,17 +1,14 @@
 package remediate
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -46,71 +43,23 @@ func runCommand(ctx context.Context, argv ...string) (cmdResult, error) {
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	var out tailBuffer
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = commandEnv
-	cmd.Dir = "/"
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start %s: %w", argv[0], err)
-	}
-	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(killGrace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-		// Children that ignored SIGTERM and outlived the leader.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		res.Output = out.String()
-		return res, fmt.Errorf("%s killed: %w", argv[0], ctx.Err())
-	}
+	out := &command.Buffer{Max: maxCapture, Tail: true}
+	r, err := command.Run(ctx, argv, command.Options{Env: commandEnv, Dir: "/", Stdout: out, Stderr: out, Grace: killGrace})
 	res.Output = out.String()
-	var ee *exec.ExitError
+	if out.Cut() {
+		res.Output = "… " + res.Output
+	}
 	switch {
-	case err == nil:
-		res.ExitCode = 0
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitCode()
-		err = fmt.Errorf("%s exited with status %d", argv[0], res.ExitCode)
-	default:
-		err = fmt.Errorf("%s: %w", argv[0], err)
+	case r.Killed:
+		return res, fmt.Errorf("%s killed: %w", argv[0], ctx.Err())
+	case err != nil:
+		return res, err
 	}
-	return res, err
-}
-
-// tailBuffer keeps the last maxCapture bytes written.
-type tailBuffer struct {
-	buf     bytes.Buffer
-	dropped bool
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	t.buf.Write(p)
-	if over := t.buf.Len() - maxCapture; over > 0 {
-		t.buf.Next(over)
-		t.dropped = true
+	res.ExitCode = r.Exit
+	if r.Exit != 0 {
+		return res, fmt.Errorf("%s exited with status %d", argv[0], r.Exit)
 	}
-	return n, nil
-}
-
-func (t *tailBuffer) String() string {
-	s := t.buf.String()
-	if t.dropped {
-		return "… " + s
-	}
-	return s
+	return res, nil
 }
 
 // excerpt bounds s to its last n bytes on a rune boundary, as valid UTF-8.
