@@ -132,12 +132,12 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
 		add := func(metric string, v float64, details string) {
 			obs = append(obs, Observation{Metric: metric, Labels: l(), Value: v, Details: textfmt.Truncate(details, MaxDetails)})
 		}
-		add("antivirus_up", b2f(r.Up), r.UpDetails)
+		add("antivirus_up", BoolValue(r.Up), r.UpDetails)
 		if !r.SignatureTime.IsZero() {
 			add("antivirus_signature_age_seconds", max(0, now.Sub(r.SignatureTime).Seconds()), r.SignatureDetails)
 		}
 		if r.Realtime != nil {
-			add("antivirus_realtime_protection", b2f(*r.Realtime), r.RealtimeDetails)
+			add("antivirus_realtime_protection", BoolValue(*r.Realtime), r.RealtimeDetails)
 		}
 		if !r.LastScan.IsZero() {
 			add("antivirus_last_scan_timestamp_seconds", unixSeconds(r.LastScan), "")

@@ -108,7 +108,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 
 	if procs, err := runningProcesses(ctx, c.env.Paths.Procfs); err == nil {
 		pids := procs.find(o.OnAccessProcess)
-		r.Realtime = ptr(len(pids) > 0)
+		r.Realtime = new(len(pids) > 0)
 		if len(pids) > 0 {
 			r.RealtimeDetails = fmt.Sprintf("%s running (pid %d).", o.OnAccessProcess, pids[0])
 		} else {
@@ -129,7 +129,7 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 	}
 	if !newest.End.IsZero() {
 		r.LastScan = newest.End
-		r.Infected = ptr(newest.Infected)
+		r.Infected = new(newest.Infected)
 		r.InfectedDetails = newest.details()
 	}
 	return r

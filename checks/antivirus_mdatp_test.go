@@ -16,9 +16,9 @@ func TestParseMDATPHealth(t *testing.T) {
 	t.Parallel()
 	h, err := parseMDATPHealth(testdata(t, "antivirus/mdatp-health-healthy.json"))
 	require.NoError(t, err)
-	require.Equal(t, mdatpHealth{Healthy: true, Licensed: ptr(true), AppVersion: "101.24092.0004", EngineVersion: "1.1.24090.1005",
+	require.Equal(t, mdatpHealth{Healthy: true, Licensed: new(true), AppVersion: "101.24092.0004", EngineVersion: "1.1.24090.1005",
 		EngineLoadStatus: "Engine load succeeded", DefinitionsVersion: "1.421.1210.0", DefinitionsStatus: "upToDate",
-		DefinitionsUpdated: time.UnixMilli(1795305600000), DefinitionsMinutesAgo: ptr(95.0), RealTime: ptr(true), RealTimeAvailable: ptr(true)}, h)
+		DefinitionsUpdated: time.UnixMilli(1795305600000), DefinitionsMinutesAgo: new(95.0), RealTime: new(true), RealTimeAvailable: new(true)}, h)
 
 	h, err = parseMDATPHealth(testdata(t, "antivirus/mdatp-health-unhealthy.json"))
 	require.NoError(t, err)
@@ -26,12 +26,12 @@ func TestParseMDATPHealth(t *testing.T) {
 	require.True(t, h.EngineNotLoaded)
 	require.Equal(t, []string{"no active event provider", "definitions are out of date"}, h.HealthIssues)
 	require.Equal(t, "unavailable", h.DefinitionsStatus)
-	require.Equal(t, ptr(false), h.RealTime)
+	require.Equal(t, new(false), h.RealTime)
 
 	// Plain values and numbers instead of setting objects and strings.
 	h, err = parseMDATPHealth([]byte(`{"healthy":true,"realTimeProtectionEnabled":true,"definitionsUpdated":1795305600000,"definitionsStatus":"up_to_date","healthIssues":[{"id":1}]}`))
 	require.NoError(t, err)
-	require.Equal(t, ptr(true), h.RealTime)
+	require.Equal(t, new(true), h.RealTime)
 	require.Equal(t, time.UnixMilli(1795305600000), h.DefinitionsUpdated)
 	require.Equal(t, "up_to_date", h.DefinitionsStatus)
 	require.Equal(t, []string{`{"id":1}`}, h.HealthIssues)

@@ -38,6 +38,14 @@ type Observation struct {
 	Details string            // short diagnostics for a ticket, bounded in size
 }
 
+// BoolValue is the Observation value of a yes/no finding: 1 or 0.
+func BoolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // MaxDetails bounds Observation.Details and diagnostics text.
 const MaxDetails = 4096
 
@@ -46,6 +54,14 @@ type Env struct {
 	Paths    configs.Paths
 	Hostname string
 	Logger   *slog.Logger
+}
+
+// Log returns the logger of e, or slog.Default() when it has none.
+func (e Env) Log() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
 }
 
 // Context returns ctx carrying the settable roots for gopsutil.

@@ -101,7 +101,7 @@ func (c *cpuCheck) Run(ctx context.Context) ([]Observation, error) {
 
 	p, ok, err := readPSI(c.env.Paths.Procfs, "cpu")
 	if err != nil {
-		logger(c.env).Warn("no CPU pressure", "err", err)
+		c.env.Log().Warn("no CPU pressure", "err", err)
 	} else if ok {
 		obs = append(obs, Observation{Metric: "cpu_pressure_some_ratio", Value: p.Some.Avg60 / 100})
 	}

@@ -130,13 +130,13 @@ func (c *diskCheck) Run(ctx context.Context) ([]Observation, error) {
 	seen := make(map[string]bool, len(mounts))
 	for _, m := range mounts {
 		seen[m.Mountpoint] = true
-		add(m, "disk_read_only", b2f(m.ReadOnly), "")
+		add(m, "disk_read_only", BoolValue(m.ReadOnly), "")
 		st, err := c.statfsCtx(ctx, filepath.Join(c.env.Paths.Rootfs, m.Mountpoint))
 		if err != nil && ctx.Err() != nil {
 			return nil, err // the run is over; a partial result would drop mounts
 		}
 		if err != nil {
-			logger(c.env).Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
+			c.env.Log().Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
 			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), MaxDetails))
 			continue
 		}
@@ -162,13 +162,6 @@ func (c *diskCheck) Run(ctx context.Context) ([]Observation, error) {
 	maps.DeleteFunc(c.samples, func(mp string, _ []fillSample) bool { return !seen[mp] })
 	c.mu.Unlock()
 	return obs, nil
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // mounts returns the selected mounts, from <procfs>/1/mountinfo (the host's

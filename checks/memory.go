@@ -76,14 +76,14 @@ func (c *memoryCheck) Run(context.Context) ([]Observation, error) {
 
 	vm, err := readKeyValues(filepath.Join(procfs, "vmstat"))
 	if err != nil {
-		logger(c.env).Warn("no OOM kill count", "err", err)
+		c.env.Log().Warn("no OOM kill count", "err", err)
 	} else if n, ok := vm["oom_kill"]; ok { // Linux 4.13 and later
 		obs = append(obs, Observation{Metric: "memory_oom_kills_total", Value: float64(n)})
 	}
 
 	p, ok, err := readPSI(procfs, "memory")
 	if err != nil {
-		logger(c.env).Warn("no memory pressure", "err", err)
+		c.env.Log().Warn("no memory pressure", "err", err)
 	} else if ok {
 		obs = append(obs, Observation{Metric: "memory_pressure_some_ratio", Value: p.Some.Avg60 / 100})
 		if p.Full != nil {

@@ -142,7 +142,7 @@ func (c *mfaCheck) pamService(l *pamLoader, service string, installed bool) (*pa
 		return nil, fmt.Errorf("PAM service %s: %w", service, err)
 	}
 	if !own && !installed {
-		logger(c.env).Debug("PAM service not present, control skipped", "check", c.name, "service", service)
+		c.env.Log().Debug("PAM service not present, control skipped", "check", c.name, "service", service)
 		return nil, nil
 	}
 	st, err := l.authStack(service)
@@ -167,7 +167,7 @@ func pamObservation(control string, v *pamVerdict) Observation {
 		head = fmt.Sprintf("%s: NOT compliant: the auth stack of PAM service %s (%s) lets users in without a second factor", control, v.Stack.Service, v.Stack.File)
 	}
 	return Observation{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": control}, Value: b2f(v.Compliant),
+		Metric: "mfa_compliant", Labels: map[string]string{"control": control}, Value: BoolValue(v.Compliant),
 		Details: formatMFA(head, v.Findings, v.Stack.Notes),
 	}
 }
@@ -214,7 +214,7 @@ func (r *sshdResult) observations() []Observation {
 		head = fmt.Sprintf("sshd: NOT compliant: %d finding(s) in the effective configuration (sshd -T, %d connection(s) probed)", len(r.findings), r.probes)
 	}
 	obs := []Observation{{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": "sshd"}, Value: b2f(len(r.findings) == 0),
+		Metric: "mfa_compliant", Labels: map[string]string{"control": "sshd"}, Value: BoolValue(len(r.findings) == 0),
 		Details: formatMFA(head, r.findings, r.notes),
 	}}
 	for _, f := range r.flags {
@@ -307,7 +307,7 @@ func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdi
 			if fl.value == 0 && fl.bad(v) || fl.details == "" {
 				where, text := sshdWhere(cfg, cfg.source(fl.keyword, p, acc), sshdDisplay[fl.keyword], v)
 				fl.details = fmt.Sprintf("%s %s for %s (%s: %s)", sshdDisplay[fl.keyword], v, p, where, text)
-				fl.value = b2f(fl.bad(v))
+				fl.value = BoolValue(fl.bad(v))
 			}
 		}
 	}
@@ -472,7 +472,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 			}
 		}
 		if len(modules) == 0 && len(inStacks) > 0 {
-			logger(c.env).Debug("MFA modules keep factors on a server; enrolment not checked", "check", c.name, "modules", inStacks)
+			c.env.Log().Debug("MFA modules keep factors on a server; enrolment not checked", "check", c.name, "modules", inStacks)
 			return nil, nil
 		}
 		if len(modules) == 0 {
@@ -534,7 +534,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 		head = fmt.Sprintf("enrolment: NOT compliant: %d user(s) of %s without a second factor for %s", len(all), strings.Join(o.Groups, ", "), strings.Join(modules, " or "))
 	}
 	obs = append([]Observation{{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": "enrolment"}, Value: b2f(len(all) == 0),
+		Metric: "mfa_compliant", Labels: map[string]string{"control": "enrolment"}, Value: BoolValue(len(all) == 0),
 		Details: formatMFA(head, all, nil),
 	}}, obs...)
 	return obs, nil

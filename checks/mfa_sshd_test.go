@@ -287,7 +287,7 @@ func TestMFASSHDReal(t *testing.T) {
 			obs := runMFA(t, opts)
 			o := mfaObs(t, obs, "mfa_compliant", "sshd")
 			t.Log("\n" + o.Details)
-			require.Equal(t, b2f(tc.compliant), o.Value, o.Details)
+			require.Equal(t, BoolValue(tc.compliant), o.Value, o.Details)
 			for _, w := range tc.where {
 				w = strings.ReplaceAll(w, "{dir}", dir)
 				if !filepath.IsAbs(w) {

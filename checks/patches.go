@@ -59,8 +59,6 @@ type patchStatus struct {
 	AutoUpgrades  *bool
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // patchesCheck reports pending updates of the host's package manager. It
 // never refreshes package lists and never takes the package manager's lock.
 type patchesCheck struct {
@@ -164,7 +162,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 		add("patches_held", nil, float64(*st.Held), "")
 	}
 	if st.Reboot != nil {
-		add("reboot_required", nil, b2f(*st.Reboot), strings.Join(st.RebootReasons, "\n"))
+		add("reboot_required", nil, BoolValue(*st.Reboot), strings.Join(st.RebootReasons, "\n"))
 	}
 	if !st.ListsTime.IsZero() {
 		add("patches_lists_age_seconds", nil, max(0, now.Sub(st.ListsTime).Seconds()),
@@ -174,7 +172,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 		add("patches_last_upgrade_timestamp_seconds", nil, float64(st.LastUpgrade.UnixNano())/1e9, "")
 	}
 	if st.AutoUpgrades != nil {
-		add("patches_unattended_upgrades_enabled", nil, b2f(*st.AutoUpgrades), "")
+		add("patches_unattended_upgrades_enabled", nil, BoolValue(*st.AutoUpgrades), "")
 	}
 	return obs
 }
@@ -336,13 +334,13 @@ func (c *patchesCheck) loadState() {
 	b, err := os.ReadFile(c.statePath())
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			logger(c.env).Warn("patches: cannot read state; first-seen times start now", "check", c.name, "err", err)
+			c.env.Log().Warn("patches: cannot read state; first-seen times start now", "check", c.name, "err", err)
 		}
 		return
 	}
 	var s patchesState
 	if err := json.Unmarshal(b, &s); err != nil || s.Version != 1 {
-		logger(c.env).Warn("patches: ignoring unreadable state file", "check", c.name, "path", c.statePath(), "err", err)
+		c.env.Log().Warn("patches: ignoring unreadable state file", "check", c.name, "path", c.statePath(), "err", err)
 		return
 	}
 	for k, v := range s.FirstSeen {
@@ -360,10 +358,10 @@ func (c *patchesCheck) saveState() {
 	switch {
 	case err != nil && !c.stateFailed:
 		c.stateFailed = true
-		logger(c.env).Warn("patches: cannot save state; first-seen times are kept in memory only", "check", c.name, "err", err)
+		c.env.Log().Warn("patches: cannot save state; first-seen times are kept in memory only", "check", c.name, "err", err)
 	case err == nil && c.stateFailed:
 		c.stateFailed = false
-		logger(c.env).Info("patches: state saved again", "check", c.name, "path", c.statePath())
+		c.env.Log().Info("patches: state saved again", "check", c.name, "path", c.statePath())
 	}
 }
 

@@ -84,12 +84,12 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		}
 	}
 	if out, err := c.command(ctx, nr...); err == nil && (out.Exit == 0 || out.Exit == 1) {
-		st.Reboot = ptr(out.Exit == 1)
+		st.Reboot = new(out.Exit == 1)
 		if out.Exit == 1 {
 			st.RebootReasons = []string{strings.TrimSpace(sanitizeLines(string(out.Stdout)))}
 		}
 	} else {
-		logger(c.env).Debug("patches: needs-restarting gave no answer", "check", c.name, "err", err, "exit", out.Exit)
+		c.env.Log().Debug("patches: needs-restarting gave no answer", "check", c.name, "err", err, "exit", out.Exit)
 	}
 
 	st.ListsTime = newestMtime(

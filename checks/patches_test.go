@@ -198,7 +198,7 @@ func TestPatchesObserveAndState(t *testing.T) {
 	c := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir, MaxPackages: 1})
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	c.now = func() time.Time { return t0 }
-	st := &patchStatus{Backend: "apt", SecurityKnown: true, Held: ptr(0), Reboot: ptr(false), Updates: []pkgUpdate{
+	st := &patchStatus{Backend: "apt", SecurityKnown: true, Held: new(0), Reboot: new(false), Updates: []pkgUpdate{
 		{Name: "libssl3", Installed: "3.0.11-1~deb12u1", Candidate: "3.0.11-1~deb12u2", Source: "Debian-Security:12/stable-security", Security: true},
 		{Name: "curl", Installed: "7.88.1-10", Candidate: "7.88.1-10+deb12u5", Source: "Debian:12.5/stable"},
 	}}

@@ -69,11 +69,11 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 		}
 	}
 	if locks, err := query("locks"); err == nil && locks.Locks != nil {
-		st.Held = ptr(len(locks.Locks.Lock))
+		st.Held = new(len(locks.Locks.Lock))
 	}
 	flag := c.rootPath(z.RebootNeededFile)
 	_, err = os.Stat(flag)
-	st.Reboot = ptr(err == nil)
+	st.Reboot = new(err == nil)
 	if err == nil {
 		st.RebootReasons = []string{flag + " exists"}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,12 +236,4 @@ func userNames(rootfs string) map[uint32]string {
 		}
 	}
 	return names
-}
-
-// logger returns the logger of env, or slog.Default() when it has none.
-func logger(env Env) *slog.Logger {
-	if env.Logger != nil {
-		return env.Logger
-	}
-	return slog.Default()
 }
