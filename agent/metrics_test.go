@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 func init() {
@@ -37,7 +36,7 @@ func manyAgent(tb testing.TB) *Agent {
     kind: test_many
     rules: [{metric: test_many_ratio, warn: 0.5, crit: 0.9}]
 `))
-	a, err := New(Options{ConfigFile: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	a, err := New(Options{ConfigFile: p, Logger: testkit.QuietLogger()})
 	require.NoError(tb, err)
 	_, err = a.RunAll(context.Background())
 	require.NoError(tb, err)

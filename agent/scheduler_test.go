@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 // Test check kinds: one that hangs until released, one that panics, one that
@@ -67,7 +67,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func newTestAgent(t *testing.T, body string) (*Agent, *httptest.Server) {
 	t.Helper()
-	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger()})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	require.NoError(t, a.Start(false))
@@ -191,7 +191,7 @@ func TestStopCancelsRunningChecks(t *testing.T) {
 	}, checks.MetricInfo{Name: "test_block_value", Help: "never reported"})
 	a, err := New(Options{ConfigFile: writeConfig(t, `
 checks: [{name: block, kind: test_block, timeout: 1h}]
-`), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+`), Logger: testkit.QuietLogger()})
 	require.NoError(t, err)
 	require.NoError(t, a.Start(false))
 	<-started
@@ -230,10 +230,6 @@ func TestJitter(t *testing.T) {
 }
 
 func writeFile(p, body string) error { return os.WriteFile(p, []byte(body), 0o600) }
-
-func testLogger(testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 func stopAgent(t *testing.T, a *Agent) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

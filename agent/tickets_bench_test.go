@@ -9,6 +9,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -33,7 +34,7 @@ func (nopTicketer) Reopen(context.Context, ticketing.Ref, string) error  { retur
 // no-op backend. 100 alert keys flip between ok, warn and crit; every flip is
 // a transition, and most queue a ticket operation.
 func BenchmarkTransitions(b *testing.B) {
-	log := testLogger(nil)
+	log := testkit.QuietLogger()
 	store, err := ticketing.OpenStore(filepath.Join(b.TempDir(), "l2agent.db"), false, log)
 	if err != nil {
 		b.Fatal(err)
@@ -75,7 +76,7 @@ func BenchmarkTransitions(b *testing.B) {
 // to a no-op backend; each is removed from the outbox in its own synced
 // transaction once the backend confirmed it.
 func BenchmarkDelivery(b *testing.B) {
-	log := testLogger(nil)
+	log := testkit.QuietLogger()
 	store, err := ticketing.OpenStore(filepath.Join(b.TempDir(), "l2agent.db"), false, log)
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/ticketing/file"
 )
 
@@ -35,7 +36,7 @@ ticketing:
   interval: 500ms
   backends: [{name: file, kind: file}]
 `, mnt))
-	a, err := New(Options{ConfigFile: cfgPath, Logger: testLogger(t)})
+	a, err := New(Options{ConfigFile: cfgPath, Logger: testkit.QuietLogger()})
 	require.NoError(t, err)
 	require.NoError(t, a.Start(false))
 	t.Cleanup(func() { stopAgent(t, a) })
