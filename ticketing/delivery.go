@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/l2agent/l2agent/internal/ctxutil"
 )
 
 // Failpoint, when the environment variable L2AGENT_FAILPOINT is
@@ -38,7 +40,7 @@ type Deliverer struct {
 func NewDeliverer(name string, backend Ticketer, store *Store, log *slog.Logger, metrics *Metrics) *Deliverer {
 	return &Deliverer{
 		Name: name, backend: backend, store: store, log: log.With("backend", name), metrics: metrics,
-		wake: make(chan struct{}, 1), MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, sleep: sleepCtx,
+		wake: make(chan struct{}, 1), MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, sleep: ctxutil.Sleep,
 	}
 }
 
@@ -255,17 +257,6 @@ func withReason(op Op) Ticket {
 		t.Body = op.Text + "\n\n" + t.Body
 	}
 	return t
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Metrics of ticket delivery.

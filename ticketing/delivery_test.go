@@ -3,8 +3,6 @@ package ticketing
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
@@ -77,7 +77,7 @@ func TestCrashBetweenOpenAndRecord(t *testing.T) {
 
 func TestOutboxSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testkit.QuietLogger()
 	st, err := OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
 	require.NoError(t, err)
 	rec := newRecorder()
@@ -99,7 +99,7 @@ func TestCorruptStoreIsMovedAside(t *testing.T) {
 	p := filepath.Join(dir, "l2agent.db")
 	junk := []byte(strings.Repeat("not a bbolt file ", 1000))
 	require.NoError(t, os.WriteFile(p, junk, 0o600))
-	st, err := OpenStore(p, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := OpenStore(p, false, testkit.QuietLogger())
 	require.NoError(t, err)
 	defer st.Close()
 	matches, _ := filepath.Glob(p + ".corrupt-*")
@@ -111,10 +111,10 @@ func TestCorruptStoreIsMovedAside(t *testing.T) {
 
 func TestStoreLockedIsClear(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "l2agent.db")
-	st, err := OpenStore(p, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := OpenStore(p, false, testkit.QuietLogger())
 	require.NoError(t, err)
 	defer st.Close()
-	_, err = OpenStore(p, true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err = OpenStore(p, true, testkit.QuietLogger())
 	require.ErrorIs(t, err, ErrStoreLocked)
 }
 

@@ -3,8 +3,6 @@ package ticketing
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 // recorder is a Ticketer that records every call, keyed like a real system.
@@ -119,10 +118,10 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, cfg configs.Ticketing) *harness {
-	st, err := OpenStore(filepath.Join(t.TempDir(), "l2agent.db"), false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := OpenStore(filepath.Join(t.TempDir(), "l2agent.db"), false, testkit.QuietLogger())
 	require.NoError(t, err)
 	rec := newRecorder()
-	svc := NewService(cfg, st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	svc := NewService(cfg, st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", testkit.QuietLogger(), nil)
 	t.Cleanup(func() { svc.Stop() })
 	return &harness{t: t, svc: svc, rec: rec, t0: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC), key: `web-7/disk/disk_used_ratio{mountpoint="/var"}`}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
+	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -136,7 +135,7 @@ func TestRealFleet(t *testing.T) {
 	// The fleet goes through the real life cycle: 1,000 transitions to crit
 	// decided by the ticket manager (one batch, one fsync), queued in the
 	// outbox and delivered to the cluster by the outbox's deliverer.
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testkit.QuietLogger()
 	store, err := ticketing.OpenStore(filepath.Join(t.TempDir(), "l2agent.db"), false, log)
 	if err != nil {
 		t.Fatal(err)
