@@ -26,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -308,11 +309,11 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return ticketing.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
+		return rest.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxRespBody))
-	return ticketing.CheckHTTP("POST "+u, resp.StatusCode, resp.Header, rb)
+	return rest.CheckStatus("POST "+u, resp.StatusCode, resp.Header, rb)
 }
 
 // known returns the last alert sent for key, or nil.
