@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
 
@@ -23,7 +24,7 @@ func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
 	defer cancel()
 	d.sleep = func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }
 	h.rec.failN = 2
-	h.rec.failErr = CheckHTTP("open", http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, []byte("slow down"))
+	h.rec.failErr = rest.CheckStatus("open", http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, []byte("slow down"))
 	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", From: "ok", To: "warn", At: h.t0}))
 	left, err := d.drain(ctx, true)
 	require.NoError(t, err)
@@ -37,7 +38,7 @@ func TestFinalErrorIsNotRetried(t *testing.T) {
 	d := h.svc.Deliverers[0]
 	d.sleep = func(context.Context, time.Duration) error { t.Fatal("a 400 must not be retried"); return nil }
 	h.rec.failN = 1
-	h.rec.failErr = CheckHTTP("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
+	h.rec.failErr = rest.CheckStatus("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
 	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
 	left, err := d.drain(context.Background(), true)
 	require.NoError(t, err)
@@ -116,27 +117,6 @@ func TestStoreLockedIsClear(t *testing.T) {
 	defer st.Close()
 	_, err = OpenStore(p, true, testkit.QuietLogger())
 	require.ErrorIs(t, err, ErrStoreLocked)
-}
-
-func TestCheckHTTP(t *testing.T) {
-	for _, tc := range []struct {
-		status int
-		retry  bool
-		after  time.Duration
-	}{{200, false, 0}, {201, false, 0}, {400, false, 0}, {401, false, 0}, {404, false, 0}, {408, true, 0}, {429, true, 2 * time.Second}, {500, true, 0}, {502, true, 0}, {503, true, 2 * time.Second}} {
-		err := CheckHTTP("x", tc.status, http.Header{"Retry-After": {"2"}}, []byte("body text"))
-		if tc.status < 300 {
-			require.NoError(t, err)
-			continue
-		}
-		_, retry, after := Classify(err)
-		require.Equal(t, tc.retry, retry, "%d", tc.status)
-		require.Equal(t, tc.after, after, "%d", tc.status)
-		require.Contains(t, err.Error(), "body text")
-	}
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	require.Equal(t, 90*time.Second, ParseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
-	require.Zero(t, ParseRetryAfter("soon", now))
 }
 
 func TestRenderBounded(t *testing.T) {

@@ -6,12 +6,10 @@ package ticketing
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/rest"
 )
 
 // Tier is the support level a ticket sits at. Tiers are ordered.
@@ -62,26 +60,16 @@ type Ticketer interface {
 	Reopen(ctx context.Context, r Ref, text string) error
 }
 
-// DeliveryError is a failed call to a backend.
-type DeliveryError struct {
-	Reason     string        // metric label: "http_429", "http_5xx", "http_4xx", "network", "api" …
-	Retryable  bool          // whether trying again later can succeed
-	RetryAfter time.Duration // the server's Retry-After, if any
-	Err        error
-}
-
-func (e *DeliveryError) Error() string { return e.Err.Error() }
-func (e *DeliveryError) Unwrap() error { return e.Err }
+// DeliveryError is a failed call to a backend: its reason (a metric
+// label), whether a retry can help, and the server's Retry-After. It is
+// rest.Error, so the HTTP client's classification needs no translation.
+type DeliveryError = rest.Error
 
 // Retryable wraps err as an error worth retrying.
-func Retryable(reason string, err error) error {
-	return &DeliveryError{Reason: reason, Retryable: true, Err: err}
-}
+func Retryable(reason string, err error) error { return rest.Retryable(reason, err) }
 
 // Final wraps err as an error that retrying will not fix.
-func Final(reason string, err error) error {
-	return &DeliveryError{Reason: reason, Err: err}
-}
+func Final(reason string, err error) error { return rest.Final(reason, err) }
 
 // Classify returns the reason, whether to retry and the wait the server
 // asked for. Errors that are not DeliveryErrors (network, timeouts) retry.
@@ -94,61 +82,4 @@ func Classify(err error) (reason string, retry bool, after time.Duration) {
 		return "cancelled", true, 0
 	}
 	return "network", true, 0
-}
-
-// TransportError classifies an error of the HTTP client itself (no answer):
-// the caller's cancellation or deadline is returned as it is, a timeout and
-// any other network failure are retryable. err is already wrapped with what
-// was being done.
-func TransportError(ctx context.Context, err error) error {
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return err // cancelled or out of time: the caller's decision
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return Retryable("timeout", err)
-	}
-	return Retryable("network", err)
-}
-
-// maxBodyInError bounds the response body quoted in an error.
-const maxBodyInError = 512
-
-// CheckHTTP turns an HTTP status into a DeliveryError, or nil for 2xx.
-// 429 and 503 honour Retry-After; other 5xx retry; other 4xx are final and
-// quote the body, which usually says what is wrong.
-func CheckHTTP(what string, status int, header http.Header, body []byte) error {
-	if status >= 200 && status < 300 {
-		return nil
-	}
-	b := strings.TrimSpace(string(body))
-	if len(b) > maxBodyInError {
-		b = b[:maxBodyInError] + "…"
-	}
-	err := fmt.Errorf("%s: HTTP %d: %s", what, status, b)
-	switch {
-	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		return &DeliveryError{Reason: "http_" + strconv.Itoa(status), Retryable: true, RetryAfter: ParseRetryAfter(header.Get("Retry-After"), time.Now()), Err: err}
-	case status >= 500:
-		return &DeliveryError{Reason: "http_5xx", Retryable: true, Err: err}
-	case status == http.StatusRequestTimeout:
-		return &DeliveryError{Reason: "http_408", Retryable: true, Err: err}
-	default:
-		return &DeliveryError{Reason: "http_4xx", Err: err}
-	}
-}
-
-// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -296,11 +297,11 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return ticketing.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
+		return rest.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxRespBody))
-	return ticketing.CheckHTTP("POST "+u, resp.StatusCode, resp.Header, rb)
+	return rest.CheckStatus("POST "+u, resp.StatusCode, resp.Header, rb)
 }
 
 // known returns the last alert sent for key, or nil.

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,9 +20,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-resty/resty/v2"
-
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -37,7 +35,7 @@ type Backend struct {
 	api    string // /rest/api/2 or /rest/api/3
 	v3     bool
 	o      configs.JiraOptions
-	client *resty.Client
+	client *rest.Client
 }
 
 var _ ticketing.Ticketer = (*Backend)(nil)
@@ -60,30 +58,29 @@ func New(name string, o configs.JiraOptions, timeout time.Duration) (*Backend, e
 	o.IssueType = or(o.IssueType, "Task")
 	o.TransitionResolve = or(o.TransitionResolve, "Done")
 	o.TransitionReopen = or(o.TransitionReopen, "To Do")
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
-	base := strings.TrimRight(o.URL, "/")
-	c := resty.New().SetBaseURL(base).
-		SetHeader("Accept", "application/json").
-		SetHeader("User-Agent", "l2agent-jira").
-		SetTimeout(timeout).
-		SetResponseBodyLimit(8 << 20).
-		SetLogger(quietLogger{})
+	var auth rest.Auth
 	switch {
 	case o.PAT.Ref != "" || o.PATFile != "":
 		pat, err := configs.SecretValue(o.PAT, o.PATFile)
 		if err != nil || pat == "" {
 			return nil, fmt.Errorf("jira backend %q: pat: empty or unreadable: %v", name, err)
 		}
-		c.SetAuthToken(pat)
+		auth = rest.Bearer(pat)
 	default:
 		tok, err := configs.SecretValue(o.Token, o.TokenFile)
 		if err != nil || tok == "" || o.Email == "" {
 			return nil, fmt.Errorf("jira backend %q: want email + token, or pat (%v)", name, err)
 		}
-		c.SetBasicAuth(o.Email, tok)
+		auth = rest.Basic(o.Email, tok)
 	}
+	base := strings.TrimRight(o.URL, "/")
+	c := rest.New(rest.Config{
+		Name:    "jira",
+		BaseURL: base,
+		Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-jira"},
+		Auth:    auth,
+		Timeout: timeout,
+	})
 	return &Backend{name: name, base: base, api: "/rest/api/" + strconv.Itoa(o.APIVersion), v3: o.APIVersion == 3, o: o, client: c}, nil
 }
 
@@ -310,32 +307,5 @@ func summary(s string) string {
 
 // call makes one request and decodes the JSON answer into out (if not nil).
 func (b *Backend) call(ctx context.Context, what, method, path string, body, out any) error {
-	req := b.client.R().SetContext(ctx)
-	if body != nil {
-		req.SetHeader("Content-Type", "application/json").SetBody(body)
-	}
-	resp, err := req.Execute(method, path)
-	if err != nil {
-		return ticketing.TransportError(ctx, fmt.Errorf("jira %s: %w", what, err))
-	}
-	if err := ticketing.CheckHTTP("jira "+what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Body(), out); err != nil {
-		s := strings.TrimSpace(string(resp.Body()))
-		if len(s) > 300 {
-			s = strings.ToValidUTF8(s[:300], "") + "…"
-		}
-		return ticketing.Final("api", fmt.Errorf("jira %s: HTTP %d with an unexpected answer (%v): %s", what, resp.StatusCode(), err, s))
-	}
-	return nil
+	return b.client.Do(ctx, what, rest.Request{Method: method, Path: path, Body: body}, out)
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Debugf(string, ...any) {}

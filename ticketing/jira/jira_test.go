@@ -2,22 +2,20 @@ package jira
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -35,20 +33,17 @@ type issue struct {
 	Comments []any
 }
 
-// fakeJira keeps issues and enforces what Jira enforces: auth, JSON bodies,
-// the body format of the API version (ADF for v3, a string for v2), required
-// create fields, JQL on the search endpoint of the version, transition ids
-// valid from the current status. It answers 400 with Jira's error object
-// otherwise.
+// fakeJira keeps issues and enforces what Jira enforces: auth, JSON bodies
+// (the kit), the body format of the API version (ADF for v3, a string for
+// v2), required create fields, JQL on the search endpoint of the version,
+// transition ids valid from the current status. It answers 400 with Jira's
+// error object otherwise.
 type fakeJira struct {
-	t      *testing.T
+	*ticketingtest.Server
 	v3     bool
 	auth   string
-	mu     sync.Mutex
 	issues map[string]*issue
 	order  []string
-	calls  []string
-	hook   func(w http.ResponseWriter, r *http.Request) bool // true: handled
 }
 
 // transitions of the fake workflow: name → (id, target status), available
@@ -59,11 +54,9 @@ var workflow = []struct{ id, name, to string }{
 
 func newFake(t *testing.T, v3, pat bool) (*fakeJira, *Backend) {
 	t.Helper()
-	f := &fakeJira{t: t, v3: v3, issues: map[string]*issue{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	f := &fakeJira{v3: v3, issues: map[string]*issue{}}
 	dir := t.TempDir()
-	o := configs.JiraOptions{URL: srv.URL + "/", Project: "OPS", PriorityL2: "Medium", PriorityL3: "High",
+	o := configs.JiraOptions{PriorityL2: "Medium", PriorityL3: "High", Project: "OPS",
 		ComponentsL3: []string{"Platform"}, TransitionEscalate: "escalate"}
 	if v3 {
 		o.APIVersion = 3
@@ -73,21 +66,22 @@ func newFake(t *testing.T, v3, pat bool) (*fakeJira, *Backend) {
 	if pat {
 		o.PATFile = filepath.Join(dir, "pat")
 		require.NoError(t, os.WriteFile(o.PATFile, []byte(testPAT+"\n"), 0o600))
-		f.auth = "Bearer " + testPAT
+		f.auth = ticketingtest.Bearer(testPAT)
 	} else {
 		o.Email, o.TokenFile = testEmail, filepath.Join(dir, "token")
 		require.NoError(t, os.WriteFile(o.TokenFile, []byte(testToken), 0o600))
-		f.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(testEmail+":"+testToken))
+		f.auth = ticketingtest.Basic(testEmail, testToken)
 	}
+	f.Server = ticketingtest.New(t, ticketingtest.Options{Auth: f.auth, Error: jerr})
+	f.routes()
+	o.URL = f.URL + "/"
 	b, err := New("jira", o, 5*time.Second)
 	require.NoError(t, err)
 	return f, b
 }
 
 func jerr(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"errorMessages": []string{msg}, "errors": map[string]string{}})
+	ticketingtest.WriteJSON(w, code, map[string]any{"errorMessages": []string{msg}, "errors": map[string]string{}})
 }
 
 // checkText: v3 wants an ADF doc with non-empty text nodes, v2 a string.
@@ -114,139 +108,126 @@ func (f *fakeJira) checkText(v any) string {
 
 var (
 	jqlRe   = regexp.MustCompile(`^project = "OPS" AND labels = "(l2agent-[0-9a-f]{16})" ORDER BY created DESC$`)
-	issueRe = regexp.MustCompile(`^/rest/api/[23]/issue/(OPS-\d+)(/comment|/transitions)?$`)
+	issueRe = regexp.MustCompile(`^OPS-\d+$`)
 )
 
-func (f *fakeJira) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
-	if f.hook != nil && f.hook(w, r) {
-		return
-	}
-	if r.Header.Get("Authorization") != f.auth {
-		jerr(w, 401, "You are not authenticated")
-		return
-	}
+// routes serves the endpoints of one API version only: the other
+// version's paths are unknown (404).
+func (f *fakeJira) routes() {
 	api := "/rest/api/2"
-	if f.v3 {
-		api = "/rest/api/3"
-	}
-	if !strings.HasPrefix(r.URL.Path, api+"/") {
-		jerr(w, 404, "wrong API version: "+r.URL.Path)
-		return
-	}
-	var body map[string]any
-	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		if r.Header.Get("Content-Type") != "application/json" {
-			jerr(w, 415, "Unsupported Media Type")
-			return
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			jerr(w, 400, "bad JSON: "+err.Error())
-			return
-		}
-	}
 	search := api + "/search"
 	if f.v3 {
-		search += "/jql" // the old /rest/api/3/search is gone from Cloud
+		api = "/rest/api/3"
+		search = api + "/search/jql" // the old /rest/api/3/search is gone from Cloud
 	}
-	m := issueRe.FindStringSubmatch(r.URL.Path)
+	f.Handle("POST "+search, f.search)
+	f.Handle("POST "+api+"/issue", f.create)
+	f.Handle("PUT "+api+"/issue/{key}", f.withIssue(f.update))
+	f.Handle("POST "+api+"/issue/{key}/comment", f.withIssue(f.comment))
+	f.Handle("GET "+api+"/issue/{key}/transitions", f.withIssue(f.transitions))
+	f.Handle("POST "+api+"/issue/{key}/transitions", f.withIssue(f.transition))
+}
+
+func (f *fakeJira) search(w http.ResponseWriter, r *http.Request) {
+	body := ticketingtest.Received(r).Body
+	jm := jqlRe.FindStringSubmatch(fmt.Sprint(body["jql"]))
+	if jm == nil {
+		jerr(w, 400, fmt.Sprintf("Error in the JQL Query: %v", body["jql"]))
+		return
+	}
+	var out []any
+	for i := len(f.order) - 1; i >= 0; i-- { // newest first
+		is := f.issues[f.order[i]]
+		for _, l := range is.Fields["labels"].([]any) {
+			if l == jm[1] {
+				out = append(out, map[string]any{"key": is.Key, "fields": map[string]any{"labels": is.Fields["labels"]}})
+			}
+		}
+	}
+	json.NewEncoder(w).Encode(map[string]any{"issues": out})
+}
+
+func (f *fakeJira) create(w http.ResponseWriter, r *http.Request) {
+	fl, _ := ticketingtest.Received(r).Body["fields"].(map[string]any)
+	p, _ := fl["project"].(map[string]any)
+	it, _ := fl["issuetype"].(map[string]any)
+	s, _ := fl["summary"].(string)
 	switch {
-	case r.Method == http.MethodPost && r.URL.Path == search:
-		jm := jqlRe.FindStringSubmatch(fmt.Sprint(body["jql"]))
-		if jm == nil {
-			jerr(w, 400, fmt.Sprintf("Error in the JQL Query: %v", body["jql"]))
-			return
-		}
-		var out []any
-		for i := len(f.order) - 1; i >= 0; i-- { // newest first
-			is := f.issues[f.order[i]]
-			for _, l := range is.Fields["labels"].([]any) {
-				if l == jm[1] {
-					out = append(out, map[string]any{"key": is.Key, "fields": map[string]any{"labels": is.Fields["labels"]}})
-				}
-			}
-		}
-		json.NewEncoder(w).Encode(map[string]any{"issues": out})
-	case r.Method == http.MethodPost && r.URL.Path == api+"/issue":
-		fl, _ := body["fields"].(map[string]any)
-		p, _ := fl["project"].(map[string]any)
-		it, _ := fl["issuetype"].(map[string]any)
-		s, _ := fl["summary"].(string)
-		switch {
-		case p == nil || p["key"] != "OPS":
-			jerr(w, 400, "project: valid project is required")
-		case it == nil || it["name"] == "":
-			jerr(w, 400, "issuetype: valid issue type is required")
-		case s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 255:
-			jerr(w, 400, "summary: You must specify a summary of the issue.")
-		case f.checkText(fl["description"]) != "":
-			jerr(w, 400, "description: "+f.checkText(fl["description"]))
-		default:
-			k := fmt.Sprintf("OPS-%d", len(f.order)+1)
-			f.issues[k] = &issue{Key: k, Fields: fl, Status: "To Do"}
-			f.order = append(f.order, k)
-			w.WriteHeader(201)
-			json.NewEncoder(w).Encode(map[string]string{"id": "1000", "key": k, "self": "x"})
-		}
-	case m == nil || f.issues[m[1]] == nil:
-		jerr(w, 404, "Issue does not exist or you do not have permission to see it.")
-	case r.Method == http.MethodPut && m[2] == "":
-		for k, v := range body["fields"].(map[string]any) {
-			f.issues[m[1]].Fields[k] = v
-		}
-		w.WriteHeader(204)
-	case r.Method == http.MethodPost && m[2] == "/comment":
-		if e := f.checkText(body["body"]); e != "" {
-			jerr(w, 400, "comment: "+e)
-			return
-		}
-		f.issues[m[1]].Comments = append(f.issues[m[1]].Comments, body["body"])
-		w.WriteHeader(201)
-		io(w, `{"id":"10000"}`)
-	case r.Method == http.MethodGet && m[2] == "/transitions":
-		var ts []any
-		for _, t := range workflow {
-			if t.to != f.issues[m[1]].Status {
-				ts = append(ts, map[string]any{"id": t.id, "name": t.name, "to": map[string]string{"name": t.to}})
-			}
-		}
-		json.NewEncoder(w).Encode(map[string]any{"expand": "transitions", "transitions": ts})
-	case r.Method == http.MethodPost && m[2] == "/transitions":
-		id := fmt.Sprint(body["transition"].(map[string]any)["id"])
-		is := f.issues[m[1]]
-		for _, t := range workflow {
-			if t.id == id && t.to != is.Status {
-				if u, ok := body["update"].(map[string]any); ok {
-					for _, c := range u["comment"].([]any) {
-						cb := c.(map[string]any)["add"].(map[string]any)["body"]
-						if e := f.checkText(cb); e != "" {
-							jerr(w, 400, "comment: "+e)
-							return
-						}
-						is.Comments = append(is.Comments, cb)
-					}
-				}
-				is.Status = t.to
-				w.WriteHeader(204)
-				return
-			}
-		}
-		jerr(w, 400, "It seems that you have tried to perform a workflow operation ("+id+") that is not valid for the current state of this issue.")
+	case p == nil || p["key"] != "OPS":
+		jerr(w, 400, "project: valid project is required")
+	case it == nil || it["name"] == "":
+		jerr(w, 400, "issuetype: valid issue type is required")
+	case s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 255:
+		jerr(w, 400, "summary: You must specify a summary of the issue.")
+	case f.checkText(fl["description"]) != "":
+		jerr(w, 400, "description: "+f.checkText(fl["description"]))
 	default:
-		jerr(w, 405, "method not allowed")
+		k := fmt.Sprintf("OPS-%d", len(f.order)+1)
+		f.issues[k] = &issue{Key: k, Fields: fl, Status: "To Do"}
+		f.order = append(f.order, k)
+		ticketingtest.WriteJSON(w, 201, map[string]string{"id": "1000", "key": k, "self": "x"})
 	}
 }
 
-func io(w http.ResponseWriter, s string) { w.Write([]byte(s)) }
+// withIssue hands the issue of the path and the request body to h, or
+// answers 404 as Jira does for an unknown issue.
+func (f *fakeJira) withIssue(h func(w http.ResponseWriter, is *issue, body map[string]any)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k := r.PathValue("key")
+		if !issueRe.MatchString(k) || f.issues[k] == nil {
+			jerr(w, 404, "Issue does not exist or you do not have permission to see it.")
+			return
+		}
+		h(w, f.issues[k], ticketingtest.Received(r).Body)
+	}
+}
 
-func (f *fakeJira) take() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := f.calls
-	f.calls = nil
-	return c
+func (f *fakeJira) update(w http.ResponseWriter, is *issue, body map[string]any) {
+	for k, v := range body["fields"].(map[string]any) {
+		is.Fields[k] = v
+	}
+	w.WriteHeader(204)
+}
+
+func (f *fakeJira) comment(w http.ResponseWriter, is *issue, body map[string]any) {
+	if e := f.checkText(body["body"]); e != "" {
+		jerr(w, 400, "comment: "+e)
+		return
+	}
+	is.Comments = append(is.Comments, body["body"])
+	ticketingtest.Reply(201, `{"id":"10000"}`)(w, nil)
+}
+
+func (f *fakeJira) transitions(w http.ResponseWriter, is *issue, _ map[string]any) {
+	var ts []any
+	for _, t := range workflow {
+		if t.to != is.Status {
+			ts = append(ts, map[string]any{"id": t.id, "name": t.name, "to": map[string]string{"name": t.to}})
+		}
+	}
+	json.NewEncoder(w).Encode(map[string]any{"expand": "transitions", "transitions": ts})
+}
+
+func (f *fakeJira) transition(w http.ResponseWriter, is *issue, body map[string]any) {
+	id := fmt.Sprint(body["transition"].(map[string]any)["id"])
+	for _, t := range workflow {
+		if t.id == id && t.to != is.Status {
+			if u, ok := body["update"].(map[string]any); ok {
+				for _, c := range u["comment"].([]any) {
+					cb := c.(map[string]any)["add"].(map[string]any)["body"]
+					if e := f.checkText(cb); e != "" {
+						jerr(w, 400, "comment: "+e)
+						return
+					}
+					is.Comments = append(is.Comments, cb)
+				}
+			}
+			is.Status = t.to
+			w.WriteHeader(204)
+			return
+		}
+	}
+	jerr(w, 400, "It seems that you have tried to perform a workflow operation ("+id+") that is not valid for the current state of this issue.")
 }
 
 func TestLifecycle(t *testing.T) {
@@ -293,9 +274,9 @@ func TestLifecycle(t *testing.T) {
 			require.False(t, found)
 
 			require.NoError(t, b.Comment(ctx, ref, "still bad"))
-			f.take()
+			f.Take()
 			require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "disk full", Body: "SLA passed"}))
-			require.Equal(t, []string{"PUT " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.take())
+			require.Equal(t, []string{"PUT " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.Take())
 			require.Equal(t, map[string]any{"name": "High"}, is.Fields["priority"])
 			require.Equal(t, []any{map[string]any{"name": "Platform"}}, is.Fields["components"])
 			require.Equal(t, "Escalated", is.Status)
@@ -306,9 +287,9 @@ func TestLifecycle(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, found)
 			require.Equal(t, "OPS-1", got.ID)
-			f.take()
+			f.Take()
 			require.NoError(t, b.Reopen(ctx, ref, "back"))
-			require.Equal(t, []string{"GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.take())
+			require.Equal(t, []string{"GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.Take())
 			require.Equal(t, "To Do", is.Status)
 			require.Len(t, is.Comments, 4)
 			if tc.v3 {
@@ -316,10 +297,10 @@ func TestLifecycle(t *testing.T) {
 			} else {
 				require.Equal(t, "recovered", is.Comments[2])
 			}
-			f.take()
+			f.Take()
 			_, _, err = b.Find(ctx, testKey)
 			require.NoError(t, err)
-			require.Equal(t, []string{"POST " + search}, f.take())
+			require.Equal(t, []string{"POST " + search}, f.Take())
 		})
 	}
 }
@@ -340,18 +321,14 @@ func TestMissingTransitionIsFinal(t *testing.T) {
 func TestHTTPErrors(t *testing.T) {
 	f, b := newFake(t, true, false)
 	ctx := context.Background()
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-		w.Header().Set("Retry-After", "2")
-		jerr(w, 429, "rate limited")
-		return true
-	}
+	f.Inject(ticketingtest.Throttle("2", func(w http.ResponseWriter, _ *http.Request) { jerr(w, 429, "rate limited") }))
 	_, _, err := b.Find(ctx, testKey)
 	reason, retry, after := ticketing.Classify(err)
 	require.True(t, retry)
 	require.Equal(t, "http_429", reason)
 	require.Equal(t, 2*time.Second, after)
 
-	f.hook = nil
+	f.Inject(nil)
 	_, err = b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "  ", Body: "b"})
 	reason, retry, _ = ticketing.Classify(err)
 	require.False(t, retry)
@@ -361,12 +338,9 @@ func TestHTTPErrors(t *testing.T) {
 
 // The fake rejects what Jira rejects: a test of the tests.
 func TestFakeRejects(t *testing.T) {
-	f, b := newFake(t, true, false)
-	_ = b
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	f, _ := newFake(t, true, false)
 	do := func(auth, path, body string) int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)

@@ -8,13 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-resty/resty/v2"
-
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -70,7 +70,7 @@ type Backend struct {
 	escalation string
 	comments   bool
 	class      string
-	client     *resty.Client
+	client     *rest.Client
 
 	mu   sync.Mutex
 	last map[string]ticketing.Ticket // dedup_key → last ticket sent (for comments and reopens)
@@ -81,12 +81,9 @@ func New(name string, o configs.PagerDutyOptions, timeout time.Duration) (*Backe
 	if o.URL == "" {
 		o.URL = "https://events.pagerduty.com/v2/enqueue"
 	}
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
 	b := &Backend{name: name, url: o.URL, keys: map[ticketing.Tier]string{}, severity: map[string]string{"warn": "warning", "crit": "critical"},
 		escalation: o.Escalation, comments: o.Comments == nil || *o.Comments, class: o.Class,
-		client: resty.New().SetTimeout(timeout), last: map[string]ticketing.Ticket{}}
+		client: rest.New(rest.Config{Timeout: timeout}), last: map[string]ticketing.Ticket{}}
 	for k, v := range o.Severity {
 		b.severity[k] = v
 	}
@@ -124,16 +121,16 @@ func DedupKey(key string) string {
 
 func (b *Backend) send(ctx context.Context, e Event) (string, error) {
 	what := fmt.Sprintf("pagerduty %s %s", e.EventAction, e.DedupKey)
-	resp, err := b.client.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetBody(e).Post(b.url)
+	resp, err := b.client.Send(ctx, what, rest.Request{Method: http.MethodPost, Path: b.url, Body: e})
 	if err != nil {
-		return "", ticketing.TransportError(ctx, fmt.Errorf("%s: %w", what, err))
+		return "", err
 	}
 	var r Response
-	_ = json.Unmarshal(resp.Body(), &r)
-	if resp.StatusCode() == 400 && len(r.Errors) > 0 {
+	_ = json.Unmarshal(resp.Body, &r)
+	if resp.Status == http.StatusBadRequest && len(r.Errors) > 0 {
 		return "", ticketing.Final("http_4xx", fmt.Errorf("%s: HTTP 400 %s: %s", what, r.Status, strings.Join(r.Errors, "; ")))
 	}
-	if err := ticketing.CheckHTTP(what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
+	if err := rest.CheckStatus(what, resp.Status, resp.Header, resp.Body); err != nil {
 		return "", err
 	}
 	return r.DedupKey, nil

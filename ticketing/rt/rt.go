@@ -25,9 +25,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-resty/resty/v2"
-
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -40,9 +39,6 @@ const (
 // maxSubject is the length of RT's Tickets.Subject column (varchar(200)).
 const maxSubject = 200
 
-// maxResponse bounds what is read of one answer.
-const maxResponse = 8 << 20
-
 // findPageSize is how many tickets Find reads. TicketSQL compares custom
 // field values without regard to case, so the hits are compared again,
 // exactly, here.
@@ -54,7 +50,7 @@ type Backend struct {
 	base   string // RT's web root, no trailing slash: https://rt.example.com
 	cf     string
 	tiers  map[ticketing.Tier]tier
-	client *resty.Client
+	client *rest.Client
 }
 
 // tier is where a ticket of one tier lives.
@@ -84,9 +80,6 @@ func New(name string, o configs.RTOptions, timeout time.Duration) (*Backend, err
 	if o.CustomField == "" || strings.ContainsAny(o.CustomField, "{}'\"\\") {
 		return nil, fmt.Errorf("rt backend %q: custom_field %q: want the name of a ticket custom field, without braces, quotes or backslashes", name, o.CustomField)
 	}
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
 	base := strings.TrimRight(o.URL, "/")
 	base = strings.TrimSuffix(base, "/REST/2.0")
 	q3 := or(o.QueueL3, o.QueueL2)
@@ -99,14 +92,13 @@ func New(name string, o configs.RTOptions, timeout time.Duration) (*Backend, err
 			ticketing.L3: {queue: q3, priority: o.PriorityL3, owner: o.OwnerL3},
 			ticketing.L4: {queue: or(o.QueueL4, q3), priority: o.PriorityL4, owner: o.OwnerL4},
 		},
-		client: resty.New().
-			SetBaseURL(base+"/REST/2.0").
-			SetHeader("Authorization", "token "+token).
-			SetHeader("Accept", "application/json").
-			SetHeader("User-Agent", "l2agent-rt").
-			SetTimeout(timeout).
-			SetResponseBodyLimit(maxResponse).
-			SetLogger(quietLogger{}),
+		client: rest.New(rest.Config{
+			Name:    "rt",
+			BaseURL: base + "/REST/2.0",
+			Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-rt"},
+			Auth:    rest.Token("token", token),
+			Timeout: timeout,
+		}),
 	}
 	return b, nil
 }
@@ -164,13 +156,13 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 			CustomFields []customField `json:"CustomFields"`
 		} `json:"items"`
 	}
-	err := b.call(ctx, "find "+key, http.MethodGet, "/tickets", url.Values{
+	err := b.client.Do(ctx, "find "+key, rest.Request{Method: http.MethodGet, Path: "/tickets", Query: url.Values{
 		"query":    {b.Query(key)},
 		"orderby":  {"id"},
 		"order":    {"DESC"},
 		"per_page": {strconv.Itoa(findPageSize)},
 		"fields":   {"CustomFields"},
-	}, nil, &page)
+	}}, &page)
 	if err != nil {
 		return ticketing.Ref{}, false, err
 	}
@@ -211,7 +203,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	var created struct {
 		ID flexString `json:"id"`
 	}
-	if err := b.call(ctx, what, http.MethodPost, "/ticket", nil, req, &created); err != nil {
+	if err := b.client.Do(ctx, what, rest.Request{Method: http.MethodPost, Path: "/ticket", Body: req}, &created); err != nil {
 		return ticketing.Ref{}, err
 	}
 	if created.ID == "" {
@@ -252,7 +244,7 @@ func (b *Backend) comment(ctx context.Context, what, id, text, status string) er
 		body["Status"] = status
 	}
 	var said messages
-	if err := b.call(ctx, what, http.MethodPost, "/ticket/"+id+"/comment", nil, body, &said); err != nil {
+	if err := b.client.Do(ctx, what, rest.Request{Method: http.MethodPost, Path: "/ticket/" + id + "/comment", Body: body}, &said); err != nil {
 		return err
 	}
 	if status == "" {
@@ -320,7 +312,7 @@ func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Ti
 // update PUTs fields, adds RT's messages to said and reads the ticket back.
 func (b *Backend) update(ctx context.Context, what, id string, fields map[string]any, said *messages) (ticket, error) {
 	var msgs messages
-	if err := b.call(ctx, what, http.MethodPut, "/ticket/"+id, nil, fields, &msgs); err != nil {
+	if err := b.client.Do(ctx, what, rest.Request{Method: http.MethodPut, Path: "/ticket/" + id, Body: fields}, &msgs); err != nil {
 		return ticket{}, err
 	}
 	*said = append(*said, msgs...)
@@ -420,7 +412,7 @@ func cfValue(cfs []customField, name string) string {
 
 func (b *Backend) get(ctx context.Context, what, id string) (ticket, error) {
 	var t ticket
-	err := b.call(ctx, what, http.MethodGet, "/ticket/"+id, url.Values{"fields[Queue]": {"Name"}}, nil, &t)
+	err := b.client.Do(ctx, what, rest.Request{Method: http.MethodGet, Path: "/ticket/" + id, Query: url.Values{"fields[Queue]": {"Name"}}}, &t)
 	return t, err
 }
 
@@ -449,32 +441,6 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 
 func (f flexString) String() string { return string(f) }
 
-// call makes one request and decodes the JSON answer into out. Transport
-// failures are retryable, HTTP errors are classified by CheckHTTP, and a
-// 2xx answer that is not the expected JSON (a login page from a proxy, an
-// error object) is final.
-func (b *Backend) call(ctx context.Context, what, method, path string, query url.Values, body, out any) error {
-	req := b.client.R().SetContext(ctx)
-	if query != nil {
-		req.SetQueryParamsFromValues(query)
-	}
-	if body != nil {
-		req.SetHeader("Content-Type", "application/json").SetBody(body)
-	}
-	resp, err := req.Execute(method, path)
-	if err != nil {
-		return ticketing.TransportError(ctx, fmt.Errorf("rt %s: %w", what, err))
-	}
-	if err := ticketing.CheckHTTP("rt "+what, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
-		return err
-	}
-	raw := resp.Body()
-	if err := json.Unmarshal(raw, out); err != nil {
-		return ticketing.Final("api", fmt.Errorf("rt %s: HTTP %d with an unexpected answer (%v): %s", what, resp.StatusCode(), err, snippet(raw)))
-	}
-	return nil
-}
-
 func ticketID(r ticketing.Ref) (string, error) {
 	if _, err := strconv.ParseUint(r.ID, 10, 64); err != nil {
 		return "", ticketing.Final("bad_ref", fmt.Errorf("rt: ticket id %q is not a number", r.ID))
@@ -490,18 +456,3 @@ func subject(s string) string {
 	r := []rune(s)
 	return string(r[:maxSubject-1]) + "…"
 }
-
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = strings.ToValidUTF8(s[:300], "") + "…"
-	}
-	return s
-}
-
-// quietLogger drops resty's own log lines: every failure is returned.
-type quietLogger struct{}
-
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Debugf(string, ...any) {}

@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -23,30 +22,30 @@ const (
 	testKey   = `web-7/disk/disk_used_ratio{mountpoint="/var"}`
 )
 
-// request is one request the fake RT received.
-type request struct {
-	Method string
-	Path   string
-	Query  map[string][]string
-	Body   map[string]any
+// fakeRT answers REST 2.0 requests from a table of handlers keyed by
+// "METHOD /path" and records what it received (the kit). Requests without
+// the auth header get 401, as RT answers them; a request body must be JSON.
+type fakeRT struct {
+	*ticketingtest.Server
 }
 
-// fakeRT answers REST 2.0 requests from a table of handlers keyed by
-// "METHOD /path" and records what it received. Requests without the auth
-// header get 401, as RT answers them.
-type fakeRT struct {
-	t        *testing.T
-	mu       sync.Mutex
-	reqs     []request
-	handlers map[string]http.HandlerFunc
+func rtError(w http.ResponseWriter, status int, msg string) {
+	ticketingtest.WriteJSON(w, status, map[string]string{"message": msg})
+}
+
+func startRT(t *testing.T, handlers map[string]http.HandlerFunc) *fakeRT {
+	t.Helper()
+	f := &fakeRT{ticketingtest.New(t, ticketingtest.Options{Auth: "token " + testToken, Error: rtError})}
+	for pattern, h := range handlers {
+		f.Handle(pattern, h)
+	}
+	return f
 }
 
 func newFakeRT(t *testing.T, handlers map[string]http.HandlerFunc) (*fakeRT, *Backend) {
 	t.Helper()
-	f := &fakeRT{t: t, handlers: handlers}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, newBackend(t, srv.URL, 5*time.Second)
+	f := startRT(t, handlers)
+	return f, newBackend(t, f.URL, 5*time.Second)
 }
 
 func newBackend(t *testing.T, url string, timeout time.Duration) *Backend {
@@ -62,52 +61,7 @@ func newBackend(t *testing.T, url string, timeout time.Duration) *Backend {
 	return b
 }
 
-func (f *fakeRT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if got := r.Header.Get("Authorization"); got != "token "+testToken {
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"message":"Unauthorized"}`)
-		return
-	}
-	rq := request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
-	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-			f.t.Errorf("%s %s: Content-Type %q, want application/json", r.Method, r.URL.Path, ct)
-		}
-		if err := json.NewDecoder(r.Body).Decode(&rq.Body); err != nil {
-			f.t.Errorf("%s %s: body is not a JSON object: %v", r.Method, r.URL.Path, err)
-		}
-	}
-	f.mu.Lock()
-	f.reqs = append(f.reqs, rq)
-	f.mu.Unlock()
-	h, ok := f.handlers[r.Method+" "+r.URL.Path]
-	if !ok {
-		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, `{"message":"Not Found"}`)
-		return
-	}
-	h(w, r)
-}
-
-func (f *fakeRT) requests() []request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]request(nil), f.reqs...)
-}
-
-func (f *fakeRT) last() request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.reqs[len(f.reqs)-1]
-}
-
-func answer(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
+func answer(status int, body string) http.HandlerFunc { return ticketingtest.Reply(status, body) }
 
 // ticketJSON is GET /ticket/N as RT 5.0.3 answers it (trimmed).
 func ticketJSON(id, queue, status, priority, owner, key string) string {
@@ -129,11 +83,7 @@ func deliveryError(t *testing.T, err error) *ticketing.DeliveryError {
 
 func TestRetryAfter(t *testing.T) {
 	_, b := newFakeRT(t, map[string]http.HandlerFunc{
-		"POST /REST/2.0/ticket": func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Retry-After", "2")
-			w.WriteHeader(http.StatusTooManyRequests)
-			io.WriteString(w, "slow down")
-		},
+		"POST /REST/2.0/ticket": ticketingtest.Throttle("2", ticketingtest.Fail(http.StatusTooManyRequests, "slow down")),
 	})
 	_, err := b.Open(context.Background(), ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
 	de := deliveryError(t, err)
@@ -163,11 +113,10 @@ func TestServerErrorRetries(t *testing.T) {
 }
 
 func TestUnauthorizedIsFinal(t *testing.T) {
-	srv := httptest.NewServer(&fakeRT{t: t})
-	t.Cleanup(srv.Close)
+	f := startRT(t, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("wrong"), 0o600))
-	b, err := New("rt", configs.RTOptions{URL: srv.URL, TokenFile: tokenFile, QueueL2: "Q", CustomField: "CF"}, time.Second)
+	b, err := New("rt", configs.RTOptions{URL: f.URL, TokenFile: tokenFile, QueueL2: "Q", CustomField: "CF"}, time.Second)
 	require.NoError(t, err)
 	_, _, err = b.Find(context.Background(), testKey)
 	de := deliveryError(t, err)
@@ -188,7 +137,7 @@ func TestOpenSendsTicket(t *testing.T) {
 	require.Equal(t, "42", ref.ID)
 	require.Equal(t, b.base+"/Ticket/Display.html?id=42", ref.URL)
 
-	reqs := f.requests()
+	reqs := f.Requests()
 	require.Len(t, reqs, 2)
 	require.Equal(t, map[string]any{
 		"Queue":        "HostChecks",
@@ -229,7 +178,7 @@ func TestRefusedUpdate(t *testing.T) {
 	require.Equal(t, "api", de.Reason)
 	require.Contains(t, err.Error(), "Permission Denied")
 	require.Contains(t, err.Error(), `queue is "HostChecks", not "HostChecks-L3"`)
-	for _, r := range f.requests() {
+	for _, r := range f.Requests() {
 		require.NotEqual(t, "/REST/2.0/ticket/7/comment", r.Path, "no escalation comment when the move was refused")
 	}
 }
@@ -239,7 +188,7 @@ func TestEscalate(t *testing.T) {
 	var f *fakeRT
 	f, b := newFakeRT(t, map[string]http.HandlerFunc{
 		"PUT /REST/2.0/ticket/7": func(w http.ResponseWriter, r *http.Request) {
-			if o, ok := f.last().Body["Owner"].(string); ok {
+			if o, ok := f.Last().Body["Owner"].(string); ok {
 				owner = o
 			}
 			answer(http.StatusOK, `["Ticket 7: Queue changed from HostChecks to HostChecks-L3"]`)(w, r)
@@ -251,7 +200,7 @@ func TestEscalate(t *testing.T) {
 	})
 	err := b.Escalate(context.Background(), ticketing.Ref{ID: "7"}, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "new title", Body: "Escalated to L3: crit"})
 	require.NoError(t, err)
-	reqs := f.requests()
+	reqs := f.Requests()
 	var calls []string
 	for _, r := range reqs {
 		calls = append(calls, r.Method+" "+r.Path)
@@ -277,7 +226,7 @@ func TestResolveRefusedStatus(t *testing.T) {
 	de := deliveryError(t, err)
 	require.False(t, de.Retryable)
 	require.Contains(t, err.Error(), "Permission Denied")
-	require.Equal(t, map[string]any{"Content": "ok again for 15m", "ContentType": "text/plain", "Status": "resolved"}, f.requests()[0].Body)
+	require.Equal(t, map[string]any{"Content": "ok again for 15m", "ContentType": "text/plain", "Status": "resolved"}, f.Requests()[0].Body)
 }
 
 // A 2xx answer that is not RT's JSON (a proxy's login page) is final.
@@ -305,7 +254,7 @@ func TestFindQueryAndExactMatch(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "5", ref.ID)
-	q := f.requests()[0].Query
+	q := f.Requests()[0].Query
 	require.Equal(t, []string{`CF.{HostCheckKey} = 'web-7/disk/disk_used_ratio{mountpoint="/var"}'`}, q["query"])
 	require.Equal(t, []string{"id"}, q["orderby"])
 	require.Equal(t, []string{"DESC"}, q["order"])
@@ -330,10 +279,9 @@ func TestQuoteSQL(t *testing.T) {
 }
 
 func TestNetworkErrorRetries(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close()
-	b := newBackend(t, url, time.Second)
+	f := startRT(t, nil)
+	f.Close()
+	b := newBackend(t, f.URL, time.Second)
 	_, _, err := b.Find(context.Background(), testKey)
 	de := deliveryError(t, err)
 	require.True(t, de.Retryable)
@@ -341,11 +289,9 @@ func TestNetworkErrorRetries(t *testing.T) {
 }
 
 func TestTimeoutRetries(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	b := newBackend(t, srv.URL, 100*time.Millisecond)
+	f := startRT(t, nil)
+	f.Inject(ticketingtest.Delay(time.Minute, nil))
+	b := newBackend(t, f.URL, 100*time.Millisecond)
 	_, _, err := b.Find(context.Background(), testKey)
 	de := deliveryError(t, err)
 	require.True(t, de.Retryable)
@@ -353,11 +299,9 @@ func TestTimeoutRetries(t *testing.T) {
 }
 
 func TestCancelled(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	b := newBackend(t, srv.URL, 10*time.Second)
+	f := startRT(t, nil)
+	f.Inject(ticketingtest.Delay(time.Minute, nil))
+	b := newBackend(t, f.URL, 10*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, _, err := b.Find(ctx, testKey)
@@ -399,5 +343,5 @@ func TestBadRef(t *testing.T) {
 	de := deliveryError(t, err)
 	require.False(t, de.Retryable)
 	require.Contains(t, err.Error(), "not a number")
-	require.Empty(t, f.requests())
+	require.Empty(t, f.Requests())
 }

@@ -23,9 +23,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-resty/resty/v2"
-
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -41,7 +40,7 @@ type Backend struct {
 	name   string
 	base   string
 	o      configs.ServiceNowOptions
-	client *resty.Client
+	client *rest.Client
 }
 
 var _ ticketing.Ticketer = (*Backend)(nil)
@@ -52,29 +51,28 @@ func New(name string, o configs.ServiceNowOptions, timeout time.Duration) (*Back
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("servicenow backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
-	if timeout <= 0 {
-		timeout = 15 * time.Second
-	}
-	base := strings.TrimRight(o.URL, "/")
-	c := resty.New().SetBaseURL(base).
-		SetHeader("Accept", "application/json").
-		SetHeader("User-Agent", "l2agent-servicenow").
-		SetTimeout(timeout).
-		SetResponseBodyLimit(8 << 20).
-		SetLogger(quietLogger{})
+	var auth rest.Auth
 	if o.Token.Ref != "" || o.TokenFile != "" {
 		tok, err := configs.SecretValue(o.Token, o.TokenFile)
 		if err != nil || tok == "" {
 			return nil, fmt.Errorf("servicenow backend %q: token: empty or unreadable: %v", name, err)
 		}
-		c.SetAuthToken(tok)
+		auth = rest.Bearer(tok)
 	} else {
 		pw, err := configs.SecretValue(o.Password, o.PasswordFile)
 		if err != nil || pw == "" || o.User == "" {
 			return nil, fmt.Errorf("servicenow backend %q: want user + password, or token (%v)", name, err)
 		}
-		c.SetBasicAuth(o.User, pw)
+		auth = rest.Basic(o.User, pw)
 	}
+	base := strings.TrimRight(o.URL, "/")
+	c := rest.New(rest.Config{
+		Name:    "servicenow",
+		BaseURL: base,
+		Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-servicenow"},
+		Auth:    auth,
+		Timeout: timeout,
+	})
 	return &Backend{name: name, base: base, o: o, client: c}, nil
 }
 
@@ -276,20 +274,13 @@ func shortDesc(s string) string {
 }
 
 // call makes one request and decodes the "result" of the answer into out.
-// ServiceNow's error object {"error":{"message","detail"}} is quoted.
+// ServiceNow's error object {"error":{"message","detail"}} is quoted
+// instead of the raw answer, and is final even with a 2xx status.
 func (b *Backend) call(ctx context.Context, what, method, path string, query url.Values, body, out any) error {
-	req := b.client.R().SetContext(ctx)
-	if query != nil {
-		req.SetQueryParamsFromValues(query)
-	}
-	if body != nil {
-		req.SetHeader("Content-Type", "application/json").SetBody(body)
-	}
-	resp, err := req.Execute(method, path)
+	resp, err := b.client.Send(ctx, what, rest.Request{Method: method, Path: path, Query: query, Body: body})
 	if err != nil {
-		return ticketing.TransportError(ctx, fmt.Errorf("servicenow %s: %w", what, err))
+		return err
 	}
-	raw := resp.Body()
 	var env struct {
 		Result json.RawMessage `json:"result"`
 		Error  *struct {
@@ -297,12 +288,12 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 			Detail  string `json:"detail"`
 		} `json:"error"`
 	}
-	jerr := json.Unmarshal(raw, &env)
-	msg := raw
+	jerr := json.Unmarshal(resp.Body, &env)
+	msg := resp.Body
 	if jerr == nil && env.Error != nil {
 		msg = []byte(strings.TrimSuffix(env.Error.Message+": "+env.Error.Detail, ": "))
 	}
-	if err := ticketing.CheckHTTP("servicenow "+what, resp.StatusCode(), resp.Header(), msg); err != nil {
+	if err := rest.CheckStatus("servicenow "+what, resp.Status, resp.Header, msg); err != nil {
 		return err
 	}
 	if jerr == nil && env.Error != nil {
@@ -314,17 +305,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 		jerr = errors.New(`no "result"`)
 	}
 	if jerr != nil {
-		s := strings.TrimSpace(string(raw))
-		if len(s) > 300 {
-			s = strings.ToValidUTF8(s[:300], "") + "…"
-		}
-		return ticketing.Final("api", fmt.Errorf("servicenow %s: HTTP %d with an unexpected answer (%v): %s", what, resp.StatusCode(), jerr, s))
+		return resp.Unexpected("servicenow "+what, jerr)
 	}
 	return nil
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Debugf(string, ...any) {}

@@ -2,21 +2,18 @@ package servicenow
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -27,18 +24,15 @@ const (
 )
 
 // fakeSN keeps incidents and enforces the Table API contract: auth, JSON
-// bodies, the encoded query grammar (conditions joined by ^, operators =,
-// STARTSWITH, LIKE, ENDSWITH, ORDERBYDESC), known fields only, close_code
-// and close_notes required to resolve (the default data policy), and
-// {"error":{"message","detail"}} on failure.
+// bodies (the kit), the encoded query grammar (conditions joined by ^,
+// operators =, STARTSWITH, LIKE, ENDSWITH, ORDERBYDESC), known fields only,
+// close_code and close_notes required to resolve (the default data policy),
+// and {"error":{"message","detail"}} on failure.
 type fakeSN struct {
-	t     *testing.T
+	*ticketingtest.Server
 	auth  string
-	mu    sync.Mutex
 	inc   map[string]map[string]any
 	order []string
-	calls []string
-	hook  func(w http.ResponseWriter, r *http.Request) bool
 }
 
 var fields = map[string]bool{"short_description": true, "description": true, "correlation_id": true, "correlation_display": true,
@@ -47,36 +41,37 @@ var fields = map[string]bool{"short_description": true, "description": true, "co
 
 func newFake(t *testing.T, bearer bool) (*fakeSN, *Backend) {
 	t.Helper()
-	f := &fakeSN{t: t, inc: map[string]map[string]any{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	o := configs.ServiceNowOptions{URL: srv.URL, AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
+	f := &fakeSN{inc: map[string]map[string]any{}}
+	o := configs.ServiceNowOptions{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
 	o.UrgencyWarn, o.ImpactWarn, o.UrgencyCrit, o.ImpactCrit = 2, 2, 1, 1
 	o.CloseCode, o.ResolveState, o.ReopenState = "Solved (Permanently)", 6, 1
 	file := filepath.Join(t.TempDir(), "secret")
 	if bearer {
 		require.NoError(t, os.WriteFile(file, []byte("oauth-token\n"), 0o600))
-		o.TokenFile, f.auth = file, "Bearer oauth-token"
+		o.TokenFile, f.auth = file, ticketingtest.Bearer("oauth-token")
 	} else {
 		require.NoError(t, os.WriteFile(file, []byte(testPass), 0o600))
 		o.User, o.PasswordFile = testUser, file
-		f.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(testUser+":"+testPass))
+		f.auth = ticketingtest.Basic(testUser, testPass)
 	}
+	f.Server = ticketingtest.New(t, ticketingtest.Options{Auth: f.auth, Error: func(w http.ResponseWriter, code int, msg string) {
+		snErr(w, code, http.StatusText(code), msg)
+	}})
+	f.Handle("GET "+tablePath, f.find)
+	f.Handle("POST "+tablePath, f.withFields(f.insert))
+	f.Handle("PATCH "+tablePath+"/{id}", f.withFields(f.update))
+	o.URL = f.URL
 	b, err := New("snow", o, 5*time.Second)
 	require.NoError(t, err)
 	return f, b
 }
 
 func snErr(w http.ResponseWriter, code int, msg, detail string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"message": msg, "detail": detail}, "status": "failure"})
+	ticketingtest.WriteJSON(w, code, map[string]any{"error": map[string]string{"message": msg, "detail": detail}, "status": "failure"})
 }
 
 func result(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]any{"result": v})
+	ticketingtest.WriteJSON(w, code, map[string]any{"result": v})
 }
 
 // match evaluates an encoded query on one incident; a bad term is an error.
@@ -104,83 +99,72 @@ func match(q string, in map[string]any) (bool, error) {
 	return ok, nil
 }
 
-func (f *fakeSN) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
-	if f.hook != nil && f.hook(w, r) {
+func (f *fakeSN) find(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if _, err := match(q.Get("sysparm_query"), nil); err != nil {
+		snErr(w, 400, "Invalid query", err.Error())
 		return
 	}
-	if r.Header.Get("Authorization") != f.auth {
-		snErr(w, 401, "User Not Authenticated", "Required to provide Auth information")
-		return
+	var out []any
+	for i := len(f.order) - 1; i >= 0; i-- {
+		in := f.inc[f.order[i]]
+		ok, err := match(q.Get("sysparm_query"), in)
+		if err != nil {
+			snErr(w, 400, "Invalid query", err.Error())
+			return
+		}
+		if ok {
+			out = append(out, map[string]any{"sys_id": in["sys_id"], "number": in["number"], "correlation_id": in["correlation_id"], "state": in["state"]})
+		}
 	}
-	var body map[string]any
-	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
-		if r.Header.Get("Content-Type") != "application/json" {
-			snErr(w, 415, "Unsupported Media Type", r.Header.Get("Content-Type"))
-			return
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			snErr(w, 400, "Exception while reading request", err.Error())
-			return
-		}
+	result(w, 200, out)
+}
+
+// withFields hands the body to h when every field is a known string field.
+func (f *fakeSN) withFields(h func(w http.ResponseWriter, r *http.Request, body map[string]any)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body := ticketingtest.Received(r).Body
 		for k, v := range body {
 			if _, str := v.(string); !fields[k] || !str {
 				snErr(w, 400, "Invalid field", k)
 				return
 			}
 		}
+		h(w, r, body)
 	}
-	id := strings.TrimPrefix(r.URL.Path, tablePath+"/")
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == tablePath:
-		q := r.URL.Query()
-		if _, err := match(q.Get("sysparm_query"), nil); err != nil {
-			snErr(w, 400, "Invalid query", err.Error())
-			return
-		}
-		var out []any
-		for i := len(f.order) - 1; i >= 0; i-- {
-			in := f.inc[f.order[i]]
-			ok, err := match(q.Get("sysparm_query"), in)
-			if err != nil {
-				snErr(w, 400, "Invalid query", err.Error())
-				return
-			}
-			if ok {
-				out = append(out, map[string]any{"sys_id": in["sys_id"], "number": in["number"], "correlation_id": in["correlation_id"], "state": in["state"]})
-			}
-		}
-		result(w, 200, out)
-	case r.Method == http.MethodPost && r.URL.Path == tablePath:
-		if body["short_description"] == nil || len(fmt.Sprint(body["correlation_id"])) > 100 {
-			snErr(w, 400, "Invalid insert", "short_description missing or correlation_id too long")
-			return
-		}
-		sid := fmt.Sprintf("%032x", len(f.order)+1)
-		body["sys_id"], body["number"], body["state"] = sid, fmt.Sprintf("INC%07d", len(f.order)+1), "1"
-		delete(body, "work_notes")
-		f.inc[sid] = body
-		f.order = append(f.order, sid)
-		result(w, 201, body)
-	case r.Method == http.MethodPatch && f.inc[id] != nil:
-		in := f.inc[id]
-		if body["state"] == "6" && (body["close_code"] == nil || body["close_notes"] == nil) {
-			snErr(w, 403, "Operation Failed", "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes")
-			return
-		}
-		for k, v := range body {
-			if k == "work_notes" {
-				in["notes"] = append(asList(in["notes"]), v)
-				continue
-			}
-			in[k] = v
-		}
-		result(w, 200, in)
-	default:
+}
+
+func (f *fakeSN) insert(w http.ResponseWriter, _ *http.Request, body map[string]any) {
+	if body["short_description"] == nil || len(fmt.Sprint(body["correlation_id"])) > 100 {
+		snErr(w, 400, "Invalid insert", "short_description missing or correlation_id too long")
+		return
+	}
+	sid := fmt.Sprintf("%032x", len(f.order)+1)
+	body["sys_id"], body["number"], body["state"] = sid, fmt.Sprintf("INC%07d", len(f.order)+1), "1"
+	delete(body, "work_notes")
+	f.inc[sid] = body
+	f.order = append(f.order, sid)
+	result(w, 201, body)
+}
+
+func (f *fakeSN) update(w http.ResponseWriter, r *http.Request, body map[string]any) {
+	in := f.inc[r.PathValue("id")]
+	if in == nil {
 		snErr(w, 404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+		return
 	}
+	if body["state"] == "6" && (body["close_code"] == nil || body["close_notes"] == nil) {
+		snErr(w, 403, "Operation Failed", "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes")
+		return
+	}
+	for k, v := range body {
+		if k == "work_notes" {
+			in["notes"] = append(asList(in["notes"]), v)
+			continue
+		}
+		in[k] = v
+	}
+	result(w, 200, in)
 }
 
 func asList(v any) []any {
@@ -261,21 +245,16 @@ func TestLongKeyAndCaret(t *testing.T) {
 func TestErrors(t *testing.T) {
 	f, b := newFake(t, false)
 	ctx := context.Background()
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-		w.Header().Set("Retry-After", "2")
-		snErr(w, 429, "Too Many Requests", "rate limit")
-		return true
-	}
+	f.Inject(ticketingtest.Throttle("2", func(w http.ResponseWriter, _ *http.Request) { snErr(w, 429, "Too Many Requests", "rate limit") }))
 	_, _, err := b.Find(ctx, testKey)
 	reason, retry, after := ticketing.Classify(err)
 	require.True(t, retry)
 	require.Equal(t, "http_429", reason)
 	require.Equal(t, 2*time.Second, after)
 
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.Inject(func(w http.ResponseWriter, _ *http.Request) {
 		snErr(w, 400, "Invalid insert", "Field assignment_group: group not found")
-		return true
-	}
+	})
 	_, err = b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t"})
 	reason, retry, _ = ticketing.Classify(err)
 	require.False(t, retry)
@@ -283,10 +262,9 @@ func TestErrors(t *testing.T) {
 	require.Contains(t, err.Error(), "Invalid insert: Field assignment_group: group not found")
 
 	// A resolve that the instance answers with success but does not make.
-	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.Inject(func(w http.ResponseWriter, _ *http.Request) {
 		result(w, 200, map[string]any{"sys_id": strings.Repeat("a", 32), "state": "2"})
-		return true
-	}
+	})
 	err = b.Resolve(ctx, ticketing.Ref{ID: strings.Repeat("a", 32)}, "x")
 	_, retry, _ = ticketing.Classify(err)
 	require.False(t, retry)
@@ -296,10 +274,8 @@ func TestErrors(t *testing.T) {
 // The fake rejects what ServiceNow rejects.
 func TestFakeRejects(t *testing.T) {
 	f, _ := newFake(t, false)
-	srv := httptest.NewServer(f)
-	defer srv.Close()
 	do := func(method, auth, path, body string) int {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)

@@ -9,10 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
-	"github.com/go-resty/resty/v2"
-
+	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -45,12 +45,13 @@ type Payload struct {
 type Backend struct {
 	url    string
 	secret []byte
-	client *resty.Client
+	client *rest.Client
 }
 
-// New returns a webhook backend.
+// New returns a webhook backend. timeout bounds each request (15s when
+// not positive).
 func New(url string, secret string, timeout time.Duration) *Backend {
-	return &Backend{url: url, secret: []byte(secret), client: resty.New().SetTimeout(timeout)}
+	return &Backend{url: url, secret: []byte(secret), client: rest.New(rest.Config{Timeout: timeout})}
 }
 
 // Sign returns the signature header value of body.
@@ -71,21 +72,18 @@ func (b *Backend) post(ctx context.Context, p Payload) (string, error) {
 	if err != nil {
 		return "", ticketing.Final("encode", err)
 	}
-	resp, err := b.client.R().SetContext(ctx).
-		SetHeader("Content-Type", "application/json").
-		SetHeader(SignatureHeader, Sign(b.secret, body)).
-		SetHeader(IdempotencyHeader, p.IdempotencyKey).
-		SetBody(body).Post(b.url)
+	resp, err := b.client.Send(ctx, "webhook "+p.Event+" "+p.Key, rest.Request{Method: http.MethodPost, Path: b.url, Body: body,
+		Header: map[string]string{SignatureHeader: Sign(b.secret, body), IdempotencyHeader: p.IdempotencyKey}})
 	if err != nil {
-		return "", ticketing.TransportError(ctx, fmt.Errorf("webhook %s %s: %w", p.Event, p.Key, err))
+		return "", err
 	}
-	if err := ticketing.CheckHTTP("webhook "+p.Event, resp.StatusCode(), resp.Header(), resp.Body()); err != nil {
+	if err := rest.CheckStatus("webhook "+p.Event, resp.Status, resp.Header, resp.Body); err != nil {
 		return "", err
 	}
 	var answer struct {
 		ID string `json:"id"`
 	}
-	_ = json.Unmarshal(resp.Body(), &answer) // an id is optional
+	_ = json.Unmarshal(resp.Body, &answer) // an id is optional
 	return answer.ID, nil
 }
 
