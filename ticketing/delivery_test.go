@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
@@ -24,7 +26,7 @@ func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
 	d.sleep = func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }
 	h.rec.failN = 2
 	h.rec.failErr = CheckHTTP("open", http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, []byte("slow down"))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left, err := d.drain(ctx, true)
 	require.NoError(t, err)
 	require.Equal(t, 0, left)
@@ -38,7 +40,7 @@ func TestFinalErrorIsNotRetried(t *testing.T) {
 	d.sleep = func(context.Context, time.Duration) error { t.Fatal("a 400 must not be retried"); return nil }
 	h.rec.failN = 1
 	h.rec.failErr = CheckHTTP("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left, err := d.drain(context.Background(), true)
 	require.NoError(t, err)
 	require.Equal(t, 0, left, "set aside, so later ops are not blocked")
@@ -49,7 +51,7 @@ func TestOutageKeepsOpsUntilDelivered(t *testing.T) {
 	h := newHarness(t, testConfig())
 	h.rec.failN = 1000
 	h.rec.failErr = Retryable("network", errors.New("connection refused"))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left := h.svc.Flush(context.Background())
 	require.Equal(t, 1, left["rec"], "the op waits in the outbox")
 	require.Equal(t, 1, h.svc.Store.Pending("rec"))
@@ -67,7 +69,7 @@ func TestCrashBetweenOpenAndRecord(t *testing.T) {
 	_, err := h.rec.Open(context.Background(), Ticket{Key: h.key, Tier: L2}) // "created before the crash"
 	require.NoError(t, err)
 	h.rec.take()
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	require.Equal(t, "", h.flush(), "no second ticket")
 	inc, err := h.svc.Store.Incident(h.key)
 	require.NoError(t, err)
@@ -82,7 +84,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	rec := newRecorder()
 	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
-	require.NoError(t, svc.Manager.Handle(Alert{Key: "k", From: "ok", To: "crit", At: time.Now()}))
+	require.NoError(t, svc.Manager.Handle(tr("k", "ok", "crit", time.Now())))
 	require.NoError(t, svc.Stop())
 
 	st, err = OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
@@ -141,7 +143,7 @@ func TestCheckHTTP(t *testing.T) {
 
 func TestRenderBounded(t *testing.T) {
 	inc := &Incident{Key: "k", Host: "web-7", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var"},
-		Severity: "crit", Tier: L3, Value: 0.934, Threshold: 0.9, Details: strings.Repeat("x ", 20000)}
+		Severity: alert.StateCrit, Tier: L3, Value: 0.934, Threshold: 0.9, Details: strings.Repeat("x ", 20000)}
 	require.Equal(t, "[l2agent] web-7: disk /var disk_used_ratio 93.4% (crit ≥ 90.0%)", Title(inc))
 	b := Body(inc, time.Now(), "v1")
 	require.LessOrEqual(t, len(b), MaxBody)

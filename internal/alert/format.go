@@ -1,4 +1,4 @@
-package checks
+package alert
 
 import (
 	"fmt"
@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// FormatValue writes an observation's value for people, in the unit its
-// metric name says: "93.4%", "1.2 GiB", "4h0m0s", else the number.
+// FormatValue writes an alert's value for people, in the unit its metric
+// name says: "93.4%", "1.2 GiB", "4h0m0s", else the number.
 func FormatValue(metric string, v float64) string {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
@@ -23,4 +23,18 @@ func FormatValue(metric string, v float64) string {
 		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("%g", v)
+}
+
+// humanBytes formats n in IEC units with one decimal: "512 B", "12.3 GiB".
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
