@@ -77,6 +77,35 @@ func TestCrashBetweenOpenAndRecord(t *testing.T) {
 	require.Equal(t, "comment #1, escalate L3 #1", h.step(time.Minute, "warn", "crit", 0.95))
 }
 
+// TestCrashAfterOpen: the process dies (here: a panic from the test hook)
+// right after the backend created the ticket and before the store recorded
+// it; after a restart the open is replayed, finds the ticket by key and
+// records it instead of opening a second one.
+func TestCrashAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	rec := newRecorder()
+	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	svc.Deliverers[0].afterOpen = func(Ref) { panic("crash") }
+	require.NoError(t, svc.Manager.Handle(tr("k", "ok", "warn", time.Now())))
+	require.PanicsWithValue(t, "crash", func() { svc.Deliverers[0].drain(context.Background(), true) })
+	require.NoError(t, svc.Stop())
+	require.Equal(t, "open #1 L2", rec.take(), "the backend has the ticket")
+
+	st, err = OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	svc = NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	defer svc.Stop()
+	require.Equal(t, 1, st.Pending("rec"), "the open is still in the outbox")
+	require.Equal(t, 0, svc.Flush(context.Background())["rec"])
+	require.Equal(t, "", rec.take(), "no second ticket")
+	inc, err := st.Incident("k")
+	require.NoError(t, err)
+	require.Equal(t, "1", inc.Refs["rec"].ID, "the found ticket is recorded")
+}
+
 func TestOutboxSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
