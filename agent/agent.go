@@ -24,7 +24,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
-	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -72,6 +72,7 @@ type Agent struct {
 
 	remediation atomic.Pointer[remediate.Engine] // nil when it could not be set up
 	kpi         *ticketing.KPI
+	pipeline    pipeline // a check run's stages, composed in pipeline.go
 }
 
 // New loads the configuration and builds the checks; it starts nothing.
@@ -103,6 +104,7 @@ func New(opts Options) (*Agent, error) {
 		cfg:   cfg,
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.pipeline = a.compose()
 	a.setLogLevel(cfg)
 	runners, err := a.buildRunners(cfg, nil)
 	if err != nil {
@@ -278,109 +280,10 @@ func (a *Agent) runScheduled(r *runner) {
 // infrequentRun is the interval from which a check counts as infrequent.
 const infrequentRun = 5 * time.Minute
 
-// RunCheck runs one check now, evaluates its result and hands the
-// transitions to the log and the sinks.
-func (a *Agent) RunCheck(ctx context.Context, r *runner) []Transition {
-	return a.runCheck(ctx, r, true)
-}
-
-// runCheck runs, records and evaluates one run; remediate is false for the
-// verifying run after a remediation (no remediation of the remediation).
-func (a *Agent) runCheck(ctx context.Context, r *runner, remediate bool) []Transition {
-	log := a.log.With("check", r.cfg.Name)
-	start := time.Now()
-	res, ran := r.runOnce(ctx)
-	if !ran {
-		r.mu.RLock()
-		first := !r.firstDone
-		r.mu.RUnlock()
-		if first { // the run at start overlapped the first scheduled one
-			log.Debug("first run still going; this scheduled run is skipped")
-		} else {
-			log.Warn("check still running from an earlier run; this run is skipped")
-		}
-		return nil
-	}
-	d := time.Since(start)
-	prevErr := r.lastError()
-	r.record(res, start, d)
-	if res.err != nil && res.err.Error() != prevErr { // re-log only when it changes
-		log.Error("check failed", "err", res.err, "duration", d)
-	}
-	if res.err == nil && prevErr != "" {
-		log.Info("check recovered", "duration", d)
-	}
-	ts := a.eval.Evaluate(r.cfg.Name, r.cfg.Rules, res.obs, res.err, time.Now())
-	a.snap.invalidate()
-	for i := range ts {
-		t := &ts[i]
-		if t.State.Firing() && !t.From.Firing() {
-			t.Details = a.diagnose(ctx, r, res.obs, t.Alert)
-			a.eval.SetDetails(t.Key, t.Details)
-		}
-		a.logTransition(*t)
-		if !remediate {
-			continue // the verifying run: its caller hands these on, after its own
-		}
-		var later []Transition
-		if t.State.Firing() && !t.From.Firing() && a.remediation.Load() != nil {
-			fixed, verified := a.remediate(ctx, r, t)
-			later = verified
-			if fixed {
-				a.toSinks(ctx, later...) // fixed and verified: no ticket
-				continue
-			}
-		}
-		a.toSinks(ctx, *t)
-		a.toSinks(ctx, later...)
-	}
-	return ts
-}
-
-func (a *Agent) toSinks(ctx context.Context, ts ...Transition) {
-	for _, t := range ts {
-		for _, s := range a.opts.Sinks {
-			s.Transition(ctx, t)
-		}
-	}
-}
-
-func (a *Agent) diagnose(ctx context.Context, r *runner, obs []checks.Observation, al Alert) string {
-	var o checks.Observation
-	for _, x := range obs {
-		if AlertKey(a.host, al.Check, x.Metric, x.Labels) == al.Key {
-			o = x
-			break
-		}
-	}
-	details := o.Details
-	d, ok := r.check.(checks.Diagnoser)
-	if !ok {
-		return details
-	}
-	dctx, cancel := context.WithTimeout(ctx, a.opts.DiagnoseTimeout)
-	defer cancel()
-	text, err := d.Diagnose(dctx, o)
-	if err != nil {
-		a.log.Warn("diagnostics failed", "check", r.cfg.Name, "key", al.Key, "err", err)
-		text += "\n(diagnostics incomplete: " + err.Error() + ")"
-	}
-	if details != "" {
-		text = details + "\n" + text
-	}
-	return textfmt.Truncate(text, checks.MaxDetails)
-}
-
-func (a *Agent) logTransition(t Transition) {
-	level := slog.LevelInfo
-	if t.State.Firing() || t.State == StateUnknown {
-		level = slog.LevelWarn
-	}
-	attrs := []any{"key", t.Key, "from", t.From.String(), "to", t.State.String(), "reason", t.Reason}
-	if t.Metric != "" && t.State != StateUnknown {
-		attrs = append(attrs, "value", t.Value)
-	}
-	a.log.Log(context.Background(), level, "alert state changed", attrs...)
+// RunCheck runs one check now through the pipeline (see pipeline.go) and
+// returns the transitions it caused.
+func (a *Agent) RunCheck(ctx context.Context, r *runner) []alert.Transition {
+	return a.pipeline.run(ctx, r).ts
 }
 
 func (r *runner) lastError() string {
@@ -518,7 +421,7 @@ type CheckResult struct {
 	Name         string               `json:"name"`
 	Kind         string               `json:"kind"`
 	Schedule     string               `json:"schedule"`
-	State        State                `json:"state"` // worst state of its alerts; unknown when the run failed
+	State        alert.State          `json:"state"` // worst state of its alerts; unknown when the run failed
 	LastRun      time.Time            `json:"last_run,omitzero"`
 	LastSuccess  time.Time            `json:"last_success,omitzero"`
 	Duration     float64              `json:"duration_seconds"`
@@ -527,7 +430,7 @@ type CheckResult struct {
 	Errors       uint64               `json:"errors"`
 	Skipped      uint64               `json:"skipped"`
 	Observations []checks.Observation `json:"observations,omitempty"`
-	Alerts       []Alert              `json:"alerts,omitempty"`
+	Alerts       []alert.Alert        `json:"alerts,omitempty"`
 }
 
 func (a *Agent) checkResult(r *runner) CheckResult {
@@ -539,16 +442,16 @@ func (a *Agent) checkResult(r *runner) CheckResult {
 		Observations: slices.Clone(r.obs),
 	}
 	r.mu.RUnlock()
-	cr.State = StateOK
+	cr.State = alert.StateOK
 	if !r.firstDoneLocked() || cr.Error != "" {
-		cr.State = StateUnknown
+		cr.State = alert.StateUnknown
 	}
 	for _, al := range a.eval.Alerts() {
 		if al.Check != r.cfg.Name || al.Metric == "" {
 			continue
 		}
 		cr.Alerts = append(cr.Alerts, al)
-		cr.State = Worst(cr.State, al.State)
+		cr.State = alert.Worst(cr.State, al.State)
 	}
 	return cr
 }
@@ -557,16 +460,6 @@ func (r *runner) firstDoneLocked() bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.firstDone
-}
-
-// Worst returns the more severe of two states, ordered as a Nagios plugin
-// would report them: crit > warn > unknown > pending > ok.
-func Worst(a, b State) State {
-	rank := [...]int{StateOK: 0, StatePending: 1, StateUnknown: 2, StateWarn: 3, StateCrit: 4}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
 }
 
 // Results returns every check's last result.

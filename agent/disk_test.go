@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // TestRealDiskAlert mounts a small tmpfs, fills it past crit and watches the
@@ -35,10 +37,10 @@ checks:
         for: 2s
         clear: 0.05
 `, mnt))
-	key := AlertKey("disk-test", "disk", "disk_used_ratio", nil) // prefix; labels follow
+	key := alert.Key("disk-test", "disk", "disk_used_ratio", nil) // prefix; labels follow
 	key = strings.TrimSuffix(key, "{}")
 
-	stateOf := func() (State, string) {
+	stateOf := func() (alert.State, string) {
 		var st Status
 		require.NoError(t, json.Unmarshal([]byte(get(t, srv.URL+"/api/v1/status")), &st))
 		for _, al := range st.Alerts {
@@ -48,7 +50,7 @@ checks:
 		}
 		return -2, ""
 	}
-	require.Eventually(t, func() bool { s, _ := stateOf(); return s == StateOK }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { s, _ := stateOf(); return s == alert.StateOK }, 10*time.Second, 50*time.Millisecond)
 
 	// Fill to ~94 % of 8 MiB in a subdirectory.
 	require.NoError(t, os.MkdirAll(filepath.Join(mnt, "logs", "app"), 0o755))
@@ -56,15 +58,15 @@ checks:
 	require.NoError(t, os.WriteFile(big, make([]byte, 7700*1024), 0o644))
 	filledAt := time.Now()
 
-	var seen []State
+	var seen []alert.State
 	require.Eventually(t, func() bool {
 		s, _ := stateOf()
 		if len(seen) == 0 || seen[len(seen)-1] != s {
 			seen = append(seen, s)
 		}
-		return s == StateCrit
+		return s == alert.StateCrit
 	}, 15*time.Second, 50*time.Millisecond, "states seen: %v", seen)
-	require.Contains(t, seen, StatePending, "the breach is pending before it fires")
+	require.Contains(t, seen, alert.StatePending, "the breach is pending before it fires")
 	require.GreaterOrEqual(t, time.Since(filledAt), 2*time.Second, "it fires only after `for`")
 	// Diagnostics are taken right after the alert fires (a bounded scan).
 	var details string
@@ -75,7 +77,7 @@ checks:
 	require.Contains(t, metrics, fmt.Sprintf(`l2agent_alert_state{check="disk",device="l2agent-test",fstype="tmpfs",metric="disk_used_ratio",mountpoint="%s"} 3`, mnt))
 
 	require.NoError(t, os.Remove(big))
-	require.Eventually(t, func() bool { s, _ := stateOf(); return s == StateOK }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { s, _ := stateOf(); return s == alert.StateOK }, 10*time.Second, 50*time.Millisecond)
 	require.Contains(t, get(t, srv.URL+"/metrics"), fmt.Sprintf(`l2agent_alert_state{check="disk",device="l2agent-test",fstype="tmpfs",metric="disk_used_ratio",mountpoint="%s"} 0`, mnt))
 	_ = a
 }

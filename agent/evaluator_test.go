@@ -9,6 +9,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 func f(v float64) *float64 { return &v }
@@ -17,8 +18,8 @@ type step struct {
 	at    time.Duration // since t0
 	value float64
 	err   error
-	want  State  // state of the key after the step
-	trans string // "" for no transition, else "from>to"
+	want  alert.State // state of the key after the step
+	trans string      // "" for no transition, else "from>to"
 }
 
 func TestEvaluatorTable(t *testing.T) {
@@ -32,52 +33,52 @@ func TestEvaluatorTable(t *testing.T) {
 		rule  configs.Rule
 		steps []step
 	}{
-		{"ok stays ok", above, []step{{0, 0.5, nil, StateOK, ""}, {30 * time.Second, 0.79, nil, StateOK, ""}}},
+		{"ok stays ok", above, []step{{0, 0.5, nil, alert.StateOK, ""}, {30 * time.Second, 0.79, nil, alert.StateOK, ""}}},
 		{"for: breach must hold before firing", above, []step{
-			{0, 0.85, nil, StatePending, "ok>pending"},
-			{30 * time.Second, 0.86, nil, StatePending, ""},
-			{60 * time.Second, 0.86, nil, StateWarn, "pending>warn"},
+			{0, 0.85, nil, alert.StatePending, "ok>pending"},
+			{30 * time.Second, 0.86, nil, alert.StatePending, ""},
+			{60 * time.Second, 0.86, nil, alert.StateWarn, "pending>warn"},
 		}},
 		{"for: a short breach never fires", above, []step{
-			{0, 0.85, nil, StatePending, "ok>pending"},
-			{30 * time.Second, 0.5, nil, StateOK, "pending>ok"},
-			{60 * time.Second, 0.85, nil, StatePending, "ok>pending"},
-			{90 * time.Second, 0.85, nil, StatePending, ""},
+			{0, 0.85, nil, alert.StatePending, "ok>pending"},
+			{30 * time.Second, 0.5, nil, alert.StateOK, "pending>ok"},
+			{60 * time.Second, 0.85, nil, alert.StatePending, "ok>pending"},
+			{90 * time.Second, 0.85, nil, alert.StatePending, ""},
 		}},
 		{"pending fires at the severity reached", above, []step{
-			{0, 0.85, nil, StatePending, "ok>pending"},
-			{61 * time.Second, 0.95, nil, StateCrit, "pending>crit"},
+			{0, 0.85, nil, alert.StatePending, "ok>pending"},
+			{61 * time.Second, 0.95, nil, alert.StateCrit, "pending>crit"},
 		}},
 		{"warn to crit to warn", above, []step{
-			{0, 0.85, nil, StatePending, "ok>pending"},
-			{time.Minute, 0.85, nil, StateWarn, "pending>warn"},
-			{2 * time.Minute, 0.92, nil, StateCrit, "warn>crit"},
-			{3 * time.Minute, 0.87, nil, StateCrit, ""}, // hysteresis: 0.87 ≥ 0.9-0.05
-			{4 * time.Minute, 0.84, nil, StateWarn, "crit>warn"},
-			{5 * time.Minute, 0.76, nil, StateWarn, ""}, // hysteresis: 0.76 ≥ 0.8-0.05
-			{6 * time.Minute, 0.74, nil, StateOK, "warn>ok"},
+			{0, 0.85, nil, alert.StatePending, "ok>pending"},
+			{time.Minute, 0.85, nil, alert.StateWarn, "pending>warn"},
+			{2 * time.Minute, 0.92, nil, alert.StateCrit, "warn>crit"},
+			{3 * time.Minute, 0.87, nil, alert.StateCrit, ""}, // hysteresis: 0.87 ≥ 0.9-0.05
+			{4 * time.Minute, 0.84, nil, alert.StateWarn, "crit>warn"},
+			{5 * time.Minute, 0.76, nil, alert.StateWarn, ""}, // hysteresis: 0.76 ≥ 0.8-0.05
+			{6 * time.Minute, 0.74, nil, alert.StateOK, "warn>ok"},
 		}},
 		{"hysteresis below", below, []step{
-			{0, 0.09, nil, StateWarn, "ok>warn"}, // no for: fires at once
-			{time.Minute, 0.11, nil, StateWarn, ""},
-			{2 * time.Minute, 0.04, nil, StateCrit, "warn>crit"},
-			{3 * time.Minute, 0.06, nil, StateCrit, ""},
-			{4 * time.Minute, 0.08, nil, StateWarn, "crit>warn"},
-			{5 * time.Minute, 0.13, nil, StateOK, "warn>ok"},
+			{0, 0.09, nil, alert.StateWarn, "ok>warn"}, // no for: fires at once
+			{time.Minute, 0.11, nil, alert.StateWarn, ""},
+			{2 * time.Minute, 0.04, nil, alert.StateCrit, "warn>crit"},
+			{3 * time.Minute, 0.06, nil, alert.StateCrit, ""},
+			{4 * time.Minute, 0.08, nil, alert.StateWarn, "crit>warn"},
+			{5 * time.Minute, 0.13, nil, alert.StateOK, "warn>ok"},
 		}},
-		{"crit only", critOnly, []step{{0, 0.89, nil, StateOK, ""}, {time.Second, 0.9, nil, StateCrit, "ok>crit"}, {2 * time.Second, 0.89, nil, StateOK, "crit>ok"}}},
+		{"crit only", critOnly, []step{{0, 0.89, nil, alert.StateOK, ""}, {time.Second, 0.9, nil, alert.StateCrit, "ok>crit"}, {2 * time.Second, 0.89, nil, alert.StateOK, "crit>ok"}}},
 		{"unknown on error, firing resumes without waiting again", above, []step{
-			{0, 0.85, nil, StatePending, "ok>pending"},
-			{time.Minute, 0.85, nil, StateWarn, "pending>warn"},
-			{2 * time.Minute, 0, errors.New("statfs: input/output error"), StateUnknown, "warn>unknown"},
-			{3 * time.Minute, 0, errors.New("statfs: input/output error"), StateUnknown, ""},
-			{4 * time.Minute, 0.85, nil, StateWarn, "unknown>warn"},
+			{0, 0.85, nil, alert.StatePending, "ok>pending"},
+			{time.Minute, 0.85, nil, alert.StateWarn, "pending>warn"},
+			{2 * time.Minute, 0, errors.New("statfs: input/output error"), alert.StateUnknown, "warn>unknown"},
+			{3 * time.Minute, 0, errors.New("statfs: input/output error"), alert.StateUnknown, ""},
+			{4 * time.Minute, 0.85, nil, alert.StateWarn, "unknown>warn"},
 		}},
 		{"unknown on timeout, then pending anew when it was not firing", above, []step{
-			{0, 0.5, nil, StateOK, ""},
-			{time.Minute, 0, timeout, StateUnknown, "ok>unknown"},
-			{2 * time.Minute, 0.85, nil, StatePending, "unknown>pending"},
-			{3 * time.Minute, 0.5, nil, StateOK, "pending>ok"},
+			{0, 0.5, nil, alert.StateOK, ""},
+			{time.Minute, 0, timeout, alert.StateUnknown, "ok>unknown"},
+			{2 * time.Minute, 0.85, nil, alert.StatePending, "unknown>pending"},
+			{3 * time.Minute, 0.5, nil, alert.StateOK, "pending>ok"},
 		}},
 	}
 	for _, tc := range cases {
@@ -85,7 +86,7 @@ func TestEvaluatorTable(t *testing.T) {
 			e := NewEvaluator("web-7")
 			t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 			labels := map[string]string{"mountpoint": "/var"}
-			key := AlertKey("web-7", "c", tc.rule.Metric, labels)
+			key := alert.Key("web-7", "c", tc.rule.Metric, labels)
 			for i, s := range tc.steps {
 				var obs []checks.Observation
 				if s.err == nil {
@@ -121,14 +122,14 @@ func TestEvaluatorLabelsInKey(t *testing.T) {
 	ts := e.Evaluate("disk", []configs.Rule{rule}, obs, nil, time.Now())
 	require.Len(t, ts, 1)
 	require.Equal(t, `h/disk/disk_used_ratio{device="/dev/vda",mountpoint="/"}`, ts[0].Key)
-	require.Equal(t, StateCrit, ts[0].State)
+	require.Equal(t, alert.StateCrit, ts[0].State)
 	require.Equal(t, 0.9, ts[0].Threshold)
 	// the key does not depend on map order
-	require.Equal(t, ts[0].Key, AlertKey("h", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/", "device": "/dev/vda"}))
+	require.Equal(t, ts[0].Key, alert.Key("h", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/", "device": "/dev/vda"}))
 
-	al, ok := e.Alert(AlertKey("h", "disk", "disk_used_ratio", obs[1].Labels))
+	al, ok := e.Alert(alert.Key("h", "disk", "disk_used_ratio", obs[1].Labels))
 	require.True(t, ok)
-	require.Equal(t, StateOK, al.State)
+	require.Equal(t, alert.StateOK, al.State)
 }
 
 func TestEvaluatorMostSpecificRuleWins(t *testing.T) {
@@ -154,10 +155,10 @@ func TestEvaluatorGoneSeriesClears(t *testing.T) {
 	require.Len(t, e.Evaluate("disk", []configs.Rule{rule}, obs, nil, now), 1)
 	ts := e.Evaluate("disk", []configs.Rule{rule}, nil, nil, now.Add(time.Minute))
 	require.Len(t, ts, 1)
-	require.Equal(t, StateCrit, ts[0].From)
-	require.Equal(t, StateOK, ts[0].State)
+	require.Equal(t, alert.StateCrit, ts[0].From)
+	require.Equal(t, alert.StateOK, ts[0].State)
 	require.Equal(t, "series no longer reported", ts[0].Reason)
-	_, ok := e.Alert(AlertKey("h", "disk", "disk_used_ratio", obs[0].Labels))
+	_, ok := e.Alert(alert.Key("h", "disk", "disk_used_ratio", obs[0].Labels))
 	require.False(t, ok)
 }
 
@@ -167,11 +168,11 @@ func TestEvaluatorCheckRunKey(t *testing.T) {
 	ts := e.Evaluate("cpu", nil, nil, errors.New("boom"), now)
 	require.Len(t, ts, 1)
 	require.Equal(t, "h/cpu", ts[0].Key)
-	require.Equal(t, StateUnknown, ts[0].State)
+	require.Equal(t, alert.StateUnknown, ts[0].State)
 	ts = e.Evaluate("cpu", nil, nil, nil, now.Add(time.Second))
 	require.Len(t, ts, 1)
-	require.Equal(t, StateOK, ts[0].State)
-	require.Equal(t, StateUnknown, ts[0].From)
+	require.Equal(t, alert.StateOK, ts[0].State)
+	require.Equal(t, alert.StateUnknown, ts[0].From)
 }
 
 func TestEvaluatorIgnoreFor(t *testing.T) {
@@ -180,28 +181,5 @@ func TestEvaluatorIgnoreFor(t *testing.T) {
 	rule := configs.Rule{Metric: "m", Warn: f(1), For: configs.Duration(time.Hour)}
 	ts := e.Evaluate("c", []configs.Rule{rule}, []checks.Observation{{Metric: "m", Value: 2}}, nil, time.Now())
 	require.Len(t, ts, 1)
-	require.Equal(t, StateWarn, ts[0].State)
-}
-
-func TestStateMetricValue(t *testing.T) {
-	require.Equal(t, -1.0, StateUnknown.MetricValue())
-	require.Equal(t, 3.0, StateCrit.MetricValue())
-	require.Equal(t, StateCrit, Worst(StateWarn, StateCrit))
-	require.Equal(t, StateUnknown, Worst(StateUnknown, StatePending))
-}
-
-func TestParseAlertKey(t *testing.T) {
-	labels := map[string]string{"mountpoint": `/srv/a "b",c=d`, "device": "/dev/vda"}
-	key := AlertKey("web-7", "disk", "disk_used_ratio", labels)
-	h, c, m, l, err := ParseAlertKey(key)
-	require.NoError(t, err)
-	require.Equal(t, []string{"web-7", "disk", "disk_used_ratio"}, []string{h, c, m})
-	require.Equal(t, labels, l)
-	h, c, m, _, err = ParseAlertKey("web-7/cpu")
-	require.NoError(t, err)
-	require.Equal(t, []string{"web-7", "cpu", ""}, []string{h, c, m})
-	for _, bad := range []string{"", "web-7", "h/c/m", "h/c/m{a=b}", `h/c/m{a="b"`} {
-		_, _, _, _, err := ParseAlertKey(bad)
-		require.Error(t, err, bad)
-	}
+	require.Equal(t, alert.StateWarn, ts[0].State)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -11,30 +12,50 @@ import (
 // Remediation is the remediation engine, nil when it could not be set up.
 func (a *Agent) Remediation() *remediate.Engine { return a.remediation.Load() }
 
-// remediate runs the remediation rule matching a transition to firing, if
-// any, and verifies it by running the check again. fixed is true when the
-// alert cleared: the incident was auto-remediated and no ticket is filed
-// (the audit log has it). Otherwise what was tried goes into the
-// transition, and so into the ticket's "What was tried". verified are the
-// transitions of the verifying run, for the sinks after t.
-func (a *Agent) remediate(ctx context.Context, r *runner, t *Transition) (fixed bool, verified []Transition) {
-	alert := remediate.Alert{Key: t.Key, Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, State: t.State.String(), Value: t.Value}
-	e := a.remediation.Load()
-	if _, ok := e.Rule(alert); !ok {
+// remediateStage is the pipeline stage that remediates every alert that
+// starts firing and has a remediation rule, and verifies the fix by running
+// the check again through verify. It decides what the run sends on: an
+// alert verified as fixed sends only the verifying run's transitions (it
+// was auto-remediated: no ticket; the audit log has it); otherwise the
+// transition, with what was tried, then the verifying run's transitions.
+func (a *Agent) remediateStage(verify pipeline) stage {
+	return func(ctx context.Context, cr *checkRun) bool {
+		e := a.remediation.Load()
+		for i := range cr.ts {
+			t := &cr.ts[i]
+			if e == nil || !t.Starts() {
+				cr.send = append(cr.send, *t)
+				continue
+			}
+			fixed, verified := a.remediate(ctx, e, verify, cr.r, t)
+			if !fixed {
+				cr.send = append(cr.send, *t)
+			}
+			cr.send = append(cr.send, verified...)
+		}
+		return true
+	}
+}
+
+// remediate runs the rule matching t, if any, and records what was tried in
+// t. fixed is true when the alert cleared; verified are the transitions of
+// the verifying runs.
+func (a *Agent) remediate(ctx context.Context, e *remediate.Engine, verify pipeline, r *runner, t *alert.Transition) (fixed bool, verified []alert.Transition) {
+	if _, ok := e.Rule(t.Alert); !ok {
 		return false, nil
 	}
-	verify := func(ctx context.Context) (bool, error) {
-		verified = append(verified, a.runCheck(ctx, r, false)...)
+	check := func(ctx context.Context) (bool, error) {
+		verified = append(verified, verify.run(ctx, r).ts...)
 		cur, ok := a.eval.Alert(t.Key)
 		if !ok {
 			return true, nil // the series is gone
 		}
-		if cur.State == StateUnknown {
+		if cur.State == alert.StateUnknown {
 			return false, errors.New("the check failed when run again: " + cur.Error)
 		}
-		return !cur.State.Firing() && cur.State != StatePending, nil
+		return !cur.State.Firing() && cur.State != alert.StatePending, nil
 	}
-	at, attempted := e.Remediate(ctx, alert, verify)
+	at, attempted := e.Remediate(ctx, t.Alert, check)
 	if at.Action == "" {
 		return false, verified
 	}
@@ -43,7 +64,7 @@ func (a *Agent) remediate(ctx context.Context, r *runner, t *Transition) (fixed 
 		a.log.Info("auto-remediated: no ticket", "key", t.Key, "action", at.Action, "result", at.Result)
 		return true, verified
 	}
-	t.Attempts = append(t.Attempts, ticketing.Attempt(at))
+	t.Attempts = append(t.Attempts, at)
 	t.RemediationFailed = attempted
 	return false, verified
 }

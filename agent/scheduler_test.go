@@ -17,6 +17,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
 
@@ -113,11 +114,11 @@ checks:
 	for _, c := range st.Checks {
 		byName[c.Name] = c
 	}
-	require.Equal(t, StateUnknown, byName["hang"].State)
+	require.Equal(t, alert.StateUnknown, byName["hang"].State)
 	require.Contains(t, byName["hang"].Error, "check timed out after 300ms")
-	require.Equal(t, StateUnknown, byName["boom"].State)
+	require.Equal(t, alert.StateUnknown, byName["boom"].State)
 	require.Contains(t, byName["boom"].Error, "check panicked")
-	require.Equal(t, StateOK, byName["count"].State)
+	require.Equal(t, alert.StateOK, byName["count"].State)
 	require.GreaterOrEqual(t, byName["boom"].Errors, uint64(2), "a panic does not stop the schedule")
 	// The hung run still holds its slot: later runs are skipped, not stacked.
 	require.Eventually(t, func() bool {

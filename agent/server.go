@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -96,7 +97,7 @@ type Status struct {
 	ConfigFile string        `json:"config_file"`
 	Ready      bool          `json:"ready"`
 	Checks     []CheckResult `json:"checks"`
-	Alerts     []Alert       `json:"alerts"`
+	Alerts     []alert.Alert `json:"alerts"`
 }
 
 // Status returns every check and every alert key with its state.

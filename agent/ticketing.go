@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/ticketing"
 	"github.com/l2agent/l2agent/ticketing/alertmanager"
 	"github.com/l2agent/l2agent/ticketing/file"
@@ -120,17 +121,10 @@ func (a *Agent) newTicketing(cfg *configs.Config, reg prometheus.Registerer, rea
 	return ticketing.NewService(cfg.Ticketing, store, names, backends, a.build.Version, a.log.With("component", "ticketing"), reg), nil
 }
 
-// ticketSink feeds evaluator transitions to the ticket manager.
+// ticketSink hands the pipeline's transitions to the ticket manager.
 type ticketSink struct{ svc *ticketing.Service }
 
-func (s ticketSink) Transition(_ context.Context, t Transition) {
-	s.svc.Handle(ticketing.Alert{
-		Key: t.Key, Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels,
-		From: t.From.String(), To: t.State.String(), Value: t.Value, Threshold: t.Threshold, Direction: t.Direction,
-		Since: t.BreachAt, At: t.At, Reason: t.Reason, Details: t.Details, Error: t.Error, RunbookURL: t.RunbookURL,
-		Attempts: t.Attempts, RemediationFailed: t.RemediationFailed,
-	})
-}
+func (s ticketSink) Transition(_ context.Context, t alert.Transition) { s.svc.Handle(t) }
 
 // OpenTicketing opens the store and backends of cfg without starting
 // delivery, for `l2agent tickets flush` when no agent runs.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -85,9 +86,9 @@ func BenchmarkDelivery(b *testing.B) {
 	cfg.ApplyDefaults(b.TempDir())
 	svc := ticketing.NewService(cfg, store, []string{"nop"}, map[string]ticketing.Ticketer{"nop": nopTicketer{}}, "bench", log, nil)
 	defer svc.Stop()
-	var as []ticketing.Alert
+	var as []alert.Transition
 	for i := range b.N {
-		as = append(as, ticketing.Alert{Key: fmt.Sprintf("k%d", i), From: "ok", To: "warn", At: time.Now()})
+		as = append(as, alert.Transition{Alert: alert.Alert{Key: fmt.Sprintf("k%d", i), State: alert.StateWarn}, From: alert.StateOK, At: time.Now()})
 	}
 	for i := 0; i < len(as); i += 1000 {
 		if err := svc.Manager.HandleBatch(as[i:min(i+1000, len(as))]); err != nil {

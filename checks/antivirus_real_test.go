@@ -25,6 +25,7 @@ import (
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // needBinary returns the path of a program the test needs; missing, it
@@ -82,10 +83,10 @@ func writeDailyCUD(t *testing.T, dir string, version int, built time.Time) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "daily.cud"), append(hdr, gz.Bytes()...), 0o644))
 }
 
-func evaluate(t *testing.T, ev *agent.Evaluator, rules []configs.Rule, obs []checks.Observation, now time.Time) map[string]agent.State {
+func evaluate(t *testing.T, ev *agent.Evaluator, rules []configs.Rule, obs []checks.Observation, now time.Time) map[string]alert.State {
 	t.Helper()
 	ev.Evaluate("antivirus", rules, obs, nil, now)
-	states := map[string]agent.State{}
+	states := map[string]alert.State{}
 	for _, a := range ev.Alerts() {
 		states[strings.TrimPrefix(a.Key, "h/antivirus/")] = a.State
 	}
@@ -188,8 +189,8 @@ func TestClamAVReal(t *testing.T) {
 	require.NotContains(t, got, "antivirus_infected_files", "no scan yet")
 	require.NotContains(t, got, "antivirus_signature_update_timestamp_seconds", "freshclam never ran")
 	states := evaluate(t, ev, rules, obs, time.Now())
-	require.Equal(t, agent.StateOK, states[`antivirus_up{engine="clamav"}`])
-	require.Equal(t, agent.StateWarn, states[`antivirus_signature_age_seconds{engine="clamav"}`], "3 days old: past 2 days")
+	require.Equal(t, alert.StateOK, states[`antivirus_up{engine="clamav"}`])
+	require.Equal(t, alert.StateWarn, states[`antivirus_signature_age_seconds{engine="clamav"}`], "3 days old: past 2 days")
 
 	// freshclam against a local mirror whose databases are not newer: a
 	// real "database is up-to-date" run in freshclam's log.
@@ -243,7 +244,7 @@ func TestClamAVReal(t *testing.T) {
 	require.Contains(t, got["antivirus_infected_files"].Details, filepath.Join(files, "infected.txt")+": L2agent.Test.Signature.UNOFFICIAL FOUND")
 	require.InDelta(t, float64(time.Now().Unix()), got["antivirus_last_scan_timestamp_seconds"].Value, 120)
 	states = evaluate(t, ev, rules, obs, time.Now())
-	require.Equal(t, agent.StateCrit, states[`antivirus_infected_files{engine="clamav"}`])
+	require.Equal(t, alert.StateCrit, states[`antivirus_infected_files{engine="clamav"}`])
 
 	// clamd stopped: the next run says down, the signature age still comes
 	// from the database header, and the alert fires.
@@ -253,5 +254,5 @@ func TestClamAVReal(t *testing.T) {
 	require.Contains(t, got["antivirus_up"].Details, "is down")
 	require.InDelta(t, 3*24*3600, got["antivirus_signature_age_seconds"].Value, 120)
 	states = evaluate(t, ev, rules, obs, time.Now())
-	require.Equal(t, agent.StateCrit, states[`antivirus_up{engine="clamav"}`])
+	require.Equal(t, alert.StateCrit, states[`antivirus_up{engine="clamav"}`])
 }

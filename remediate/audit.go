@@ -12,29 +12,67 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // Record is one line of the audit log: every decision, whether the action
 // ran or not.
 type Record struct {
-	Time            time.Time `json:"time"`
-	Action          string    `json:"action"`
-	Result          string    `json:"result"`           // one of Results
-	Reason          string    `json:"reason,omitempty"` // why: skipped, failed, verified
-	Manual          bool      `json:"manual,omitempty"` // run by hand (CLI), not by a rule
-	DryRun          bool      `json:"dry_run,omitempty"`
-	Rule            int       `json:"rule"` // index of the rule, -1 for a manual run
-	Alert           Alert     `json:"alert"`
-	Plan            string    `json:"plan,omitempty"`
-	Outcome         string    `json:"outcome,omitempty"` // the action's own summary
-	Output          string    `json:"output,omitempty"`  // excerpt, bounded by MaxOutput
-	FreedBytes      int64     `json:"freed_bytes,omitempty"`
-	RebootRequired  bool      `json:"reboot_required,omitempty"`
-	DurationSeconds float64   `json:"duration_seconds,omitempty"`
+	Time            time.Time  `json:"time"`
+	Action          string     `json:"action"`
+	Result          string     `json:"result"`           // one of Results
+	Reason          string     `json:"reason,omitempty"` // why: skipped, failed, verified
+	Manual          bool       `json:"manual,omitempty"` // run by hand (CLI), not by a rule
+	DryRun          bool       `json:"dry_run,omitempty"`
+	Rule            int        `json:"rule"` // index of the rule, -1 for a manual run
+	Alert           auditAlert `json:"alert"`
+	Plan            string     `json:"plan,omitempty"`
+	Outcome         string     `json:"outcome,omitempty"` // the action's own summary
+	Output          string     `json:"output,omitempty"`  // excerpt, bounded by MaxOutput
+	FreedBytes      int64      `json:"freed_bytes,omitempty"`
+	RebootRequired  bool       `json:"reboot_required,omitempty"`
+	DurationSeconds float64    `json:"duration_seconds,omitempty"`
+}
+
+// auditAlert is the alert model as the audit log writes it: only what
+// identifies it and its value, the fields the log always had.
+type auditAlert alert.Alert
+
+type auditAlertJSON struct {
+	Key    string            `json:"key"`
+	Host   string            `json:"host,omitempty"`
+	Check  string            `json:"check"`
+	Metric string            `json:"metric,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	State  string            `json:"state,omitempty"` // "warn" or "crit"
+	Value  float64           `json:"value"`
+}
+
+// MarshalJSON writes the audit log's fields of the alert.
+func (a auditAlert) MarshalJSON() ([]byte, error) {
+	j := auditAlertJSON{Key: a.Key, Host: a.Host, Check: a.Check, Metric: a.Metric, Labels: a.Labels, Value: a.Value}
+	if a.State != alert.StateOK {
+		j.State = a.State.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (a *auditAlert) UnmarshalJSON(b []byte) error {
+	var j auditAlertJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*a = auditAlert{Key: j.Key, Host: j.Host, Check: j.Check, Metric: j.Metric, Labels: j.Labels, Value: j.Value}
+	if j.State != "" {
+		return a.State.UnmarshalText([]byte(j.State))
+	}
+	return nil
 }
 
 // Attempt is the record as a ticket shows it.
-func (r Record) Attempt() Attempt {
+func (r Record) Attempt() alert.Attempt {
 	text := r.Reason
 	switch {
 	case r.Outcome != "" && text != "" && r.Outcome != text:
@@ -46,7 +84,7 @@ func (r Record) Attempt() Attempt {
 	if text != "" {
 		res += ": " + text
 	}
-	return Attempt{At: r.Time, Action: r.Action, Plan: r.Plan, Output: r.Output, Result: res, Success: r.Result == ResultSuccess}
+	return alert.Attempt{At: r.Time, Action: r.Action, Plan: r.Plan, Output: r.Output, Result: res, Success: r.Result == ResultSuccess}
 }
 
 // auditLog appends records as JSON lines, each synced to disk.

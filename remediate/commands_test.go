@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // evil labels: nothing of an alert may reach a command line, let alone a shell.
@@ -22,7 +24,7 @@ var evilLabels = map[string]string{
 }
 
 func evilAlert(check string) Alert {
-	return Alert{Key: "h/" + check + "/m{x=\"$(id)\"}", Host: "h", Check: check, Metric: "m", Labels: evilLabels, State: "crit", Value: 1}
+	return Alert{Key: "h/" + check + "/m{x=\"$(id)\"}", Host: "h", Check: check, Metric: "m", Labels: evilLabels, State: alert.StateCrit, Value: 1}
 }
 
 func TestCommandActions(t *testing.T) {
@@ -110,7 +112,7 @@ remediation:
 	dir := t.TempDir()
 	e, err := newEngine(parseRemediation(t, yaml), dir, nil, nil, clk.Now, env{procfs: "/proc", root: root})
 	require.NoError(t, err)
-	a := Alert{Key: "h/patches", Check: "patches", Metric: "patches_pending", Labels: map[string]string{"kind": "security"}, State: "warn", Value: 3}
+	a := Alert{Key: "h/patches", Check: "patches", Metric: "patches_pending", Labels: map[string]string{"kind": "security"}, State: alert.StateWarn, Value: 3}
 
 	// Outside the window: nothing runs.
 	at, attempted := e.Remediate(context.Background(), a, cleared(true))

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 func TestConfigDefaultsAllOff(t *testing.T) {
@@ -24,7 +25,7 @@ func TestConfigDefaultsAllOff(t *testing.T) {
 	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Command)
 	e, err := New(cfg, t.TempDir(), nil, nil, nil)
 	require.NoError(t, err)
-	_, attempted := e.Remediate(t.Context(), Alert{Check: "disk", State: "crit"}, nil)
+	_, attempted := e.Remediate(t.Context(), Alert{Check: "disk", State: alert.StateCrit}, nil)
 	require.False(t, attempted)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // mountTmpfs mounts a fresh tmpfs at dir (as root), unmounted at cleanup.
@@ -208,7 +209,7 @@ remediation:
 `, mnt, mnt)
 	clk := newClock("2026-08-01T12:00:00Z")
 	e, _, dir := newTestEngine(t, yaml, clk)
-	a := Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, State: "crit"}
+	a := Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, State: alert.StateCrit}
 	p, err := e.Plan(context.Background(), "disk_cleanup", a)
 	require.NoError(t, err)
 	require.Contains(t, p.Text, "a.log.1")

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -141,16 +142,16 @@ func newAction(name string, p configs.ActionPolicy, params configs.RemediationPa
 }
 
 // match finds the first rule for a firing alert.
-func (e *Engine) match(a Alert) (boundRule, bool) {
+func (e *Engine) match(a alert.Alert) (boundRule, bool) {
 	for _, br := range e.rules {
 		r := br.rule
 		if r.Check != a.Check || (r.Metric != "" && r.Metric != a.Metric) {
 			continue
 		}
-		if r.State == "crit" && a.State != "crit" {
+		if r.State == "crit" && a.State != alert.StateCrit {
 			continue
 		}
-		if a.State != "warn" && a.State != "crit" {
+		if !a.State.Firing() {
 			continue
 		}
 		ok := true
@@ -168,7 +169,7 @@ func (e *Engine) match(a Alert) (boundRule, bool) {
 }
 
 // Rule reports the action of the first rule matching a firing alert.
-func (e *Engine) Rule(a Alert) (action string, ok bool) {
+func (e *Engine) Rule(a alert.Alert) (action string, ok bool) {
 	br, ok := e.match(a)
 	return br.rule.Action, ok
 }
@@ -179,10 +180,10 @@ func (e *Engine) Rule(a Alert) (action string, ok bool) {
 // policy held the action back (dry run, cooldown, rate limit, window, not
 // allowed: the Attempt says why). Only an attempted Attempt with
 // Success=false is a failed remediation; Success means the alert cleared.
-func (e *Engine) Remediate(ctx context.Context, a Alert, verify VerifyFunc) (Attempt, bool) {
+func (e *Engine) Remediate(ctx context.Context, a alert.Alert, verify VerifyFunc) (alert.Attempt, bool) {
 	br, ok := e.match(a)
 	if !ok {
-		return Attempt{}, false
+		return alert.Attempt{}, false
 	}
 	return e.run(ctx, br.rule.Action, br.action, br.index, a, verify)
 }
@@ -190,7 +191,7 @@ func (e *Engine) Remediate(ctx context.Context, a Alert, verify VerifyFunc) (Att
 // Run runs an action by hand (CLI) under the same policy and audit. The
 // params are those of the first rule of this action matching a, else the
 // action's own.
-func (e *Engine) Run(ctx context.Context, action string, a Alert, verify VerifyFunc) (Attempt, bool) {
+func (e *Engine) Run(ctx context.Context, action string, a alert.Alert, verify VerifyFunc) (alert.Attempt, bool) {
 	act, idx := e.actionFor(action, a)
 	return e.run(ctx, action, act, idx, a, verify)
 }
@@ -198,7 +199,7 @@ func (e *Engine) Run(ctx context.Context, action string, a Alert, verify VerifyF
 // Plan says what an action would do now for a, without any policy check
 // and without changing anything (the CLI's dry run). Admit says whether the
 // policy would let it run.
-func (e *Engine) Plan(ctx context.Context, action string, a Alert) (Plan, error) {
+func (e *Engine) Plan(ctx context.Context, action string, a alert.Alert) (Plan, error) {
 	act, _ := e.actionFor(action, a)
 	if act == nil {
 		return Plan{}, fmt.Errorf("unknown remediation action %q (known: %s)", action, strings.Join(configs.RemediationActions, ", "))
@@ -211,15 +212,15 @@ func (e *Engine) Plan(ctx context.Context, action string, a Alert) (Plan, error)
 
 // Admit reports what the policy would decide now for action and a: an
 // empty result when it would run, else the result label and why.
-func (e *Engine) Admit(action string, a Alert) (result, reason string) {
+func (e *Engine) Admit(action string, a alert.Alert) (result, reason string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	result, reason, _ = e.decide(action, a, false)
 	return result, reason
 }
 
-func (e *Engine) actionFor(action string, a Alert) (Action, int) {
-	if a.State == "warn" || a.State == "crit" {
+func (e *Engine) actionFor(action string, a alert.Alert) (Action, int) {
+	if a.State.Firing() {
 		for _, br := range e.rules {
 			if br.rule.Action != action {
 				continue
@@ -234,7 +235,7 @@ func (e *Engine) actionFor(action string, a Alert) (Action, int) {
 
 // decide applies the policy; reserve books the run (cooldown, rate limits).
 // e.mu is held.
-func (e *Engine) decide(name string, a Alert, reserve bool) (result, reason string, dryRun bool) {
+func (e *Engine) decide(name string, a alert.Alert, reserve bool) (result, reason string, dryRun bool) {
 	now := e.now()
 	p, known := e.cfg.Actions[name]
 	if _, ok := e.actions[name]; !known || !ok {
@@ -307,9 +308,9 @@ func (e *Engine) rememberLast(r Record) {
 	e.last[r.Action] = l
 }
 
-func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a Alert, verify VerifyFunc) (Attempt, bool) {
+func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a alert.Alert, verify VerifyFunc) (alert.Attempt, bool) {
 	start := e.now()
-	rec := Record{Time: start, Action: name, Alert: a, Rule: rule, Manual: rule < 0}
+	rec := Record{Time: start, Action: name, Alert: auditAlert(a), Rule: rule, Manual: rule < 0}
 	e.mu.Lock()
 	result, reason, dryRun := e.decide(name, a, true)
 	e.mu.Unlock()
@@ -370,7 +371,7 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a A
 }
 
 // finish audits, logs and counts a record and returns its Attempt.
-func (e *Engine) finish(rec Record) Attempt {
+func (e *Engine) finish(rec Record) alert.Attempt {
 	rec.Output = excerpt(rec.Output, MaxOutput)
 	if err := e.audit.append(rec); err != nil {
 		e.log.Error("cannot write the remediation audit log", "err", err)

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 const policyYAML = `
@@ -43,12 +45,12 @@ remediation:
     - {check: av, action: antivirus_update}
 `
 
-func alert(check, key string) Alert {
+func firingAlert(check, key string) Alert {
 	metric := check + "_metric"
 	if check == "disk" {
 		metric = "disk_used_ratio"
 	}
-	return Alert{Key: key, Host: "h1", Check: check, Metric: metric, State: "crit", Value: 0.97}
+	return Alert{Key: key, Host: "h1", Check: check, Metric: metric, State: alert.StateCrit, Value: 0.97}
 }
 
 func cleared(ok bool) VerifyFunc {
@@ -147,7 +149,7 @@ func TestPolicy(t *testing.T) {
 				if v == nil {
 					v = cleared(true)
 				}
-				at, attempted := e.Remediate(context.Background(), alert(s.check, s.key), v)
+				at, attempted := e.Remediate(context.Background(), firingAlert(s.check, s.key), v)
 				if s.want == "" {
 					require.False(t, attempted, "step %d", i)
 					require.Empty(t, at.Action, "step %d", i)
@@ -190,7 +192,7 @@ func TestPolicyTimeoutKillsProcessGroup(t *testing.T) {
 	yaml := strings.Replace(policyYAML, "      params: {vacuum_size: 500M}", "      params: {vacuum_size: 500M}\n      timeout: 300ms\n      command: "+cmd, 1)
 	e, _, auditDir := newTestEngine(t, yaml, clk)
 	start := time.Now()
-	at, attempted := e.Remediate(context.Background(), alert("journal", "j"), cleared(true))
+	at, attempted := e.Remediate(context.Background(), firingAlert("journal", "j"), cleared(true))
 	require.Less(t, time.Since(start), killGrace+2*time.Second)
 	require.True(t, attempted)
 	require.False(t, at.Success)
@@ -214,7 +216,7 @@ func TestPolicyTimeoutFakeAction(t *testing.T) {
 	yaml := strings.Replace(policyYAML, "      cooldown: 30m\n", "      cooldown: 30m\n      timeout: 100ms\n", 1)
 	e, _, _ := newTestEngine(t, yaml, clk)
 	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup", hang: true})
-	at, attempted := e.Remediate(context.Background(), alert("disk", "d"), cleared(true))
+	at, attempted := e.Remediate(context.Background(), firingAlert("disk", "d"), cleared(true))
 	require.True(t, attempted)
 	require.Equal(t, ResultTimeout+": interrupted; killed at its timeout of 100ms", at.Result)
 }
@@ -228,14 +230,14 @@ func TestPolicyRestoredFromAudit(t *testing.T) {
 	e1, err := New(cfg, dir, nil, nil, clk.Now)
 	require.NoError(t, err)
 	e1.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	at, _ := e1.Remediate(context.Background(), alert("disk", "a"), cleared(true))
+	at, _ := e1.Remediate(context.Background(), firingAlert("disk", "a"), cleared(true))
 	require.True(t, at.Success)
 
 	clk.Add(time.Minute)
 	e2, err := New(cfg, dir, nil, nil, clk.Now)
 	require.NoError(t, err)
 	e2.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	at, attempted := e2.Remediate(context.Background(), alert("disk", "a"), cleared(true))
+	at, attempted := e2.Remediate(context.Background(), firingAlert("disk", "a"), cleared(true))
 	require.False(t, attempted)
 	require.True(t, strings.HasPrefix(at.Result, ResultSkippedCooldown), at.Result)
 
@@ -267,7 +269,7 @@ func TestAuditLine(t *testing.T) {
 	clk := newClock("2026-08-01T12:00:00Z")
 	e, _, dir := newTestEngine(t, policyYAML, clk)
 	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	e.Remediate(context.Background(), alert("disk", "h1/disk/disk_used_ratio{mountpoint=\"/var\"}"), cleared(true))
+	e.Remediate(context.Background(), firingAlert("disk", "h1/disk/disk_used_ratio{mountpoint=\"/var\"}"), cleared(true))
 	b, err := os.ReadFile(filepath.Join(dir, AuditFile))
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")

@@ -7,19 +7,12 @@ package remediate
 
 import (
 	"context"
-	"time"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
-// Alert is what a firing alert gives the engine.
-type Alert struct {
-	Key    string            `json:"key"`
-	Host   string            `json:"host,omitempty"`
-	Check  string            `json:"check"`
-	Metric string            `json:"metric,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-	State  string            `json:"state,omitempty"` // "warn" or "crit"
-	Value  float64           `json:"value"`
-}
+// Alert is the alert model, as actions take it (an alias, not a copy).
+type Alert = alert.Alert
 
 // Action is one kind of fix. Plan must not change the host.
 type Action interface {
@@ -42,17 +35,6 @@ type Outcome struct {
 	Output         string // excerpt of the command output, bounded by MaxOutput
 	FreedBytes     int64
 	RebootRequired bool // security_updates: /var/run/reboot-required exists afterwards
-}
-
-// Attempt is what was tried, for a ticket's "What was tried" section. Its
-// fields are those of ticketing.Attempt, so ticketing.Attempt(a) converts.
-type Attempt struct {
-	At      time.Time `json:"at"`
-	Action  string    `json:"action"`
-	Plan    string    `json:"plan,omitempty"`
-	Output  string    `json:"output,omitempty"`
-	Result  string    `json:"result"` // "<result>: <text>", result one of the Result* constants
-	Success bool      `json:"success"`
 }
 
 // Results: the result label of l2agent_remediation_runs_total and of the

@@ -5,21 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/l2agent/l2agent/internal/ctxutil"
 )
-
-// Failpoint, when the environment variable L2AGENT_FAILPOINT is
-// "after-open", kills the process with SIGKILL right after a backend created
-// a ticket and before the store recorded it. Tests use it to prove that a
-// crash there is healed by Find before Open.
-const failpointEnv = "L2AGENT_FAILPOINT"
 
 // Deliverer sends one backend's outbox, in order, with retries.
 type Deliverer struct {
@@ -34,6 +26,10 @@ type Deliverer struct {
 	// Backoff bounds; the server's Retry-After wins when longer.
 	MinBackoff, MaxBackoff time.Duration
 	sleep                  func(ctx context.Context, d time.Duration) error
+	// afterOpen, set only by tests, runs right after the backend created a
+	// ticket and before the store records it: where a crash is healed by
+	// Find before Open.
+	afterOpen func(Ref)
 }
 
 // NewDeliverer returns a deliverer for backend.
@@ -220,9 +216,8 @@ func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (
 		if err != nil {
 			return Ref{}, err
 		}
-		if os.Getenv(failpointEnv) == "after-open" {
-			d.log.Warn("failpoint after-open: killing the process", "ticket", ref.ID)
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		if d.afterOpen != nil {
+			d.afterOpen(ref)
 		}
 		return ref, nil
 	}

@@ -3,6 +3,8 @@ package ticketing
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
@@ -25,7 +28,7 @@ func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
 	d.sleep = func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }
 	h.rec.failN = 2
 	h.rec.failErr = rest.CheckStatus("open", http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, []byte("slow down"))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left, err := d.drain(ctx, true)
 	require.NoError(t, err)
 	require.Equal(t, 0, left)
@@ -39,7 +42,7 @@ func TestFinalErrorIsNotRetried(t *testing.T) {
 	d.sleep = func(context.Context, time.Duration) error { t.Fatal("a 400 must not be retried"); return nil }
 	h.rec.failN = 1
 	h.rec.failErr = rest.CheckStatus("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left, err := d.drain(context.Background(), true)
 	require.NoError(t, err)
 	require.Equal(t, 0, left, "set aside, so later ops are not blocked")
@@ -50,7 +53,7 @@ func TestOutageKeepsOpsUntilDelivered(t *testing.T) {
 	h := newHarness(t, testConfig())
 	h.rec.failN = 1000
 	h.rec.failErr = Retryable("network", errors.New("connection refused"))
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	left := h.svc.Flush(context.Background())
 	require.Equal(t, 1, left["rec"], "the op waits in the outbox")
 	require.Equal(t, 1, h.svc.Store.Pending("rec"))
@@ -68,12 +71,41 @@ func TestCrashBetweenOpenAndRecord(t *testing.T) {
 	_, err := h.rec.Open(context.Background(), Ticket{Key: h.key, Tier: L2}) // "created before the crash"
 	require.NoError(t, err)
 	h.rec.take()
-	require.NoError(t, h.svc.Manager.Handle(Alert{Key: h.key, From: "ok", To: "warn", At: h.t0}))
+	require.NoError(t, h.svc.Manager.Handle(tr(h.key, "ok", "warn", h.t0)))
 	require.Equal(t, "", h.flush(), "no second ticket")
 	inc, err := h.svc.Store.Incident(h.key)
 	require.NoError(t, err)
 	require.Equal(t, "1", inc.Refs["rec"].ID, "the found ticket is recorded")
 	require.Equal(t, "comment #1, escalate L3 #1", h.step(time.Minute, "warn", "crit", 0.95))
+}
+
+// TestCrashAfterOpen: the process dies (here: a panic from the test hook)
+// right after the backend created the ticket and before the store recorded
+// it; after a restart the open is replayed, finds the ticket by key and
+// records it instead of opening a second one.
+func TestCrashAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	rec := newRecorder()
+	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	svc.Deliverers[0].afterOpen = func(Ref) { panic("crash") }
+	require.NoError(t, svc.Manager.Handle(tr("k", "ok", "warn", time.Now())))
+	require.PanicsWithValue(t, "crash", func() { svc.Deliverers[0].drain(context.Background(), true) })
+	require.NoError(t, svc.Stop())
+	require.Equal(t, "open #1 L2", rec.take(), "the backend has the ticket")
+
+	st, err = OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
+	require.NoError(t, err)
+	svc = NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
+	defer svc.Stop()
+	require.Equal(t, 1, st.Pending("rec"), "the open is still in the outbox")
+	require.Equal(t, 0, svc.Flush(context.Background())["rec"])
+	require.Equal(t, "", rec.take(), "no second ticket")
+	inc, err := st.Incident("k")
+	require.NoError(t, err)
+	require.Equal(t, "1", inc.Refs["rec"].ID, "the found ticket is recorded")
 }
 
 func TestOutboxSurvivesRestart(t *testing.T) {
@@ -83,7 +115,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	rec := newRecorder()
 	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
-	require.NoError(t, svc.Manager.Handle(Alert{Key: "k", From: "ok", To: "crit", At: time.Now()}))
+	require.NoError(t, svc.Manager.Handle(tr("k", "ok", "crit", time.Now())))
 	require.NoError(t, svc.Stop())
 
 	st, err = OpenStore(filepath.Join(dir, "l2agent.db"), false, log)
@@ -121,7 +153,7 @@ func TestStoreLockedIsClear(t *testing.T) {
 
 func TestRenderBounded(t *testing.T) {
 	inc := &Incident{Key: "k", Host: "web-7", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var"},
-		Severity: "crit", Tier: L3, Value: 0.934, Threshold: 0.9, Details: strings.Repeat("x ", 20000)}
+		Severity: alert.StateCrit, Tier: L3, Value: 0.934, Threshold: 0.9, Details: strings.Repeat("x ", 20000)}
 	require.Equal(t, "[l2agent] web-7: disk /var disk_used_ratio 93.4% (crit ≥ 90.0%)", Title(inc))
 	b := Body(inc, time.Now(), "v1")
 	require.LessOrEqual(t, len(b), MaxBody)

@@ -8,32 +8,9 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
-
-// Alert is one state change of an alert key, as the evaluator emits it.
-type Alert struct {
-	Key        string
-	Host       string
-	Check      string
-	Metric     string
-	Labels     map[string]string
-	From, To   string // ok, pending, warn, crit, unknown
-	Value      float64
-	Threshold  float64
-	Direction  string
-	Since      time.Time // when the breach began
-	At         time.Time // when the change happened
-	Reason     string
-	Details    string
-	Error      string
-	RunbookURL string
-	// What remediation tried before this transition reached tickets (it did
-	// not clear the alert), and whether it was a failed run (not a held-back one).
-	Attempts          []Attempt
-	RemediationFailed bool
-}
-
-func firing(s string) bool { return s == "warn" || s == "crit" }
 
 // maxHistory and maxAttempts bound the state history and the remediation
 // attempts kept per incident.
@@ -113,7 +90,7 @@ func (m *Manager) ticket(inc *Incident, now time.Time, withBody bool) Ticket {
 	return Ticket{
 		Key: inc.Key, Title: Title(inc), Body: body,
 		Host: inc.Host, Check: inc.Check, Metric: inc.Metric, Labels: maps.Clone(inc.Labels),
-		Severity: inc.Severity, Tier: inc.Tier, RunbookURL: inc.RunbookURL, Flapping: inc.Flapping,
+		Severity: inc.Severity.String(), Tier: inc.Tier, RunbookURL: inc.RunbookURL, Flapping: inc.Flapping,
 	}
 }
 
@@ -148,14 +125,14 @@ func (m *Manager) update(fn func(tx *Txn, queued *int) error) error {
 }
 
 // Handle applies one alert transition.
-func (m *Manager) Handle(a Alert) error { return m.HandleBatch([]Alert{a}) }
+func (m *Manager) Handle(t alert.Transition) error { return m.HandleBatch([]alert.Transition{t}) }
 
 // HandleBatch applies transitions in order, in one store transaction (one
 // fsync for all). An error rolls the whole batch back.
-func (m *Manager) HandleBatch(as []Alert) error {
+func (m *Manager) HandleBatch(ts []alert.Transition) error {
 	return m.update(func(tx *Txn, queued *int) error {
-		for _, a := range as {
-			if err := m.handle(tx, a, queued); err != nil {
+		for i := range ts {
+			if err := m.handle(tx, &ts[i], queued); err != nil {
 				return err
 			}
 		}
@@ -163,23 +140,53 @@ func (m *Manager) HandleBatch(as []Alert) error {
 	})
 }
 
-func (m *Manager) handle(tx *Txn, a Alert, queued *int) error {
+// newIncident is the stored record of an alert that starts firing.
+func newIncident(a alert.Alert) *Incident {
+	return &Incident{Key: a.Key, Host: a.Host, Check: a.Check, Metric: a.Metric, Labels: maps.Clone(a.Labels)}
+}
+
+func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 	inc, err := tx.Incident(a.Key)
 	if err != nil {
 		return err
 	}
 	if inc == nil {
-		if !firing(a.To) {
+		if !a.State.Firing() {
 			return nil // nothing open and nothing to open
 		}
-		inc = &Incident{Key: a.Key, Host: a.Host, Check: a.Check, Metric: a.Metric, Labels: maps.Clone(a.Labels)}
+		inc = newIncident(a.Alert)
 	}
 	d := &decision{m: m, inc: inc, now: a.At}
-	inc.History = append(inc.History, HistoryEntry{At: a.At, From: a.From, To: a.To, Value: a.Value, Reason: a.Reason})
+	m.record(inc, a)
+	switch {
+	case a.State.Firing():
+		m.firing(d, a)
+	case a.State == alert.StateOK:
+		if inc.Open && inc.OKSince.IsZero() {
+			inc.OKSince = a.At
+			if m.flapping(inc, a.At) && !inc.Flapping {
+				inc.Flapping = true
+				d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
+			}
+		}
+	case a.State == alert.StateUnknown:
+		if inc.Open && !inc.Unknown {
+			inc.Unknown = true
+			d.add(OpComment, "The check is failing, so the current value is unknown: "+a.Error, 0)
+		}
+	}
+	return m.commit(tx, d, queued)
+}
+
+// record copies what a transition says into the incident: its history, the
+// latest value, diagnostics, runbook, remediation attempts and the changes
+// that count towards flapping.
+func (m *Manager) record(inc *Incident, a *alert.Transition) {
+	inc.History = append(inc.History, HistoryEntry{At: a.At, From: a.From, To: a.State, Value: a.Value, Reason: a.Reason})
 	if len(inc.History) > maxHistory {
 		inc.History = inc.History[len(inc.History)-maxHistory:]
 	}
-	if a.To != "unknown" && a.To != "pending" {
+	if a.State != alert.StateUnknown && a.State != alert.StatePending {
 		inc.Value = a.Value
 	}
 	if a.Details != "" {
@@ -199,73 +206,67 @@ func (m *Manager) handle(tx *Txn, a Alert, queued *int) error {
 	}
 
 	// Flapping: count firing↔ok changes in the window.
-	if firing(a.To) && !firing(a.From) && a.From != "unknown" || a.To == "ok" && firing(a.From) {
+	if a.Starts() && a.From != alert.StateUnknown || a.State == alert.StateOK && a.From.Firing() {
 		inc.Changes = append(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D()), a.At)
 	}
-	flapNow := len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count
+}
 
+// flapping reports whether the incident changed state often enough within
+// the flapping window before now.
+func (m *Manager) flapping(inc *Incident, now time.Time) bool {
+	return len(prune(inc.Changes, now, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count
+}
+
+// firing decides what a transition to warn or crit does to the ticket:
+// open, reopen, comment, escalate.
+func (m *Manager) firing(d *decision, a *alert.Transition) {
+	inc := d.inc
+	flapNow := m.flapping(inc, a.At)
+	inc.Threshold, inc.Direction = a.Threshold, a.Direction
+	if !a.BreachAt.IsZero() {
+		inc.Since = a.BreachAt
+	}
+	prevSev := inc.Severity
+	inc.Severity = a.State
+	inc.Unknown = false
 	switch {
-	case firing(a.To):
-		inc.Threshold, inc.Direction = a.Threshold, a.Direction
-		if !a.Since.IsZero() {
-			inc.Since = a.Since
+	case !inc.Open && inc.Opened.IsZero(), !inc.Open && a.At.Sub(inc.Resolved) > m.cfg.ReopenWindow.D():
+		// A new problem, or one back after the reopen window: a new ticket,
+		// linking the previous one if there was one.
+		if len(inc.Refs) > 0 {
+			inc.PrevRefs, inc.Refs = inc.Refs, nil
 		}
-		prevSev := inc.Severity
-		inc.Severity = a.To
-		inc.Unknown = false
+		inc.Open, inc.Opened, inc.Tier, inc.TierSince = true, a.At, L2, a.At
+		inc.OKSince, inc.Resolved, inc.Reopens, inc.Flapping = time.Time{}, time.Time{}, nil, false
+		inc.Changes = []time.Time{a.At}
+		d.add(OpOpen, "", L2)
+	case !inc.Open:
+		// Back within the reopen window: the same ticket.
+		inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
+		inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
+		d.add(OpReopen, fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second)), inc.Tier)
+		if n := len(inc.Reopens); n >= m.cfg.Recurrence.Count {
+			d.escalate(inc.Tier+1, fmt.Sprintf("it recurred %d times within %s", n, m.cfg.Recurrence.Window.D()))
+		}
+	default:
+		wasOK := !inc.OKSince.IsZero()
+		inc.OKSince = time.Time{}
 		switch {
-		case !inc.Open && inc.Opened.IsZero(), !inc.Open && a.At.Sub(inc.Resolved) > m.cfg.ReopenWindow.D():
-			// A new problem, or one back after the reopen window: a new ticket,
-			// linking the previous one if there was one.
-			if len(inc.Refs) > 0 {
-				inc.PrevRefs, inc.Refs = inc.Refs, nil
-			}
-			inc.Open, inc.Opened, inc.Tier, inc.TierSince = true, a.At, L2, a.At
-			inc.OKSince, inc.Resolved, inc.Reopens, inc.Flapping = time.Time{}, time.Time{}, nil, false
-			inc.Changes = []time.Time{a.At}
-			d.add(OpOpen, "", L2)
-		case !inc.Open:
-			// Back within the reopen window: the same ticket.
-			inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
-			inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
-			d.add(OpReopen, fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.To, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second)), inc.Tier)
-			if n := len(inc.Reopens); n >= m.cfg.Recurrence.Count {
-				d.escalate(inc.Tier+1, fmt.Sprintf("it recurred %d times within %s", n, m.cfg.Recurrence.Window.D()))
-			}
-		default:
-			wasOK := !inc.OKSince.IsZero()
-			inc.OKSince = time.Time{}
-			switch {
-			case flapNow && !inc.Flapping:
-				inc.Flapping = true
-				d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open and will not be resolved or reopened until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
-			case prevSev != a.To:
-				d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.To, a.Reason), 0)
-			case wasOK && !inc.Flapping:
-				d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
-			}
-		}
-		if a.To == "crit" && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
-			d.escalate(L3, "the alert is crit")
-		}
-		if a.RemediationFailed && inc.Failures >= m.cfg.RemediationFailures {
-			d.escalate(inc.Tier+1, fmt.Sprintf("remediation failed %d times", inc.Failures))
-		}
-	case a.To == "ok":
-		if inc.Open && inc.OKSince.IsZero() {
-			inc.OKSince = a.At
-			if flapNow && !inc.Flapping {
-				inc.Flapping = true
-				d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
-			}
-		}
-	case a.To == "unknown":
-		if inc.Open && !inc.Unknown {
-			inc.Unknown = true
-			d.add(OpComment, "The check is failing, so the current value is unknown: "+a.Error, 0)
+		case flapNow && !inc.Flapping:
+			inc.Flapping = true
+			d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open and will not be resolved or reopened until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
+		case prevSev != a.State:
+			d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.State, a.Reason), 0)
+		case wasOK && !inc.Flapping:
+			d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
 		}
 	}
-	return m.commit(tx, d, queued)
+	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
+		d.escalate(L3, "the alert is crit")
+	}
+	if a.RemediationFailed && inc.Failures >= m.cfg.RemediationFailures {
+		d.escalate(inc.Tier+1, fmt.Sprintf("remediation failed %d times", inc.Failures))
+	}
 }
 
 // Tick applies the rules that depend on time alone: resolving incidents ok
@@ -303,11 +304,11 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 			inc.Flapping = false
 		}
 		inc.Open, inc.Resolved, inc.Unknown = false, now, false
-		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), FormatValue(inc.Metric, inc.Value)), 0)
+		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
 		changed = true
 	case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
 		sla := m.cfg.SLA.Warn.D()
-		if inc.Severity == "crit" {
+		if inc.Severity == alert.StateCrit {
 			sla = m.cfg.SLA.Crit.D()
 		}
 		if now.Sub(inc.TierSince) >= sla {
@@ -326,11 +327,11 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 // RecordRemediation adds a remediation attempt to the incident of key
 // (before or after its ticket is open); failures escalate after
 // remediation_failures. The remediation issue calls it.
-func (m *Manager) RecordRemediation(key string, at Attempt) error {
+func (m *Manager) RecordRemediation(key string, at alert.Attempt) error {
 	return m.update(func(tx *Txn, queued *int) error { return m.recordRemediation(tx, key, at, queued) })
 }
 
-func (m *Manager) recordRemediation(tx *Txn, key string, at Attempt, queued *int) error {
+func (m *Manager) recordRemediation(tx *Txn, key string, at alert.Attempt, queued *int) error {
 	inc, err := tx.Incident(key)
 	if err != nil || inc == nil {
 		return err

@@ -2,6 +2,7 @@ package ticketing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
 
@@ -126,11 +128,21 @@ func newHarness(t *testing.T, cfg configs.Ticketing) *harness {
 	return &harness{t: t, svc: svc, rec: rec, t0: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC), key: `web-7/disk/disk_used_ratio{mountpoint="/var"}`}
 }
 
+// tr is the transition of key from one state to another, named.
+func tr(key, from, to string, at time.Time) alert.Transition {
+	var f, t alert.State
+	if err := errors.Join(f.UnmarshalText([]byte(from)), t.UnmarshalText([]byte(to))); err != nil {
+		panic(err)
+	}
+	return alert.Transition{Alert: alert.Alert{Key: key, State: t}, From: f, At: at}
+}
+
 // step feeds a transition at t0+at, delivers, and returns the calls made.
 func (h *harness) step(at time.Duration, from, to string, v float64) string {
 	h.t.Helper()
-	a := Alert{Key: h.key, Host: "web-7", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": "/var"},
-		From: from, To: to, Value: v, Threshold: map[string]float64{"warn": 0.8, "crit": 0.9}[to], Since: h.t0, At: h.t0.Add(at), Reason: "test"}
+	a := tr(h.key, from, to, h.t0.Add(at))
+	a.Host, a.Check, a.Metric, a.Labels = "web-7", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/var"}
+	a.Value, a.Threshold, a.BreachAt, a.Reason = v, map[string]float64{"warn": 0.8, "crit": 0.9}[to], h.t0, "test"
 	require.NoError(h.t, h.svc.Manager.Handle(a))
 	return h.flush()
 }
@@ -250,9 +262,9 @@ func TestRemediationFailuresEscalate(t *testing.T) {
 	cfg.RemediationFailures = 2
 	h := newHarness(t, cfg)
 	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
-	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, Attempt{At: h.t0.Add(time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
+	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, alert.Attempt{At: h.t0.Add(time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
 	require.Equal(t, "comment #1", h.flush())
-	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, Attempt{At: h.t0.Add(2 * time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
+	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, alert.Attempt{At: h.t0.Add(2 * time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
 	require.Equal(t, "comment #1, escalate L3 #1", h.flush())
 	inc, _ := h.svc.Store.Incident(h.key)
 	require.Contains(t, Body(inc, h.t0, "test"), "disk_cleanup: freed 0 B")

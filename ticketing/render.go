@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -26,7 +26,7 @@ func Title(inc *Incident) string {
 		b.WriteString(": check failing")
 		return b.String()
 	}
-	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, FormatValue(inc.Metric, inc.Value), inc.Severity, op(inc.Direction), FormatValue(inc.Metric, inc.Threshold))
+	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, textfmt.FormatValue(inc.Metric, inc.Value), inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold))
 	if inc.Flapping {
 		b.WriteString(" [flapping]")
 	}
@@ -55,9 +55,6 @@ func op(direction string) string {
 	return "≥"
 }
 
-// FormatValue writes a value in the unit its metric name says.
-func FormatValue(metric string, v float64) string { return checks.FormatValue(metric, v) }
-
 // Body renders the ticket text, the same for every backend: what breached,
 // since when, what was tried, the diagnostics, and where to read more.
 func Body(inc *Incident, now time.Time, version string) string {
@@ -76,8 +73,8 @@ func Body(inc *Incident, now time.Time, version string) string {
 		line("Labels", strings.Join(ls, " "))
 	}
 	if inc.Metric != "" {
-		line("Value", FormatValue(inc.Metric, inc.Value))
-		line("Threshold", fmt.Sprintf("%s %s %s", inc.Severity, op(inc.Direction), FormatValue(inc.Metric, inc.Threshold)))
+		line("Value", textfmt.FormatValue(inc.Metric, inc.Value))
+		line("Threshold", fmt.Sprintf("%s %s %s", inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold)))
 	}
 	line("Severity / tier", fmt.Sprintf("%s / %s", inc.Severity, inc.Tier))
 	if !inc.Since.IsZero() {
@@ -104,26 +101,14 @@ func Body(inc *Incident, now time.Time, version string) string {
 		b.WriteString("  (none)\n")
 	}
 	for _, h := range inc.History {
-		fmt.Fprintf(&b, "  %s  %-7s → %-7s %s", h.At.UTC().Format("2006-01-02 15:04:05"), h.From, h.To, FormatValue(inc.Metric, h.Value))
+		fmt.Fprintf(&b, "  %s  %-7s → %-7s %s", h.At.UTC().Format("2006-01-02 15:04:05"), h.From, h.To, textfmt.FormatValue(inc.Metric, h.Value))
 		if h.Reason != "" {
 			b.WriteString("  " + h.Reason)
 		}
 		b.WriteByte('\n')
 	}
 
-	b.WriteString("\nWhat was tried:\n")
-	if len(inc.Attempts) == 0 {
-		b.WriteString("  nothing: no remediation is configured for this alert\n")
-	}
-	for _, a := range inc.Attempts {
-		fmt.Fprintf(&b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), a.Action, a.Result)
-		if a.Plan != "" {
-			b.WriteString(indent(a.Plan, "    plan: "))
-		}
-		if a.Output != "" {
-			b.WriteString(indent(a.Output, "    output: "))
-		}
-	}
+	writeAttempts(&b, inc.Attempts)
 
 	b.WriteString("\nDiagnostics:\n")
 	if strings.TrimSpace(inc.Details) == "" {
@@ -137,6 +122,23 @@ func Body(inc *Incident, now time.Time, version string) string {
 		s = textfmt.Head(s, MaxBody-64) + "\n… (truncated to " + fmt.Sprint(MaxBody) + " bytes)\n"
 	}
 	return s
+}
+
+// writeAttempts writes the "What was tried" section.
+func writeAttempts(b *strings.Builder, attempts []alert.Attempt) {
+	b.WriteString("\nWhat was tried:\n")
+	if len(attempts) == 0 {
+		b.WriteString("  nothing: no remediation is configured for this alert\n")
+	}
+	for _, a := range attempts {
+		fmt.Fprintf(b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), a.Action, a.Result)
+		if a.Plan != "" {
+			b.WriteString(indent(a.Plan, "    plan: "))
+		}
+		if a.Output != "" {
+			b.WriteString(indent(a.Output, "    output: "))
+		}
+	}
 }
 
 func indent(s, prefix string) string {

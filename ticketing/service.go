@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 type eventKey struct{}
@@ -44,8 +45,8 @@ type Service struct {
 	Store      *Store
 	Deliverers []*Deliverer
 	log        *slog.Logger
-	queue      chan *Alert    // transitions waiting for the manager (pointers: the buffer stays small)
-	undecided  sync.WaitGroup // transitions queued and not yet committed
+	queue      chan *alert.Transition // transitions waiting for the manager (pointers: the buffer stays small)
+	undecided  sync.WaitGroup         // transitions queued and not yet committed
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -60,7 +61,7 @@ const maxBatch = 1000
 
 // NewService builds the service over an open store; names orders backends.
 func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, reg prometheus.Registerer) *Service {
-	s := &Service{Store: store, log: log, queue: make(chan *Alert, 4*maxBatch)}
+	s := &Service{Store: store, log: log, queue: make(chan *alert.Transition, 4*maxBatch)}
 	metrics := NewMetrics(reg)
 	for _, n := range names {
 		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
@@ -110,9 +111,9 @@ func (s *Service) Start(tick time.Duration) {
 // Handle queues one alert transition for the manager. Transitions that
 // arrive together are decided in one store transaction: one fsync for a
 // burst, not one per transition.
-func (s *Service) Handle(a Alert) {
+func (s *Service) Handle(t alert.Transition) {
 	s.undecided.Add(1)
-	s.queue <- &a
+	s.queue <- &t
 }
 
 // Decided waits until every transition handed to Handle so far is decided
@@ -139,8 +140,8 @@ func (s *Service) decide(ctx context.Context) {
 	}
 }
 
-func (s *Service) apply(first *Alert) {
-	batch := []Alert{*first}
+func (s *Service) apply(first *alert.Transition) {
+	batch := []alert.Transition{*first}
 	for len(batch) < maxBatch {
 		select {
 		case a := <-s.queue:

@@ -13,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 // Incident is the ticket state of one alert key, kept in the store.
@@ -23,7 +25,7 @@ type Incident struct {
 	Metric     string            `json:"metric,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Open       bool              `json:"open"`
-	Severity   string            `json:"severity"` // warn or crit: the latest firing severity
+	Severity   alert.State       `json:"severity"` // warn or crit: the latest firing severity
 	Tier       Tier              `json:"tier"`
 	Opened     time.Time         `json:"opened"`     // the ticket was opened or last reopened
 	TierSince  time.Time         `json:"tier_since"` // at this tier since
@@ -40,7 +42,7 @@ type Incident struct {
 	Details    string            `json:"details,omitempty"`
 	RunbookURL string            `json:"runbook_url,omitempty"`
 	History    []HistoryEntry    `json:"history,omitempty"`
-	Attempts   []Attempt         `json:"attempts,omitempty"` // remediation tried (remediation issue)
+	Attempts   []alert.Attempt   `json:"attempts,omitempty"` // remediation tried
 	Failures   int               `json:"remediation_failures,omitempty"`
 	Events     uint64            `json:"events"`              // ticket operations queued so far
 	Refs       map[string]Ref    `json:"refs,omitempty"`      // backend → ticket
@@ -49,21 +51,11 @@ type Incident struct {
 
 // HistoryEntry is one state change, for the ticket body.
 type HistoryEntry struct {
-	At     time.Time `json:"at"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Value  float64   `json:"value"`
-	Reason string    `json:"reason,omitempty"`
-}
-
-// Attempt is one remediation tried before or while the ticket was open.
-type Attempt struct {
-	At      time.Time `json:"at"`
-	Action  string    `json:"action"`
-	Plan    string    `json:"plan,omitempty"`
-	Output  string    `json:"output,omitempty"`
-	Result  string    `json:"result"`
-	Success bool      `json:"success"`
+	At     time.Time   `json:"at"`
+	From   alert.State `json:"from"`
+	To     alert.State `json:"to"`
+	Value  float64     `json:"value"`
+	Reason string      `json:"reason,omitempty"`
 }
 
 // OpKind is a ticket operation.

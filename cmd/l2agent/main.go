@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/agent"
+	_ "github.com/l2agent/l2agent/checks" // registers the check kinds
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/textfmt" // also registers the check kinds
 )
 
@@ -215,9 +217,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
 		return 3
 	}
-	worst := agent.StateOK
+	worst := alert.StateOK
 	for _, r := range results {
-		worst = agent.Worst(worst, r.State)
+		worst = alert.Worst(worst, r.State)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -232,13 +234,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return exitCode(worst)
 }
 
-func exitCode(s agent.State) int {
+func exitCode(s alert.State) int {
 	switch s {
-	case agent.StateWarn:
+	case alert.StateWarn:
 		return 1
-	case agent.StateCrit:
+	case alert.StateCrit:
 		return 2
-	case agent.StateUnknown:
+	case alert.StateUnknown:
 		return 3
 	}
 	return 0
@@ -252,7 +254,7 @@ func printTable(w io.Writer, results []agent.CheckResult) {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\tunknown\t%s\n", r.Name, r.Error)
 			continue
 		}
-		states := map[string]agent.Alert{}
+		states := map[string]alert.Alert{}
 		for _, al := range r.Alerts {
 			states[al.Metric+"{"+labelText(al.Labels)+"}"] = al
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/agent"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/remediate"
 )
 
@@ -51,38 +52,20 @@ func cmdRemediate(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	switch sub {
 	case "list":
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACTION\tENABLED\tDRY-RUN\tRULES\tLAST RUN")
-		for _, ai := range e.Actions() {
-			last := "-"
-			if len(ai.LastRuns) > 0 {
-				r := ai.LastRuns[0]
-				last = fmt.Sprintf("%s %s %s", r.Time.Local().Format(time.DateTime), r.Result, r.Alert.Key)
-			}
-			rules := make([]string, len(ai.Rules))
-			for i, r := range ai.Rules {
-				rules[i] = fmt.Sprint(r)
-			}
-			fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\n", ai.Name, ai.Policy.Enabled, ai.DryRun, orDash(strings.Join(rules, ",")), last)
-		}
-		tw.Flush()
+		printActions(stdout, e)
 		return 0
 	case "plan", "run":
 		if fs.NArg() != 1 {
 			fmt.Fprintf(stderr, "l2agent remediate %s: name one ACTION\n%s", sub, remediateUsage)
 			return 2
 		}
-		alert := remediate.Alert{State: "crit"}
-		if *alertKey != "" {
-			host, check, metric, labels, err := agent.ParseAlertKey(*alertKey)
-			if err != nil {
-				fmt.Fprintf(stderr, "l2agent remediate: %v\n", err)
-				return 2
-			}
-			alert = remediate.Alert{Key: *alertKey, Host: host, Check: check, Metric: metric, Labels: labels, State: "crit"}
+		al, err := manualAlert(*alertKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "l2agent remediate: %v\n", err)
+			return 2
 		}
 		if sub == "plan" {
-			p, err := e.Plan(ctx, fs.Arg(0), alert)
+			p, err := e.Plan(ctx, fs.Arg(0), al)
 			if err != nil {
 				fmt.Fprintf(stderr, "l2agent remediate plan: %v\n", err)
 				return 1
@@ -94,7 +77,7 @@ func cmdRemediate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stderr, "l2agent remediate run: add --yes to really run it (see `remediate plan` for what it would do)\n")
 			return 2
 		}
-		at, attempted := e.Run(ctx, fs.Arg(0), alert, nil)
+		at, attempted := e.Run(ctx, fs.Arg(0), al, nil)
 		fmt.Fprintf(stdout, "%s: %s\n", at.Action, at.Result)
 		if at.Plan != "" {
 			fmt.Fprintf(stdout, "plan: %s\n", at.Plan)
@@ -109,6 +92,38 @@ func cmdRemediate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "l2agent remediate: unknown subcommand %q\n%s", sub, remediateUsage)
 	return 2
+}
+
+// printActions lists the remediation actions, their policy and last run.
+func printActions(stdout io.Writer, e *remediate.Engine) {
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tENABLED\tDRY-RUN\tRULES\tLAST RUN")
+	for _, ai := range e.Actions() {
+		last := "-"
+		if len(ai.LastRuns) > 0 {
+			r := ai.LastRuns[0]
+			last = fmt.Sprintf("%s %s %s", r.Time.Local().Format(time.DateTime), r.Result, r.Alert.Key)
+		}
+		rules := make([]string, len(ai.Rules))
+		for i, r := range ai.Rules {
+			rules[i] = fmt.Sprint(r)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%s\n", ai.Name, ai.Policy.Enabled, ai.DryRun, orDash(strings.Join(rules, ",")), last)
+	}
+	tw.Flush()
+}
+
+// manualAlert is the alert a run by hand acts for: crit, and the alert of
+// key when one is given.
+func manualAlert(key string) (alert.Alert, error) {
+	if key == "" {
+		return alert.Alert{State: alert.StateCrit}, nil
+	}
+	host, check, metric, labels, err := alert.ParseKey(key)
+	if err != nil {
+		return alert.Alert{}, err
+	}
+	return alert.Alert{Key: key, Host: host, Check: check, Metric: metric, Labels: labels, State: alert.StateCrit}, nil
 }
 
 func orDash(s string) string {

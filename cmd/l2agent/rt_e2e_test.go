@@ -3,13 +3,18 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,29 +225,37 @@ func TestRTOutage(t *testing.T) {
 	require.Len(t, rt.TicketsWithCF(t, rt.CustomField, diskKey(mnt, "l2agent-outage")), 1, "delivered once")
 }
 
-// TestRTCrashAfterOpen: the agent is killed (SIGKILL, by a test-only
-// failpoint) after RT created the ticket and before the store recorded it;
-// restarted, it finds the ticket by key instead of opening a second one.
+// TestRTCrashAfterOpen: the agent is killed (SIGKILL) after RT created the
+// ticket and before the store recorded it; restarted, it finds the ticket by
+// key instead of opening a second one. A proxy in front of RT kills the
+// agent when RT answers the create, before the agent can read the answer:
+// no failpoint in the binary.
 func TestRTCrashAfterOpen(t *testing.T) {
 	needRoot(t)
 	rt := testenv.StartRT(t)
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	mountTmpfs(t, mnt, "8m", "l2agent-crash")
-	cfg := rtConfig(t, rt, dir, "^"+mnt+"$")
 	key := diskKey(mnt, "l2agent-crash")
-	a := startRTAgent(t, cfg, "L2AGENT_FAILPOINT=after-open")
+	var a *rtAgent
+	killed := make(chan struct{})
+	viaProxy := rt
+	viaProxy.URL = killOnCreate(t, rt.URL, func() {
+		a.cmd.Process.Kill()
+		err := <-a.done // dead before the answer is sent on
+		a.done <- err
+		close(killed)
+	})
+	a = startRTAgent(t, rtConfig(t, viaProxy, dir, "^"+mnt+"$"))
 	fillTo(t, mnt, 5000)
 	select {
-	case err := <-a.done:
-		a.done <- err
-		require.Error(t, err, "killed by the failpoint")
+	case <-killed:
 	case <-time.After(60 * time.Second):
-		t.Fatal("the failpoint did not fire")
+		t.Fatal("RT never created the ticket")
 	}
 	require.Len(t, rt.TicketsWithCF(t, rt.CustomField, key), 1, "RT has the ticket")
 
-	b := startRTAgent(t, cfg)
+	b := startRTAgent(t, rtConfig(t, rt, dir, "^"+mnt+"$")) // straight to RT
 	waitHTTP(t, b.url+"/-/ready")
 	require.Eventually(t, func() bool {
 		var st struct {
@@ -268,6 +281,26 @@ func TestRTCrashAfterOpen(t *testing.T) {
 		return false
 	}, 60*time.Second, 200*time.Millisecond, "the store records the ticket found by key")
 	require.Len(t, rt.TicketsWithCF(t, rt.CustomField, key), 1, "still exactly one ticket")
+}
+
+// killOnCreate starts a proxy to rtURL that calls kill once RT has created
+// a ticket (POST /REST/2.0/ticket answered 201), before the answer goes back.
+func killOnCreate(t *testing.T, rtURL string, kill func()) string {
+	t.Helper()
+	target, err := url.Parse(rtURL)
+	require.NoError(t, err)
+	var once sync.Once
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && strings.HasSuffix(resp.Request.URL.Path, "/REST/2.0/ticket") && resp.StatusCode == http.StatusCreated {
+			once.Do(kill)
+			return errors.New("the agent is dead")
+		}
+		return nil
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // TestRTLatency measures breach → ticket created in RT (confirmed by RT), p50

@@ -38,8 +38,9 @@ const (
 	maxRespBody    = 4096
 )
 
-// Alert is one element of the POST /api/v2/alerts body (postableAlert).
-type Alert struct {
+// postableAlert is one element of the POST /api/v2/alerts body, Alertmanager's
+// wire format; it is built from the ticket, as every backend's payload is.
+type postableAlert struct {
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	StartsAt     string            `json:"startsAt,omitempty"`
@@ -151,7 +152,7 @@ func (b *Backend) loop() {
 func (b *Backend) Resend(ctx context.Context) error {
 	now := b.now()
 	b.mu.Lock()
-	alerts := make([]Alert, 0, len(b.firing))
+	alerts := make([]postableAlert, 0, len(b.firing))
 	for _, a := range b.firing {
 		alerts = append(alerts, b.alert(a, now, false))
 	}
@@ -171,12 +172,12 @@ func (b *Backend) Resend(ctx context.Context) error {
 
 // alert renders a for the API: firing (endsAt = now + 4 × resend) or
 // resolved (endsAt = now).
-func (b *Backend) alert(a *active, now time.Time, resolved bool) Alert {
+func (b *Backend) alert(a *active, now time.Time, resolved bool) postableAlert {
 	end := now.Add(4 * b.resend)
 	if resolved {
 		end = now
 	}
-	return Alert{Labels: a.labels, Annotations: a.annotations,
+	return postableAlert{Labels: a.labels, Annotations: a.annotations,
 		StartsAt: a.startsAt.UTC().Format(time.RFC3339), EndsAt: end.UTC().Format(time.RFC3339)}
 }
 
@@ -237,7 +238,7 @@ func (b *Backend) build(t ticketing.Ticket, tier ticketing.Tier, startsAt time.T
 // least one accepted them; the others' errors are logged. When all fail the
 // error is Final if every one was final (the alerts are invalid), else
 // Retryable.
-func (b *Backend) post(ctx context.Context, alerts []Alert) error {
+func (b *Backend) post(ctx context.Context, alerts []postableAlert) error {
 	body, err := json.Marshal(alerts)
 	if err != nil {
 		return ticketing.Final("encode", fmt.Errorf("alertmanager: encoding alerts: %w", err))
@@ -345,7 +346,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	}
 	b.mu.Unlock()
 	a := b.build(t, tier, start)
-	if err := b.post(ctx, []Alert{b.alert(a, now, false)}); err != nil {
+	if err := b.post(ctx, []postableAlert{b.alert(a, now, false)}); err != nil {
 		return ticketing.Ref{}, err
 	}
 	b.remember(t.Key, a, true)
@@ -367,7 +368,7 @@ func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) err
 	if text = strings.TrimSpace(text); text != "" {
 		a.annotations["comment"] = textfmt.TruncateMark(text, MaxComment, "…")
 	}
-	if err := b.post(ctx, []Alert{b.alert(&a, b.now(), false)}); err != nil {
+	if err := b.post(ctx, []postableAlert{b.alert(&a, b.now(), false)}); err != nil {
 		return err
 	}
 	b.remember(r.ID, &a, true)
@@ -392,7 +393,7 @@ func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tier ticketing.
 	}
 	now := b.now()
 	a := b.build(t, tier, now)
-	alerts := []Alert{}
+	alerts := []postableAlert{}
 	if old != nil && !maps.Equal(old.labels, a.labels) {
 		alerts = append(alerts, b.alert(old, now, true))
 	}
@@ -412,7 +413,7 @@ func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, _ string) error 
 		b.log.Info("resolve of an unknown alert: it expires in Alertmanager by itself", "key", r.ID)
 		return nil
 	}
-	if err := b.post(ctx, []Alert{b.alert(a, b.now(), true)}); err != nil {
+	if err := b.post(ctx, []postableAlert{b.alert(a, b.now(), true)}); err != nil {
 		return err
 	}
 	b.remember(r.ID, a, false)
@@ -441,7 +442,7 @@ func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) erro
 	}
 	now := b.now()
 	a := b.build(t, t.Tier, now)
-	if err := b.post(ctx, []Alert{b.alert(a, now, false)}); err != nil {
+	if err := b.post(ctx, []postableAlert{b.alert(a, now, false)}); err != nil {
 		return err
 	}
 	b.remember(r.ID, a, true)

@@ -25,7 +25,7 @@ type fakeAM struct {
 	pass   string
 
 	mu    sync.Mutex
-	posts [][]Alert
+	posts [][]postableAlert
 }
 
 func newFakeAM(t *testing.T) *fakeAM {
@@ -56,7 +56,7 @@ func (f *fakeAM) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, _ := io.ReadAll(r.Body)
-	var alerts []Alert
+	var alerts []postableAlert
 	if err := json.Unmarshal(b, &alerts); err != nil {
 		http.Error(w, `{"code":400,"message":"parsing alerts body: `+err.Error()+`"}`, http.StatusBadRequest)
 		return
@@ -71,7 +71,7 @@ func (f *fakeAM) serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func validateAlerts(alerts []Alert) error {
+func validateAlerts(alerts []postableAlert) error {
 	if len(alerts) == 0 {
 		return errors.New("no alerts")
 	}
@@ -118,8 +118,8 @@ func validName(s string) bool {
 	return true
 }
 
-func (f *fakeAM) all() [][]Alert {
+func (f *fakeAM) all() [][]postableAlert {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([][]Alert(nil), f.posts...)
+	return append([][]postableAlert(nil), f.posts...)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -149,12 +150,12 @@ func TestRealFleet(t *testing.T) {
 
 	fired := make([]time.Time, hosts)
 	start := time.Now()
-	batch := make([]ticketing.Alert, hosts)
+	batch := make([]alert.Transition, hosts)
 	for i := range batch {
 		host := fmt.Sprintf("host-%04d", i+1)
-		batch[i] = ticketing.Alert{Key: host + "/disk/used_percent", Host: host, Check: "disk", Metric: "used_percent",
-			Labels: map[string]string{"mount": "/"}, From: "ok", To: "crit", Value: 0.93, Threshold: 0.9, At: start, Since: start,
-			Details: "disk full", RunbookURL: "https://runbooks.example.com/disk"}
+		batch[i] = alert.Transition{Alert: alert.Alert{Key: host + "/disk/used_percent", Host: host, Check: "disk", Metric: "used_percent",
+			Labels: map[string]string{"mount": "/"}, State: alert.StateCrit, Value: 0.93, Threshold: 0.9, BreachAt: start,
+			Details: "disk full", RunbookURL: "https://runbooks.example.com/disk"}, From: alert.StateOK, At: start}
 		fired[i] = start
 	}
 	if err := svc.Manager.HandleBatch(batch); err != nil {

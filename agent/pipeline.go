@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/textfmt"
+)
+
+// A check run flows one way through stages:
+//
+//	execute → evaluate → publish → diagnose → log → remediate+verify → deliver
+//
+// Each stage reads what the stages before it left in the checkRun and adds
+// its own; none calls back into an earlier one. compose is the one place
+// they are put together. Verifying a remediation runs the check through a
+// shorter pipeline (no remediation of the remediation, no delivery: the
+// remediation stage hands its transitions on, after the one it handled).
+
+// checkRun is one run of one check on its way through the pipeline.
+type checkRun struct {
+	r     *runner
+	start time.Time
+	res   result             // the check's observations or error
+	ts    []alert.Transition // what the evaluator made of it
+	send  []alert.Transition // what reaches the sinks, in order
+}
+
+// A stage is one step of a check run; false ends the run there.
+type stage func(ctx context.Context, cr *checkRun) bool
+
+// pipeline is stages run in order.
+type pipeline []stage
+
+func (p pipeline) run(ctx context.Context, r *runner) *checkRun {
+	cr := &checkRun{r: r}
+	for _, s := range p {
+		if !s(ctx, cr) {
+			break
+		}
+	}
+	return cr
+}
+
+// compose builds the pipeline of a check run.
+func (a *Agent) compose() pipeline {
+	// The verifying run after a remediation: observed, evaluated and logged;
+	// neither remediated again nor delivered (the remediation stage hands
+	// its transitions on).
+	verify := pipeline{a.execute, a.evaluate, a.publish, a.diagnose, a.logTransitions}
+	return append(slices.Clip(verify), a.remediateStage(verify), a.deliver)
+}
+
+// Sink receives every transition that leaves the pipeline (ticketing).
+type Sink interface {
+	Transition(ctx context.Context, t alert.Transition)
+}
+
+// execute runs the check (bounded by its timeout, skipped when a run is
+// still going) and records the result for the metrics.
+func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
+	r := cr.r
+	log := a.log.With("check", r.cfg.Name)
+	cr.start = time.Now()
+	res, ran := r.runOnce(ctx)
+	if !ran {
+		r.mu.RLock()
+		first := !r.firstDone
+		r.mu.RUnlock()
+		if first { // the run at start overlapped the first scheduled one
+			log.Debug("first run still going; this scheduled run is skipped")
+		} else {
+			log.Warn("check still running from an earlier run; this run is skipped")
+		}
+		return false
+	}
+	cr.res = res
+	d := time.Since(cr.start)
+	prevErr := r.lastError()
+	r.record(res, cr.start, d)
+	if res.err != nil && res.err.Error() != prevErr { // re-log only when it changes
+		log.Error("check failed", "err", res.err, "duration", d)
+	}
+	if res.err == nil && prevErr != "" {
+		log.Info("check recovered", "duration", d)
+	}
+	return true
+}
+
+// evaluate applies the check's rules to the result.
+func (a *Agent) evaluate(_ context.Context, cr *checkRun) bool {
+	cr.ts = a.eval.Evaluate(cr.r.cfg.Name, cr.r.cfg.Rules, cr.res.obs, cr.res.err, time.Now())
+	return true
+}
+
+// publish makes the next scrape see the new observations and states.
+func (a *Agent) publish(context.Context, *checkRun) bool {
+	a.snap.invalidate()
+	return true
+}
+
+// diagnose takes diagnostics for every alert that starts firing.
+func (a *Agent) diagnose(ctx context.Context, cr *checkRun) bool {
+	for i := range cr.ts {
+		t := &cr.ts[i]
+		if t.Starts() {
+			t.Details = a.diagnostics(ctx, cr.r, cr.res.obs, t.Alert)
+			a.eval.SetDetails(t.Key, t.Details)
+		}
+	}
+	return true
+}
+
+func (a *Agent) diagnostics(ctx context.Context, r *runner, obs []checks.Observation, al alert.Alert) string {
+	var o checks.Observation
+	for _, x := range obs {
+		if alert.Key(a.host, al.Check, x.Metric, x.Labels) == al.Key {
+			o = x
+			break
+		}
+	}
+	details := o.Details
+	d, ok := r.check.(checks.Diagnoser)
+	if !ok {
+		return details
+	}
+	dctx, cancel := context.WithTimeout(ctx, a.opts.DiagnoseTimeout)
+	defer cancel()
+	text, err := d.Diagnose(dctx, o)
+	if err != nil {
+		a.log.Warn("diagnostics failed", "check", r.cfg.Name, "key", al.Key, "err", err)
+		text += "\n(diagnostics incomplete: " + err.Error() + ")"
+	}
+	if details != "" {
+		text = details + "\n" + text
+	}
+	return textfmt.Truncate(text, checks.MaxDetails)
+}
+
+// logTransitions logs every transition.
+func (a *Agent) logTransitions(_ context.Context, cr *checkRun) bool {
+	for _, t := range cr.ts {
+		level := slog.LevelInfo
+		if t.State.Firing() || t.State == alert.StateUnknown {
+			level = slog.LevelWarn
+		}
+		attrs := []any{"key", t.Key, "from", t.From.String(), "to", t.State.String(), "reason", t.Reason}
+		if t.Metric != "" && t.State != alert.StateUnknown {
+			attrs = append(attrs, "value", t.Value)
+		}
+		a.log.Log(context.Background(), level, "alert state changed", attrs...)
+	}
+	return true
+}
+
+// deliver hands what the run sends on to the sinks (ticketing).
+func (a *Agent) deliver(ctx context.Context, cr *checkRun) bool {
+	for _, t := range cr.send {
+		for _, s := range a.opts.Sinks {
+			s.Transition(ctx, t)
+		}
+	}
+	return true
+}
