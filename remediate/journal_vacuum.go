@@ -7,15 +7,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/l2agent/l2agent/configs"
 )
 
 // journalVacuum removes archived systemd journal files beyond a size or an
 // age: journalctl --vacuum-size=SIZE --vacuum-time=SECONDSs.
 type journalVacuum struct {
 	command string
-	params  configs.RemediationParams
+	params  JournalVacuumParams
 }
 
 func (j *journalVacuum) Name() string { return "journal_vacuum" }
