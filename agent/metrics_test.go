@@ -25,7 +25,7 @@ func init() {
 			}
 			return obs, nil
 		}}, nil
-	}, checks.MetricInfo{Name: "test_many_ratio", Help: "A test ratio."})
+	}, nil, checks.MetricInfo{Name: "test_many_ratio", Help: "A test ratio."})
 }
 
 // manyAgent has 500 observations and 500 alert keys: 1,000 series of its own.

@@ -43,18 +43,18 @@ func init() {
 			<-release // ignores its context on purpose
 			return nil, nil
 		}}, nil
-	}, checks.MetricInfo{Name: "test_hang_value", Help: "never reported"})
+	}, nil, checks.MetricInfo{Name: "test_hang_value", Help: "never reported"})
 	checks.Register("test_panic", func(c configs.Check, _ checks.Env) (checks.Check, error) {
 		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
 			panic("boom")
 		}}, nil
-	}, checks.MetricInfo{Name: "test_panic_value", Help: "never reported"})
+	}, nil, checks.MetricInfo{Name: "test_panic_value", Help: "never reported"})
 	checks.Register("test_count", func(c configs.Check, _ checks.Env) (checks.Check, error) {
 		return funcCheck{c.Name, func(context.Context) ([]checks.Observation, error) {
 			countRuns.Add(1)
 			return []checks.Observation{{Metric: "test_value", Labels: map[string]string{"slot": "a"}, Value: float64(value.Load()) / 1000}}, nil
 		}}, nil
-	}, checks.MetricInfo{Name: "test_value", Help: "A test value."})
+	}, nil, checks.MetricInfo{Name: "test_value", Help: "A test value."})
 }
 
 func writeConfig(t *testing.T, body string) string {
@@ -189,7 +189,7 @@ func TestStopCancelsRunningChecks(t *testing.T) {
 			<-ctx.Done() // honours its context
 			return nil, ctx.Err()
 		}}, nil
-	}, checks.MetricInfo{Name: "test_block_value", Help: "never reported"})
+	}, nil, checks.MetricInfo{Name: "test_block_value", Help: "never reported"})
 	a, err := New(Options{ConfigFile: writeConfig(t, `
 checks: [{name: block, kind: test_block, timeout: 1h}]
 `), Logger: testkit.QuietLogger()})

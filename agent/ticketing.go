@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -12,42 +11,10 @@ import (
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/ticketing"
-	"github.com/l2agent/l2agent/ticketing/alertmanager"
-	"github.com/l2agent/l2agent/ticketing/file"
-	"github.com/l2agent/l2agent/ticketing/jira"
-	"github.com/l2agent/l2agent/ticketing/pagerduty"
-	"github.com/l2agent/l2agent/ticketing/rt"
-	"github.com/l2agent/l2agent/ticketing/servicenow"
-	"github.com/l2agent/l2agent/ticketing/webhook"
 )
 
 // StoreFile is the name of the ticket store in the state dir.
 const StoreFile = "l2agent.db"
-
-// NewBackend builds the ticket backend b describes.
-func NewBackend(b configs.Backend) (ticketing.Ticketer, error) {
-	switch b.Kind {
-	case "file":
-		return file.New(b.File.Path)
-	case "webhook":
-		secret, err := configs.SecretValue(b.Webhook.Secret, b.Webhook.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("ticketing backend %q: %w", b.Name, err)
-		}
-		return webhook.New(b.Webhook.URL, secret, b.Timeout.D()), nil
-	case "rt":
-		return rt.New(b.Name, *b.RT, b.Timeout.D())
-	case "pagerduty":
-		return pagerduty.New(b.Name, *b.PagerDuty, b.Timeout.D())
-	case "jira":
-		return jira.New(b.Name, *b.Jira, b.Timeout.D())
-	case "servicenow":
-		return servicenow.New(b.Name, *b.ServiceNow, b.Timeout.D())
-	case "alertmanager":
-		return alertmanager.New(b.Name, *b.Alertmanager, b.Timeout.D())
-	}
-	return nil, fmt.Errorf("ticketing backend %q: kind %q is not built in", b.Name, b.Kind)
-}
 
 // StateDir returns the state dir to use: the configured one, or, when that
 // is the default and cannot be created by a non-root user (a first
@@ -89,11 +56,7 @@ func (a *Agent) newTicketing(cfg *configs.Config, reg prometheus.Registerer, rea
 	dir := StateDir(cfg)
 	if dir != cfg.StateDir {
 		a.log.Warn("state_dir not writable; using a per-user one", "state_dir", cfg.StateDir, "using", dir)
-		for i := range cfg.Ticketing.Backends {
-			if f := cfg.Ticketing.Backends[i].File; f != nil && f.Path == cfg.StateDir+"/tickets.jsonl" {
-				f.Path = filepath.Join(dir, "tickets.jsonl")
-			}
-		}
+		cfg.MoveStateDir(dir)
 	}
 	store, err := ticketing.OpenStore(filepath.Join(dir, StoreFile), readOnly, a.log)
 	if err != nil {
@@ -103,7 +66,7 @@ func (a *Agent) newTicketing(cfg *configs.Config, reg prometheus.Registerer, rea
 	backends := map[string]ticketing.Ticketer{}
 	var errs []error
 	for _, b := range cfg.Ticketing.Backends {
-		t, err := NewBackend(b)
+		t, err := ticketing.NewBackend(b)
 		if err != nil {
 			errs = append(errs, err)
 			continue

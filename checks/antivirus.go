@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	Register("antivirus", newAntivirusCheck,
+	Register("antivirus", newAntivirusCheck, func() configs.Options { return &AntivirusOptions{} },
 		MetricInfo{"antivirus_up", "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
 		MetricInfo{"antivirus_signature_age_seconds", "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
 		MetricInfo{"antivirus_realtime_protection", "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
@@ -48,20 +48,17 @@ type avResult struct {
 type antivirusCheck struct {
 	name string
 	env  Env
-	opts configs.AntivirusOptions
+	opts AntivirusOptions
 	run  command.Runner
 	now  func() time.Time
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newAntivirusCheck(c configs.Check, env Env) (Check, error) {
-	var o configs.AntivirusOptions
-	if c.Antivirus != nil {
-		o = *c.Antivirus
-	}
+	o := *c.Options.(*AntivirusOptions)
 	o = o.WithDefaults()
 	for _, e := range o.Engines {
-		if !slices.Contains(configs.AntivirusEngines, e) {
+		if !slices.Contains(AntivirusEngines, e) {
 			return nil, fmt.Errorf("unknown antivirus engine %q", e)
 		}
 	}

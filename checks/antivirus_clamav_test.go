@@ -195,9 +195,9 @@ func TestClamdNoReply(t *testing.T) {
 			defer c.Close() // held open, silent
 		}
 	}()
-	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Antivirus: &configs.AntivirusOptions{
+	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
 		Engines: []string{"clamav"}, Timeout: configs.Duration(300 * time.Millisecond),
-		ClamAV: configs.ClamAVOptions{Address: sock, ClamdConf: filepath.Join(dir, "none.conf"), DatabaseDir: dir},
+		ClamAV: ClamAVOptions{Address: sock, ClamdConf: filepath.Join(dir, "none.conf"), DatabaseDir: dir},
 	}}, Env{})
 	require.NoError(t, err)
 	start := time.Now()

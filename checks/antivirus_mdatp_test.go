@@ -81,8 +81,8 @@ unhealthy) cat `+unhealthy+` ;;
 *) echo "ERROR: Could not connect to the daemon. Is the service running?" >&2; exit 1 ;;
 esac
 `)
-	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Antivirus: &configs.AntivirusOptions{
-		Engines: []string{"mdatp"}, MDATP: configs.MDATPOptions{Path: mdatp}}}, Env{})
+	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
+		Engines: []string{"mdatp"}, MDATP: MDATPOptions{Path: mdatp}}}, Env{})
 	require.NoError(t, err)
 	now := time.UnixMilli(1795305600000).Add(3 * time.Hour)
 	c.(*antivirusCheck).now = func() time.Time { return now }
@@ -117,9 +117,9 @@ esac
 	require.Contains(t, details[`antivirus_up{engine="mdatp"}`], "Could not connect to the daemon")
 
 	// A hung mdatp is cut at the timeout.
-	c, err = New(configs.Check{Name: "av", Kind: "antivirus", Antivirus: &configs.AntivirusOptions{
+	c, err = New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
 		Engines: []string{"mdatp"}, Timeout: configs.Duration(200 * time.Millisecond),
-		MDATP: configs.MDATPOptions{Path: writeScript(t, dir, "mdatp-hung", "exec sleep 30\n")}}}, Env{})
+		MDATP: MDATPOptions{Path: writeScript(t, dir, "mdatp-hung", "exec sleep 30\n")}}}, Env{})
 	require.NoError(t, err)
 	start := time.Now()
 	obs, err = c.Run(context.Background())

@@ -11,14 +11,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Any other EDR/AV (a vendor sensor): it is up when every configured
 // process runs and every configured systemd unit is active.
 
-func (c *antivirusCheck) collectProcessEngine(ctx context.Context, pe configs.ProcessEngine, procs procTable) avResult {
+func (c *antivirusCheck) collectProcessEngine(ctx context.Context, pe ProcessEngine, procs procTable) avResult {
 	r := avResult{Engine: pe.Name, Up: true}
 	var lines []string
 	for _, name := range pe.Processes {

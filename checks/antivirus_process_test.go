@@ -43,17 +43,17 @@ for u; do
 done
 exit $rc
 `)
-	newCheck := func(pe ...configs.ProcessEngine) Check {
-		c, err := New(configs.Check{Name: "av", Kind: "antivirus", Antivirus: &configs.AntivirusOptions{
+	newCheck := func(pe ...ProcessEngine) Check {
+		c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
 			Engines: []string{}, Processes: pe, Systemctl: systemctl,
-			ClamAV: configs.ClamAVOptions{ClamdConf: "/nonexistent/clamd.conf"}, MDATP: configs.MDATPOptions{Path: "/nonexistent/mdatp"}}},
+			ClamAV: ClamAVOptions{ClamdConf: "/nonexistent/clamd.conf"}, MDATP: MDATPOptions{Path: "/nonexistent/mdatp"}}},
 			Env{Paths: configs.Paths{Procfs: "/proc", Rootfs: "/"}})
 		require.NoError(t, err)
 		return c
 	}
 	c := newCheck(
-		configs.ProcessEngine{Name: "sensor", Processes: []string{"l2a-edr-sensor-with-a-long-name"}, Units: []string{"l2a-sensor.service"}},
-		configs.ProcessEngine{Name: "broken", Processes: []string{"l2a-edr-sensor-with-a-long-name", "l2a-absent"}, Units: []string{"l2a-sensor.service", "l2a-failed.service"}},
+		ProcessEngine{Name: "sensor", Processes: []string{"l2a-edr-sensor-with-a-long-name"}, Units: []string{"l2a-sensor.service"}},
+		ProcessEngine{Name: "broken", Processes: []string{"l2a-edr-sensor-with-a-long-name", "l2a-absent"}, Units: []string{"l2a-sensor.service", "l2a-failed.service"}},
 	)
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
@@ -64,7 +64,7 @@ exit $rc
 		details[`antivirus_up{engine="broken"}`])
 
 	// systemctl that cannot answer (no systemd): the unit state is unknown, the engine down.
-	c = newCheck(configs.ProcessEngine{Name: "x", Units: []string{"a.service"}})
+	c = newCheck(ProcessEngine{Name: "x", Units: []string{"a.service"}})
 	c.(*antivirusCheck).opts.Systemctl = writeScript(t, dir, "systemctl-broken", "echo 'System has not been booted with systemd as init system (PID 1). Can'\\''t operate.' >&2; exit 1\n")
 	obs, err = c.Run(context.Background())
 	require.NoError(t, err)

@@ -161,9 +161,9 @@ func TestClamAVReal(t *testing.T) {
 
 	scanLog := filepath.Join(dir, "scan.log")
 	freshLog := filepath.Join(dir, "freshclam.log")
-	c, err := checks.New(configs.Check{Name: "antivirus", Kind: "antivirus", Antivirus: &configs.AntivirusOptions{
+	c, err := checks.New(configs.Check{Name: "antivirus", Kind: "antivirus", Options: &checks.AntivirusOptions{
 		Engines: []string{"clamav"}, Timeout: configs.Duration(5 * time.Second),
-		ClamAV: configs.ClamAVOptions{ClamdConf: conf, FreshclamLog: freshLog, ScanLogs: []string{scanLog},
+		ClamAV: checks.ClamAVOptions{ClamdConf: conf, FreshclamLog: freshLog, ScanLogs: []string{scanLog},
 			OnAccessProcess: "l2a-clamonacc"},
 	}}, checks.Env{Paths: configs.Paths{Procfs: "/proc", Sysfs: "/sys", Rootfs: "/"}})
 	require.NoError(t, err)

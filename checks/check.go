@@ -93,8 +93,10 @@ var (
 	helps      = map[string]string{}
 )
 
-// Register makes a check kind available to configs. It panics on duplicates.
-func Register(name string, f Factory, metrics ...MetricInfo) {
+// Register makes a check kind available to configs: its factory, its
+// options type (the `<name>:` block of a check; nil for none) and the
+// metrics it emits. It panics on duplicates.
+func Register(name string, f Factory, options func() configs.Options, metrics ...MetricInfo) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if _, dup := registry[name]; dup {
@@ -106,7 +108,7 @@ func Register(name string, f Factory, metrics ...MetricInfo) {
 		helps[m.Name] = m.Help
 		names[i] = m.Name
 	}
-	configs.RegisterKind(name, names)
+	configs.CheckKinds.Register(name, configs.Kind{Options: options, Metrics: names})
 }
 
 // Kinds lists the registered check kinds, sorted.
@@ -123,6 +125,11 @@ func New(c configs.Check, env Env) (Check, error) {
 	registryMu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("check %q: unknown kind %q (known: %s)", c.Name, c.Kind, strings.Join(Kinds(), ", "))
+	}
+	if configs.IsNil(c.Options) { // built by hand, not loaded: the kind's defaults
+		if c.Options = configs.CheckKinds.NewOptions(c.Kind); c.Options != nil {
+			c.Options.ApplyDefaults(configs.DefaultStateDir)
+		}
 	}
 	ch, err := k.factory(c, env)
 	if err != nil {

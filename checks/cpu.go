@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	Register("cpu", newCPUCheck,
+	Register("cpu", newCPUCheck, func() configs.Options { return &CPUOptions{} },
 		MetricInfo{"cpu_utilization_ratio", "Share of CPU time not idle or waiting for I/O since the previous run, over all CPUs."},
 		MetricInfo{"cpu_iowait_ratio", "Share of CPU time idle while waiting for I/O since the previous run, over all CPUs."},
 		MetricInfo{"cpu_load_per_core", "Load average over the window, divided by the number of logical CPUs."},
@@ -40,10 +40,9 @@ type cpuCheck struct {
 }
 
 func newCPUCheck(c configs.Check, env Env) (Check, error) {
-	top := 5
-	if c.CPU != nil && c.CPU.TopProcesses > 0 {
-		top = c.CPU.TopProcesses
-	}
+	o := *c.Options.(*CPUOptions)
+	o.ApplyDefaults("")
+	top := o.TopProcesses
 	return &cpuCheck{name: c.Name, env: env, top: top, firstGap: time.Second, sampleGap: 500 * time.Millisecond}, nil
 }
 

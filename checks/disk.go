@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	Register("disk", newDiskCheck,
+	Register("disk", newDiskCheck, func() configs.Options { return &DiskOptions{} },
 		MetricInfo{"disk_used_ratio", "Share of the filesystem in use, as df's Use%: used / (used + available to unprivileged users)."},
 		MetricInfo{"disk_free_bytes", "Bytes available to unprivileged users, as df's Avail."},
 		MetricInfo{"disk_size_bytes", "Size of the filesystem in bytes."},
@@ -48,7 +48,7 @@ const (
 type diskCheck struct {
 	name   string
 	env    Env
-	opts   configs.DiskOptions
+	opts   DiskOptions
 	filter mountFilter
 	now    func() time.Time
 	statfs func(path string, st *syscall.Statfs_t) error
@@ -65,21 +65,8 @@ type fillSample struct {
 }
 
 func newDiskCheck(c configs.Check, env Env) (Check, error) {
-	var o configs.DiskOptions
-	if c.Disk != nil {
-		o = *c.Disk
-	}
-	if o.ExcludeFSTypes == nil {
-		o.ExcludeFSTypes = configs.DefaultExcludeFSTypes
-	}
-	if o.ExcludeMountpoints == nil {
-		o.ExcludeMountpoints = configs.DefaultExcludeMountpoints
-	}
-	orDefault(&o.FillWindow, configs.Duration(6*time.Hour))
-	orDefault(&o.Diagnostics.Timeout, configs.Duration(5*time.Second))
-	orDefault(&o.Diagnostics.MaxDepth, 3)
-	orDefault(&o.Diagnostics.MaxEntries, 100000)
-	orDefault(&o.Diagnostics.Top, 10)
+	o := *c.Options.(*DiskOptions)
+	o.ApplyDefaults("")
 	f := mountFilter{includeFS: o.IncludeFSTypes, excludeFS: o.ExcludeFSTypes}
 	for _, l := range []struct {
 		src []string

@@ -20,9 +20,9 @@ import (
 	"github.com/l2agent/l2agent/configs"
 )
 
-func newTestDisk(t *testing.T, paths configs.Paths, o *configs.DiskOptions) *diskCheck {
+func newTestDisk(t *testing.T, paths configs.Paths, o *DiskOptions) *diskCheck {
 	t.Helper()
-	c, err := New(configs.Check{Name: "disk", Kind: "disk", Disk: o}, Env{Paths: paths})
+	c, err := New(configs.Check{Name: "disk", Kind: "disk", Options: o}, Env{Paths: paths})
 	require.NoError(t, err)
 	return c.(*diskCheck)
 }
@@ -111,15 +111,15 @@ func TestDiskMountSelection(t *testing.T) {
 	paths := configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}
 	for _, tc := range []struct {
 		name string
-		o    *configs.DiskOptions
+		o    *DiskOptions
 		want []string
 	}{
 		{"defaults", nil, []string{"/ ext4", "/run tmpfs", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4", "/tmp tmpfs", "/home nfs4"}},
-		{"include mountpoints", &configs.DiskOptions{IncludeMountpoints: []string{`^/(var|tmp)$`, `^/$`}}, []string{"/ ext4", "/var ext4", "/tmp tmpfs"}},
-		{"include fstypes", &configs.DiskOptions{IncludeFSTypes: []string{"ext4", "xfs"}}, []string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
-		{"exclude fstypes replaces the defaults", &configs.DiskOptions{ExcludeFSTypes: []string{"tmpfs", "nfs4", "proc", "sysfs", "devtmpfs", "cgroup2", "devpts", "overlay", "squashfs"}, ExcludeMountpoints: []string{}},
+		{"include mountpoints", &DiskOptions{IncludeMountpoints: []string{`^/(var|tmp)$`, `^/$`}}, []string{"/ ext4", "/var ext4", "/tmp tmpfs"}},
+		{"include fstypes", &DiskOptions{IncludeFSTypes: []string{"ext4", "xfs"}}, []string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
+		{"exclude fstypes replaces the defaults", &DiskOptions{ExcludeFSTypes: []string{"tmpfs", "nfs4", "proc", "sysfs", "devtmpfs", "cgroup2", "devpts", "overlay", "squashfs"}, ExcludeMountpoints: []string{}},
 			[]string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
-		{"exclude mountpoints", &configs.DiskOptions{ExcludeMountpoints: []string{`^/(srv|mnt)/`, `^/(dev|proc|sys|var/lib/docker)($|/)`}},
+		{"exclude mountpoints", &DiskOptions{ExcludeMountpoints: []string{`^/(srv|mnt)/`, `^/(dev|proc|sys|var/lib/docker)($|/)`}},
 			[]string{"/ ext4", "/run tmpfs", "/boot ext4", "/var ext4", "/tmp tmpfs", "/home nfs4"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestDiskMountSelection(t *testing.T) {
 	require.ErrorContains(t, err, "read testdata/nonexistent/1/mountinfo")
 	require.ErrorContains(t, err, "read testdata/nonexistent/self/mountinfo")
 
-	_, err = New(configs.Check{Kind: "disk", Disk: &configs.DiskOptions{IncludeMountpoints: []string{"("}}}, Env{})
+	_, err = New(configs.Check{Kind: "disk", Options: &DiskOptions{IncludeMountpoints: []string{"("}}}, Env{})
 	require.ErrorContains(t, err, "mountpoint pattern")
 }
 
@@ -220,7 +220,7 @@ func TestDiskStatfsHangs(t *testing.T) {
 		"/host":      {Bsize: 4096, Frsize: 4096, Blocks: 10, Bfree: 5, Bavail: 5},
 		"/host/home": {Bsize: 4096, Frsize: 4096, Blocks: 10, Bfree: 5, Bavail: 5},
 	}, slow: "/host/home", block: make(chan struct{})}
-	c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/host"}, &configs.DiskOptions{IncludeMountpoints: []string{`^/(home)?$`}})
+	c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/host"}, &DiskOptions{IncludeMountpoints: []string{`^/(home)?$`}})
 	c.statfs = fs.statfs
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -256,7 +256,7 @@ func TestTimeToFull(t *testing.T) {
 	const avail = 1e9
 	newCheck := func(window time.Duration) (*diskCheck, *clock) {
 		clk := &clock{t: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}
-		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, &configs.DiskOptions{FillWindow: configs.Duration(window)})
+		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, &DiskOptions{FillWindow: configs.Duration(window)})
 		c.now = clk.now
 		return c, clk
 	}
@@ -480,8 +480,8 @@ func TestDiskDiagnoseTmpfs(t *testing.T) {
 	writeFile(t, filepath.Join(mnt, "inner", "sub", "file"), 5*mib) // the largest, but another mount
 	require.NoError(t, os.Symlink(outside, filepath.Join(mnt, "link")))
 
-	c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, &configs.DiskOptions{
-		Diagnostics: configs.DiskDiagnos{MaxDepth: 3, MaxEntries: 1000, Timeout: configs.Duration(10 * time.Second), Top: 10},
+	c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, &DiskOptions{
+		Diagnostics: DiskDiagnos{MaxDepth: 3, MaxEntries: 1000, Timeout: configs.Duration(10 * time.Second), Top: 10},
 	})
 	s, err := c.Diagnose(context.Background(), Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}})
 	require.NoError(t, err)

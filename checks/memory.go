@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	Register("memory", newMemoryCheck,
+	Register("memory", newMemoryCheck, func() configs.Options { return &MemoryOptions{} },
 		MetricInfo{"memory_available_ratio", "Share of memory available for new work without swapping (MemAvailable/MemTotal)."},
 		MetricInfo{"memory_available_bytes", "Memory available for new work without swapping (MemAvailable), in bytes."},
 		MetricInfo{"memory_total_bytes", "Usable RAM (MemTotal), in bytes."},
@@ -36,10 +36,9 @@ type memoryCheck struct {
 }
 
 func newMemoryCheck(c configs.Check, env Env) (Check, error) {
-	top := 5
-	if c.Memory != nil && c.Memory.TopProcesses > 0 {
-		top = c.Memory.TopProcesses
-	}
+	o := *c.Options.(*MemoryOptions)
+	o.ApplyDefaults("")
+	top := o.TopProcesses
 	return &memoryCheck{name: c.Name, env: env, top: top}, nil
 }
 

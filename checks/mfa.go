@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	Register("mfa", newMFACheck,
+	Register("mfa", newMFACheck, func() configs.Options { return &MFAOptions{} },
 		MetricInfo{"mfa_compliant", "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
 		MetricInfo{"mfa_users_unenrolled", "Members of the group without an enrolled second factor for the MFA module(s) in use."},
 		MetricInfo{"mfa_sshd_permit_root_login", "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
@@ -31,17 +31,14 @@ func init() {
 type mfaCheck struct {
 	name string
 	env  Env
-	opts configs.MFAOptions
+	opts MFAOptions
 	// run executes a command given as argv (sshd -T); a field so that tests
 	// can count or fake calls.
 	run func(ctx context.Context, argv []string) ([]byte, error)
 }
 
 func newMFACheck(c configs.Check, env Env) (Check, error) {
-	var o configs.MFAOptions
-	if c.MFA != nil {
-		o = *c.MFA
-	}
+	o := *c.Options.(*MFAOptions)
 	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: mfaCommand}, nil
 }
 
@@ -467,7 +464,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 	modules := o.Enrolment.Modules
 	if len(modules) == 0 {
 		for _, m := range inStacks {
-			if slices.Contains(configs.MFAEnrolModules, m) {
+			if slices.Contains(MFAEnrolModules, m) {
 				modules = append(modules, m)
 			}
 		}

@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/l2agent/l2agent/configs"
 )
 
 const mfaTestSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" TOTP_AUTH\n"
@@ -145,10 +143,10 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 			require.NoError(t, os.Chown(secret, uid, gid))
 		}
 	}
-	obs := runMFA(t, configs.MFAOptions{
+	obs := runMFA(t, MFAOptions{
 		Controls: []string{"enrolment"},
 		Groups:   []string{group, "no-such-group-l2"},
-		PAM:      configs.MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
+		PAM:      MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
 		// Accounts: the real /etc/passwd and /etc/group, the defaults
 	})
 	comp := mfaObs(t, obs, "mfa_compliant", "enrolment")
@@ -183,7 +181,7 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 		require.NoError(t, os.Chmod(secret, 0o600))
 		require.NoError(t, os.Chown(secret, uid, -1))
 	}
-	obs = runMFA(t, configs.MFAOptions{Controls: []string{"enrolment"}, Groups: []string{group}, PAM: configs.MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")}})
+	obs = runMFA(t, MFAOptions{Controls: []string{"enrolment"}, Groups: []string{group}, PAM: MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")}})
 	require.Equal(t, 1.0, mfaObs(t, obs, "mfa_compliant", "enrolment").Value, mfaObs(t, obs, "mfa_compliant", "enrolment").Details)
 	require.Equal(t, 0.0, mfaObs(t, obs, "mfa_users_unenrolled", group).Value)
 }

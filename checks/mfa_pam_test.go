@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/l2agent/l2agent/configs"
 )
 
 // mfaRequireReal fails the test under CI=true, where every real component
@@ -28,7 +26,7 @@ func mfaRequireReal(t testing.TB, ok bool, what string) {
 // mfaRealModule returns the file of a PAM module installed on this host.
 func mfaRealModule(t testing.TB, name string) string {
 	t.Helper()
-	l := newPAMLoader("/etc/pam.d", "/", configs.DefaultPAMModuleDirs, nil, nil)
+	l := newPAMLoader("/etc/pam.d", "/", DefaultPAMModuleDirs, nil, nil)
 	p := l.findModule(name + ".so")
 	mfaRequireReal(t, p != "", name+".so is not installed (Debian: libpam-google-authenticator, libpam-oath)")
 	return p
@@ -238,10 +236,10 @@ func TestMFAPAMStacks(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			mfaWriteFiles(t, dir, tc.files)
-			l := newPAMLoader(dir, "/", configs.DefaultPAMModuleDirs, configs.DefaultMFAModules, configs.DefaultMFAOptionalArgs)
+			l := newPAMLoader(dir, "/", DefaultPAMModuleDirs, DefaultMFAModules, DefaultMFAOptionalArgs)
 			st, err := l.authStack("sshd")
 			require.NoError(t, err)
-			v := evalPAMStack(st, configs.DefaultMFAModules)
+			v := evalPAMStack(st, DefaultMFAModules)
 			text := formatMFA("pam", v.Findings, st.Notes)
 			t.Log("\n" + text)
 			require.Equal(t, tc.compliant, v.Compliant, text)
@@ -299,7 +297,7 @@ func FuzzMFAPAMStack(f *testing.F) {
 			t.Fatalf("%d lines from %d", len(lines), strings.Count(s, "\n")+1)
 		}
 		// every file of the stack is s: includes recurse until the level limit
-		l := newPAMLoader("/pam.d", "/", nil, configs.DefaultMFAModules, configs.DefaultMFAOptionalArgs)
+		l := newPAMLoader("/pam.d", "/", nil, DefaultMFAModules, DefaultMFAOptionalArgs)
 		l.open = func(string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
 		st, err := l.authStack("sshd")
 		if err != nil {
@@ -308,7 +306,7 @@ func FuzzMFAPAMStack(f *testing.F) {
 		if len(st.Entries) > pamMaxEntries {
 			t.Fatalf("%d entries", len(st.Entries))
 		}
-		v := evalPAMStack(st, configs.DefaultMFAModules)
+		v := evalPAMStack(st, DefaultMFAModules)
 		if v.Compliant && len(v.MFA) == 0 {
 			t.Fatal("compliant without an MFA module")
 		}

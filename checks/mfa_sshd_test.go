@@ -278,11 +278,11 @@ func TestMFASSHDReal(t *testing.T) {
 				files[k] = strings.ReplaceAll(v, "{dir}", dir)
 			}
 			mfaWriteFiles(t, dir, files)
-			opts := configs.MFAOptions{
+			opts := MFAOptions{
 				Controls: []string{"sshd"},
 				Groups:   []string{group},
-				SSHD:     configs.MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
-				PAM:      configs.MFAPAMOptions{Dir: pamDir, SSHDService: tc.pamSvc},
+				SSHD:     MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
+				PAM:      MFAPAMOptions{Dir: pamDir, SSHDService: tc.pamSvc},
 			}
 			obs := runMFA(t, opts)
 			o := mfaObs(t, obs, "mfa_compliant", "sshd")
@@ -313,7 +313,7 @@ func TestMFASSHDErrors(t *testing.T) {
 	sshd, hostKey := mfaSSHDEnv(t)
 	dir := t.TempDir()
 	mfaWriteFiles(t, dir, map[string]string{"sshd_config": "NoSuchOption yes\n"})
-	opts := configs.MFAOptions{Controls: []string{"sshd"}, SSHD: configs.MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}}}
+	opts := MFAOptions{Controls: []string{"sshd"}, SSHD: MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}}}
 	c := newMFA(t, opts)
 	_, err := c.Run(context.Background())
 	require.ErrorContains(t, err, "Bad configuration option: NoSuchOption")
@@ -333,14 +333,14 @@ func TestMFASSHDErrors(t *testing.T) {
 	require.ErrorContains(t, err, "exit status 3: oops")
 }
 
-func newMFA(t *testing.T, o configs.MFAOptions) *mfaCheck {
+func newMFA(t *testing.T, o MFAOptions) *mfaCheck {
 	t.Helper()
-	ch, err := New(configs.Check{Name: "mfa", Kind: "mfa", MFA: &o}, Env{Paths: configs.Paths{Rootfs: "/"}})
+	ch, err := New(configs.Check{Name: "mfa", Kind: "mfa", Options: &o}, Env{Paths: configs.Paths{Rootfs: "/"}})
 	require.NoError(t, err)
 	return ch.(*mfaCheck)
 }
 
-func runMFA(t *testing.T, o configs.MFAOptions) []Observation {
+func runMFA(t *testing.T, o MFAOptions) []Observation {
 	t.Helper()
 	obs, err := newMFA(t, o).Run(context.Background())
 	require.NoError(t, err)
@@ -381,7 +381,7 @@ func FuzzMFAParseSSHDT(f *testing.F) {
 		if n > strings.Count(s, "\n")+1 {
 			t.Fatalf("%d values from %d lines", n, strings.Count(s, "\n")+1)
 		}
-		c := &mfaCheck{opts: configs.MFAOptions{}.WithDefaults()}
+		c := &mfaCheck{opts: MFAOptions{}.WithDefaults()}
 		cfg := &sshdConfig{Main: "sshd_config"}
 		_ = c.sshdFindings(cfg, eff, sshdProbe{}, nil, nil)
 	})

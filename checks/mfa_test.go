@@ -15,9 +15,9 @@ func TestMFAConfig(t *testing.T) {
 	t.Parallel()
 	cfg, err := configs.Parse("agent.yaml", []byte("checks:\n  - name: mfa\n    kind: mfa\n    rules:\n      - metric: mfa_compliant\n        direction: below\n        crit: 0\n"))
 	require.NoError(t, err)
-	o := cfg.Checks[0].MFA
+	o := cfg.Checks[0].Options.(*MFAOptions)
 	require.NotNil(t, o)
-	require.Equal(t, configs.MFAControls, o.Controls)
+	require.Equal(t, MFAControls, o.Controls)
 	require.Equal(t, []string{"sudo", "wheel", "admin"}, o.Groups)
 	require.Equal(t, "/usr/sbin/sshd", o.SSHD.Binary)
 	require.Equal(t, "/etc/ssh/sshd_config", o.SSHD.Config)
@@ -26,7 +26,7 @@ func TestMFAConfig(t *testing.T) {
 	require.Equal(t, "sshd", o.PAM.SSHDService)
 	require.Equal(t, "sudo", o.PAM.SudoService)
 	require.Equal(t, "/etc/passwd", o.Accounts.Passwd)
-	require.Equal(t, configs.DefaultMFAModules, o.Modules)
+	require.Equal(t, DefaultMFAModules, o.Modules)
 
 	_, err = configs.Parse("agent.yaml", []byte(`checks:
   - name: mfa
@@ -86,10 +86,10 @@ func TestMFAAllControls(t *testing.T) {
 	require.NoError(t, os.WriteFile(secret, []byte(mfaTestSecret), 0o400))
 	require.NoError(t, os.Chown(secret, mfaUIDOf(t, users[0]), -1))
 
-	obs := runMFA(t, configs.MFAOptions{
+	obs := runMFA(t, MFAOptions{
 		Groups: []string{group},
-		SSHD:   configs.MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
-		PAM:    configs.MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
+		SSHD:   MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
+		PAM:    MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
 	})
 	var all []string
 	for _, o := range obs {

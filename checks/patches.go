@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	Register("patches", newPatchesCheck,
+	Register("patches", newPatchesCheck, func() configs.Options { return &PatchesOptions{} },
 		MetricInfo{"patches_pending", "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
 		MetricInfo{"patches_held", "Packages held back from upgrades (dpkg hold, zypper lock)."},
 		MetricInfo{"reboot_required", "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
@@ -64,7 +64,7 @@ type patchStatus struct {
 type patchesCheck struct {
 	name  string
 	env   Env
-	opts  configs.PatchesOptions
+	opts  PatchesOptions
 	secRE *regexp.Regexp
 	run   command.Runner
 	now   func() time.Time
@@ -76,16 +76,13 @@ type patchesCheck struct {
 }
 
 func newPatchesCheck(c configs.Check, env Env) (Check, error) {
-	var o configs.PatchesOptions
-	if c.Patches != nil {
-		o = *c.Patches
-	}
+	o := *c.Options.(*PatchesOptions)
 	o = o.WithDefaults()
 	re, err := regexp.Compile(o.Apt.SecurityPattern)
 	if err != nil {
 		return nil, fmt.Errorf("apt security_pattern: %w", err)
 	}
-	if !slices.Contains(configs.PatchesBackends, o.Backend) {
+	if !slices.Contains(PatchesBackends, o.Backend) {
 		return nil, fmt.Errorf("unknown patches backend %q", o.Backend)
 	}
 	if env.Paths.Rootfs == "" {

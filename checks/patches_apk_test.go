@@ -34,7 +34,7 @@ func FuzzParseApkUpgradable(f *testing.F) {
 func TestApkBackend(t *testing.T) {
 	t.Parallel()
 	f := &fakeRunner{outputs: map[string]command.Output{"apk list": {Stdout: testdata(t, "patches/apk-list-upgradable.txt")}}}
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: t.TempDir(), Procfs: "/proc"}}, configs.PatchesOptions{Backend: "apk"})
+	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: t.TempDir(), Procfs: "/proc"}}, PatchesOptions{Backend: "apk"})
 	c.run = f.run
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)

@@ -338,7 +338,7 @@ func TestAptReal(t *testing.T) {
 	require.Equal(t, 2, upgraded)
 	require.Equal(t, 1, security)
 
-	opts := configs.PatchesOptions{Backend: "apt", Apt: configs.AptOptions{
+	opts := PatchesOptions{Backend: "apt", Apt: AptOptions{
 		Options:            append(r.Options, "APT::Periodic::Unattended-Upgrade=1"),
 		RebootRequiredFile: filepath.Join(run, "reboot-required"),
 	}}
@@ -366,7 +366,7 @@ func TestAptReal(t *testing.T) {
 	}
 
 	// Through paths.rootfs: apt gets Dir=<rootfs> and finds the same.
-	rootOpts := configs.PatchesOptions{Backend: "apt"}
+	rootOpts := PatchesOptions{Backend: "apt"}
 	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: r.Root, Procfs: procfs}}, rootOpts)
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)

@@ -107,8 +107,8 @@ func TestDnfBackend(t *testing.T) {
 		"needs-restarting":     {Stdout: testdata(t, "patches/needs-restarting-reboot.txt"), Exit: 1},
 		"dnf needs-restarting": {Stdout: testdata(t, "patches/needs-restarting-reboot.txt"), Exit: 1},
 	}}
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, configs.PatchesOptions{Backend: "dnf",
-		Dnf: configs.DnfOptions{Command: "dnf", NeedsRestarting: []string{"needs-restarting", "-r"}}})
+	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, PatchesOptions{Backend: "dnf",
+		Dnf: DnfOptions{Command: "dnf", NeedsRestarting: []string{"needs-restarting", "-r"}}})
 	c.run = f.run
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)

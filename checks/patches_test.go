@@ -55,12 +55,12 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-func newTestPatches(t *testing.T, env Env, o configs.PatchesOptions) *patchesCheck {
+func newTestPatches(t *testing.T, env Env, o PatchesOptions) *patchesCheck {
 	t.Helper()
 	if o.StateDir == "" {
 		o.StateDir = t.TempDir()
 	}
-	c, err := New(configs.Check{Name: "patches", Kind: "patches", Patches: &o}, env)
+	c, err := New(configs.Check{Name: "patches", Kind: "patches", Options: &o}, env)
 	require.NoError(t, err)
 	return c.(*patchesCheck)
 }
@@ -149,7 +149,7 @@ func TestParseOSReleaseAndBackend(t *testing.T) {
 
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, configs.PatchesOptions{})
+	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, PatchesOptions{})
 	_, err := c.backend()
 	require.ErrorContains(t, err, "choose a patches backend")
 	require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=alpine\n"), 0o644))
@@ -195,7 +195,7 @@ func FuzzCompareDebVersions(f *testing.F) {
 func TestPatchesObserveAndState(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir, MaxPackages: 1})
+	c := newTestPatches(t, Env{}, PatchesOptions{StateDir: dir, MaxPackages: 1})
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	c.now = func() time.Time { return t0 }
 	st := &patchStatus{Backend: "apt", SecurityKnown: true, Held: new(0), Reboot: new(false), Updates: []pkgUpdate{
@@ -217,7 +217,7 @@ func TestPatchesObserveAndState(t *testing.T) {
 	c.now = func() time.Time { return t0.Add(3 * 24 * time.Hour) }
 	c.observe(st)
 	// Restart: a new check reads the first-seen times back.
-	c2 := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir})
+	c2 := newTestPatches(t, Env{}, PatchesOptions{StateDir: dir})
 	c2.now = func() time.Time { return t0.Add(10 * 24 * time.Hour) }
 	got, details = obsByKey(t, c2.observe(st))
 	require.Equal(t, 10*24*3600.0, got["patches_oldest_security_pending_seconds"])
@@ -250,7 +250,7 @@ func testdataAbs(t *testing.T, p string) []byte {
 func TestPatchesStateUnwritable(t *testing.T) {
 	t.Parallel()
 	// /proc does not take new directories, even for root.
-	c := newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: "/proc/l2agent-test-state"})
+	c := newTestPatches(t, Env{}, PatchesOptions{StateDir: "/proc/l2agent-test-state"})
 	st := &patchStatus{Backend: "apt", SecurityKnown: true, Updates: []pkgUpdate{{Name: "a", Security: true}}}
 	t0 := time.Now()
 	c.now = func() time.Time { return t0 }
@@ -263,20 +263,20 @@ func TestPatchesStateUnwritable(t *testing.T) {
 	// A corrupt state file starts afresh.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "patches-patches.json"), []byte("{nope"), 0o600))
-	c = newTestPatches(t, Env{}, configs.PatchesOptions{StateDir: dir})
+	c = newTestPatches(t, Env{}, PatchesOptions{StateDir: dir})
 	got, _ = obsByKey(t, c.observe(st))
 	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
 }
 
-var secRE = regexp.MustCompile(configs.DefaultAptSecurityPattern)
+var secRE = regexp.MustCompile(DefaultAptSecurityPattern)
 
 func TestPatchesAndAntivirusConfig(t *testing.T) {
 	t.Parallel()
 	cfg, err := configs.Load("testdata/antivirus/default-rules.yaml")
 	require.NoError(t, err, "the proposed default rules are valid")
-	require.Equal(t, "/var/lib/l2agent", cfg.Checks[1].Patches.StateDir)
-	require.Equal(t, "dist-upgrade", cfg.Checks[1].Patches.Apt.Upgrade)
-	require.Equal(t, "/etc/clamav/clamd.conf", cfg.Checks[0].Antivirus.ClamAV.ClamdConf)
+	require.Equal(t, "/var/lib/l2agent", cfg.Checks[1].Options.(*PatchesOptions).StateDir)
+	require.Equal(t, "dist-upgrade", cfg.Checks[1].Options.(*PatchesOptions).Apt.Upgrade)
+	require.Equal(t, "/etc/clamav/clamd.conf", cfg.Checks[0].Options.(*AntivirusOptions).ClamAV.ClamdConf)
 
 	_, err = configs.Parse("bad.yml", []byte(`checks:
   - name: p

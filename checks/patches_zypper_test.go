@@ -60,7 +60,7 @@ func TestZypperBackend(t *testing.T) {
 		"zypper list-patches": {Stdout: testdata(t, "patches/zypper-list-patches-security.xml"), Exit: 101},
 		"zypper locks":        {Stdout: testdata(t, "patches/zypper-locks.xml")},
 	}}
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, configs.PatchesOptions{Backend: "zypper"})
+	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, PatchesOptions{Backend: "zypper"})
 	c.run = f.run
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)

@@ -18,6 +18,9 @@ import (
 //go:embed agent.yaml
 var DefaultYAML []byte
 
+// DefaultStateDir is where the agent keeps its state unless told otherwise.
+const DefaultStateDir = "/var/lib/l2agent"
+
 // DefaultListenAddress is where the agent serves HTTP unless told otherwise.
 // Port 10061: the 9100–9999 exporter range of the Prometheus default port
 // allocations is exhausted and no well-known exporter uses 10061.
@@ -64,46 +67,24 @@ type Check struct {
 	Disabled bool     `yaml:"disabled"`
 	Schedule string   `yaml:"schedule"`
 	Timeout  Duration `yaml:"timeout"`
+	Rules    []Rule   `yaml:"rules"`
 
-	Disk      *DiskOptions      `yaml:"disk"`
-	CPU       *CPUOptions       `yaml:"cpu"`
-	Memory    *MemoryOptions    `yaml:"memory"`
-	Patches   *PatchesOptions   `yaml:"patches"`   // configs/patches.go
-	Antivirus *AntivirusOptions `yaml:"antivirus"` // configs/antivirus.go
-	MFA       *MFAOptions       `yaml:"mfa"`       // configs/mfa.go
-
-	Rules []Rule `yaml:"rules"`
+	// Options is the kind's own block, written under a key named after the
+	// kind (`disk:` for kind disk), of the type its unit registered in
+	// CheckKinds; after loading it is never nil for a kind with options.
+	Options Options `yaml:"-"`
+	blocks  []block // every kind block written, to report those of another kind
 }
 
-// DiskOptions configure the disk check.
-type DiskOptions struct {
-	// Regular expressions, anchored by the author, matched on the mountpoint.
-	IncludeMountpoints []string `yaml:"include_mountpoints"`
-	ExcludeMountpoints []string `yaml:"exclude_mountpoints"`
-	// Exact filesystem type names.
-	IncludeFSTypes []string `yaml:"include_fstypes"`
-	ExcludeFSTypes []string `yaml:"exclude_fstypes"`
-	// FillWindow is how far back samples are kept for time to full.
-	FillWindow  Duration    `yaml:"fill_window"`
-	Diagnostics DiskDiagnos `yaml:"diagnostics"`
+// block is a kind's options block as written in a config.
+type block struct {
+	name string
+	opts Options
 }
 
-// DiskDiagnos bounds the largest-directories scan.
-type DiskDiagnos struct {
-	MaxDepth   int      `yaml:"max_depth"`
-	MaxEntries int      `yaml:"max_entries"`
-	Timeout    Duration `yaml:"timeout"`
-	Top        int      `yaml:"top"`
-}
-
-// CPUOptions configure the cpu check.
-type CPUOptions struct {
-	TopProcesses int `yaml:"top_processes"`
-}
-
-// MemoryOptions configure the memory check.
-type MemoryOptions struct {
-	TopProcesses int `yaml:"top_processes"`
+func (c *Check) family() *Family { return CheckKinds }
+func (c *Check) addBlock(name string, o Options) {
+	c.blocks = append(c.blocks, block{name, o})
 }
 
 // Rule turns a metric of a check into an alert state.

@@ -59,6 +59,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	if reflect.PointerTo(v.Type()).Implements(nodeDecoderType) {
+		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
+		return
+	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			d.errorf(n, "%s: %v", path, err)
@@ -83,25 +87,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(n, "%s: expected a mapping of keys, got %s", path, describe(n))
 			return
 		}
-		fields := structFields(v.Type())
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			name := k.Value
-			sub := join(path, name)
-			if seen[name] {
-				d.errorf(k, "%s: duplicate key", sub)
-				continue
-			}
-			seen[name] = true
-			idx, ok := fields[name]
-			if !ok {
-				d.errorf(k, "unknown key %q in %s (known keys: %s)", name, orTop(path), strings.Join(sortedKeys(fields), ", "))
-				continue
-			}
-			d.keys[sub] = pos{k.Line, k.Column}
-			d.decode(val, v.Field(idx), sub)
-		}
+		d.mapping(n, v, path)
 	case reflect.Slice:
 		if n.Tag == "!!null" {
 			v.SetZero()
@@ -142,6 +128,59 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.scalar(n, v, path)
 	}
 }
+
+// mapping decodes a mapping node onto the struct v. A struct that holds a
+// kind's block (a check's `disk:`) decodes a key named after a registered
+// kind of its family into that kind's own options type.
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	fields := structFields(v.Type())
+	holder, _ := v.Addr().Interface().(blockHolder)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		name := k.Value
+		sub := join(path, name)
+		if seen[name] {
+			d.errorf(k, "%s: duplicate key", sub)
+			continue
+		}
+		seen[name] = true
+		idx, ok := fields[name]
+		if !ok && holder != nil {
+			if o := holder.family().NewOptions(name); o != nil {
+				d.keys[sub] = pos{k.Line, k.Column}
+				d.decode(val, reflect.ValueOf(o).Elem(), sub)
+				holder.addBlock(name, o)
+				continue
+			}
+		}
+		if !ok {
+			known := sortedKeys(fields)
+			if holder != nil {
+				known = append(known, holder.family().Names()...)
+				slices.Sort(known)
+			}
+			d.errorf(k, "unknown key %q in %s (known keys: %s)", name, orTop(path), strings.Join(known, ", "))
+			continue
+		}
+		d.keys[sub] = pos{k.Line, k.Column}
+		d.decode(val, v.Field(idx), sub)
+	}
+}
+
+// blockHolder is a struct with a kind's block beside its common keys.
+type blockHolder interface {
+	family() *Family
+	addBlock(name string, o Options)
+}
+
+// nodeDecoder is a config type that decodes its own node, with the
+// decoder's positions and error collection.
+type nodeDecoder interface {
+	decodeNode(d *decoder, n *yaml.Node, path string)
+}
+
+var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
 
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {

@@ -5,46 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
 )
-
-var (
-	kindsMu sync.RWMutex
-	kinds   = map[string][]string{} // check kind → metric names it emits
-)
-
-// RegisterKind tells the config validator about a check kind and the
-// metrics its rules may name. The checks package calls it from init.
-func RegisterKind(kind string, metrics []string) {
-	kindsMu.Lock()
-	defer kindsMu.Unlock()
-	kinds[kind] = slices.Clone(metrics)
-}
-
-func kindMetrics(kind string) ([]string, bool) {
-	kindsMu.RLock()
-	defer kindsMu.RUnlock()
-	m, ok := kinds[kind]
-	return m, ok
-}
-
-func kindNames() []string {
-	kindsMu.RLock()
-	defer kindsMu.RUnlock()
-	ks := make([]string, 0, len(kinds))
-	for k := range kinds {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
 
 // scheduleParser accepts @every/@hourly descriptors and cron specs with an
 // optional leading seconds field.
@@ -119,7 +86,7 @@ func Default() *Config {
 func embedded() *Config {
 	cfg := &Config{
 		ListenAddress: DefaultListenAddress,
-		StateDir:      "/var/lib/l2agent",
+		StateDir:      DefaultStateDir,
 		Paths:         Paths{Procfs: "/proc", Sysfs: "/sys", Rootfs: "/"},
 		Log:           Log{Level: "info", Format: "logfmt"},
 		Defaults:      Defaults{Schedule: "@every 30s", Timeout: Duration(10 * time.Second), JitterMax: Duration(30 * time.Second)},
@@ -128,19 +95,6 @@ func embedded() *Config {
 		panic("embedded default config is invalid: " + err.Error())
 	}
 	return cfg
-}
-
-// DefaultExcludeFSTypes are pseudo and read-only image filesystems that
-// never fill up in a way an admin can act on.
-var DefaultExcludeFSTypes = []string{
-	"autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-	"devtmpfs", "efivarfs", "fusectl", "fuse.lxcfs", "fuse.gvfsd-fuse", "fuse.portal", "hugetlbfs", "iso9660", "mqueue", "nsfs",
-	"proc", "procfs", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tracefs", "nfsd",
-}
-
-// DefaultExcludeMountpoints are kernel and container-runtime mountpoints.
-var DefaultExcludeMountpoints = []string{
-	`^/(dev|proc|sys|run/credentials/.+|run/user/.+|var/lib/docker/.+|var/lib/containers/storage/.+|var/lib/kubelet/.+|snap/.+)($|/)`,
 }
 
 func (c *Config) applyDefaults() {
@@ -163,68 +117,25 @@ func (c *Config) applyDefaults() {
 		if ch.Timeout == 0 {
 			ch.Timeout = c.Defaults.Timeout
 		}
-		switch ch.Kind {
-		case "disk":
-			if ch.Disk == nil {
-				ch.Disk = &DiskOptions{}
-			}
-			o := ch.Disk
-			if o.ExcludeFSTypes == nil {
-				o.ExcludeFSTypes = slices.Clone(DefaultExcludeFSTypes)
-			}
-			if o.ExcludeMountpoints == nil {
-				o.ExcludeMountpoints = slices.Clone(DefaultExcludeMountpoints)
-			}
-			if o.FillWindow == 0 {
-				o.FillWindow = Duration(6 * time.Hour)
-			}
-			dd := &o.Diagnostics
-			if dd.MaxDepth == 0 {
-				dd.MaxDepth = 3
-			}
-			if dd.MaxEntries == 0 {
-				dd.MaxEntries = 100000
-			}
-			if dd.Timeout == 0 {
-				dd.Timeout = Duration(5 * time.Second)
-			}
-			if dd.Top == 0 {
-				dd.Top = 10
-			}
-		case "cpu":
-			if ch.CPU == nil {
-				ch.CPU = &CPUOptions{}
-			}
-			if ch.CPU.TopProcesses == 0 {
-				ch.CPU.TopProcesses = 5
-			}
-		case "memory":
-			if ch.Memory == nil {
-				ch.Memory = &MemoryOptions{}
-			}
-			if ch.Memory.TopProcesses == 0 {
-				ch.Memory.TopProcesses = 5
-			}
-		case "patches":
-			if ch.Patches == nil {
-				ch.Patches = &PatchesOptions{}
-			}
-			if ch.Patches.StateDir == "" {
-				ch.Patches.StateDir = c.StateDir // the agent's, unless the check has its own
-			}
-			ch.Patches.applyDefaults()
-		case "antivirus":
-			if ch.Antivirus == nil {
-				ch.Antivirus = &AntivirusOptions{}
-			}
-			ch.Antivirus.applyDefaults()
-		case "mfa":
-			if ch.MFA == nil {
-				ch.MFA = &MFAOptions{}
-			}
-			ch.MFA.applyDefaults()
+		ch.Options = kindOptions(CheckKinds, ch.Kind, ch.Options, ch.blocks)
+		if ch.Options != nil {
+			ch.Options.ApplyDefaults(c.StateDir)
 		}
 	}
+}
+
+// kindOptions returns the options of kind: the block written for it, else
+// those already set, else the kind's empty options (nil for none).
+func kindOptions(f *Family, kind string, set Options, blocks []block) Options {
+	for _, b := range blocks {
+		if b.name == kind {
+			return b.opts
+		}
+	}
+	if set != nil {
+		return set
+	}
+	return f.NewOptions(kind)
 }
 
 func (c *Config) validate(d *decoder) Errors {
@@ -277,18 +188,15 @@ func (c *Config) validate(d *decoder) Errors {
 		} else {
 			names[ch.Name] = base
 		}
-		metrics, known := kindMetrics(ch.Kind)
+		k, known := CheckKinds.Lookup(ch.Kind)
+		metrics := k.Metrics
 		if ch.Kind == "" {
-			errf(base, "check %q: kind is required (known kinds: %s)", ch.Name, strings.Join(kindNames(), ", "))
+			errf(base, "check %q: kind is required (known kinds: %s)", ch.Name, strings.Join(CheckKinds.Names(), ", "))
 		} else if !known {
-			errf(base+".kind", "check %q: unknown check kind %q (known kinds: %s)", ch.Name, ch.Kind, strings.Join(kindNames(), ", "))
+			errf(base+".kind", "check %q: unknown check kind %q (known kinds: %s)", ch.Name, ch.Kind, strings.Join(CheckKinds.Names(), ", "))
 		}
-		for _, blk := range []struct {
-			name string
-			set  bool
-		}{{"disk", ch.Disk != nil}, {"cpu", ch.CPU != nil}, {"memory", ch.Memory != nil},
-			{"patches", ch.Patches != nil}, {"antivirus", ch.Antivirus != nil}, {"mfa", ch.MFA != nil}} {
-			if blk.set && blk.name != ch.Kind {
+		for _, blk := range ch.blocks {
+			if blk.name != ch.Kind {
 				errf(base+"."+blk.name, "check %q: a %s: block does not apply to a check of kind %q", ch.Name, blk.name, ch.Kind)
 			}
 		}
@@ -298,29 +206,8 @@ func (c *Config) validate(d *decoder) Errors {
 		if ch.Timeout <= 0 {
 			errf(base+".timeout", "check %q: timeout must be positive", ch.Name)
 		}
-		if o := ch.Disk; o != nil && ch.Kind == "disk" {
-			for j, re := range o.IncludeMountpoints {
-				if _, err := regexp.Compile(re); err != nil {
-					errf(fmt.Sprintf("%s.disk.include_mountpoints[%d]", base, j), "check %q: bad regular expression: %v", ch.Name, err)
-				}
-			}
-			for j, re := range o.ExcludeMountpoints {
-				if _, err := regexp.Compile(re); err != nil {
-					errf(fmt.Sprintf("%s.disk.exclude_mountpoints[%d]", base, j), "check %q: bad regular expression: %v", ch.Name, err)
-				}
-			}
-			if o.Diagnostics.MaxDepth < 0 || o.Diagnostics.MaxEntries < 0 || o.Diagnostics.Top < 0 {
-				errf(base+".disk.diagnostics", "check %q: diagnostics bounds must not be negative", ch.Name)
-			}
-		}
-		if o := ch.Patches; o != nil && ch.Kind == "patches" {
-			o.validate(base+".patches", errf)
-		}
-		if o := ch.Antivirus; o != nil && ch.Kind == "antivirus" {
-			o.validate(base+".antivirus", errf)
-		}
-		if o := ch.MFA; o != nil && ch.Kind == "mfa" {
-			o.validate(base+".mfa", errf)
+		if ch.Options != nil && known {
+			ch.Options.Validate(base+"."+ch.Kind, errf)
 		}
 		seen := map[string]string{}
 		for j, r := range ch.Rules {

@@ -3,7 +3,6 @@ package configs
 import (
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -49,48 +48,21 @@ type Recurrence struct {
 
 // Backend is one ticket system.
 type Backend struct {
-	Name         string               `yaml:"name"`
-	Kind         string               `yaml:"kind"` // rt, webhook, file
-	Timeout      Duration             `yaml:"timeout"`
-	RT           *RTOptions           `yaml:"rt"`
-	Webhook      *WebhookOptions      `yaml:"webhook"`
-	File         *FileOptions         `yaml:"file"`
-	Jira         *JiraOptions         `yaml:"jira"`         // configs/jira.go
-	ServiceNow   *ServiceNowOptions   `yaml:"servicenow"`   // configs/servicenow.go
-	PagerDuty    *PagerDutyOptions    `yaml:"pagerduty"`    // configs/pagerduty.go
-	Alertmanager *AlertmanagerOptions `yaml:"alertmanager"` // configs/alertmanager.go
+	Name    string   `yaml:"name"`
+	Kind    string   `yaml:"kind"` // a registered backend: rt, jira, webhook, file…
+	Timeout Duration `yaml:"timeout"`
+
+	// Options is the backend's own block (`rt:` for kind rt), of the type
+	// its unit registered in BackendKinds; after loading it is never nil
+	// for a kind with options.
+	Options Options `yaml:"-"`
+	blocks  []block
 }
 
-// RTOptions configure a Request Tracker 5 backend (REST 2.0).
-type RTOptions struct {
-	URL         string `yaml:"url"` // e.g. https://rt.example.com (REST 2.0 is under /REST/2.0/)
-	Token       Secret `yaml:"token"`
-	TokenFile   string `yaml:"token_file"`
-	QueueL2     string `yaml:"queue_l2"`
-	QueueL3     string `yaml:"queue_l3"`
-	QueueL4     string `yaml:"queue_l4"`
-	CustomField string `yaml:"custom_field"` // ticket CF holding the alert key
-	PriorityL2  int    `yaml:"priority_l2"`
-	PriorityL3  int    `yaml:"priority_l3"`
-	PriorityL4  int    `yaml:"priority_l4"`
-	OwnerL3     string `yaml:"owner_l3"` // optional owner set on escalation to L3
-	OwnerL4     string `yaml:"owner_l4"`
+func (b *Backend) family() *Family { return BackendKinds }
+func (b *Backend) addBlock(name string, o Options) {
+	b.blocks = append(b.blocks, block{name, o})
 }
-
-// WebhookOptions configure a generic JSON webhook.
-type WebhookOptions struct {
-	URL        string `yaml:"url"`
-	Secret     Secret `yaml:"secret"` // HMAC-SHA256 key for the signature header
-	SecretFile string `yaml:"secret_file"`
-}
-
-// FileOptions configure the JSON-lines file backend.
-type FileOptions struct {
-	Path string `yaml:"path"` // default: <state_dir>/tickets.jsonl
-}
-
-// BackendKinds are the ticket systems l2agent can talk to.
-var BackendKinds = []string{"rt", "webhook", "file", "jira", "servicenow", "pagerduty", "alertmanager"}
 
 // ApplyDefaults fills what the config left out; file backends default to
 // stateDir/tickets.jsonl.
@@ -137,64 +109,9 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 		if b.Timeout == 0 {
 			b.Timeout = Duration(15 * time.Second)
 		}
-		switch b.Kind {
-		case "rt":
-			if b.RT == nil {
-				b.RT = &RTOptions{}
-			}
-			o := b.RT
-			if o.QueueL2 == "" {
-				o.QueueL2 = "General"
-			}
-			if o.QueueL3 == "" {
-				o.QueueL3 = o.QueueL2
-			}
-			if o.QueueL4 == "" {
-				o.QueueL4 = o.QueueL3
-			}
-			if o.CustomField == "" {
-				o.CustomField = "HostCheckKey"
-			}
-			if o.PriorityL2 == 0 {
-				o.PriorityL2 = 50
-			}
-			if o.PriorityL3 == 0 {
-				o.PriorityL3 = 100 // RT shows 50 and 80 both as "Medium"
-			}
-			if o.PriorityL4 == 0 {
-				o.PriorityL4 = 100
-			}
-		case "webhook":
-			if b.Webhook == nil {
-				b.Webhook = &WebhookOptions{}
-			}
-		case "jira":
-			if b.Jira == nil {
-				b.Jira = &JiraOptions{}
-			}
-			b.Jira.applyDefaults()
-		case "servicenow":
-			if b.ServiceNow == nil {
-				b.ServiceNow = &ServiceNowOptions{}
-			}
-			b.ServiceNow.applyDefaults()
-		case "pagerduty":
-			if b.PagerDuty == nil {
-				b.PagerDuty = &PagerDutyOptions{}
-			}
-			b.PagerDuty.applyDefaults()
-		case "alertmanager":
-			if b.Alertmanager == nil {
-				b.Alertmanager = &AlertmanagerOptions{}
-			}
-			b.Alertmanager.applyDefaults()
-		case "file":
-			if b.File == nil {
-				b.File = &FileOptions{}
-			}
-			if b.File.Path == "" {
-				b.File.Path = stateDir + "/tickets.jsonl"
-			}
+		b.Options = kindOptions(BackendKinds, b.Kind, b.Options, b.blocks)
+		if b.Options != nil {
+			b.Options.ApplyDefaults(stateDir)
 		}
 	}
 }
@@ -203,45 +120,27 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 	names := map[string]bool{}
 	for i, b := range t.Backends {
 		base := fmt.Sprintf("ticketing.backends[%d]", i)
-		if !slices.Contains(BackendKinds, b.Kind) {
-			errf(base+".kind", "ticketing backend %q: unknown kind %q (known: %s)", b.Name, b.Kind, strings.Join(BackendKinds, ", "))
+		_, known := BackendKinds.Lookup(b.Kind)
+		if !known {
+			errf(base+".kind", "ticketing backend %q: unknown kind %q (known: %s)", b.Name, b.Kind, strings.Join(BackendKinds.Names(), ", "))
 		}
 		if names[b.Name] {
 			errf(base+".name", "duplicate ticketing backend name %q", b.Name)
 		}
 		names[b.Name] = true
-		for _, blk := range []struct {
-			name string
-			set  bool
-		}{{"rt", b.RT != nil}, {"webhook", b.Webhook != nil}, {"file", b.File != nil},
-			{"jira", b.Jira != nil}, {"servicenow", b.ServiceNow != nil}, {"pagerduty", b.PagerDuty != nil},
-			{"alertmanager", b.Alertmanager != nil}} {
-			if blk.set && blk.name != b.Kind {
+		for _, blk := range b.blocks {
+			if blk.name != b.Kind {
 				errf(base+"."+blk.name, "ticketing backend %q: a %s: block does not apply to kind %q", b.Name, blk.name, b.Kind)
 			}
 		}
-		switch b.Kind {
-		case "rt":
-			o := b.RT
-			checkURL(errf, base+".rt.url", o.URL)
-			oneSecret(errf, base+".rt", "token", o.Token, o.TokenFile)
-		case "webhook":
-			o := b.Webhook
-			checkURL(errf, base+".webhook.url", o.URL)
-			oneSecret(errf, base+".webhook", "secret", o.Secret, o.SecretFile)
-		case "jira":
-			b.Jira.validate(base+".jira", errf)
-		case "servicenow":
-			b.ServiceNow.validate(base+".servicenow", errf)
-		case "pagerduty":
-			b.PagerDuty.validate(base+".pagerduty", errf)
-		case "alertmanager":
-			b.Alertmanager.validate(base+".alertmanager", errf)
+		if b.Options != nil && known {
+			b.Options.Validate(base+"."+b.Kind, errf)
 		}
 	}
 }
 
-func checkURL(errf func(path, format string, args ...any), path, v string) {
+// CheckURL reports at path a value that is not an http(s) URL.
+func CheckURL(errf Errorf, path, v string) {
 	if !ValidHTTPURL(v) {
 		errf(path, "%s %q: want an http:// or https:// URL", path, v)
 	}
@@ -253,7 +152,9 @@ func ValidHTTPURL(v string) bool {
 	return v != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-func oneSecret(errf func(path, format string, args ...any), base, key string, s Secret, file string) {
+// OneSecret reports a credential given neither or twice: as key (an
+// ${ENV_VAR} reference) and as key_file.
+func OneSecret(errf Errorf, base, key string, s Secret, file string) {
 	switch {
 	case s.Ref == "" && file == "":
 		errf(base, "%s: set %s (as ${ENV_VAR}) or %s_file", base, key, key)

@@ -110,7 +110,7 @@ remediation:
 `, cmd)
 	clk := newClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
-	e, err := newEngine(parseRemediation(t, yaml), dir, nil, nil, clk.Now, env{procfs: "/proc", root: root})
+	e, err := newEngine(parseRemediation(t, yaml), dir, nil, nil, clk.Now, Env{Procfs: "/proc", Root: root})
 	require.NoError(t, err)
 	a := Alert{Key: "h/patches", Check: "patches", Metric: "patches_pending", Labels: map[string]string{"kind": "security"}, State: alert.StateWarn, Value: 3}
 

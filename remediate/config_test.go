@@ -14,15 +14,15 @@ func TestConfigDefaultsAllOff(t *testing.T) {
 	cfg := configs.Default().Remediation
 	require.False(t, cfg.DryRun)
 	require.Equal(t, configs.RateLimit{Count: 10, Window: configs.Duration(3600e9)}, cfg.MaxRuns)
-	for _, name := range configs.RemediationActions {
+	for _, name := range Names() {
 		p, ok := cfg.Actions[name]
 		require.True(t, ok, name)
 		require.False(t, p.Enabled, "%s must be off by default", name)
 		require.Positive(t, p.Timeout, name)
 		require.True(t, p.VerifyEnabled(), name)
 	}
-	require.Equal(t, "/usr/bin/journalctl", cfg.Actions["journal_vacuum"].Command)
-	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Command)
+	require.Equal(t, "/usr/bin/journalctl", cfg.Actions["journal_vacuum"].Settings.(*JournalVacuumSettings).Command)
+	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Settings.(*AntivirusUpdateSettings).Command)
 	e, err := New(cfg, t.TempDir(), nil, nil, nil)
 	require.NoError(t, err)
 	_, attempted := e.Remediate(t.Context(), Alert{Check: "disk", State: alert.StateCrit}, nil)
@@ -56,20 +56,19 @@ func TestConfigValidation(t *testing.T) {
 	require.Equal(t, []string{
 		"test.yaml:2:21: remediation.max_runs: count must not be negative",
 		"test.yaml:4:59: remediation action disk_cleanup: allow_paths \"var/tmp\": must be a clean absolute path",
-		"test.yaml:5:30: remediation action logrotate: allow_paths applies only to disk_cleanup",
-		"test.yaml:5:31: remediation action logrotate: allow_paths must not be /",
+		"test.yaml:5:17: unknown key \"allow_paths\" in remediation.actions.logrotate (known keys: allow_configs, command, cooldown, dry_run, enabled, maintenance_duration, maintenance_window, max_runs, params, timeout, verify)",
 		"test.yaml:6:77: remediation action service_restart: \"x; reboot\" is not a systemd unit name such as clamav-daemon.service",
 		"test.yaml:6:100: remediation action service_restart: command \"systemctl\": must be a clean absolute path",
-		"test.yaml:7:12: unknown remediation action \"bogus\" (known: disk_cleanup, journal_vacuum, package_cache_clean, logrotate, service_restart, antivirus_update, security_updates)",
+		"test.yaml:7:12: unknown remediation action \"bogus\" (known: antivirus_update, disk_cleanup, journal_vacuum, logrotate, package_cache_clean, security_updates, service_restart)",
 		"test.yaml:8:23: remediation action security_updates: runs only inside a maintenance window: set maintenance_window (a cron spec)",
 		"test.yaml:9:42: remediation action journal_vacuum: bad maintenance_window \"99 * * * *\": end of range (99) above maximum (59): 99",
-		"test.yaml:9:69: remediation action journal_vacuum: allow_paths applies only to disk_cleanup",
-		"test.yaml:9:92: remediation action journal_vacuum: param unit does not apply (it takes: vacuum_size, vacuum_time)",
+		"test.yaml:9:56: unknown key \"allow_paths\" in remediation.actions.journal_vacuum (known keys: command, cooldown, dry_run, enabled, maintenance_duration, maintenance_window, max_runs, params, timeout, verify)",
+		"test.yaml:9:86: unknown key \"unit\" in remediation.actions.journal_vacuum.params (known keys: vacuum_size, vacuum_time)",
 		"test.yaml:11:113: remediation action disk_cleanup: path \"/etc\" is outside allow_paths (/var/log, var/tmp)",
 		"test.yaml:11:136: remediation action disk_cleanup: glob \"[\": want a file name pattern such as *.gz (no /)",
 		"test.yaml:11:141: remediation action disk_cleanup: glob \"a/b\": want a file name pattern such as *.gz (no /)",
 		"test.yaml:12:59: remediation action service_restart: unit \"sshd.service\" is not in allow_units",
-		"test.yaml:13:27: remediation rule: unknown action \"nope\" (known: disk_cleanup, journal_vacuum, package_cache_clean, logrotate, service_restart, antivirus_update, security_updates)",
+		"test.yaml:13:27: remediation rule: unknown action \"nope\" (known: antivirus_update, disk_cleanup, journal_vacuum, logrotate, package_cache_clean, security_updates, service_restart)",
 		"test.yaml:14:64: remediation action journal_vacuum: vacuum_size \"lots\": want a size such as 500M or 2G",
 		"test.yaml:15:7: remediation rule: check is required (the name of the check whose alert runs the action)",
 		"test.yaml:15:34: remediation rule: state \"down\": want warn or crit",

@@ -16,7 +16,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -32,8 +31,8 @@ import (
 // anything but regular files are left alone.
 type diskCleanup struct {
 	allow      []string
-	params     configs.RemediationParams
-	ev         env
+	params     DiskCleanupParams
+	ev         Env
 	maxDepth   int // directory levels below a root
 	maxEntries int // directory entries looked at per walk
 	maxFDs     int // /proc/*/fd entries looked at for writers
@@ -41,8 +40,8 @@ type diskCleanup struct {
 	now        func() time.Time
 }
 
-func newDiskCleanup(p configs.ActionPolicy, params configs.RemediationParams, ev env) *diskCleanup {
-	return &diskCleanup{allow: p.AllowPaths, params: params, ev: ev, maxDepth: 32, maxEntries: 200000, maxFDs: 200000, listFiles: 50, now: time.Now}
+func newDiskCleanup(s *DiskCleanupSettings, params *DiskCleanupParams, ev Env) *diskCleanup {
+	return &diskCleanup{allow: s.AllowPaths, params: *params, ev: ev, maxDepth: 32, maxEntries: 200000, maxFDs: 200000, listFiles: 50, now: time.Now}
 }
 
 func (d *diskCleanup) Name() string { return "disk_cleanup" }
@@ -214,8 +213,8 @@ func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
 		if !ok || pf.Dev != f.Dev || pf.Ino != f.Ino || !pf.MTime.Equal(f.MTime) {
 			return
 		}
-		if d.ev.hook != nil {
-			d.ev.hook("unlink", f.path())
+		if d.ev.Hook != nil {
+			d.ev.Hook("unlink", f.path())
 		}
 		// Last look: the name must still be the planned inode.
 		if st, err := lstatAt(dirfd, name); err != nil || st.Ino != f.Ino || uint64(st.Dev) != f.Dev || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -277,7 +276,7 @@ func (d *diskCleanup) walkRoots(ctx context.Context, roots []string, cutoff time
 		ops = append(ops, opened{root: r, fd: fd, dev: uint64(st.Dev), mntID: mountID(fd)})
 		devs[uint64(st.Dev)] = true
 	}
-	writers := openForWriting(ctx, d.ev.procfs, devs, d.maxFDs)
+	writers := openForWriting(ctx, d.ev.Procfs, devs, d.maxFDs)
 	entries := 0
 	for _, o := range ops {
 		w := &walker{d: d, ctx: ctx, root: o.root, dev: o.dev, mntID: o.mntID, cutoff: cutoff, writers: writers, stats: stats, visit: visit, entries: &entries}
@@ -337,8 +336,8 @@ func (w *walker) dir(fd int, rel string, depth int) {
 		if rel != "" {
 			relName = rel + "/" + name
 		}
-		if w.d.ev.hook != nil {
-			w.d.ev.hook("lstat", w.root+"/"+relName)
+		if w.d.ev.Hook != nil {
+			w.d.ev.Hook("lstat", w.root+"/"+relName)
 		}
 		st, err := lstatAt(dirfd, name)
 		if err != nil {
@@ -359,8 +358,8 @@ func (w *walker) dir(fd int, rel string, depth int) {
 				w.stats.truncated = true
 				continue
 			}
-			if w.d.ev.hook != nil {
-				w.d.ev.hook("opendir", w.root+"/"+relName)
+			if w.d.ev.Hook != nil {
+				w.d.ev.Hook("opendir", w.root+"/"+relName)
 			}
 			cfd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 			if err != nil {

@@ -131,14 +131,14 @@ func TestDiskCleanupTmpfs(t *testing.T) {
 
 	outsideHash, otherHash, keepHash := hashTree(t, outside), hashTree(t, other), hashTree(t, keep)
 
-	d := newDiskCleanup(configs.ActionPolicy{AllowPaths: []string{logs}},
-		configs.RemediationParams{Globs: []string{"*.gz", "*.log.[0-9]*"}, OlderThan: configs.Duration(7 * 24 * time.Hour)}, defaultEnv)
+	d := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}},
+		&DiskCleanupParams{Globs: []string{"*.gz", "*.log.[0-9]*"}, OlderThan: configs.Duration(7 * 24 * time.Hour)}, DefaultEnv)
 
 	// A directory that is not allowlisted is refused outright.
-	d2 := newDiskCleanup(configs.ActionPolicy{AllowPaths: []string{logs}}, configs.RemediationParams{Paths: []string{other}, Globs: []string{"*"}, OlderThan: 1}, defaultEnv)
+	d2 := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}}, &DiskCleanupParams{Paths: []string{other}, Globs: []string{"*"}, OlderThan: 1}, DefaultEnv)
 	_, err = d2.Plan(context.Background(), Alert{})
 	require.ErrorContains(t, err, "outside allow_paths")
-	d3 := newDiskCleanup(configs.ActionPolicy{AllowPaths: []string{logs}}, configs.RemediationParams{Paths: []string{logs + "/../other"}, Globs: []string{"*"}, OlderThan: 1}, defaultEnv)
+	d3 := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}}, &DiskCleanupParams{Paths: []string{logs + "/../other"}, Globs: []string{"*"}, OlderThan: 1}, DefaultEnv)
 	_, err = d3.Plan(context.Background(), Alert{})
 	require.Error(t, err)
 
@@ -160,7 +160,7 @@ func TestDiskCleanupTmpfs(t *testing.T) {
 	// Races during Apply: the race directory becomes a symlink to outside
 	// just before it is opened, and swap.gz a symlink to an outside file
 	// just before it is unlinked.
-	d.ev.hook = func(event, p string) {
+	d.ev.Hook = func(event, p string) {
 		switch {
 		case event == "opendir" && p == filepath.Join(logs, "race"):
 			require.NoError(t, os.Rename(p, p+".moved"))

@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/l2agent/l2agent/checks" // registers the check kinds the default config names
 	"github.com/l2agent/l2agent/configs"
+	_ "github.com/l2agent/l2agent/ticketing/all" // and its ticket backend
 )
 
 // parseRemediation parses a remediation: block with the config loader, so

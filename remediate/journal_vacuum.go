@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -16,7 +15,7 @@ import (
 // age: journalctl --vacuum-size=SIZE --vacuum-time=SECONDSs.
 type journalVacuum struct {
 	command string
-	params  configs.RemediationParams
+	params  JournalVacuumParams
 }
 
 func (j *journalVacuum) Name() string { return "journal_vacuum" }

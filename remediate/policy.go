@@ -48,15 +48,6 @@ type boundRule struct {
 	action Action
 }
 
-// env is what actions read the host through; tests point it elsewhere.
-type env struct {
-	procfs string // /proc, for files open for writing
-	root   string // /, for package caches, reboot-required and dpkg status
-	hook   func(event, path string)
-}
-
-var defaultEnv = env{procfs: "/proc", root: "/"}
-
 // keepLast is how many runs per action Actions reports.
 const keepLast = 5
 
@@ -65,10 +56,10 @@ const keepLast = 5
 // limits across restarts and between the daemon and the CLI. reg may be
 // nil; registering again on the same registry (a reload) reuses the metrics.
 func New(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Engine, error) {
-	return newEngine(cfg, stateDir, log, reg, now, defaultEnv)
+	return newEngine(cfg, stateDir, log, reg, now, DefaultEnv)
 }
 
-func newEngine(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time, ev env) (*Engine, error) {
+func newEngine(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time, ev Env) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +82,7 @@ func newEngine(cfg configs.Remediation, stateDir string, log *slog.Logger, reg p
 		actions: map[string]Action{},
 		keyRuns: map[string]time.Time{}, runs: map[string][]time.Time{}, last: map[string][]Record{},
 	}
-	for _, name := range configs.RemediationActions {
+	for _, name := range Names() {
 		p := cfg.Actions[name]
 		a, err := newAction(name, p, p.Params, ev)
 		if err != nil {
@@ -118,27 +109,6 @@ func newEngine(cfg configs.Remediation, stateDir string, log *slog.Logger, reg p
 		e.remember(r)
 	}
 	return e, nil
-}
-
-// newAction builds the named action with its policy and params.
-func newAction(name string, p configs.ActionPolicy, params configs.RemediationParams, ev env) (Action, error) {
-	switch name {
-	case "disk_cleanup":
-		return newDiskCleanup(p, params, ev), nil
-	case "journal_vacuum":
-		return &journalVacuum{command: p.Command, params: params}, nil
-	case "package_cache_clean":
-		return &packageCacheClean{manager: p.Manager, command: p.Command, root: ev.root}, nil
-	case "logrotate":
-		return &logrotate{command: p.Command, config: params.Config, allow: p.AllowConfigs}, nil
-	case "service_restart":
-		return &serviceRestart{command: p.Command, unit: params.Unit, allow: p.AllowUnits}, nil
-	case "antivirus_update":
-		return &antivirusUpdate{command: p.Command}, nil
-	case "security_updates":
-		return &securityUpdates{manager: p.Manager, command: p.Command, root: ev.root}, nil
-	}
-	return nil, fmt.Errorf("unknown action %q", name)
 }
 
 // match finds the first rule for a firing alert.
@@ -202,7 +172,7 @@ func (e *Engine) Run(ctx context.Context, action string, a alert.Alert, verify V
 func (e *Engine) Plan(ctx context.Context, action string, a alert.Alert) (Plan, error) {
 	act, _ := e.actionFor(action, a)
 	if act == nil {
-		return Plan{}, fmt.Errorf("unknown remediation action %q (known: %s)", action, strings.Join(configs.RemediationActions, ", "))
+		return Plan{}, fmt.Errorf("unknown remediation action %q (known: %s)", action, strings.Join(Names(), ", "))
 	}
 	p := e.cfg.Actions[action]
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout.D())
@@ -410,7 +380,7 @@ func (e *Engine) Actions() []ActionInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []ActionInfo
-	for _, name := range configs.RemediationActions {
+	for _, name := range Names() {
 		p := e.cfg.Actions[name]
 		info := ActionInfo{Name: name, Policy: p, DryRun: e.cfg.DryRun || p.DryRun}
 		for _, br := range e.rules {

@@ -248,14 +248,17 @@ func TestPolicyRestoredFromAudit(t *testing.T) {
 	at, _ = e2.Run(context.Background(), "disk_cleanup", Alert{Key: "manual2"}, nil)
 	require.True(t, strings.HasPrefix(at.Result, ResultSkippedRateLimit), at.Result)
 
-	infos := e2.Actions()
+	infos := map[string]ActionInfo{}
+	for _, ai := range e2.Actions() {
+		infos[ai.Name] = ai
+	}
 	require.Len(t, infos, 7)
-	require.Equal(t, "disk_cleanup", infos[0].Name)
-	require.True(t, infos[0].Policy.Enabled)
-	require.Equal(t, []int{0}, infos[0].Rules)
-	require.Len(t, infos[0].LastRuns, 4)
-	require.Equal(t, ResultSkippedRateLimit, infos[0].LastRuns[0].Result)
-	require.False(t, infos[5].Policy.Enabled, "antivirus_update is off")
+	dc := infos["disk_cleanup"]
+	require.True(t, dc.Policy.Enabled)
+	require.Equal(t, []int{0}, dc.Rules)
+	require.Len(t, dc.LastRuns, 4)
+	require.Equal(t, ResultSkippedRateLimit, dc.LastRuns[0].Result)
+	require.False(t, infos["antivirus_update"].Policy.Enabled, "antivirus_update is off")
 
 	// Reloading on the same registry reuses the metrics.
 	reg := prometheus.NewRegistry()

@@ -195,7 +195,7 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, 
 		fmt.Fprintf(stderr, "l2agent tickets test: no ticketing backend named %q in the config\n", name)
 		return 2
 	}
-	b, err := agent.NewBackend(*bc)
+	b, err := ticketing.NewBackend(*bc)
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent tickets test: %v\n", err)
 		return 1

@@ -80,7 +80,7 @@ type Backend struct {
 
 // New returns an Alertmanager backend and starts its re-send loop; Close
 // stops it.
-func New(name string, o configs.AlertmanagerOptions, timeout time.Duration) (*Backend, error) {
+func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if len(o.URLs) == 0 {
 		return nil, fmt.Errorf("alertmanager backend %q: no urls", name)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/l2agent/l2agent/ticketing"
 )
 
-func newBackend(t *testing.T, o configs.AlertmanagerOptions) *Backend {
+func newBackend(t *testing.T, o Options) *Backend {
 	t.Helper()
 	b, err := New("am", o, 5*time.Second)
 	if err != nil {
@@ -63,7 +63,7 @@ func TestLifeCycleJSON(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: []string{f.srv.URL + "/"}, ResendInterval: configs.Duration(time.Minute),
+	b := newBackend(t, Options{URLs: []string{f.srv.URL + "/"}, ResendInterval: configs.Duration(time.Minute),
 		Labels: map[string]string{"team": "infra"}, Username: "agent", PasswordFile: pw})
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
@@ -149,7 +149,7 @@ func TestLifeCycleJSON(t *testing.T) {
 
 func TestCheckRunAlertname(t *testing.T) {
 	f := newFakeAM(t)
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: []string{f.srv.URL}})
+	b := newBackend(t, Options{URLs: []string{f.srv.URL}})
 	if _, err := b.Open(context.Background(), ticketing.Ticket{Key: "h/antivirus", Host: "h", Check: "antivirus", Severity: "warn"}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestErrors(t *testing.T) {
 	}{{400, false}, {503, true}, {500, true}} {
 		f := newFakeAM(t)
 		f.status = c.status
-		b := newBackend(t, configs.AlertmanagerOptions{URLs: []string{f.srv.URL}})
+		b := newBackend(t, Options{URLs: []string{f.srv.URL}})
 		_, err := b.Open(context.Background(), ticket("h"))
 		var de *ticketing.DeliveryError
 		if !errors.As(err, &de) || de.Retryable != c.retry {
@@ -175,7 +175,7 @@ func TestErrors(t *testing.T) {
 	// Unauthorized is final.
 	f := newFakeAM(t)
 	f.user, f.pass = "u", "p"
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: []string{f.srv.URL}})
+	b := newBackend(t, Options{URLs: []string{f.srv.URL}})
 	if _, err := b.Open(context.Background(), ticket("h")); err == nil {
 		t.Error("no basic auth accepted")
 	} else if _, retry, _ := ticketing.Classify(err); retry {
@@ -187,14 +187,14 @@ func TestOneOfManyAccepts(t *testing.T) {
 	ok, down := newFakeAM(t), newFakeAM(t)
 	down.status = 503
 	dead := httpDead(t)
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: []string{down.srv.URL, dead, ok.srv.URL}})
+	b := newBackend(t, Options{URLs: []string{down.srv.URL, dead, ok.srv.URL}})
 	if _, err := b.Open(context.Background(), ticket("h")); err != nil {
 		t.Fatalf("one Alertmanager accepted, yet: %v", err)
 	}
 	if len(ok.all()) != 1 || b.Partial() != 1 {
 		t.Errorf("posts %d, partial %d", len(ok.all()), b.Partial())
 	}
-	b2 := newBackend(t, configs.AlertmanagerOptions{URLs: []string{down.srv.URL, dead}})
+	b2 := newBackend(t, Options{URLs: []string{down.srv.URL, dead}})
 	_, err := b2.Open(context.Background(), ticket("h"))
 	if _, retry, _ := ticketing.Classify(err); err == nil || !retry {
 		t.Errorf("all down: %v, want retryable", err)
@@ -210,7 +210,7 @@ func httpDead(t *testing.T) string {
 
 func TestResendLoop(t *testing.T) {
 	f := newFakeAM(t)
-	b, err := New("am", configs.AlertmanagerOptions{URLs: []string{f.srv.URL}, ResendInterval: configs.Duration(50 * time.Millisecond)}, time.Second)
+	b, err := New("am", Options{URLs: []string{f.srv.URL}, ResendInterval: configs.Duration(50 * time.Millisecond)}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

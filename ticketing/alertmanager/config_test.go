@@ -22,10 +22,10 @@ func TestConfigBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var o *configs.AlertmanagerOptions
+	var o *Options
 	for _, b := range c.Ticketing.Backends {
 		if b.Name == "fleet" {
-			o = b.Alertmanager
+			o = b.Options.(*Options)
 		}
 	}
 	if o == nil || len(o.URLs) != 2 || o.ResendInterval.D() != time.Minute || o.Labels["team"] != "infra" {

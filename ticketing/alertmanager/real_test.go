@@ -93,7 +93,7 @@ func (r *receiver) waitFor(t *testing.T, host, status string, timeout time.Durat
 func TestRealClusterHA(t *testing.T) {
 	rcv := newReceiver(t)
 	c := testenv.StartAlertmanagerCluster(t, 2, rcv.srv.URL, "check")
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: c.URLs(), ResendInterval: configs.Duration(time.Minute)})
+	b := newBackend(t, Options{URLs: c.URLs(), ResendInterval: configs.Duration(time.Minute)})
 	ctx := context.Background()
 
 	ref, err := b.Open(ctx, ticket("host-a"))
@@ -131,7 +131,7 @@ func TestRealFleet(t *testing.T) {
 	const hosts = 1000
 	rcv := newReceiver(t)
 	c := testenv.StartAlertmanagerCluster(t, 2, rcv.srv.URL, "check")
-	b := newBackend(t, configs.AlertmanagerOptions{URLs: c.URLs(), ResendInterval: configs.Duration(time.Minute),
+	b := newBackend(t, Options{URLs: c.URLs(), ResendInterval: configs.Duration(time.Minute),
 		Labels: map[string]string{"env": "fleet-test"}})
 	// The fleet goes through the real life cycle: 1,000 transitions to crit
 	// decided by the ticket manager (one batch, one fsync), queued in the

@@ -34,7 +34,7 @@ type Backend struct {
 	base   string // no trailing slash
 	api    string // /rest/api/2 or /rest/api/3
 	v3     bool
-	o      configs.JiraOptions
+	o      Options
 	client *rest.Client
 }
 
@@ -42,7 +42,7 @@ var _ ticketing.Ticketer = (*Backend)(nil)
 
 // New returns the backend for one configured Jira; o should have had its
 // defaults applied. timeout bounds each HTTP request.
-func New(name string, o configs.JiraOptions, timeout time.Duration) (*Backend, error) {
+func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("jira backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}

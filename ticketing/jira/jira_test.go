@@ -56,7 +56,7 @@ func newFake(t *testing.T, v3, pat bool) (*fakeJira, *Backend) {
 	t.Helper()
 	f := &fakeJira{v3: v3, issues: map[string]*issue{}}
 	dir := t.TempDir()
-	o := configs.JiraOptions{PriorityL2: "Medium", PriorityL3: "High", Project: "OPS",
+	o := Options{PriorityL2: "Medium", PriorityL3: "High", Project: "OPS",
 		ComponentsL3: []string{"Platform"}, TransitionEscalate: "escalate"}
 	if v3 {
 		o.APIVersion = 3
@@ -365,7 +365,7 @@ func TestConfig(t *testing.T) {
 	require.NoError(t, parse("        url: https://x.atlassian.net\n        project: OPS\n        email: a@b.c\n        token: ${JIRA_TOKEN}\n"))
 	cfg, err := configs.Parse("agent.yaml", []byte("ticketing:\n  backends:\n    - kind: jira\n      jira:\n        url: https://jira.example.com\n        api_version: 2\n        project: OPS\n        pat_file: /etc/l2agent/jira-pat\n"))
 	require.NoError(t, err)
-	o := cfg.Ticketing.Backends[0].Jira
+	o := cfg.Ticketing.Backends[0].Options.(*Options)
 	require.Equal(t, 2, o.APIVersion)
 	require.Equal(t, "Task", o.IssueType)
 	require.Equal(t, "Done", o.TransitionResolve)

@@ -77,7 +77,7 @@ type Backend struct {
 }
 
 // New returns a PagerDuty backend.
-func New(name string, o configs.PagerDutyOptions, timeout time.Duration) (*Backend, error) {
+func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if o.URL == "" {
 		o.URL = "https://events.pagerduty.com/v2/enqueue"
 	}

@@ -35,7 +35,7 @@ func backend(t *testing.T, block string) *Backend {
 	cfg, err := parse(t, block)
 	require.NoError(t, err)
 	bk := cfg.Ticketing.Backends[0]
-	b, err := New(bk.Name, *bk.PagerDuty, bk.Timeout.D())
+	b, err := New(bk.Name, *bk.Options.(*Options), bk.Timeout.D())
 	require.NoError(t, err)
 	return b
 }
@@ -217,7 +217,7 @@ func TestConfig(t *testing.T) {
 
 	cfg, err := parse(t, "        routing_key: ${PD_L2}\n        routing_key_l3_file: "+file+"\n")
 	require.NoError(t, err)
-	o := cfg.Ticketing.Backends[0].PagerDuty
+	o := cfg.Ticketing.Backends[0].Options.(*Options)
 	require.Equal(t, "https://events.pagerduty.com/v2/enqueue", o.URL)
 	require.Equal(t, "retrigger", o.Escalation)
 	require.Equal(t, map[string]string{"warn": "warning", "crit": "critical"}, o.Severity)

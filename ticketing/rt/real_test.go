@@ -11,18 +11,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
 // realBackend is the backend as configured for the test RT, with the
 // agent's own (least-privilege) token.
-func realBackend(t *testing.T, env testenv.RT, mod func(*configs.RTOptions)) *Backend {
+func realBackend(t *testing.T, env testenv.RT, mod func(*Options)) *Backend {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "rt-token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(env.Token+"\n"), 0o600))
-	o := configs.RTOptions{
+	o := Options{
 		URL: env.URL, TokenFile: tokenFile,
 		QueueL2: env.QueueL2, QueueL3: env.QueueL3, CustomField: env.CustomField,
 		PriorityL2: 50, PriorityL3: 80, OwnerL3: env.L3Owner,
@@ -189,7 +188,7 @@ func testRefusals(t *testing.T, env testenv.RT) {
 	key := "web-7/cpu/cpu_usage_ratio"
 
 	// A custom field that does not exist: RT creates the ticket anyway.
-	noCF := realBackend(t, env, func(o *configs.RTOptions) { o.CustomField = "NoSuchField" })
+	noCF := realBackend(t, env, func(o *Options) { o.CustomField = "NoSuchField" })
 	ref, err := noCF.Open(ctx, ticketing.Ticket{Key: key, Title: "t", Body: "b"})
 	de := deliveryError(t, err)
 	require.False(t, de.Retryable)
@@ -197,7 +196,7 @@ func testRefusals(t *testing.T, env testenv.RT) {
 	require.NotEmpty(t, ref.ID, "the ref of the ticket RT did create")
 
 	// A queue the agent may not create tickets in: 403.
-	_, err = realBackend(t, env, func(o *configs.RTOptions) { o.QueueL2 = "General" }).
+	_, err = realBackend(t, env, func(o *Options) { o.QueueL2 = "General" }).
 		Open(ctx, ticketing.Ticket{Key: key, Title: "t", Body: "b"})
 	de = deliveryError(t, err)
 	require.False(t, de.Retryable)
@@ -209,7 +208,7 @@ func testRefusals(t *testing.T, env testenv.RT) {
 
 	// Escalation to a queue that does not exist or that the agent may not
 	// use: RT answers 200 with a message, and nothing moves.
-	escalate := func(mod func(*configs.RTOptions)) error {
+	escalate := func(mod func(*Options)) error {
 		err := realBackend(t, env, mod).Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: key, Title: "t", Body: "b"})
 		de := deliveryError(t, err)
 		require.False(t, de.Retryable)
@@ -217,14 +216,14 @@ func testRefusals(t *testing.T, env testenv.RT) {
 		t.Log(err)
 		return err
 	}
-	require.ErrorContains(t, escalate(func(o *configs.RTOptions) { o.QueueL3 = "NoSuchQueue" }), "Queue NoSuchQueue does not exist")
-	require.ErrorContains(t, escalate(func(o *configs.RTOptions) { o.QueueL3 = "General" }), "Permission Denied")
+	require.ErrorContains(t, escalate(func(o *Options) { o.QueueL3 = "NoSuchQueue" }), "Queue NoSuchQueue does not exist")
+	require.ErrorContains(t, escalate(func(o *Options) { o.QueueL3 = "General" }), "Permission Denied")
 	tk := env.Ticket(t, atoi(t, ref.ID))
 	require.Equal(t, env.QueueL2, tk.Queue)
 	require.Equal(t, 50, tk.Priority, "nothing changed when the move was refused")
 	require.Equal(t, "Nobody", tk.Owner, "nothing changed when the move was refused")
 	// An owner who does not exist: moved, but not owned, and said so.
-	require.ErrorContains(t, escalate(func(o *configs.RTOptions) { o.OwnerL3 = "nosuchuser" }), "That user does not exist")
+	require.ErrorContains(t, escalate(func(o *Options) { o.OwnerL3 = "nosuchuser" }), "That user does not exist")
 	tk = env.Ticket(t, atoi(t, ref.ID))
 	require.Equal(t, env.QueueL3, tk.Queue)
 	require.Equal(t, "Nobody", tk.Owner)

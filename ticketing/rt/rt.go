@@ -63,7 +63,7 @@ type tier struct {
 // New returns the backend for one configured RT. o should have had its
 // defaults applied (configs does); an empty L3 or L4 queue falls back to
 // the tier below. timeout bounds each HTTP request.
-func New(name string, o configs.RTOptions, timeout time.Duration) (*Backend, error) {
+func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("rt backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -52,7 +51,7 @@ func newBackend(t *testing.T, url string, timeout time.Duration) *Backend {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600))
-	b, err := New("rt", configs.RTOptions{
+	b, err := New("rt", Options{
 		URL: url, TokenFile: tokenFile,
 		QueueL2: "HostChecks", QueueL3: "HostChecks-L3", CustomField: "HostCheckKey",
 		PriorityL2: 50, PriorityL3: 80, PriorityL4: 90, OwnerL3: "l3engineer",
@@ -116,7 +115,7 @@ func TestUnauthorizedIsFinal(t *testing.T) {
 	f := startRT(t, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("wrong"), 0o600))
-	b, err := New("rt", configs.RTOptions{URL: f.URL, TokenFile: tokenFile, QueueL2: "Q", CustomField: "CF"}, time.Second)
+	b, err := New("rt", Options{URL: f.URL, TokenFile: tokenFile, QueueL2: "Q", CustomField: "CF"}, time.Second)
 	require.NoError(t, err)
 	_, _, err = b.Find(context.Background(), testKey)
 	de := deliveryError(t, err)
@@ -314,21 +313,21 @@ func TestCancelled(t *testing.T) {
 func TestNew(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("tok\n"), 0o600))
-	ok := configs.RTOptions{URL: "https://rt.example.com/REST/2.0/", TokenFile: tokenFile, QueueL2: "Q", CustomField: "HostCheckKey"}
+	ok := Options{URL: "https://rt.example.com/REST/2.0/", TokenFile: tokenFile, QueueL2: "Q", CustomField: "HostCheckKey"}
 	b, err := New("rt", ok, 0)
 	require.NoError(t, err)
 	require.Equal(t, "https://rt.example.com", b.base)
 	require.Equal(t, "https://rt.example.com/Ticket/Display.html?id=12", b.TicketURL("12"))
 	require.Equal(t, "Q", b.tiers[ticketing.L4].queue, "L3 and L4 fall back to the L2 queue")
 
-	for name, mod := range map[string]func(o *configs.RTOptions){
-		"no url":      func(o *configs.RTOptions) { o.URL = "" },
-		"ftp url":     func(o *configs.RTOptions) { o.URL = "ftp://rt" },
-		"no token":    func(o *configs.RTOptions) { o.TokenFile = "" },
-		"bad file":    func(o *configs.RTOptions) { o.TokenFile = "/nonexistent/token" },
-		"no queue":    func(o *configs.RTOptions) { o.QueueL2 = "" },
-		"no cf":       func(o *configs.RTOptions) { o.CustomField = "" },
-		"cf w/ brace": func(o *configs.RTOptions) { o.CustomField = "a}b" },
+	for name, mod := range map[string]func(o *Options){
+		"no url":      func(o *Options) { o.URL = "" },
+		"ftp url":     func(o *Options) { o.URL = "ftp://rt" },
+		"no token":    func(o *Options) { o.TokenFile = "" },
+		"bad file":    func(o *Options) { o.TokenFile = "/nonexistent/token" },
+		"no queue":    func(o *Options) { o.QueueL2 = "" },
+		"no cf":       func(o *Options) { o.CustomField = "" },
+		"cf w/ brace": func(o *Options) { o.CustomField = "a}b" },
 	} {
 		o := ok
 		mod(&o)

@@ -39,7 +39,7 @@ const (
 type Backend struct {
 	name   string
 	base   string
-	o      configs.ServiceNowOptions
+	o      Options
 	client *rest.Client
 }
 
@@ -47,7 +47,7 @@ var _ ticketing.Ticketer = (*Backend)(nil)
 
 // New returns the backend for one configured instance; o should have had
 // its defaults applied. timeout bounds each HTTP request.
-func New(name string, o configs.ServiceNowOptions, timeout time.Duration) (*Backend, error) {
+func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("servicenow backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}

@@ -42,7 +42,7 @@ var fields = map[string]bool{"short_description": true, "description": true, "co
 func newFake(t *testing.T, bearer bool) (*fakeSN, *Backend) {
 	t.Helper()
 	f := &fakeSN{inc: map[string]map[string]any{}}
-	o := configs.ServiceNowOptions{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
+	o := Options{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
 	o.UrgencyWarn, o.ImpactWarn, o.UrgencyCrit, o.ImpactCrit = 2, 2, 1, 1
 	o.CloseCode, o.ResolveState, o.ReopenState = "Solved (Permanently)", 6, 1
 	file := filepath.Join(t.TempDir(), "secret")
@@ -297,7 +297,7 @@ func TestConfig(t *testing.T) {
 	}
 	cfg, err := parse("        url: https://x.service-now.com\n        user: l2agent\n        password: ${SN_PASSWORD}\n        assignment_group_l2: Service Desk\n")
 	require.NoError(t, err)
-	o := cfg.Ticketing.Backends[0].ServiceNow
+	o := cfg.Ticketing.Backends[0].Options.(*Options)
 	require.Equal(t, "Solved (Permanently)", o.CloseCode)
 	require.Equal(t, 6, o.ResolveState)
 	require.Equal(t, "Service Desk", o.AssignmentGroupL3)

@@ -1,21 +1,26 @@
-package configs
+package jira
 
-// JiraOptions configure a Jira Cloud (REST v3) or Data Center (REST v2)
+import (
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
+)
+
+// Options configure a Jira Cloud (REST v3) or Data Center (REST v2)
 // ticket backend. Auth is basic with email + API token, or a bearer personal
 // access token (pat): exactly one.
-type JiraOptions struct {
-	URL        string `yaml:"url"`         // e.g. https://example.atlassian.net
-	APIVersion int    `yaml:"api_version"` // 3 (Cloud, ADF bodies; default) or 2 (Data Center, plain text)
-	Email      string `yaml:"email"`       // with token: basic auth
-	Token      Secret `yaml:"token"`
-	TokenFile  string `yaml:"token_file"`
-	PAT        Secret `yaml:"pat"` // bearer personal access token
-	PATFile    string `yaml:"pat_file"`
-	Project    string `yaml:"project"`    // project key, e.g. OPS
-	IssueType  string `yaml:"issue_type"` // default Task
-	PriorityL2 string `yaml:"priority_l2"`
-	PriorityL3 string `yaml:"priority_l3"`
-	PriorityL4 string `yaml:"priority_l4"`
+type Options struct {
+	URL        string         `yaml:"url"`         // e.g. https://example.atlassian.net
+	APIVersion int            `yaml:"api_version"` // 3 (Cloud, ADF bodies; default) or 2 (Data Center, plain text)
+	Email      string         `yaml:"email"`       // with token: basic auth
+	Token      configs.Secret `yaml:"token"`
+	TokenFile  string         `yaml:"token_file"`
+	PAT        configs.Secret `yaml:"pat"` // bearer personal access token
+	PATFile    string         `yaml:"pat_file"`
+	Project    string         `yaml:"project"`    // project key, e.g. OPS
+	IssueType  string         `yaml:"issue_type"` // default Task
+	PriorityL2 string         `yaml:"priority_l2"`
+	PriorityL3 string         `yaml:"priority_l3"`
+	PriorityL4 string         `yaml:"priority_l4"`
 	// Component names per tier; empty leaves components alone.
 	ComponentsL2 []string `yaml:"components_l2"`
 	ComponentsL3 []string `yaml:"components_l3"`
@@ -27,8 +32,8 @@ type JiraOptions struct {
 	Resolution         string `yaml:"resolution"`          // optional resolution name set with transition_resolve
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *JiraOptions) applyDefaults() {
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *Options) ApplyDefaults(string) {
 	if o.APIVersion == 0 {
 		o.APIVersion = 3
 	}
@@ -44,8 +49,8 @@ func (o *JiraOptions) applyDefaults() {
 }
 
 // validate reports bad values.
-func (o *JiraOptions) validate(path string, errf func(path, format string, args ...any)) {
-	checkURL(errf, path+".url", o.URL)
+func (o *Options) Validate(path string, errf configs.Errorf) {
+	configs.CheckURL(errf, path+".url", o.URL)
 	if o.APIVersion != 2 && o.APIVersion != 3 {
 		errf(path+".api_version", "%s.api_version %d: want 2 (Data Center) or 3 (Cloud)", path, o.APIVersion)
 	}
@@ -58,13 +63,19 @@ func (o *JiraOptions) validate(path string, errf func(path, format string, args 
 	case basic && bearer:
 		errf(path, "%s: set email + token (basic auth) or pat (bearer), not both", path)
 	case basic:
-		oneSecret(errf, path, "token", o.Token, o.TokenFile)
+		configs.OneSecret(errf, path, "token", o.Token, o.TokenFile)
 		if o.Email == "" {
 			errf(path+".email", "%s: token needs email (basic auth)", path)
 		}
 	case bearer:
-		oneSecret(errf, path, "pat", o.PAT, o.PATFile)
+		configs.OneSecret(errf, path, "pat", o.PAT, o.PATFile)
 	default:
 		errf(path, "%s: set email + token (or token_file) for basic auth, or pat (or pat_file) for a bearer personal access token", path)
 	}
+}
+
+func init() {
+	ticketing.Register("jira", func(b configs.Backend) (ticketing.Ticketer, error) {
+		return New(b.Name, *b.Options.(*Options), b.Timeout.D())
+	}, func() configs.Options { return &Options{} })
 }

@@ -1,4 +1,4 @@
-package configs
+package checks
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/l2agent/l2agent/configs"
 )
 
 // MFAControls are the controls the mfa check can evaluate, in report order.
@@ -90,8 +92,8 @@ type MFAEnrolOptions struct {
 	Modules []string `yaml:"modules"`
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *MFAOptions) applyDefaults() {
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *MFAOptions) ApplyDefaults(string) {
 	if o.Controls == nil {
 		o.Controls = slices.Clone(MFAControls)
 	}
@@ -130,7 +132,7 @@ func mfaOrString(s *string, def string) {
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].mfa"; errf(path+".field", format, args...) places an error.
-func (o *MFAOptions) validate(path string, errf func(path, format string, args ...any)) {
+func (o *MFAOptions) Validate(path string, errf configs.Errorf) {
 	seen := map[string]bool{}
 	for i, c := range o.Controls {
 		p := fmt.Sprintf("%s.controls[%d]", path, i)
@@ -192,6 +194,6 @@ var MFAEnrolModules = []string{"pam_google_authenticator", "pam_oath", "pam_u2f"
 // WithDefaults returns a copy of o with the defaults filled in, for checks
 // built without going through Load (tests, the CLI's ad hoc checks).
 func (o MFAOptions) WithDefaults() MFAOptions {
-	o.applyDefaults()
+	o.ApplyDefaults("")
 	return o
 }

@@ -1,16 +1,19 @@
-package configs
+package alertmanager
 
 import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
-// AlertmanagerOptions configure the alertmanager backend (fleet mode): the
+// Options configure the alertmanager backend (fleet mode): the
 // agent posts its alerts to Prometheus Alertmanager (POST /api/v2/alerts)
 // instead of filing tickets, and Alertmanager groups, deduplicates, routes
 // and notifies. The backend's timeout bounds each POST.
-type AlertmanagerOptions struct {
+type Options struct {
 	// URLs are the base URLs of every Alertmanager of the cluster, e.g.
 	// http://am1:9093; each alert goes to all of them, as Prometheus does.
 	URLs []string `yaml:"urls"`
@@ -18,37 +21,37 @@ type AlertmanagerOptions struct {
 	// that Alertmanager keeps them active (default 1m). Each alert carries
 	// endsAt = now + 4 × resend_interval, so it resolves by itself if the
 	// agent stops.
-	ResendInterval Duration `yaml:"resend_interval"`
+	ResendInterval configs.Duration `yaml:"resend_interval"`
 	// Labels are static labels added to every alert (e.g. team, env).
 	Labels map[string]string `yaml:"labels"`
 	// Basic auth, optional: username with password (${ENV_VAR}) or password_file.
-	Username     string `yaml:"username"`
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
+	Username     string         `yaml:"username"`
+	Password     configs.Secret `yaml:"password"`
+	PasswordFile string         `yaml:"password_file"`
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *AlertmanagerOptions) applyDefaults() {
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *Options) ApplyDefaults(string) {
 	if o.ResendInterval == 0 {
-		o.ResendInterval = Duration(time.Minute)
+		o.ResendInterval = configs.Duration(time.Minute)
 	}
 }
 
 // validate reports bad values; path is the position of the block.
-func (o *AlertmanagerOptions) validate(path string, errf func(path, format string, args ...any)) {
+func (o *Options) Validate(path string, errf configs.Errorf) {
 	if len(o.URLs) == 0 {
 		errf(path+".urls", "%s.urls: list at least one Alertmanager URL", path)
 	}
 	seen := map[string]bool{}
 	for i, u := range o.URLs {
 		p := path + ".urls[" + strconv.Itoa(i) + "]"
-		checkURL(errf, p, u)
+		configs.CheckURL(errf, p, u)
 		if seen[u] {
 			errf(p, "%s %q: listed twice", p, u)
 		}
 		seen[u] = true
 	}
-	if o.ResendInterval < Duration(time.Second) {
+	if o.ResendInterval < configs.Duration(time.Second) {
 		errf(path+".resend_interval", "%s.resend_interval %s: want at least 1s", path, time.Duration(o.ResendInterval))
 	}
 	keys := make([]string, 0, len(o.Labels))
@@ -67,7 +70,7 @@ func (o *AlertmanagerOptions) validate(path string, errf func(path, format strin
 	}
 	basic := o.Username != "" || o.Password.Ref != "" || o.PasswordFile != ""
 	if basic {
-		oneSecret(errf, path, "password", o.Password, o.PasswordFile)
+		configs.OneSecret(errf, path, "password", o.Password, o.PasswordFile)
 		if o.Username == "" {
 			errf(path+".username", "%s: password needs username (basic auth)", path)
 		}
@@ -86,4 +89,10 @@ func amLabelName(s string) bool {
 		return false
 	}
 	return true
+}
+
+func init() {
+	ticketing.Register("alertmanager", func(b configs.Backend) (ticketing.Ticketer, error) {
+		return New(b.Name, *b.Options.(*Options), b.Timeout.D())
+	}, func() configs.Options { return &Options{} })
 }

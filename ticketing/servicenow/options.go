@@ -1,14 +1,19 @@
-package configs
+package servicenow
 
-// ServiceNowOptions configure a ServiceNow backend (Table API on incident).
+import (
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
+)
+
+// Options configure a ServiceNow backend (Table API on incident).
 // Auth is basic (user + password) or an OAuth bearer token: exactly one.
-type ServiceNowOptions struct {
-	URL          string `yaml:"url"` // e.g. https://example.service-now.com
-	User         string `yaml:"user"`
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-	Token        Secret `yaml:"token"` // OAuth access token
-	TokenFile    string `yaml:"token_file"`
+type Options struct {
+	URL          string         `yaml:"url"` // e.g. https://example.service-now.com
+	User         string         `yaml:"user"`
+	Password     configs.Secret `yaml:"password"`
+	PasswordFile string         `yaml:"password_file"`
+	Token        configs.Secret `yaml:"token"` // OAuth access token
+	TokenFile    string         `yaml:"token_file"`
 	// Assignment groups per tier, by sys_id or name; empty L3/L4 fall back
 	// to the tier below.
 	AssignmentGroupL2 string `yaml:"assignment_group_l2"`
@@ -25,8 +30,8 @@ type ServiceNowOptions struct {
 	ReopenState       int    `yaml:"reopen_state"`  // default 1 (New); 2 is In Progress
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *ServiceNowOptions) applyDefaults() {
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *Options) ApplyDefaults(string) {
 	def := func(p *int, v int) {
 		if *p == 0 {
 			*p = v
@@ -50,20 +55,20 @@ func (o *ServiceNowOptions) applyDefaults() {
 }
 
 // validate reports bad values.
-func (o *ServiceNowOptions) validate(path string, errf func(path, format string, args ...any)) {
-	checkURL(errf, path+".url", o.URL)
+func (o *Options) Validate(path string, errf configs.Errorf) {
+	configs.CheckURL(errf, path+".url", o.URL)
 	basic := o.User != "" || o.Password.Ref != "" || o.PasswordFile != ""
 	bearer := o.Token.Ref != "" || o.TokenFile != ""
 	switch {
 	case basic && bearer:
 		errf(path, "%s: set user + password (basic auth) or token (OAuth bearer), not both", path)
 	case basic:
-		oneSecret(errf, path, "password", o.Password, o.PasswordFile)
+		configs.OneSecret(errf, path, "password", o.Password, o.PasswordFile)
 		if o.User == "" {
 			errf(path+".user", "%s: password needs user (basic auth)", path)
 		}
 	case bearer:
-		oneSecret(errf, path, "token", o.Token, o.TokenFile)
+		configs.OneSecret(errf, path, "token", o.Token, o.TokenFile)
 	default:
 		errf(path, "%s: set user + password (or password_file) for basic auth, or token (or token_file) for an OAuth bearer token", path)
 	}
@@ -75,4 +80,10 @@ func (o *ServiceNowOptions) validate(path string, errf func(path, format string,
 			errf(path+"."+v.k, "%s.%s %d: want 1 (high), 2 (medium) or 3 (low)", path, v.k, v.n)
 		}
 	}
+}
+
+func init() {
+	ticketing.Register("servicenow", func(b configs.Backend) (ticketing.Ticketer, error) {
+		return New(b.Name, *b.Options.(*Options), b.Timeout.D())
+	}, func() configs.Options { return &Options{} })
 }

@@ -1,4 +1,4 @@
-package configs
+package checks
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/configs"
 )
 
 // PatchesBackends are the package managers the patches check can read;
@@ -30,7 +32,7 @@ type PatchesOptions struct {
 	MaxPackages int `yaml:"max_packages"`
 	// CommandTimeout bounds each package-manager command (the check's own
 	// timeout still applies).
-	CommandTimeout Duration `yaml:"command_timeout"`
+	CommandTimeout configs.Duration `yaml:"command_timeout"`
 
 	Apt    AptOptions    `yaml:"apt"`
 	Dnf    DnfOptions    `yaml:"dnf"`
@@ -77,6 +79,14 @@ type ApkOptions struct {
 	Command string `yaml:"command"` // default apk
 }
 
+// MoveStateDir implements configs.StateDirMover: a state dir left at the
+// agent's follows it.
+func (o *PatchesOptions) MoveStateDir(from, to string) {
+	if o.StateDir == from {
+		o.StateDir = to
+	}
+}
+
 // WithDefaults returns o with every field left out set to its default.
 func (o PatchesOptions) WithDefaults() PatchesOptions {
 	def := func(s *string, v string) {
@@ -85,12 +95,12 @@ func (o PatchesOptions) WithDefaults() PatchesOptions {
 		}
 	}
 	def(&o.Backend, "auto")
-	def(&o.StateDir, "/var/lib/l2agent")
+	def(&o.StateDir, configs.DefaultStateDir)
 	if o.MaxPackages == 0 {
 		o.MaxPackages = 50
 	}
 	if o.CommandTimeout == 0 {
-		o.CommandTimeout = Duration(2 * time.Minute)
+		o.CommandTimeout = configs.Duration(2 * time.Minute)
 	}
 	def(&o.Apt.AptGet, "apt-get")
 	def(&o.Apt.AptConfig, "apt-config")
@@ -106,12 +116,18 @@ func (o PatchesOptions) WithDefaults() PatchesOptions {
 	return o
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *PatchesOptions) applyDefaults() { *o = o.WithDefaults() }
+// ApplyDefaults implements configs.Options: it fills what the config left
+// out; the state dir is the agent's unless the check has its own.
+func (o *PatchesOptions) ApplyDefaults(stateDir string) {
+	if o.StateDir == "" {
+		o.StateDir = stateDir
+	}
+	*o = o.WithDefaults()
+}
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].patches"; errf(path+".field", format, args...) places an error.
-func (o *PatchesOptions) validate(path string, errf func(path, format string, args ...any)) {
+func (o *PatchesOptions) Validate(path string, errf configs.Errorf) {
 	if !slices.Contains(PatchesBackends, o.Backend) {
 		errf(path+".backend", "patches backend %q: want one of %s", o.Backend, strings.Join(PatchesBackends, ", "))
 	}

@@ -1,4 +1,4 @@
-package configs
+package checks
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/l2agent/l2agent/configs"
 )
 
 // AntivirusEngines are the engines the antivirus check knows by name; any
@@ -20,10 +22,10 @@ type AntivirusOptions struct {
 	Engines []string `yaml:"engines"`
 	// Timeout bounds each conversation with an engine (clamd socket, mdatp,
 	// systemctl). A clamd that does not answer in time is down.
-	Timeout   Duration        `yaml:"timeout"`
-	ClamAV    ClamAVOptions   `yaml:"clamav"`
-	MDATP     MDATPOptions    `yaml:"mdatp"`
-	Processes []ProcessEngine `yaml:"processes"`
+	Timeout   configs.Duration `yaml:"timeout"`
+	ClamAV    ClamAVOptions    `yaml:"clamav"`
+	MDATP     MDATPOptions     `yaml:"mdatp"`
+	Processes []ProcessEngine  `yaml:"processes"`
 	// Systemctl runs `systemctl is-active UNIT...` for Processes[].Units.
 	Systemctl string `yaml:"systemctl"`
 }
@@ -66,7 +68,7 @@ func (o AntivirusOptions) WithDefaults() AntivirusOptions {
 		}
 	}
 	if o.Timeout == 0 {
-		o.Timeout = Duration(5 * time.Second)
+		o.Timeout = configs.Duration(5 * time.Second)
 	}
 	def(&o.ClamAV.ClamdConf, "/etc/clamav/clamd.conf")
 	def(&o.ClamAV.FreshclamLog, "/var/log/clamav/freshclam.log")
@@ -79,12 +81,12 @@ func (o AntivirusOptions) WithDefaults() AntivirusOptions {
 	return o
 }
 
-// applyDefaults fills the fields left out of the config.
-func (o *AntivirusOptions) applyDefaults() { *o = o.WithDefaults() }
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *AntivirusOptions) ApplyDefaults(string) { *o = o.WithDefaults() }
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].antivirus"; errf(path+".field", format, args...) places an error.
-func (o *AntivirusOptions) validate(path string, errf func(path, format string, args ...any)) {
+func (o *AntivirusOptions) Validate(path string, errf configs.Errorf) {
 	seen := map[string]bool{}
 	for i, e := range o.Engines {
 		p := fmt.Sprintf("%s.engines[%d]", path, i)

@@ -1,24 +1,27 @@
-package configs
+package pagerduty
 
 import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
-// PagerDutyOptions configure the pagerduty ticket backend (Events API v2).
-type PagerDutyOptions struct {
+// Options configure the pagerduty ticket backend (Events API v2).
+type Options struct {
 	// URL of the Events API v2 enqueue endpoint; EU accounts use
 	// https://events.eu.pagerduty.com/v2/enqueue.
 	URL string `yaml:"url"`
 	// RoutingKey is the integration key of the L2 service; the L3 and L4
 	// keys are optional (escalation falls back to the tier below).
-	RoutingKey       Secret `yaml:"routing_key"`
-	RoutingKeyFile   string `yaml:"routing_key_file"`
-	RoutingKeyL3     Secret `yaml:"routing_key_l3"`
-	RoutingKeyL3File string `yaml:"routing_key_l3_file"`
-	RoutingKeyL4     Secret `yaml:"routing_key_l4"`
-	RoutingKeyL4File string `yaml:"routing_key_l4_file"`
+	RoutingKey       configs.Secret `yaml:"routing_key"`
+	RoutingKeyFile   string         `yaml:"routing_key_file"`
+	RoutingKeyL3     configs.Secret `yaml:"routing_key_l3"`
+	RoutingKeyL3File string         `yaml:"routing_key_l3_file"`
+	RoutingKeyL4     configs.Secret `yaml:"routing_key_l4"`
+	RoutingKeyL4File string         `yaml:"routing_key_l4_file"`
 	// Severity maps l2agent severities (warn, crit) to PagerDuty's
 	// (critical, error, warning, info).
 	Severity map[string]string `yaml:"severity"`
@@ -35,8 +38,8 @@ type PagerDutyOptions struct {
 // PagerDutySeverities are the values PagerDuty accepts in payload.severity.
 var PagerDutySeverities = []string{"critical", "error", "warning", "info"}
 
-// applyDefaults fills the fields left out of the config.
-func (o *PagerDutyOptions) applyDefaults() {
+// ApplyDefaults implements configs.Options: it fills what the config left out.
+func (o *Options) ApplyDefaults(string) {
 	if o.URL == "" {
 		o.URL = "https://events.pagerduty.com/v2/enqueue"
 	}
@@ -62,16 +65,16 @@ func (o *PagerDutyOptions) applyDefaults() {
 
 // validate reports bad values; path is the position of the block, e.g.
 // "ticketing.backends[1].pagerduty"; errf(path+".field", format, args...) places an error.
-func (o *PagerDutyOptions) validate(path string, errf func(path, format string, args ...any)) {
-	checkURL(errf, path+".url", o.URL)
-	oneSecret(errf, path, "routing_key", o.RoutingKey, o.RoutingKeyFile)
+func (o *Options) Validate(path string, errf configs.Errorf) {
+	configs.CheckURL(errf, path+".url", o.URL)
+	configs.OneSecret(errf, path, "routing_key", o.RoutingKey, o.RoutingKeyFile)
 	for _, k := range []struct {
 		name string
-		s    Secret
+		s    configs.Secret
 		file string
 	}{{"routing_key_l3", o.RoutingKeyL3, o.RoutingKeyL3File}, {"routing_key_l4", o.RoutingKeyL4, o.RoutingKeyL4File}} {
 		if k.s.Ref != "" || k.file != "" { // optional, but not both forms
-			oneSecret(errf, path, k.name, k.s, k.file)
+			configs.OneSecret(errf, path, k.name, k.s, k.file)
 		}
 	}
 	if o.Escalation != "retrigger" && o.Escalation != "policy" {
@@ -90,4 +93,10 @@ func (o *PagerDutyOptions) validate(path string, errf func(path, format string, 
 			errf(path+".severity."+k, "%s.severity.%s %q: want one of %s", path, k, o.Severity[k], strings.Join(PagerDutySeverities, ", "))
 		}
 	}
+}
+
+func init() {
+	ticketing.Register("pagerduty", func(b configs.Backend) (ticketing.Ticketer, error) {
+		return New(b.Name, *b.Options.(*Options), b.Timeout.D())
+	}, func() configs.Options { return &Options{} })
 }

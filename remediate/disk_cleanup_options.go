@@ -1,0 +1,83 @@
+package remediate
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+func init() {
+	Register("disk_cleanup", func(s configs.Options, p configs.Params, ev Env) (Action, error) {
+		return newDiskCleanup(s.(*DiskCleanupSettings), paramsOr[DiskCleanupParams](p), ev), nil
+	}, func() configs.Options { return &DiskCleanupSettings{} }, func() configs.Params { return &DiskCleanupParams{} })
+}
+
+// DiskCleanupSettings are disk_cleanup's own keys.
+type DiskCleanupSettings struct {
+	// AllowPaths: the directories it may delete in (never followed out of).
+	AllowPaths []string `yaml:"allow_paths"`
+}
+
+// ApplyDefaults implements configs.Options; there are none.
+func (s *DiskCleanupSettings) ApplyDefaults(string) {}
+
+// Validate implements configs.Options.
+func (s *DiskCleanupSettings) Validate(at string, errf configs.Errorf) {
+	for i, d := range s.AllowPaths {
+		pp := fmt.Sprintf("%s.allow_paths[%d]", at, i)
+		switch {
+		case !configs.CleanAbs(d):
+			errf(pp, "remediation action disk_cleanup: allow_paths %q: must be a clean absolute path", d)
+		case d == "/":
+			errf(pp, "remediation action disk_cleanup: allow_paths must not be /")
+		}
+	}
+}
+
+// DiskCleanupParams say what disk_cleanup deletes.
+type DiskCleanupParams struct {
+	Paths     []string         `yaml:"paths"`      // directories inside allow_paths; default: allow_paths
+	Globs     []string         `yaml:"globs"`      // file name patterns
+	OlderThan configs.Duration `yaml:"older_than"` // minimum age (mtime)
+}
+
+// Validate implements configs.Params.
+func (p *DiskCleanupParams) Validate(at string, errf configs.Errorf, settings configs.Options) {
+	allow := settings.(*DiskCleanupSettings).AllowPaths
+	for i, d := range p.Paths {
+		pp := fmt.Sprintf("%s.paths[%d]", at, i)
+		if !configs.CleanAbs(d) {
+			errf(pp, "remediation action disk_cleanup: path %q: must be a clean absolute path", d)
+		} else if !configs.UnderAny(d, allow) {
+			errf(pp, "remediation action disk_cleanup: path %q is outside allow_paths (%s)", d, strings.Join(allow, ", "))
+		}
+	}
+	for i, g := range p.Globs {
+		if _, err := path.Match(g, ""); err != nil || g == "" || strings.Contains(g, "/") {
+			errf(fmt.Sprintf("%s.globs[%d]", at, i), "remediation action disk_cleanup: glob %q: want a file name pattern such as *.gz (no /)", g)
+		}
+	}
+}
+
+// Complete implements configs.Params.
+func (p *DiskCleanupParams) Complete(at string, errf configs.Errorf, settings configs.Options) {
+	if len(p.Paths) == 0 && len(settings.(*DiskCleanupSettings).AllowPaths) == 0 {
+		errf(at, "remediation action disk_cleanup: no paths (set params.paths or the action's allow_paths)")
+	}
+	if len(p.Globs) == 0 {
+		errf(at, "remediation action disk_cleanup: globs are required (e.g. [\"*.gz\"])")
+	}
+	if p.OlderThan <= 0 {
+		errf(at, "remediation action disk_cleanup: older_than is required (e.g. 7d)")
+	}
+}
+
+// paramsOr returns p as a *T, or a new empty T when the action got none.
+func paramsOr[T any](p configs.Params) *T {
+	if t, ok := any(p).(*T); ok && t != nil {
+		return t
+	}
+	return new(T)
+}

@@ -1,0 +1,61 @@
+package remediate
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+func init() {
+	Register("service_restart", func(s configs.Options, p configs.Params, _ Env) (Action, error) {
+		o := s.(*ServiceRestartSettings)
+		return &serviceRestart{command: o.Command, unit: paramsOr[ServiceRestartParams](p).Unit, allow: o.AllowUnits}, nil
+	}, func() configs.Options { return &ServiceRestartSettings{} }, func() configs.Params { return &ServiceRestartParams{} })
+}
+
+var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|target|path|mount)$`)
+
+// ServiceRestartSettings are service_restart's own keys.
+type ServiceRestartSettings struct {
+	Command string `yaml:"command"` // default /usr/bin/systemctl
+	// AllowUnits: the systemd units it may restart.
+	AllowUnits []string `yaml:"allow_units"`
+}
+
+// ApplyDefaults implements configs.Options.
+func (s *ServiceRestartSettings) ApplyDefaults(string) {
+	if s.Command == "" {
+		s.Command = "/usr/bin/systemctl"
+	}
+}
+
+// Validate implements configs.Options.
+func (s *ServiceRestartSettings) Validate(at string, errf configs.Errorf) {
+	for i, u := range s.AllowUnits {
+		if !unitRe.MatchString(u) {
+			errf(fmt.Sprintf("%s.allow_units[%d]", at, i), "remediation action service_restart: %q is not a systemd unit name such as clamav-daemon.service", u)
+		}
+	}
+	configs.CheckCommand(errf, at+".command", "service_restart", s.Command)
+}
+
+// ServiceRestartParams name the unit to restart.
+type ServiceRestartParams struct {
+	Unit string `yaml:"unit"` // one of allow_units
+}
+
+// Validate implements configs.Params.
+func (p *ServiceRestartParams) Validate(at string, errf configs.Errorf, settings configs.Options) {
+	if p.Unit != "" && !slices.Contains(settings.(*ServiceRestartSettings).AllowUnits, p.Unit) {
+		errf(at+".unit", "remediation action service_restart: unit %q is not in allow_units", p.Unit)
+	}
+}
+
+// Complete implements configs.Params.
+func (p *ServiceRestartParams) Complete(at string, errf configs.Errorf, _ configs.Options) {
+	if p.Unit == "" {
+		errf(at, "remediation action service_restart: unit is required")
+	}
+}
