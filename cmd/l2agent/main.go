@@ -1,6 +1,6 @@
-// Command l2agent is the host agent: it checks disk, CPU and memory on a
-// schedule, exposes the results as Prometheus metrics and logs alert state
-// changes. See README.md.
+// Command l2agent is the host agent: it checks disk, CPU, memory, patch
+// level, antivirus and 2FA on a schedule, exposes the results as Prometheus
+// metrics, runs guarded remediations and files tickets. See README.md.
 package main
 
 import (
