@@ -163,3 +163,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestValidationGaps: values that used to validate and then break tickets
+// or schedules are rejected at their line (issue 13).
+func TestValidationGaps(t *testing.T) {
+	_, err := configs.Parse("gaps.yml", []byte(`checks:
+  - {name: a, kind: cpu, schedule: "@every 500ms"}
+  - {name: b, kind: cpu, schedule: "*/61 * * * *"}
+ticketing:
+  flapping: {count: 1}
+  backends:
+    - {name: w, kind: webhook, webhook: {url: "https://bob:hunter2@hooks.example/x", secret: "${HOOK_SECRET}"}}
+`))
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, "gaps.yml:2:36: check \"a\": bad schedule \"@every 500ms\": @every 500ms: the shortest interval is 1s")
+	require.Contains(t, msg, "gaps.yml:3:36: check \"b\": bad schedule \"*/61 * * * *\": step /61 of the minute field is outside 1..60")
+	require.Contains(t, msg, "gaps.yml:5:21: ticketing.flapping.count 1: want at least 2")
+	require.Contains(t, msg, "no user:password@")
+	require.NotContains(t, msg, "hunter2", "a password in a URL is never echoed")
+}

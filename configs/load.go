@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,49 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		return nil, fmt.Errorf("time zone prefixes are not supported in %q", spec)
 	}
+	if d, ok := strings.CutPrefix(spec, "@every "); ok {
+		every, err := time.ParseDuration(strings.TrimSpace(d))
+		if err != nil {
+			return nil, fmt.Errorf("@every %q: %w", d, err)
+		}
+		if every < time.Second {
+			return nil, fmt.Errorf("@every %s: the shortest interval is 1s", every)
+		}
+	} else if err := checkCronSteps(spec); err != nil {
+		return nil, err
+	}
 	return scheduleParser.Parse(spec)
+}
+
+// cronRanges are the value ranges of a cron spec's fields, seconds first
+// (present only in a six-field spec).
+var cronRanges = []struct {
+	name     string
+	min, max int
+}{{"second", 0, 59}, {"minute", 0, 59}, {"hour", 0, 23}, {"day of month", 1, 31}, {"month", 1, 12}, {"day of week", 0, 6}}
+
+// checkCronSteps rejects a step larger than its field's range (*/61 in the
+// minutes), which the cron parser accepts and then fires only at the start.
+func checkCronSteps(spec string) error {
+	fields := strings.Fields(spec)
+	if len(fields) != 5 && len(fields) != 6 || strings.HasPrefix(spec, "@") {
+		return nil // the parser reports it
+	}
+	ranges := cronRanges[6-len(fields):]
+	for i, f := range fields {
+		for _, part := range strings.Split(f, ",") {
+			_, step, ok := strings.Cut(part, "/")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(step)
+			r := ranges[i]
+			if err == nil && (n < 1 || n > r.max-r.min+1) {
+				return fmt.Errorf("step /%d of the %s field is outside 1..%d", n, r.name, r.max-r.min+1)
+			}
+		}
+	}
+	return nil
 }
 
 // Load reads, decodes and validates a config file. An empty path loads the

@@ -117,6 +117,12 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 }
 
 func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
+	if t.Flapping.Count < 2 {
+		errf("ticketing.flapping.count", "ticketing.flapping.count %d: want at least 2 (changes within the window that mark an incident flapping)", t.Flapping.Count)
+	}
+	if t.Recurrence.Count < 1 {
+		errf("ticketing.recurrence.count", "ticketing.recurrence.count %d: want at least 1", t.Recurrence.Count)
+	}
 	names := map[string]bool{}
 	for i, b := range t.Backends {
 		base := fmt.Sprintf("ticketing.backends[%d]", i)
@@ -142,14 +148,22 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 // CheckURL reports at path a value that is not an http(s) URL.
 func CheckURL(errf Errorf, path, v string) {
 	if !ValidHTTPURL(v) {
-		errf(path, "%s %q: want an http:// or https:// URL", path, v)
+		errf(path, "%s %q: want an http:// or https:// URL, with no user:password@ (credentials go in the token or secret keys)", path, redactURL(v))
 	}
+}
+
+// redactURL hides the password of a URL written with user:password@.
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return v
 }
 
 // ValidHTTPURL reports whether v is an absolute http:// or https:// URL.
 func ValidHTTPURL(v string) bool {
 	u, err := url.Parse(v)
-	return v != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return v != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
 }
 
 // OneSecret reports a credential given neither or twice: as key (an
