@@ -126,11 +126,7 @@ func New(c configs.Check, env Env) (Check, error) {
 	if !ok {
 		return nil, fmt.Errorf("check %q: unknown kind %q (known: %s)", c.Name, c.Kind, strings.Join(Kinds(), ", "))
 	}
-	if configs.IsNil(c.Options) { // built by hand, not loaded: the kind's defaults
-		if c.Options = configs.CheckKinds.NewOptions(c.Kind); c.Options != nil {
-			c.Options.ApplyDefaults(configs.DefaultStateDir)
-		}
-	}
+	c.Options = configs.CheckKinds.OptionsOr(c.Kind, c.Options) // built by hand: the defaults
 	ch, err := k.factory(c, env)
 	if err != nil {
 		return nil, fmt.Errorf("check %q: %w", c.Name, err)

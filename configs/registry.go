@@ -118,6 +118,18 @@ func (f *Family) NewOptions(name string) Options {
 	return nil
 }
 
+// OptionsOr returns o, or, when o is nil (options built by hand, not
+// loaded), name's options with their defaults; nil for a kind without.
+func (f *Family) OptionsOr(name string, o Options) Options {
+	if !IsNil(o) {
+		return o
+	}
+	if o = f.NewOptions(name); o != nil {
+		o.ApplyDefaults(DefaultStateDir)
+	}
+	return o
+}
+
 // NewParams returns name's empty params, or nil.
 func (f *Family) NewParams(name string) Params {
 	if k, ok := f.Lookup(name); ok && k.Params != nil {

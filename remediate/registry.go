@@ -59,10 +59,6 @@ func newAction(name string, p configs.ActionPolicy, params configs.Params, env E
 	if !ok {
 		return nil, fmt.Errorf("unknown action %q", name)
 	}
-	settings := p.Settings
-	if settings == nil { // a policy built by hand: the action's defaults
-		settings = configs.ActionKinds.NewOptions(name)
-		settings.ApplyDefaults(configs.DefaultStateDir)
-	}
+	settings := configs.ActionKinds.OptionsOr(name, p.Settings) // built by hand: the defaults
 	return f(settings, params, env)
 }

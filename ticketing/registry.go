@@ -47,10 +47,6 @@ func NewBackend(b configs.Backend) (Ticketer, error) {
 	if !ok {
 		return nil, fmt.Errorf("ticketing backend %q: kind %q is not built in (known: %s)", b.Name, b.Kind, strings.Join(Kinds(), ", "))
 	}
-	if configs.IsNil(b.Options) { // built by hand, not loaded: the kind's defaults
-		if b.Options = configs.BackendKinds.NewOptions(b.Kind); b.Options != nil {
-			b.Options.ApplyDefaults(configs.DefaultStateDir)
-		}
-	}
+	b.Options = configs.BackendKinds.OptionsOr(b.Kind, b.Options) // built by hand: the defaults
 	return f(b)
 }
