@@ -68,6 +68,33 @@ func Bearer(token string) Auth { return Token("Bearer", token) }
 // Token is "Authorization: <scheme> <token>" (RT: scheme "token").
 func Token(scheme, token string) Auth { return Auth{scheme: scheme, secret: token} }
 
+// Secret is one credential of a backend's config, read only when it is
+// the one chosen.
+type Secret struct {
+	Key  string                 // its config key, named in errors: "token", "pat", "password"
+	Set  bool                   // the config gives it (as ${ENV_VAR} or as a *_file)
+	Read func() (string, error) // its value
+}
+
+// BearerOrBasic is the auth of a backend that takes either a bearer token
+// or a user and a password (Jira, ServiceNow): the token when the config
+// gives one, else basic auth. An empty or unreadable credential, or a
+// missing user (userKey names it), is an error saying what to set.
+func BearerOrBasic(token Secret, userKey, user string, password Secret) (Auth, error) {
+	if token.Set {
+		tok, err := token.Read()
+		if err != nil || tok == "" {
+			return Auth{}, fmt.Errorf("%s: empty or unreadable: %v", token.Key, err)
+		}
+		return Bearer(tok), nil
+	}
+	pw, err := password.Read()
+	if err != nil || pw == "" || user == "" {
+		return Auth{}, fmt.Errorf("want %s + %s, or %s (%v)", userKey, password.Key, token.Key, err)
+	}
+	return Basic(user, pw), nil
+}
+
 // String never shows the secret.
 func (a Auth) String() string {
 	if a.scheme == "" {

@@ -58,20 +58,12 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	o.IssueType = or(o.IssueType, "Task")
 	o.TransitionResolve = or(o.TransitionResolve, "Done")
 	o.TransitionReopen = or(o.TransitionReopen, "To Do")
-	var auth rest.Auth
-	switch {
-	case o.PAT.Ref != "" || o.PATFile != "":
-		pat, err := configs.SecretValue(o.PAT, o.PATFile)
-		if err != nil || pat == "" {
-			return nil, fmt.Errorf("jira backend %q: pat: empty or unreadable: %v", name, err)
-		}
-		auth = rest.Bearer(pat)
-	default:
-		tok, err := configs.SecretValue(o.Token, o.TokenFile)
-		if err != nil || tok == "" || o.Email == "" {
-			return nil, fmt.Errorf("jira backend %q: want email + token, or pat (%v)", name, err)
-		}
-		auth = rest.Basic(o.Email, tok)
+	auth, err := rest.BearerOrBasic(
+		rest.Secret{Key: "pat", Set: o.PAT.Ref != "" || o.PATFile != "", Read: func() (string, error) { return configs.SecretValue(o.PAT, o.PATFile) }},
+		"email", o.Email,
+		rest.Secret{Key: "token", Read: func() (string, error) { return configs.SecretValue(o.Token, o.TokenFile) }})
+	if err != nil {
+		return nil, fmt.Errorf("jira backend %q: %w", name, err)
 	}
 	base := strings.TrimRight(o.URL, "/")
 	c := rest.New(rest.Config{

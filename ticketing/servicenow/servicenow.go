@@ -51,19 +51,12 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("servicenow backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
-	var auth rest.Auth
-	if o.Token.Ref != "" || o.TokenFile != "" {
-		tok, err := configs.SecretValue(o.Token, o.TokenFile)
-		if err != nil || tok == "" {
-			return nil, fmt.Errorf("servicenow backend %q: token: empty or unreadable: %v", name, err)
-		}
-		auth = rest.Bearer(tok)
-	} else {
-		pw, err := configs.SecretValue(o.Password, o.PasswordFile)
-		if err != nil || pw == "" || o.User == "" {
-			return nil, fmt.Errorf("servicenow backend %q: want user + password, or token (%v)", name, err)
-		}
-		auth = rest.Basic(o.User, pw)
+	auth, err := rest.BearerOrBasic(
+		rest.Secret{Key: "token", Set: o.Token.Ref != "" || o.TokenFile != "", Read: func() (string, error) { return configs.SecretValue(o.Token, o.TokenFile) }},
+		"user", o.User,
+		rest.Secret{Key: "password", Read: func() (string, error) { return configs.SecretValue(o.Password, o.PasswordFile) }})
+	if err != nil {
+		return nil, fmt.Errorf("servicenow backend %q: %w", name, err)
 	}
 	base := strings.TrimRight(o.URL, "/")
 	c := rest.New(rest.Config{
