@@ -324,35 +324,6 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 	return nil
 }
 
-// RecordRemediation adds a remediation attempt to the incident of key
-// (before or after its ticket is open); failures escalate after
-// remediation_failures. The remediation issue calls it.
-func (m *Manager) RecordRemediation(key string, at alert.Attempt) error {
-	return m.update(func(tx *Txn, queued *int) error { return m.recordRemediation(tx, key, at, queued) })
-}
-
-func (m *Manager) recordRemediation(tx *Txn, key string, at alert.Attempt, queued *int) error {
-	inc, err := tx.Incident(key)
-	if err != nil || inc == nil {
-		return err
-	}
-	d := &decision{m: m, inc: inc, now: at.At}
-	inc.Attempts = append(inc.Attempts, at)
-	if len(inc.Attempts) > maxAttempts {
-		inc.Attempts = inc.Attempts[len(inc.Attempts)-maxAttempts:]
-	}
-	if !at.Success {
-		inc.Failures++
-		if inc.Open {
-			d.add(OpComment, fmt.Sprintf("Remediation %s failed: %s", at.Action, at.Result), 0)
-			if inc.Failures >= m.cfg.RemediationFailures {
-				d.escalate(inc.Tier+1, fmt.Sprintf("remediation failed %d times", inc.Failures))
-			}
-		}
-	}
-	return m.commit(tx, d, queued)
-}
-
 // prune keeps the times within window before now.
 func prune(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	out := ts[:0:0]

@@ -137,12 +137,24 @@ func tr(key, from, to string, at time.Time) alert.Transition {
 	return alert.Transition{Alert: alert.Alert{Key: key, State: t}, From: f, At: at}
 }
 
-// step feeds a transition at t0+at, delivers, and returns the calls made.
-func (h *harness) step(at time.Duration, from, to string, v float64) string {
-	h.t.Helper()
+// transition is the harness key's transition at t0+at, as the evaluator
+// makes it.
+func (h *harness) transition(at time.Duration, from, to string, v float64) alert.Transition {
 	a := tr(h.key, from, to, h.t0.Add(at))
 	a.Host, a.Check, a.Metric, a.Labels = "web-7", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/var"}
 	a.Value, a.Threshold, a.BreachAt, a.Reason = v, map[string]float64{"warn": 0.8, "crit": 0.9}[to], h.t0, "test"
+	return a
+}
+
+// step feeds a transition at t0+at, delivers, and returns the calls made.
+func (h *harness) step(at time.Duration, from, to string, v float64) string {
+	h.t.Helper()
+	return h.send(h.transition(at, from, to, v))
+}
+
+// send feeds a, delivers, and returns the calls made.
+func (h *harness) send(a alert.Transition) string {
+	h.t.Helper()
 	require.NoError(h.t, h.svc.Manager.Handle(a))
 	return h.flush()
 }
@@ -257,15 +269,32 @@ func TestNothingForOKOrPendingOnly(t *testing.T) {
 	require.Empty(t, incs)
 }
 
+// Remediation reaches the manager as the pipeline sends it: on the
+// transition that starts firing, with what was tried, and RemediationFailed
+// when the action ran and did not clear the alert.
 func TestRemediationFailuresEscalate(t *testing.T) {
 	cfg := testConfig()
 	cfg.RemediationFailures = 2
+	cfg.Flapping.Count = 10
 	h := newHarness(t, cfg)
-	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
-	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, alert.Attempt{At: h.t0.Add(time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
-	require.Equal(t, "comment #1", h.flush())
-	require.NoError(t, h.svc.Manager.RecordRemediation(h.key, alert.Attempt{At: h.t0.Add(2 * time.Minute), Action: "disk_cleanup", Result: "freed 0 B"}))
-	require.Equal(t, "comment #1, escalate L3 #1", h.flush())
-	inc, _ := h.svc.Store.Incident(h.key)
-	require.Contains(t, Body(inc, h.t0, "test"), "disk_cleanup: freed 0 B")
+	starts := func(at time.Duration, ran bool, result string) alert.Transition {
+		a := h.transition(at, "ok", "warn", 0.85)
+		a.Attempts = []alert.Attempt{{At: a.At, Action: "disk_cleanup", Result: result}}
+		a.RemediationFailed = ran
+		return a
+	}
+	require.Equal(t, "open #1 L2", h.send(starts(0, true, "not_verified: freed 0 B")), "1st failure: the ticket, at L2")
+	require.Equal(t, "", h.step(time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "comment #1", h.send(starts(2*time.Minute, false, "skipped_cooldown: ran 1m ago")), "an action that did not run is no failure")
+	require.Equal(t, "", h.step(3*time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "comment #1, escalate L3 #1", h.send(starts(4*time.Minute, true, "failed: exit status 1")), "2nd failure: remediation_failures reached")
+
+	inc, err := h.svc.Store.Incident(h.key)
+	require.NoError(t, err)
+	require.Equal(t, 2, inc.Failures)
+	require.Equal(t, L3, inc.Tier)
+	body := Body(inc, h.t0.Add(5*time.Minute), "test")
+	for _, want := range []string{"disk_cleanup: not_verified: freed 0 B", "disk_cleanup: skipped_cooldown: ran 1m ago", "disk_cleanup: failed: exit status 1"} {
+		require.Contains(t, body, want)
+	}
 }
