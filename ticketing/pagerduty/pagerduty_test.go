@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,10 +40,8 @@ func backend(t *testing.T, block string) *Backend {
 }
 
 func server(t *testing.T) (*fake, string) {
-	f := newFake()
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, "        url: " + srv.URL + "/v2/enqueue\n"
+	f := newFake(t)
+	return f, "        url: " + f.URL + "/v2/enqueue\n"
 }
 
 func ticket(key string) ticketing.Ticket {
@@ -65,9 +62,10 @@ func TestLifeCycle(t *testing.T) {
 	a := f.alert(keyL2, key)
 	require.Equal(t, &alert{Status: "triggered", Opened: 1, Triggers: 1, Severity: "warning", Summary: "disk /var 93% used on web-7",
 		Source: "web-7", Links: []string{"https://wiki.example.com/runbooks/disk"}}, a)
-	require.Equal(t, "disk", f.lastEvent.Payload.Component)
-	require.Equal(t, "disk_used_ratio", f.lastEvent.Payload.Group)
-	require.Equal(t, key, f.lastEvent.Payload.CustomDetails["key"])
+	p := f.lastEvent(t).Payload
+	require.Equal(t, "disk", p.Component)
+	require.Equal(t, "disk_used_ratio", p.Group)
+	require.Equal(t, key, p.CustomDetails["key"])
 
 	// A retried open is deduplicated by PagerDuty into the same alert.
 	_, err = b.Open(ctx, ticket(key))
@@ -121,10 +119,10 @@ func TestPolicyEscalationAndNoComments(t *testing.T) {
 	ref, err := b.Open(ctx, ticket("k"))
 	require.NoError(t, err)
 	require.Equal(t, "info", f.alert(keyL2, "k").Severity)
-	n := f.requests
+	n := len(f.Requests())
 	require.NoError(t, b.Comment(ctx, ref, "x"))
 	require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticket("k")))
-	require.Equal(t, n, f.requests, "policy escalation and comments: false send nothing")
+	require.Equal(t, n, len(f.Requests()), "policy escalation and comments: false send nothing")
 
 	// Without an L3 key, retrigger escalation uses the L2 key at critical.
 	b = backend(t, url+"        routing_key: ${PD_L2}\n")
@@ -147,7 +145,7 @@ func TestLongKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, dk, ref.ID)
 	require.Len(t, f.alert(keyL2, dk).Summary, MaxSummary)
-	require.Equal(t, long, f.lastEvent.Payload.CustomDetails["key"])
+	require.Equal(t, long, f.lastEvent(t).Payload.CustomDetails["key"])
 	require.NoError(t, b.Resolve(context.Background(), ref, ""))
 	require.Equal(t, "resolved", f.alert(keyL2, dk).Status)
 }
@@ -156,7 +154,7 @@ func TestLongKey(t *testing.T) {
 // final error quoting PagerDuty's errors.
 func TestInvalidEvent(t *testing.T) {
 	f, url := server(t)
-	srvURL := strings.TrimSpace(strings.TrimPrefix(url, "        url: "))
+	srvURL := f.URL + "/v2/enqueue"
 	for _, e := range []Event{
 		{RoutingKey: "short", EventAction: "trigger", Payload: &Payload{Summary: "s", Source: "h", Severity: "warning"}},
 		{RoutingKey: keyL2, EventAction: "escalate", DedupKey: "k"},
@@ -193,9 +191,7 @@ func TestRetryable(t *testing.T) {
 	f, url := server(t)
 	b := backend(t, url+"        routing_key: ${PD_L2}\n")
 	for status, want := range map[int]string{429: "http_429", 500: "http_5xx", 502: "http_5xx"} {
-		f.mu.Lock()
-		f.failWith = status
-		f.mu.Unlock()
+		f.failWith(status)
 		_, err := b.Open(context.Background(), ticket("k"))
 		reason, retry, after := ticketing.Classify(err)
 		require.True(t, retry, "%d", status)
