@@ -14,6 +14,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
+	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -37,7 +38,7 @@ func TestFakeRejectsWhatAlertmanagerRejects(t *testing.T) {
 	f := newFakeAM(t)
 	for _, body := range []string{`{}`, `[]`, `[{"labels":{}}]`, `[{"labels":{"a-b":"x"}}]`, `[{"labels":{"a":"x"},"startsAt":"yesterday"}]`,
 		`[{"labels":{"a":"x"},"startsAt":"2024-01-02T00:00:00Z","endsAt":"2024-01-01T00:00:00Z"}]`} {
-		resp, err := http.Post(f.srv.URL+"/api/v2/alerts", "application/json", strings.NewReader(body))
+		resp, err := http.Post(f.URL+"/api/v2/alerts", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestFakeRejectsWhatAlertmanagerRejects(t *testing.T) {
 			t.Errorf("fake accepted %s: HTTP %d", body, resp.StatusCode)
 		}
 	}
-	resp, err := http.Post(f.srv.URL+"/api/v2/alerts", "application/json", strings.NewReader(`[{"labels":{"a":"x"}}]`))
+	resp, err := http.Post(f.URL+"/api/v2/alerts", "application/json", strings.NewReader(`[{"labels":{"a":"x"}}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +59,12 @@ func TestFakeRejectsWhatAlertmanagerRejects(t *testing.T) {
 
 func TestLifeCycleJSON(t *testing.T) {
 	f := newFakeAM(t)
-	f.user, f.pass = "agent", "s3cret"
+	f.SetAuth(ticketingtest.Basic("agent", "s3cret"))
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := newBackend(t, Options{URLs: []string{f.srv.URL + "/"}, ResendInterval: configs.Duration(time.Minute),
+	b := newBackend(t, Options{URLs: []string{f.URL + "/"}, ResendInterval: configs.Duration(time.Minute),
 		Labels: map[string]string{"team": "infra"}, Username: "agent", PasswordFile: pw})
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
@@ -149,7 +150,7 @@ func TestLifeCycleJSON(t *testing.T) {
 
 func TestCheckRunAlertname(t *testing.T) {
 	f := newFakeAM(t)
-	b := newBackend(t, Options{URLs: []string{f.srv.URL}})
+	b := newBackend(t, Options{URLs: []string{f.URL}})
 	if _, err := b.Open(context.Background(), ticketing.Ticket{Key: "h/antivirus", Host: "h", Check: "antivirus", Severity: "warn"}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +165,8 @@ func TestErrors(t *testing.T) {
 		retry  bool
 	}{{400, false}, {503, true}, {500, true}} {
 		f := newFakeAM(t)
-		f.status = c.status
-		b := newBackend(t, Options{URLs: []string{f.srv.URL}})
+		f.failWith(c.status)
+		b := newBackend(t, Options{URLs: []string{f.URL}})
 		_, err := b.Open(context.Background(), ticket("h"))
 		var de *ticketing.DeliveryError
 		if !errors.As(err, &de) || de.Retryable != c.retry {
@@ -174,8 +175,8 @@ func TestErrors(t *testing.T) {
 	}
 	// Unauthorized is final.
 	f := newFakeAM(t)
-	f.user, f.pass = "u", "p"
-	b := newBackend(t, Options{URLs: []string{f.srv.URL}})
+	f.SetAuth(ticketingtest.Basic("u", "p"))
+	b := newBackend(t, Options{URLs: []string{f.URL}})
 	if _, err := b.Open(context.Background(), ticket("h")); err == nil {
 		t.Error("no basic auth accepted")
 	} else if _, retry, _ := ticketing.Classify(err); retry {
@@ -185,16 +186,16 @@ func TestErrors(t *testing.T) {
 
 func TestOneOfManyAccepts(t *testing.T) {
 	ok, down := newFakeAM(t), newFakeAM(t)
-	down.status = 503
+	down.failWith(503)
 	dead := httpDead(t)
-	b := newBackend(t, Options{URLs: []string{down.srv.URL, dead, ok.srv.URL}})
+	b := newBackend(t, Options{URLs: []string{down.URL, dead, ok.URL}})
 	if _, err := b.Open(context.Background(), ticket("h")); err != nil {
 		t.Fatalf("one Alertmanager accepted, yet: %v", err)
 	}
 	if len(ok.all()) != 1 || b.Partial() != 1 {
 		t.Errorf("posts %d, partial %d", len(ok.all()), b.Partial())
 	}
-	b2 := newBackend(t, Options{URLs: []string{down.srv.URL, dead}})
+	b2 := newBackend(t, Options{URLs: []string{down.URL, dead}})
 	_, err := b2.Open(context.Background(), ticket("h"))
 	if _, retry, _ := ticketing.Classify(err); err == nil || !retry {
 		t.Errorf("all down: %v, want retryable", err)
@@ -203,14 +204,14 @@ func TestOneOfManyAccepts(t *testing.T) {
 
 func httpDead(t *testing.T) string {
 	f := newFakeAM(t)
-	u := f.srv.URL
-	f.srv.Close()
+	u := f.URL
+	f.Close()
 	return u
 }
 
 func TestResendLoop(t *testing.T) {
 	f := newFakeAM(t)
-	b, err := New("am", Options{URLs: []string{f.srv.URL}, ResendInterval: configs.Duration(50 * time.Millisecond)}, time.Second)
+	b, err := New("am", Options{URLs: []string{f.URL}, ResendInterval: configs.Duration(50 * time.Millisecond)}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,60 +4,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/ticketingtest"
 )
 
 // fakeAM enforces the contract of POST /api/v2/alerts of Alertmanager
-// v0.25: a JSON array of postableAlert; each needs a non-empty labels
+// v0.25, on the kit (which checks auth when set, and that the body is JSON
+// and says so): a JSON array of postableAlert; each needs a non-empty labels
 // object with valid label names and non-empty values; startsAt/endsAt are
 // RFC 3339 date-times and endsAt is not before startsAt. Anything else is a
 // 400 with an error body, like the real server.
 type fakeAM struct {
-	t      *testing.T
-	srv    *httptest.Server
-	status int // forced answer, when not 0
-	user   string
-	pass   string
+	*ticketingtest.Server
 
-	mu    sync.Mutex
+	mu    sync.Mutex // posts: the re-send loop posts while a test reads
 	posts [][]postableAlert
 }
 
 func newFakeAM(t *testing.T) *fakeAM {
-	f := &fakeAM{t: t}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f := &fakeAM{}
+	f.Server = ticketingtest.New(t, ticketingtest.Options{}) // Alertmanager's errors are plain text
+	f.Handle("POST /api/v2/alerts", f.post)
 	return f
 }
 
-func (f *fakeAM) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/alerts" {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	if f.user != "" {
-		if u, p, ok := r.BasicAuth(); !ok || u != f.user || p != f.pass {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
-	}
-	if f.status != 0 {
-		w.WriteHeader(f.status)
-		fmt.Fprintln(w, "forced")
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		http.Error(w, "unsupported content type "+ct, http.StatusUnsupportedMediaType)
-		return
-	}
-	b, _ := io.ReadAll(r.Body)
+// failWith answers every request with status.
+func (f *fakeAM) failWith(status int) { f.Inject(ticketingtest.Fail(status, "forced\n")) }
+
+func (f *fakeAM) post(w http.ResponseWriter, r *http.Request) {
 	var alerts []postableAlert
-	if err := json.Unmarshal(b, &alerts); err != nil {
+	if err := json.Unmarshal(ticketingtest.Received(r).Raw, &alerts); err != nil {
 		http.Error(w, `{"code":400,"message":"parsing alerts body: `+err.Error()+`"}`, http.StatusBadRequest)
 		return
 	}
