@@ -2,8 +2,12 @@ package prometheus_test
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,8 +22,10 @@ const (
 	rulesFile     = "l2agent.rules.yml"
 	rulesTestFile = "l2agent.rules.test.yml"
 	configFile    = "prometheus.yml"
-	readmeFile    = "../../README.md"
-	runbookPrefix = "https://github.com/l2agent/l2agent/blob/main/README.md#"
+	repoRoot      = "../.."
+	// runbookPrefix is where a runbook_url points: a Markdown file of this
+	// repository, by its path from the root, and a heading anchor.
+	runbookPrefix = "https://github.com/l2agent/l2agent/blob/main/"
 )
 
 // promtool returns the path of promtool, failing under CI=true when it is
@@ -157,29 +163,65 @@ var (
 	metricRE = regexp.MustCompile(`\b(l2agent_[a-z0-9_]+|up)\b`)
 )
 
-// documentedMetrics are the metric names the expressions may use: those the
-// README documents, plus up.
+// documentedMetrics are the metric names the expressions may use: those
+// some README.md of the repository documents (in backticks), plus up.
 func documentedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	b, err := os.ReadFile(readmeFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := map[string]bool{"up": true}
-	for _, name := range regexp.MustCompile("`(l2agent_[a-z0-9_]+)").FindAllStringSubmatch(string(b), -1) {
-		m[name[1]] = true
+	re := regexp.MustCompile("`(l2agent_[a-z0-9_]+)")
+	err := filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != repoRoot && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir // .git, .ci
+		}
+		if d.IsDir() || d.Name() != "README.md" {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, name := range re.FindAllStringSubmatch(string(b), -1) {
+			m[name[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read the READMEs under %s: %v", repoRoot, err)
 	}
 	return m
 }
 
+// runbookTarget splits a runbook_url into the Markdown file it points at,
+// relative to the repository root, and the heading anchor.
+func runbookTarget(u string) (file, anchor string, err error) {
+	rest, ok := strings.CutPrefix(u, runbookPrefix)
+	if !ok {
+		return "", "", fmt.Errorf("does not start with %s", runbookPrefix)
+	}
+	file, anchor, ok = strings.Cut(rest, "#")
+	switch {
+	case !ok || anchor == "":
+		return "", "", errors.New("has no #anchor")
+	case path.Clean(file) != file || file == "." || strings.HasPrefix(file, "../") || strings.HasPrefix(file, "/"):
+		return "", "", fmt.Errorf("path %q is not a clean path inside the repository", file)
+	case !strings.HasSuffix(file, ".md"):
+		return "", "", fmt.Errorf("path %q is not a Markdown file", file)
+	}
+	return file, anchor, nil
+}
+
 // TestAlertLabelsAndAnnotations asserts that every alert has a severity the
 // Alertmanager example knows (warn or crit), a host label, the annotations summary,
-// description and runbook_url, a runbook_url pointing at a heading of the
-// README, and only metrics the README documents in its expression.
+// description and runbook_url, a runbook_url pointing at a heading of a
+// Markdown file of the repository, and only metrics some README documents in
+// its expression.
 func TestAlertLabelsAndAnnotations(t *testing.T) {
 	var rules ruleFile
 	decodeYAML(t, rulesFile, &rules)
-	anchors := readmeAnchors(t)
+	anchors := map[string]map[string]bool{} // by file
 	metrics := documentedMetrics(t)
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -203,28 +245,38 @@ func TestAlertLabelsAndAnnotations(t *testing.T) {
 				}
 			}
 			if u := r.Annotations["runbook_url"]; u != "" {
-				anchor, ok := strings.CutPrefix(u, runbookPrefix)
-				if !ok {
-					t.Errorf("alert %s: runbook_url %q does not start with %s", r.Alert, u, runbookPrefix)
-				} else if !anchors[anchor] {
-					t.Errorf("alert %s: runbook_url anchor #%s is no heading of README.md", r.Alert, anchor)
+				file, anchor, err := runbookTarget(u)
+				if err != nil {
+					t.Errorf("alert %s: runbook_url %q %v", r.Alert, u, err)
+					continue
+				}
+				if anchors[file] == nil {
+					a, err := markdownAnchors(filepath.Join(repoRoot, filepath.FromSlash(file)))
+					if err != nil {
+						t.Errorf("alert %s: runbook_url %q: %v", r.Alert, u, err)
+						continue
+					}
+					anchors[file] = a
+				}
+				if !anchors[file][anchor] {
+					t.Errorf("alert %s: runbook_url anchor #%s is no heading of %s", r.Alert, anchor, file)
 				}
 			}
 			for _, name := range metricRE.FindAllString(r.Expr, -1) {
 				if !metrics[name] {
-					t.Errorf("alert %s: expression uses %s, which README.md does not document", r.Alert, name)
+					t.Errorf("alert %s: expression uses %s, which no README.md documents", r.Alert, name)
 				}
 			}
 		}
 	}
 }
 
-// readmeAnchors returns the anchors GitHub makes of the README's headings.
-func readmeAnchors(t *testing.T) map[string]bool {
-	t.Helper()
-	f, err := os.Open(readmeFile)
+// markdownAnchors returns the anchors GitHub makes of the headings of the
+// Markdown file at path.
+func markdownAnchors(path string) (map[string]bool, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer f.Close()
 	anchors := map[string]bool{}
@@ -255,9 +307,9 @@ func readmeAnchors(t *testing.T) map[string]bool {
 		seen[a]++
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return anchors
+	return anchors, nil
 }
 
 // githubAnchor is GitHub's heading slug: lower case, punctuation other than
@@ -283,9 +335,51 @@ func TestGithubAnchor(t *testing.T) {
 		"`mfa`: two-factor authentication compliance": "mfa-two-factor-authentication-compliance",
 		"Nothing lost, nothing doubled":               "nothing-lost-nothing-doubled",
 		"Request Tracker (`kind: rt`)":                "request-tracker-kind-rt",
+		`What "compliant" means, control by control`:  "what-compliant-means-control-by-control",
 	} {
 		if got := githubAnchor(in); got != want {
 			t.Errorf("githubAnchor(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRunbookTarget(t *testing.T) {
+	file, anchor, err := runbookTarget(runbookPrefix + "checks/disk/README.md#when-it-fires")
+	if err != nil || file != "checks/disk/README.md" || anchor != "when-it-fires" {
+		t.Errorf("runbookTarget = %q, %q, %v; want checks/disk/README.md, when-it-fires", file, anchor, err)
+	}
+	for _, bad := range []string{
+		"https://example.com/runbooks/disk#full", // not this repository
+		runbookPrefix + "checks/disk/README.md",  // no anchor
+		runbookPrefix + "checks/disk/README.md#", // empty anchor
+		runbookPrefix + "../other/README.md#x",   // outside the repository
+		runbookPrefix + "checks/../README.md#x",  // not clean
+		runbookPrefix + "/README.md#x",           // absolute
+		runbookPrefix + "checks/disk/sample.yaml#x",
+	} {
+		if _, _, err := runbookTarget(bad); err == nil {
+			t.Errorf("runbookTarget(%q): no error", bad)
+		}
+	}
+}
+
+// TestMarkdownAnchors reads headings as GitHub does: not inside code fences,
+// numbered when repeated.
+func TestMarkdownAnchors(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.md")
+	md := "# Title\n\n## Options\n\n```sh\n# not a heading\n```\n\n### Options\n#nospace\n"
+	if err := os.WriteFile(p, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := markdownAnchors(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"title": true, "options": true, "options-1": true}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("markdownAnchors = %v, want %v", got, want)
+	}
+	if _, err := markdownAnchors(filepath.Join(t.TempDir(), "missing.md")); err == nil {
+		t.Error("markdownAnchors of a missing file: no error")
 	}
 }
