@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 // evil labels: nothing of an alert may reach a command line, let alone a shell.
@@ -59,16 +60,16 @@ func TestCommandActions(t *testing.T) {
 			wantArgs: []string{"cache", "clean"}},
 	} {
 		t.Run(tc.action+" "+tc.policy+fmt.Sprint(tc.code), func(t *testing.T) {
-			cmd, argvFile := standIn(t, "stand-in", tc.script, tc.code)
+			cmd, argvFile := testkit.StandIn(t, "stand-in", tc.script, tc.code)
 			policy := "enabled: true, command: " + cmd
 			if tc.policy != "" {
 				policy += ", " + tc.policy
 			}
 			yaml := fmt.Sprintf("remediation:\n  actions:\n    %s: {%s}\n  rules:\n    - {check: %s, action: %s, params: %s}\n", tc.action, policy, tc.check, tc.action, tc.params)
-			e, _, _ := newTestEngine(t, yaml, newClock("2026-08-01T12:00:00Z"))
+			e, _, _ := newTestEngine(t, yaml, testkit.NewClock("2026-08-01T12:00:00Z"))
 			at, attempted := e.Remediate(context.Background(), evilAlert(tc.check), cleared(true))
 			require.True(t, attempted, at.Result)
-			require.Equal(t, append([]string{cmd}, tc.wantArgs...), recordedArgv(t, argvFile))
+			require.Equal(t, append([]string{cmd}, tc.wantArgs...), testkit.RecordedArgv(t, argvFile))
 			if tc.wantResult != "" {
 				require.Equal(t, strings.ReplaceAll(tc.wantResult, "STANDIN", cmd), at.Result)
 			}
@@ -100,7 +101,7 @@ func TestSecurityUpdates(t *testing.T) {
 	require.NoError(t, os.WriteFile(status, []byte(dpkg), 0o644))
 	// The stand-in upgrades openssl and leaves a reboot-required flag.
 	script := fmt.Sprintf("sed -i 's/3.0.1/3.0.2/' '%s'\ntouch '%s/var/run/reboot-required'\necho 'Packages that will be upgraded: openssl'", status, root)
-	cmd, argvFile := standIn(t, "unattended-upgrade", script, 0)
+	cmd, argvFile := testkit.StandIn(t, "unattended-upgrade", script, 0)
 	yaml := fmt.Sprintf(`
 remediation:
   actions:
@@ -108,7 +109,7 @@ remediation:
   rules:
     - {check: patches, metric: patches_pending, labels: {kind: security}, action: security_updates}
 `, cmd)
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
 	e, err := newEngine(parseRemediation(t, yaml), dir, nil, nil, clk.Now, Env{Procfs: "/proc", Root: root})
 	require.NoError(t, err)
@@ -135,7 +136,7 @@ remediation:
 	clk.Add(24 * time.Hour)
 	at, attempted = e.Remediate(context.Background(), a, cleared(false))
 	require.True(t, attempted)
-	require.Equal(t, []string{cmd, "-v"}, recordedArgv(t, argvFile))
+	require.Equal(t, []string{cmd, "-v"}, testkit.RecordedArgv(t, argvFile))
 	require.Equal(t, "not_verified: 1 packages changed; a reboot is required (not done); alert still firing after the action", at.Result)
 	require.Contains(t, at.Output, "openssl:amd64 3.0.1 → 3.0.2")
 	recs, err := ReadAudit(filepath.Join(dir, AuditFile), 0)
@@ -157,7 +158,7 @@ func TestRealCommands(t *testing.T) {
 				if tc.optional {
 					t.Skipf("%s not installed", tc.path)
 				}
-				requireCI(t, "%s not installed (deploy/testenv/install.sh antivirus)", tc.path)
+				testkit.RequireCI(t, "%s not installed (deploy/testenv/install.sh antivirus)", tc.path)
 			}
 			r, err := runCommand(context.Background(), tc.path, "--version")
 			require.NoError(t, err)
@@ -181,11 +182,11 @@ func TestRealCommands(t *testing.T) {
 // commands never carries alert data (see TestCommandActions). Here the
 // command runner itself: arguments arrive byte for byte.
 func TestRunCommandArgvVerbatim(t *testing.T) {
-	cmd, argvFile := standIn(t, "echo-args", "", 0)
+	cmd, argvFile := testkit.StandIn(t, "echo-args", "", 0)
 	args := []string{"; rm -rf /", "$(touch /tmp/l2agent-pwned)", `"'`, "`id`", "a\nb", "\xff"}
 	_, err := runCommand(context.Background(), append([]string{cmd}, args...)...)
 	require.NoError(t, err)
-	require.Equal(t, append([]string{cmd}, args...), recordedArgv(t, argvFile))
+	require.Equal(t, append([]string{cmd}, args...), testkit.RecordedArgv(t, argvFile))
 	_, err = os.Stat("/tmp/l2agent-pwned")
 	require.True(t, os.IsNotExist(err))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 func TestConfigDefaultsAllOff(t *testing.T) {
@@ -89,7 +90,7 @@ func TestMaintenanceWindow(t *testing.T) {
 		{"2026-08-02T04:00:01Z", false},
 		{"2026-08-03T02:30:00Z", false}, // Monday
 	} {
-		require.Equal(t, tc.want, p.InMaintenanceWindow(newClock(tc.at).Now()), tc.at)
+		require.Equal(t, tc.want, p.InMaintenanceWindow(testkit.NewClock(tc.at).Now()), tc.at)
 	}
-	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(newClock("2026-08-03T02:30:00Z").Now()))
+	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(testkit.NewClock("2026-08-03T02:30:00Z").Now()))
 }

@@ -19,17 +19,18 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 // mountTmpfs mounts a fresh tmpfs at dir (as root), unmounted at cleanup.
 func mountTmpfs(t *testing.T, dir string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		requireCI(t, "disk_cleanup test needs root to mount a tmpfs")
+		testkit.RequireCI(t, "disk_cleanup test needs root to mount a tmpfs")
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64m,mode=0755"); err != nil {
-		requireCI(t, "cannot mount a tmpfs: %v", err)
+		testkit.RequireCI(t, "cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 }
@@ -39,7 +40,7 @@ func bindMount(t *testing.T, src, dst string) {
 	require.NoError(t, os.MkdirAll(dst, 0o755))
 	out, err := exec.Command("mount", "--bind", src, dst).CombinedOutput()
 	if err != nil {
-		requireCI(t, "mount --bind: %v: %s", err, out)
+		testkit.RequireCI(t, "mount --bind: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dst, syscall.MNT_DETACH) })
 }
@@ -207,7 +208,7 @@ remediation:
   rules:
     - {check: disk, metric: disk_used_ratio, labels: {mountpoint: %q}, action: disk_cleanup, params: {globs: ["*.log.[0-9]*"], older_than: 7d}}
 `, mnt, mnt)
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	e, _, dir := newTestEngine(t, yaml, clk)
 	a := Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, State: alert.StateCrit}
 	p, err := e.Plan(context.Background(), "disk_cleanup", a)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/testkit"
 )
 
 const policyYAML = `
@@ -57,7 +58,7 @@ func cleared(ok bool) VerifyFunc {
 	return func(context.Context) (bool, error) { return ok, nil }
 }
 
-func newTestEngine(t *testing.T, yaml string, clk *clock) (*Engine, *prometheus.Registry, string) {
+func newTestEngine(t *testing.T, yaml string, clk *testkit.Clock) (*Engine, *prometheus.Registry, string) {
 	t.Helper()
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
@@ -128,7 +129,7 @@ func TestPolicy(t *testing.T) {
 			if start == "" {
 				start = "2026-08-01T12:00:00Z"
 			}
-			clk := newClock(start)
+			clk := testkit.NewClock(start)
 			yaml := policyYAML
 			if tc.yaml != "" {
 				yaml = strings.Replace(yaml, "remediation:", "remediation:"+tc.yaml, 1)
@@ -184,11 +185,11 @@ func TestPolicy(t *testing.T) {
 // A hanging action is killed at its timeout, with its whole process group,
 // and recorded as timeout.
 func TestPolicyTimeoutKillsProcessGroup(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "child.pid")
 	// The stand-in starts a grandchild that would outlive it, then hangs.
-	cmd, argvFile := standIn(t, "journalctl", "sleep 300 & echo $! > '"+pidFile+"'\nsleep 300", 0)
+	cmd, argvFile := testkit.StandIn(t, "journalctl", "sleep 300 & echo $! > '"+pidFile+"'\nsleep 300", 0)
 	yaml := strings.Replace(policyYAML, "      params: {vacuum_size: 500M}", "      params: {vacuum_size: 500M}\n      timeout: 300ms\n      command: "+cmd, 1)
 	e, _, auditDir := newTestEngine(t, yaml, clk)
 	start := time.Now()
@@ -197,7 +198,7 @@ func TestPolicyTimeoutKillsProcessGroup(t *testing.T) {
 	require.True(t, attempted)
 	require.False(t, at.Success)
 	require.True(t, strings.HasPrefix(at.Result, ResultTimeout+":"), at.Result)
-	require.Equal(t, []string{cmd, "--vacuum-size=500M"}, recordedArgv(t, argvFile))
+	require.Equal(t, []string{cmd, "--vacuum-size=500M"}, testkit.RecordedArgv(t, argvFile))
 	b, err := os.ReadFile(pidFile)
 	require.NoError(t, err)
 	var pid int
@@ -212,7 +213,7 @@ func TestPolicyTimeoutKillsProcessGroup(t *testing.T) {
 
 // A fake action that hangs in Go code is cut off at the timeout too.
 func TestPolicyTimeoutFakeAction(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	yaml := strings.Replace(policyYAML, "      cooldown: 30m\n", "      cooldown: 30m\n      timeout: 100ms\n", 1)
 	e, _, _ := newTestEngine(t, yaml, clk)
 	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup", hang: true})
@@ -224,7 +225,7 @@ func TestPolicyTimeoutFakeAction(t *testing.T) {
 // Cooldowns and rate limits survive a restart (and hold between the daemon
 // and the CLI): they are restored from the audit log.
 func TestPolicyRestoredFromAudit(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
 	cfg := parseRemediation(t, policyYAML)
 	e1, err := New(cfg, dir, nil, nil, clk.Now)
@@ -269,7 +270,7 @@ func TestPolicyRestoredFromAudit(t *testing.T) {
 }
 
 func TestAuditLine(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	e, _, dir := newTestEngine(t, policyYAML, clk)
 	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
 	e.Remediate(context.Background(), firingAlert("disk", "h1/disk/disk_used_ratio{mountpoint=\"/var\"}"), cleared(true))
