@@ -14,7 +14,7 @@ func (v *antivirusUpdate) Name() string { return "antivirus_update" }
 
 func (v *antivirusUpdate) Plan(ctx context.Context, a Alert) (Plan, error) {
 	argv := []string{v.command, "--stdout"}
-	return Plan{Action: v.Name(), Text: "run " + argvString(argv), Data: argv}, nil
+	return Plan{Action: v.Name(), Text: "run " + ArgvString(argv), Data: argv}, nil
 }
 
 func (v *antivirusUpdate) Apply(ctx context.Context, p Plan) (Outcome, error) {
@@ -22,6 +22,6 @@ func (v *antivirusUpdate) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if !ok {
 		return Outcome{}, errors.New("antivirus_update: not an antivirus_update plan")
 	}
-	r, err := runCommand(ctx, argv...)
-	return commandOutcome(r, err, "signatures updated")
+	r, err := RunCommand(ctx, argv...)
+	return CommandOutcome(r, err, "signatures updated")
 }

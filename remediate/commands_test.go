@@ -111,7 +111,7 @@ remediation:
 `, cmd)
 	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
-	e, err := newEngine(parseRemediation(t, yaml), dir, nil, nil, clk.Now, Env{Procfs: "/proc", Root: root})
+	e, err := NewWithEnv(parseRemediation(t, yaml), dir, nil, nil, clk.Now, Env{Procfs: "/proc", Root: root})
 	require.NoError(t, err)
 	a := Alert{Key: "h/patches", Check: "patches", Metric: "patches_pending", Labels: map[string]string{"kind": "security"}, State: alert.StateWarn, Value: 3}
 
@@ -160,7 +160,7 @@ func TestRealCommands(t *testing.T) {
 				}
 				testkit.RequireCI(t, "%s not installed (deploy/testenv/install.sh antivirus)", tc.path)
 			}
-			r, err := runCommand(context.Background(), tc.path, "--version")
+			r, err := RunCommand(context.Background(), tc.path, "--version")
 			require.NoError(t, err)
 			require.Equal(t, 0, r.ExitCode)
 			require.Contains(t, r.Output, tc.want)
@@ -172,9 +172,9 @@ func TestRealCommands(t *testing.T) {
 			}
 		})
 	}
-	_, err := runCommand(context.Background(), "freshclam", "--version")
+	_, err := RunCommand(context.Background(), "freshclam", "--version")
 	require.ErrorContains(t, err, "not an absolute path")
-	_, err = runCommand(context.Background(), "/nonexistent/freshclam")
+	_, err = RunCommand(context.Background(), "/nonexistent/freshclam")
 	require.Error(t, err)
 }
 
@@ -184,7 +184,7 @@ func TestRealCommands(t *testing.T) {
 func TestRunCommandArgvVerbatim(t *testing.T) {
 	cmd, argvFile := testkit.StandIn(t, "echo-args", "", 0)
 	args := []string{"; rm -rf /", "$(touch /tmp/l2agent-pwned)", `"'`, "`id`", "a\nb", "\xff"}
-	_, err := runCommand(context.Background(), append([]string{cmd}, args...)...)
+	_, err := RunCommand(context.Background(), append([]string{cmd}, args...)...)
 	require.NoError(t, err)
 	require.Equal(t, append([]string{cmd}, args...), testkit.RecordedArgv(t, argvFile))
 	_, err = os.Stat("/tmp/l2agent-pwned")

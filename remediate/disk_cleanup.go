@@ -236,7 +236,7 @@ func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if n := len(planned); n > 0 {
 		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
 	}
-	o := Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: excerpt(out.String(), MaxOutput), FreedBytes: freed}
+	o := Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: Excerpt(out.String(), MaxOutput), FreedBytes: freed}
 	if err != nil {
 		return o, err
 	}

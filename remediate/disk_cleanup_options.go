@@ -10,7 +10,7 @@ import (
 
 func init() {
 	Register("disk_cleanup", func(s configs.Options, p configs.Params, ev Env) (Action, error) {
-		return newDiskCleanup(s.(*DiskCleanupSettings), paramsOr[DiskCleanupParams](p), ev), nil
+		return newDiskCleanup(s.(*DiskCleanupSettings), ParamsOr[DiskCleanupParams](p), ev), nil
 	}, func() configs.Options { return &DiskCleanupSettings{} }, func() configs.Params { return &DiskCleanupParams{} })
 }
 
@@ -72,12 +72,4 @@ func (p *DiskCleanupParams) Complete(at string, errf configs.Errorf, settings co
 	if p.OlderThan <= 0 {
 		errf(at, "remediation action disk_cleanup: older_than is required (e.g. 7d)")
 	}
-}
-
-// paramsOr returns p as a *T, or a new empty T when the action got none.
-func paramsOr[T any](p configs.Params) *T {
-	if t, ok := any(p).(*T); ok && t != nil {
-		return t
-	}
-	return new(T)
 }

@@ -42,7 +42,7 @@ func (j *journalVacuum) Plan(ctx context.Context, a Alert) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	return Plan{Action: j.Name(), Text: "run " + argvString(argv) + " (removes archived journal files only; the active ones stay)", Data: argv}, nil
+	return Plan{Action: j.Name(), Text: "run " + ArgvString(argv) + " (removes archived journal files only; the active ones stay)", Data: argv}, nil
 }
 
 func (j *journalVacuum) Apply(ctx context.Context, p Plan) (Outcome, error) {
@@ -50,9 +50,9 @@ func (j *journalVacuum) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if !ok {
 		return Outcome{}, errors.New("journal_vacuum: not a journal_vacuum plan")
 	}
-	r, err := runCommand(ctx, argv...)
+	r, err := RunCommand(ctx, argv...)
 	freed := journalFreed(r.Output)
-	o, err := commandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
+	o, err := CommandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
 	o.FreedBytes = freed
 	return o, err
 }

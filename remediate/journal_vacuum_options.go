@@ -6,7 +6,7 @@ import (
 
 func init() {
 	Register("journal_vacuum", func(s configs.Options, p configs.Params, _ Env) (Action, error) {
-		return &journalVacuum{command: s.(*JournalVacuumSettings).Command, params: *paramsOr[JournalVacuumParams](p)}, nil
+		return &journalVacuum{command: s.(*JournalVacuumSettings).Command, params: *ParamsOr[JournalVacuumParams](p)}, nil
 	}, func() configs.Options { return &JournalVacuumSettings{} },
 		func() configs.Params { return &JournalVacuumParams{} })
 }

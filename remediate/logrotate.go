@@ -24,7 +24,7 @@ func (l *logrotate) Plan(ctx context.Context, a Alert) (Plan, error) {
 		return Plan{}, fmt.Errorf("config %q is not in allow_configs", l.config)
 	}
 	argv := []string{l.command, "-f", l.config}
-	return Plan{Action: l.Name(), Text: "run " + argvString(argv), Data: argv}, nil
+	return Plan{Action: l.Name(), Text: "run " + ArgvString(argv), Data: argv}, nil
 }
 
 func (l *logrotate) Apply(ctx context.Context, p Plan) (Outcome, error) {
@@ -32,6 +32,6 @@ func (l *logrotate) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if !ok {
 		return Outcome{}, errors.New("logrotate: not a logrotate plan")
 	}
-	r, err := runCommand(ctx, argv...)
-	return commandOutcome(r, err, "rotated "+l.config)
+	r, err := RunCommand(ctx, argv...)
+	return CommandOutcome(r, err, "rotated "+l.config)
 }

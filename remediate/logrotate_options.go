@@ -10,7 +10,7 @@ import (
 func init() {
 	Register("logrotate", func(s configs.Options, p configs.Params, _ Env) (Action, error) {
 		o := s.(*LogrotateSettings)
-		return &logrotate{command: o.Command, config: paramsOr[LogrotateParams](p).Config, allow: o.AllowConfigs}, nil
+		return &logrotate{command: o.Command, config: ParamsOr[LogrotateParams](p).Config, allow: o.AllowConfigs}, nil
 	}, func() configs.Options { return &LogrotateSettings{} }, func() configs.Params { return &LogrotateParams{} })
 }
 

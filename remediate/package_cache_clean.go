@@ -81,7 +81,7 @@ func (c *packageCacheClean) Plan(ctx context.Context, a Alert) (Plan, error) {
 		cmd = c.command
 	}
 	argv := append([]string{cmd}, m.clean...)
-	return Plan{Action: c.Name(), Text: fmt.Sprintf("run %s (empties %s)", argvString(argv), m.cache),
+	return Plan{Action: c.Name(), Text: fmt.Sprintf("run %s (empties %s)", ArgvString(argv), m.cache),
 		Data: cachePlan{argv: argv, cache: joinRoot(c.root, m.cache)}}, nil
 }
 
@@ -91,12 +91,12 @@ func (c *packageCacheClean) Apply(ctx context.Context, p Plan) (Outcome, error) 
 		return Outcome{}, errors.New("package_cache_clean: not a package_cache_clean plan")
 	}
 	before, okBefore := freeBytes(cp.cache)
-	r, err := runCommand(ctx, cp.argv...)
+	r, err := RunCommand(ctx, cp.argv...)
 	var freed int64
 	if after, okAfter := freeBytes(cp.cache); okBefore && okAfter && after > before {
 		freed = after - before // about: other writers share the filesystem
 	}
-	o, err := commandOutcome(r, err, "package cache cleaned, about "+textfmt.HumanBytes(freed)+" freed")
+	o, err := CommandOutcome(r, err, "package cache cleaned, about "+textfmt.HumanBytes(freed)+" freed")
 	o.FreedBytes = freed
 	return o, err
 }

@@ -51,7 +51,7 @@ func (s *securityUpdates) Plan(ctx context.Context, a Alert) (Plan, error) {
 		}
 	}
 	argv := append([]string{cmd}, m.security...)
-	return Plan{Action: s.Name(), Text: "run " + argvString(argv) + " (installs security updates; never reboots)",
+	return Plan{Action: s.Name(), Text: "run " + ArgvString(argv) + " (installs security updates; never reboots)",
 		Data: updatePlan{argv: argv, manager: m.name}}, nil
 }
 
@@ -61,16 +61,16 @@ func (s *securityUpdates) Apply(ctx context.Context, p Plan) (Outcome, error) {
 		return Outcome{}, errors.New("security_updates: not a security_updates plan")
 	}
 	before := s.installed(ctx, up.manager)
-	r, err := runCommand(ctx, up.argv...)
+	r, err := RunCommand(ctx, up.argv...)
 	after := s.installed(ctx, up.manager)
 	changes := diffPackages(before, after)
-	o, err := commandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
+	o, err := CommandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
 	if _, serr := os.Stat(joinRoot(s.root, "/var/run/reboot-required")); serr == nil {
 		o.RebootRequired = true
 		o.Result += "; a reboot is required (not done)"
 	}
 	if len(changes) > 0 {
-		o.Output = excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, MaxOutput)
+		o.Output = Excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, MaxOutput)
 	}
 	return o, err
 }
@@ -88,7 +88,7 @@ func (s *securityUpdates) installed(ctx context.Context, manager string) map[str
 		defer f.Close()
 		parseDpkgStatus(f, out)
 	case "dnf", "zypper":
-		r, err := runCommand(ctx, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
+		r, err := RunCommand(ctx, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
 		if err != nil {
 			return out
 		}

@@ -25,7 +25,7 @@ func (s *serviceRestart) Plan(ctx context.Context, a Alert) (Plan, error) {
 		return Plan{}, fmt.Errorf("unit %q is not in allow_units", s.unit)
 	}
 	argv := []string{s.command, "--no-ask-password", "restart", s.unit}
-	return Plan{Action: s.Name(), Text: "run " + argvString(argv), Data: argv}, nil
+	return Plan{Action: s.Name(), Text: "run " + ArgvString(argv), Data: argv}, nil
 }
 
 func (s *serviceRestart) Apply(ctx context.Context, p Plan) (Outcome, error) {
@@ -33,6 +33,6 @@ func (s *serviceRestart) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if !ok {
 		return Outcome{}, errors.New("service_restart: not a service_restart plan")
 	}
-	r, err := runCommand(ctx, argv...)
-	return commandOutcome(r, err, "restarted "+s.unit)
+	r, err := RunCommand(ctx, argv...)
+	return CommandOutcome(r, err, "restarted "+s.unit)
 }

@@ -11,7 +11,7 @@ import (
 func init() {
 	Register("service_restart", func(s configs.Options, p configs.Params, _ Env) (Action, error) {
 		o := s.(*ServiceRestartSettings)
-		return &serviceRestart{command: o.Command, unit: paramsOr[ServiceRestartParams](p).Unit, allow: o.AllowUnits}, nil
+		return &serviceRestart{command: o.Command, unit: ParamsOr[ServiceRestartParams](p).Unit, allow: o.AllowUnits}, nil
 	}, func() configs.Options { return &ServiceRestartSettings{} }, func() configs.Params { return &ServiceRestartParams{} })
 }
 
