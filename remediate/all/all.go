@@ -1,0 +1,8 @@
+// Package all links in every remediation action: each registers itself
+// from init(). Adding an action is one unit under remediate/ and one line
+// here.
+package all
+
+import (
+	_ "github.com/l2agent/l2agent/remediate" // the actions not yet in a package of their own
+)
