@@ -1,4 +1,7 @@
-package remediate
+// Package diskcleanup is the remediation action disk_cleanup: it deletes
+// files matching globs and older than a given age inside allowlisted
+// directories, never following a symlink or a mount out of them.
+package diskcleanup
 
 import (
 	"bufio"
@@ -16,7 +19,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/remediate"
 )
 
 // diskCleanup deletes old files matching globs inside allowlisted
@@ -31,8 +36,8 @@ import (
 // anything but regular files are left alone.
 type diskCleanup struct {
 	allow      []string
-	params     DiskCleanupParams
-	ev         Env
+	params     Params
+	ev         remediate.Env
 	maxDepth   int // directory levels below a root
 	maxEntries int // directory entries looked at per walk
 	maxFDs     int // /proc/*/fd entries looked at for writers
@@ -40,7 +45,7 @@ type diskCleanup struct {
 	now        func() time.Time
 }
 
-func newDiskCleanup(s *DiskCleanupSettings, params *DiskCleanupParams, ev Env) *diskCleanup {
+func newDiskCleanup(s *Settings, params *Params, ev remediate.Env) *diskCleanup {
 	return &diskCleanup{allow: s.AllowPaths, params: *params, ev: ev, maxDepth: 32, maxEntries: 200000, maxFDs: 200000, listFiles: 50, now: time.Now}
 }
 
@@ -111,7 +116,7 @@ func (d *diskCleanup) roots() ([]string, error) {
 		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
 			return nil, fmt.Errorf("path %q: not a clean absolute directory", p)
 		}
-		if !under(p, d.allow) {
+		if !configs.UnderAny(p, d.allow) {
 			return nil, fmt.Errorf("path %q is outside allow_paths (%s)", p, strings.Join(d.allow, ", "))
 		}
 		roots = append(roots, p)
@@ -123,7 +128,7 @@ func (d *diskCleanup) roots() ([]string, error) {
 	roots = slices.Compact(roots)
 	return slices.DeleteFunc(roots, func(r string) bool {
 		for _, o := range roots {
-			if o != r && under(r, []string{o}) {
+			if o != r && configs.UnderAny(r, []string{o}) {
 				return true
 			}
 		}
@@ -131,23 +136,14 @@ func (d *diskCleanup) roots() ([]string, error) {
 	}), nil
 }
 
-func under(p string, dirs []string) bool {
-	for _, d := range dirs {
-		if p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // Plan lists the files that would go.
-func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
+func (d *diskCleanup) Plan(ctx context.Context, a remediate.Alert) (remediate.Plan, error) {
 	if len(d.params.Globs) == 0 || d.params.OlderThan <= 0 {
-		return Plan{}, errors.New("disk_cleanup needs globs and older_than")
+		return remediate.Plan{}, errors.New("disk_cleanup needs globs and older_than")
 	}
 	roots, err := d.roots()
 	if err != nil {
-		return Plan{}, err
+		return remediate.Plan{}, err
 	}
 	dp := diskPlan{Cutoff: d.now().Add(-d.params.OlderThan.D())}
 	stats := &walkStats{}
@@ -155,7 +151,7 @@ func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
 		dp.Files = append(dp.Files, f)
 	})
 	if err != nil {
-		return Plan{}, err
+		return remediate.Plan{}, err
 	}
 	var b strings.Builder
 	var total int64
@@ -181,17 +177,17 @@ func (d *diskCleanup) Plan(ctx context.Context, a Alert) (Plan, error) {
 	for _, e := range stats.errs {
 		fmt.Fprintf(&b, "  %s\n", e)
 	}
-	return Plan{Action: d.Name(), Text: strings.TrimRight(b.String(), "\n"), Data: dp}, nil
+	return remediate.Plan{Action: d.Name(), Text: strings.TrimRight(b.String(), "\n"), Data: dp}, nil
 }
 
 // Apply deletes the planned files that are still what the plan saw.
-func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
+func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	dp, ok := p.Data.(diskPlan)
 	if !ok {
-		return Outcome{}, errors.New("disk_cleanup: not a disk_cleanup plan")
+		return remediate.Outcome{}, errors.New("disk_cleanup: not a disk_cleanup plan")
 	}
 	if len(dp.Files) == 0 {
-		return Outcome{Success: true, Result: "nothing to delete"}, nil
+		return remediate.Outcome{Success: true, Result: "nothing to delete"}, nil
 	}
 	planned := map[string]diskFile{}
 	var roots []string
@@ -236,7 +232,7 @@ func (d *diskCleanup) Apply(ctx context.Context, p Plan) (Outcome, error) {
 	if n := len(planned); n > 0 {
 		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
 	}
-	o := Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: Excerpt(out.String(), MaxOutput), FreedBytes: freed}
+	o := remediate.Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: remediate.Excerpt(out.String(), remediate.MaxOutput), FreedBytes: freed}
 	if err != nil {
 		return o, err
 	}
