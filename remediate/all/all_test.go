@@ -33,7 +33,6 @@ func TestConfigDefaultsAllOff(t *testing.T) {
 		require.Positive(t, p.Timeout, name)
 		require.True(t, p.VerifyEnabled(), name)
 	}
-	require.Equal(t, "/usr/bin/journalctl", cfg.Actions["journal_vacuum"].Settings.(*remediate.JournalVacuumSettings).Command)
 	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Settings.(*remediate.AntivirusUpdateSettings).Command)
 	e, err := remediate.New(cfg, t.TempDir(), nil, nil, nil)
 	require.NoError(t, err)
