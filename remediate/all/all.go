@@ -4,7 +4,8 @@
 package all
 
 import (
-	_ "github.com/l2agent/l2agent/remediate"               // the actions not yet in a package of their own
-	_ "github.com/l2agent/l2agent/remediate/diskcleanup"   // old files in allowlisted directories
-	_ "github.com/l2agent/l2agent/remediate/journalvacuum" // archived systemd journal files
+	_ "github.com/l2agent/l2agent/remediate"                 // the actions not yet in a package of their own
+	_ "github.com/l2agent/l2agent/remediate/antivirusupdate" // ClamAV signatures
+	_ "github.com/l2agent/l2agent/remediate/diskcleanup"     // old files in allowlisted directories
+	_ "github.com/l2agent/l2agent/remediate/journalvacuum"   // archived systemd journal files
 )
