@@ -19,13 +19,6 @@ import (
 
 func TestCommandActions(t *testing.T) {
 	for _, tc := range []remediatetest.CommandCase{
-		{Action: "service_restart", Check: "antivirus", Settings: "allow_units: [clamav-daemon.service]", Params: "{unit: clamav-daemon.service}",
-			WantArgs: []string{"--no-ask-password", "restart", "clamav-daemon.service"}, WantResult: "success: restarted clamav-daemon.service; alert cleared"},
-		{Action: "service_restart", Check: "antivirus", Settings: "allow_units: [clamav-daemon.service]", Params: "{unit: clamav-daemon.service}",
-			Script: "echo 'Job for clamav-daemon.service failed.' >&2", Code: 1,
-			WantArgs: []string{"--no-ask-password", "restart", "clamav-daemon.service"}, WantResult: "failed: STANDIN exited with status 1"},
-		{Action: "logrotate", Check: "disk", Settings: "allow_configs: [/etc/logrotate.d/nginx]", Params: "{config: /etc/logrotate.d/nginx}",
-			WantArgs: []string{"-f", "/etc/logrotate.d/nginx"}, WantResult: "success: rotated /etc/logrotate.d/nginx; alert cleared"},
 		{Action: "package_cache_clean", Check: "disk", Settings: "manager: apt", Params: "{}",
 			WantArgs: []string{"clean"}},
 		{Action: "package_cache_clean", Check: "disk", Settings: "manager: dnf", Params: "{}",

@@ -135,3 +135,17 @@ func (tc CommandCase) Run(t *testing.T) {
 	_, err := os.Stat("/tmp/l2agent-pwned")
 	require.True(t, os.IsNotExist(err), "a label reached a shell")
 }
+
+// RequireErrors parses a config that must not validate and requires
+// exactly want, each FILE:LINE:COL: message, in order.
+func RequireErrors(t testing.TB, yaml string, want ...string) {
+	t.Helper()
+	_, err := configs.Parse("test.yaml", []byte(yaml))
+	var errs configs.Errors
+	require.ErrorAs(t, err, &errs)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	require.Equal(t, want, got)
+}

@@ -8,4 +8,6 @@ import (
 	_ "github.com/l2agent/l2agent/remediate/antivirusupdate" // ClamAV signatures
 	_ "github.com/l2agent/l2agent/remediate/diskcleanup"     // old files in allowlisted directories
 	_ "github.com/l2agent/l2agent/remediate/journalvacuum"   // archived systemd journal files
+	_ "github.com/l2agent/l2agent/remediate/logrotate"       // force one allowlisted logrotate config
+	_ "github.com/l2agent/l2agent/remediate/servicerestart"  // restart one allowlisted systemd unit
 )
