@@ -3,39 +3,24 @@
 package logrotate
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"slices"
 
-	"github.com/l2agent/l2agent/remediate"
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/remediate/internal/allowlisted"
 )
 
-// logrotate forces one allowlisted logrotate config: logrotate -f CONFIG.
-type logrotate struct {
-	command string
-	config  string
-	allow   []string
-}
-
-func (l *logrotate) Name() string { return "logrotate" }
-
-func (l *logrotate) Plan(ctx context.Context, a remediate.Alert) (remediate.Plan, error) {
-	if l.config == "" {
-		return remediate.Plan{}, errors.New("logrotate needs a config")
-	}
-	if !slices.Contains(l.allow, l.config) {
-		return remediate.Plan{}, fmt.Errorf("config %q is not in allow_configs", l.config)
-	}
-	argv := []string{l.command, "-f", l.config}
-	return remediate.Plan{Action: l.Name(), Text: "run " + remediate.ArgvString(argv), Data: argv}, nil
-}
-
-func (l *logrotate) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
-	argv, ok := p.Data.([]string)
-	if !ok {
-		return remediate.Outcome{}, errors.New("logrotate: not a logrotate plan")
-	}
-	r, err := remediate.RunCommand(ctx, argv...)
-	return remediate.CommandOutcome(r, err, "rotated "+l.config)
+// kind is logrotate as a program run on one allowlisted value.
+var kind = &allowlisted.Kind{
+	Action:   "logrotate",
+	Command:  "/usr/sbin/logrotate",
+	Args:     []string{"-f"},
+	AllowKey: "allow_configs",
+	ValueKey: "config",
+	Done:     "rotated",
+	Check: func(c string) string {
+		if !configs.CleanAbs(c) {
+			return fmt.Sprintf("allow_configs %q: must be a clean absolute path", c)
+		}
+		return ""
+	},
 }

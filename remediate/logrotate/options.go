@@ -1,9 +1,6 @@
 package logrotate
 
 import (
-	"fmt"
-	"slices"
-
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/remediate"
 )
@@ -11,7 +8,7 @@ import (
 func init() {
 	remediate.Register("logrotate", func(s configs.Options, p configs.Params, _ remediate.Env) (remediate.Action, error) {
 		o := s.(*Settings)
-		return &logrotate{command: o.Command, config: remediate.ParamsOr[Params](p).Config, allow: o.AllowConfigs}, nil
+		return kind.New(o.Command, o.AllowConfigs, remediate.ParamsOr[Params](p).Config), nil
 	}, func() configs.Options { return &Settings{} }, func() configs.Params { return &Params{} })
 }
 
@@ -23,20 +20,11 @@ type Settings struct {
 }
 
 // ApplyDefaults implements configs.Options.
-func (s *Settings) ApplyDefaults(string) {
-	if s.Command == "" {
-		s.Command = "/usr/sbin/logrotate"
-	}
-}
+func (s *Settings) ApplyDefaults(string) { kind.DefaultCommand(&s.Command) }
 
 // Validate implements configs.Options.
 func (s *Settings) Validate(at string, errf configs.Errorf) {
-	for i, c := range s.AllowConfigs {
-		if !configs.CleanAbs(c) {
-			errf(fmt.Sprintf("%s.allow_configs[%d]", at, i), "remediation action logrotate: allow_configs %q: must be a clean absolute path", c)
-		}
-	}
-	configs.CheckCommand(errf, at+".command", "logrotate", s.Command)
+	kind.ValidateSettings(at, errf, s.Command, s.AllowConfigs)
 }
 
 // Params name the config to force.
@@ -46,14 +34,10 @@ type Params struct {
 
 // Validate implements configs.Params.
 func (p *Params) Validate(at string, errf configs.Errorf, settings configs.Options) {
-	if p.Config != "" && !slices.Contains(settings.(*Settings).AllowConfigs, p.Config) {
-		errf(at+".config", "remediation action logrotate: config %q is not in allow_configs", p.Config)
-	}
+	kind.ValidateValue(at, errf, p.Config, settings.(*Settings).AllowConfigs)
 }
 
 // Complete implements configs.Params.
 func (p *Params) Complete(at string, errf configs.Errorf, _ configs.Options) {
-	if p.Config == "" {
-		errf(at, "remediation action logrotate: config is required")
-	}
+	kind.CompleteValue(at, errf, p.Config)
 }

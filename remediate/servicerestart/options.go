@@ -1,10 +1,6 @@
 package servicerestart
 
 import (
-	"fmt"
-	"regexp"
-	"slices"
-
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/remediate"
 )
@@ -12,11 +8,9 @@ import (
 func init() {
 	remediate.Register("service_restart", func(s configs.Options, p configs.Params, _ remediate.Env) (remediate.Action, error) {
 		o := s.(*Settings)
-		return &serviceRestart{command: o.Command, unit: remediate.ParamsOr[Params](p).Unit, allow: o.AllowUnits}, nil
+		return kind.New(o.Command, o.AllowUnits, remediate.ParamsOr[Params](p).Unit), nil
 	}, func() configs.Options { return &Settings{} }, func() configs.Params { return &Params{} })
 }
-
-var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|target|path|mount)$`)
 
 // Settings are service_restart's own keys.
 type Settings struct {
@@ -26,20 +20,11 @@ type Settings struct {
 }
 
 // ApplyDefaults implements configs.Options.
-func (s *Settings) ApplyDefaults(string) {
-	if s.Command == "" {
-		s.Command = "/usr/bin/systemctl"
-	}
-}
+func (s *Settings) ApplyDefaults(string) { kind.DefaultCommand(&s.Command) }
 
 // Validate implements configs.Options.
 func (s *Settings) Validate(at string, errf configs.Errorf) {
-	for i, u := range s.AllowUnits {
-		if !unitRe.MatchString(u) {
-			errf(fmt.Sprintf("%s.allow_units[%d]", at, i), "remediation action service_restart: %q is not a systemd unit name such as clamav-daemon.service", u)
-		}
-	}
-	configs.CheckCommand(errf, at+".command", "service_restart", s.Command)
+	kind.ValidateSettings(at, errf, s.Command, s.AllowUnits)
 }
 
 // Params name the unit to restart.
@@ -49,14 +34,10 @@ type Params struct {
 
 // Validate implements configs.Params.
 func (p *Params) Validate(at string, errf configs.Errorf, settings configs.Options) {
-	if p.Unit != "" && !slices.Contains(settings.(*Settings).AllowUnits, p.Unit) {
-		errf(at+".unit", "remediation action service_restart: unit %q is not in allow_units", p.Unit)
-	}
+	kind.ValidateValue(at, errf, p.Unit, settings.(*Settings).AllowUnits)
 }
 
 // Complete implements configs.Params.
 func (p *Params) Complete(at string, errf configs.Errorf, _ configs.Options) {
-	if p.Unit == "" {
-		errf(at, "remediation action service_restart: unit is required")
-	}
+	kind.CompleteValue(at, errf, p.Unit)
 }
