@@ -1,4 +1,4 @@
-package remediate_test
+package securityupdates
 
 import (
 	"context"
@@ -11,26 +11,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/remediatetest"
 	"github.com/l2agent/l2agent/internal/testkit"
 	"github.com/l2agent/l2agent/remediate"
 )
-
-func TestCommandActions(t *testing.T) {
-	for _, tc := range []remediatetest.CommandCase{
-		{Action: "package_cache_clean", Check: "disk", Settings: "manager: apt", Params: "{}",
-			WantArgs: []string{"clean"}},
-		{Action: "package_cache_clean", Check: "disk", Settings: "manager: dnf", Params: "{}",
-			WantArgs: []string{"clean", "packages"}},
-		{Action: "package_cache_clean", Check: "disk", Settings: "manager: zypper", Params: "{}",
-			WantArgs: []string{"--non-interactive", "clean"}},
-		{Action: "package_cache_clean", Check: "disk", Settings: "manager: apk", Params: "{}",
-			WantArgs: []string{"cache", "clean"}},
-	} {
-		t.Run(tc.Name(), tc.Run)
-	}
-}
 
 func TestSecurityUpdates(t *testing.T) {
 	root := t.TempDir()
@@ -83,4 +69,21 @@ remediation:
 	recs, err := remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
 	require.NoError(t, err)
 	require.True(t, recs[len(recs)-1].RebootRequired)
+}
+
+func TestValidation(t *testing.T) {
+	p := configs.Default().Remediation.Actions["security_updates"]
+	require.Equal(t, configs.Duration(time.Hour), p.Timeout)
+	require.Equal(t, configs.Duration(24*time.Hour), p.Cooldown)
+	remediatetest.RequireErrors(t, `remediation:
+  actions:
+    security_updates: {enabled: true, manager: apk}
+`,
+		`test.yaml:3:23: remediation action security_updates: runs only inside a maintenance window: set maintenance_window (a cron spec)`,
+		`test.yaml:3:48: remediation action security_updates: apk has no security-only updates`)
+	remediatetest.RequireErrors(t, `remediation:
+  actions:
+    security_updates: {manager: yum, command: /usr/bin/yum}
+`,
+		`test.yaml:3:33: remediation action security_updates: manager "yum": want apt, dnf, zypper, apk`)
 }
