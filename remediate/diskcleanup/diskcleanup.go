@@ -51,6 +51,13 @@ func newDiskCleanup(s *Settings, params *Params, ev remediate.Env) *diskCleanup 
 
 func (d *diskCleanup) Name() string { return "disk_cleanup" }
 
+// hook calls the test hook, if any, before a filesystem step on path.
+func (d *diskCleanup) hook(event, path string) {
+	if d.ev.Hook != nil {
+		d.ev.Hook(event, path)
+	}
+}
+
 // diskFile is one file planned for deletion.
 type diskFile struct {
 	Root     string // the directory walked
@@ -209,9 +216,7 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		if !ok || pf.Dev != f.Dev || pf.Ino != f.Ino || !pf.MTime.Equal(f.MTime) {
 			return
 		}
-		if d.ev.Hook != nil {
-			d.ev.Hook("unlink", f.path())
-		}
+		d.hook("unlink", f.path())
 		// Last look: the name must still be the planned inode.
 		if st, err := lstatAt(dirfd, name); err != nil || st.Ino != f.Ino || uint64(st.Dev) != f.Dev || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return
@@ -305,6 +310,23 @@ type walker struct {
 func (w *walker) dir(fd int, rel string, depth int) {
 	f := os.NewFile(uintptr(fd), w.root+"/"+rel)
 	defer f.Close()
+	names := w.readNames(f, rel)
+	dirfd := int(f.Fd())
+	for _, name := range names {
+		if w.ctx.Err() != nil {
+			return
+		}
+		relName := name
+		if rel != "" {
+			relName = rel + "/" + name
+		}
+		w.entry(dirfd, name, relName, depth)
+	}
+}
+
+// readNames reads the names in the directory f (rel below the root),
+// sorted, and stops reading past maxEntries of the whole walk.
+func (w *walker) readNames(f *os.File, rel string) []string {
 	var names []string
 	for {
 		chunk, err := f.Readdirnames(1024)
@@ -323,81 +345,99 @@ func (w *walker) dir(fd int, rel string, depth int) {
 		}
 	}
 	slices.Sort(names)
-	dirfd := int(f.Fd())
-	for _, name := range names {
-		if w.ctx.Err() != nil {
-			return
+	return names
+}
+
+// entry looks at name in dirfd (relName below the root, depth levels down)
+// without following it: it enters a directory, visits a regular file and
+// counts anything else.
+func (w *walker) entry(dirfd int, name, relName string, depth int) {
+	w.d.hook("lstat", w.root+"/"+relName)
+	st, err := lstatAt(dirfd, name)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			w.stats.changed++
+		} else {
+			w.stats.errorf("stat %s: %v", showPath(w.root+"/"+relName), err)
 		}
-		relName := name
-		if rel != "" {
-			relName = rel + "/" + name
+		return
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		w.subdir(dirfd, name, relName, &st, depth)
+	case syscall.S_IFREG:
+		w.file(dirfd, name, relName, &st)
+	case syscall.S_IFLNK:
+		w.stats.symlinks++
+	default:
+		w.stats.other++
+	}
+}
+
+// subdir walks the directory name in dirfd, which lstat saw as st, if it is
+// on the root's filesystem and within maxDepth.
+func (w *walker) subdir(dirfd int, name, relName string, st *syscall.Stat_t, depth int) {
+	if uint64(st.Dev) != w.dev {
+		w.stats.otherMount++
+		return
+	}
+	if depth+1 > w.d.maxDepth {
+		w.stats.truncated = true
+		return
+	}
+	w.d.hook("opendir", w.root+"/"+relName)
+	cfd, ok := w.openSubdir(dirfd, name, relName, st)
+	if !ok {
+		return
+	}
+	w.dir(cfd, relName, depth+1)
+}
+
+// openSubdir opens the directory name in dirfd with O_NOFOLLOW, so that a
+// symlink swapped in after the lstat is never followed, and keeps it open
+// only when it is still the inode lstat saw (st), on the root's filesystem
+// and mount.
+func (w *walker) openSubdir(dirfd int, name, relName string, st *syscall.Stat_t) (int, bool) {
+	cfd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOENT) {
+			w.stats.changed++ // swapped for a symlink or a file after the lstat
+		} else {
+			w.stats.errorf("open %s: %v", showPath(w.root+"/"+relName), err)
 		}
-		if w.d.ev.Hook != nil {
-			w.d.ev.Hook("lstat", w.root+"/"+relName)
-		}
-		st, err := lstatAt(dirfd, name)
-		if err != nil {
-			if errors.Is(err, syscall.ENOENT) {
-				w.stats.changed++
-			} else {
-				w.stats.errorf("stat %s: %v", showPath(w.root+"/"+relName), err)
-			}
-			continue
-		}
-		switch st.Mode & syscall.S_IFMT {
-		case syscall.S_IFDIR:
-			if uint64(st.Dev) != w.dev {
-				w.stats.otherMount++
-				continue
-			}
-			if depth+1 > w.d.maxDepth {
-				w.stats.truncated = true
-				continue
-			}
-			if w.d.ev.Hook != nil {
-				w.d.ev.Hook("opendir", w.root+"/"+relName)
-			}
-			cfd, err := syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-			if err != nil {
-				if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOENT) {
-					w.stats.changed++ // swapped for a symlink or a file after the lstat
-				} else {
-					w.stats.errorf("open %s: %v", showPath(w.root+"/"+relName), err)
-				}
-				continue
-			}
-			var cst syscall.Stat_t
-			if err := syscall.Fstat(cfd, &cst); err != nil || cst.Ino != st.Ino || cst.Dev != st.Dev {
-				syscall.Close(cfd)
-				w.stats.changed++
-				continue
-			}
-			if uint64(cst.Dev) != w.dev || (w.mntID != "" && mountID(cfd) != w.mntID) {
-				syscall.Close(cfd)
-				w.stats.otherMount++
-				continue
-			}
-			w.dir(cfd, relName, depth+1)
-		case syscall.S_IFREG:
-			if !w.matches(name) {
-				continue
-			}
-			mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
-			switch {
-			case !mtime.Before(w.cutoff):
-				w.stats.tooNew++
-			case st.Nlink > 1:
-				w.stats.hardLinked++
-			case w.writers[[2]uint64{uint64(st.Dev), st.Ino}]:
-				w.stats.openForWrite++
-			default:
-				w.visit(dirfd, diskFile{Root: w.root, Rel: relName, Dev: uint64(st.Dev), Ino: st.Ino, MTime: mtime, Size: st.Size, Bytes: st.Blocks * 512}, name)
-			}
-		case syscall.S_IFLNK:
-			w.stats.symlinks++
-		default:
-			w.stats.other++
-		}
+		return -1, false
+	}
+	var cst syscall.Stat_t
+	if err := syscall.Fstat(cfd, &cst); err != nil || cst.Ino != st.Ino || cst.Dev != st.Dev {
+		syscall.Close(cfd)
+		w.stats.changed++
+		return -1, false
+	}
+	if uint64(cst.Dev) != w.dev || (w.mntID != "" && mountID(cfd) != w.mntID) {
+		syscall.Close(cfd)
+		w.stats.otherMount++
+		return -1, false
+	}
+	return cfd, true
+}
+
+// file visits the regular file name in dirfd, which lstat saw as st, if it
+// matches the globs, is older than the cutoff, has one link and is not open
+// for writing.
+func (w *walker) file(dirfd int, name, relName string, st *syscall.Stat_t) {
+	if !w.matches(name) {
+		return
+	}
+	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	switch {
+	case !mtime.Before(w.cutoff):
+		w.stats.tooNew++
+	case st.Nlink > 1:
+		w.stats.hardLinked++
+	case w.writers[[2]uint64{uint64(st.Dev), st.Ino}]:
+		w.stats.openForWrite++
+	default:
+		w.visit(dirfd, diskFile{Root: w.root, Rel: relName, Dev: uint64(st.Dev), Ino: st.Ino, MTime: mtime, Size: st.Size, Bytes: st.Blocks * 512}, name)
 	}
 }
 
