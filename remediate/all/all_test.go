@@ -4,17 +4,15 @@ package all_test
 // all off by default, their config errors at their lines.
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/l2agent/l2agent/checks" // the check kinds the default config names
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/remediatetest"
 	"github.com/l2agent/l2agent/remediate"
 	_ "github.com/l2agent/l2agent/remediate/all"
-	_ "github.com/l2agent/l2agent/ticketing/all" // and its ticket backend
 )
 
 func TestEveryActionRegistered(t *testing.T) {
@@ -56,14 +54,7 @@ func TestConfigValidation(t *testing.T) {
     - {check: j, action: journal_vacuum, params: {vacuum_size: lots}}
     - {action: logrotate, state: down, params: {config: /etc/logrotate.d/x}}
 `
-	_, err := configs.Parse("test.yaml", []byte(yaml))
-	var errs configs.Errors
-	require.True(t, errors.As(err, &errs), "%v", err)
-	var got []string
-	for _, e := range errs {
-		got = append(got, e.Error())
-	}
-	require.Equal(t, []string{
+	remediatetest.RequireErrors(t, yaml,
 		"test.yaml:2:21: remediation.max_runs: count must not be negative",
 		"test.yaml:4:59: remediation action disk_cleanup: allow_paths \"var/tmp\": must be a clean absolute path",
 		"test.yaml:5:17: unknown key \"allow_paths\" in remediation.actions.logrotate (known keys: allow_configs, command, cooldown, dry_run, enabled, maintenance_duration, maintenance_window, max_runs, params, timeout, verify)",
@@ -83,5 +74,5 @@ func TestConfigValidation(t *testing.T) {
 		"test.yaml:15:7: remediation rule: check is required (the name of the check whose alert runs the action)",
 		"test.yaml:15:34: remediation rule: state \"down\": want warn or crit",
 		"test.yaml:15:57: remediation action logrotate: config \"/etc/logrotate.d/x\" is not in allow_configs",
-	}, got)
+	)
 }
