@@ -10,7 +10,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks" // registers the check kinds
 	"github.com/l2agent/l2agent/configs"
-	_ "github.com/l2agent/l2agent/remediate"     // registers the actions
+	_ "github.com/l2agent/l2agent/remediate/all" // registers the actions
 	_ "github.com/l2agent/l2agent/ticketing/all" // registers the backends
 )
 

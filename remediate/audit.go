@@ -1,12 +1,10 @@
 package remediate
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/fsutil"
 )
 
 // Record is one line of the audit log: every decision, whether the action
@@ -123,36 +122,24 @@ func (l *auditLog) tail(max int64) ([]Record, error) {
 
 // ReadAudit reads the records in the last max bytes of an audit log (all
 // when max <= 0); a missing file has none. Lines that do not parse (a torn
-// last write) are skipped.
+// last write, or the line cut at max bytes) are skipped.
 func ReadAudit(path string, max int64) ([]Record, error) {
-	f, err := os.Open(path)
+	var b []byte
+	var err error
+	if max > 0 {
+		b, err = fsutil.ReadTail(path, max) // from a line boundary
+	} else {
+		b, err = os.ReadFile(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	skipFirst := false
-	if max > 0 && fi.Size() > max {
-		if _, err := f.Seek(fi.Size()-max, io.SeekStart); err != nil {
-			return nil, err
-		}
-		skipFirst = true // a partial line
+		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	var out []Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if skipFirst {
-			skipFirst = false
-			continue
-		}
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
@@ -160,9 +147,6 @@ func ReadAudit(path string, max int64) ([]Record, error) {
 		if json.Unmarshal(line, &r) == nil && r.Action != "" {
 			out = append(out, r)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return out, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
 }

@@ -2,6 +2,10 @@ package remediate
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,4 +36,40 @@ func TestAuditRecordJSON(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(tc.line), &back))
 		require.Equal(t, tc.rec, back)
 	}
+}
+
+// TestReadAuditTail: the tail of the log starts at a whole line, a torn
+// last write is skipped, a missing log has no records.
+func TestReadAuditTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), AuditFile)
+	recs, err := ReadAudit(p, 0)
+	require.NoError(t, err)
+	require.Empty(t, recs)
+	l := &auditLog{path: p}
+	at := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		require.NoError(t, l.append(Record{Time: at, Action: fmt.Sprintf("a%d", i), Result: ResultSuccess}))
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"time":"2026-08-01T12:00:00Z","action":"torn"`)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	actions := func(recs []Record) (out []string) {
+		for _, r := range recs {
+			out = append(out, r.Action)
+		}
+		return out
+	}
+	recs, err = ReadAudit(p, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a0", "a1", "a2"}, actions(recs))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	lines := strings.SplitAfter(string(b), "\n")
+	// Cut one byte into the second line: the first whole line is the third.
+	recs, err = l.tail(int64(len(b) - len(lines[0]) - 1))
+	require.NoError(t, err)
+	require.Equal(t, []string{"a2"}, actions(recs))
 }

@@ -1,5 +1,8 @@
 package remediate
 
+// What the actions that run a program share: the runner and how a command
+// shows in a plan and an outcome.
+
 import (
 	"context"
 	"fmt"
@@ -21,17 +24,19 @@ const killGrace = 2 * time.Second
 // maxCapture bounds the output kept of one command (its tail).
 const maxCapture = 64 << 10
 
-// cmdResult is one finished command.
-type cmdResult struct {
+// CommandResult is one finished command.
+type CommandResult struct {
 	Argv     []string
 	ExitCode int
 	Output   string // stdout and stderr interleaved, the last maxCapture bytes
 }
 
-// runCommand runs argv (argv[0] an absolute path) without a shell, with a
-// fixed environment, in its own process group that is killed when ctx ends.
-func runCommand(ctx context.Context, argv ...string) (cmdResult, error) {
-	res := cmdResult{Argv: argv, ExitCode: -1}
+// RunCommand runs argv (argv[0] an absolute path) without a shell, with a
+// fixed environment, in its own process group that is killed when ctx ends
+// (SIGTERM, then SIGKILL after a grace period). An exit status other than 0
+// is an error.
+func RunCommand(ctx context.Context, argv ...string) (CommandResult, error) {
+	res := CommandResult{Argv: argv, ExitCode: -1}
 	if len(argv) == 0 || !strings.HasPrefix(argv[0], "/") {
 		return res, fmt.Errorf("command %q: not an absolute path", argv)
 	}
@@ -62,13 +67,13 @@ func runCommand(ctx context.Context, argv ...string) (cmdResult, error) {
 	return res, nil
 }
 
-// excerpt bounds s to its last n bytes on a rune boundary, as valid UTF-8.
-func excerpt(s string, n int) string {
+// Excerpt bounds s to its last n bytes on a rune boundary, as valid UTF-8.
+func Excerpt(s string, n int) string {
 	return textfmt.Tail(strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD")), n, "… ")
 }
 
-// argvString shows argv unambiguously, quoting what needs it.
-func argvString(argv []string) string {
+// ArgvString shows argv unambiguously, quoting what needs it, for a plan.
+func ArgvString(argv []string) string {
 	parts := make([]string, len(argv))
 	for i, a := range argv {
 		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`;&|<>(){}*?[]#~") || !utf8.ValidString(a) {
@@ -80,9 +85,10 @@ func argvString(argv []string) string {
 	return strings.Join(parts, " ")
 }
 
-// commandOutcome turns a command result into an Outcome.
-func commandOutcome(r cmdResult, err error, okText string) (Outcome, error) {
-	o := Outcome{Output: excerpt(r.Output, MaxOutput)}
+// CommandOutcome turns what RunCommand returned into an Outcome: success
+// with okText as its result, or the error; the output excerpt either way.
+func CommandOutcome(r CommandResult, err error, okText string) (Outcome, error) {
+	o := Outcome{Output: Excerpt(r.Output, MaxOutput)}
 	if err != nil {
 		o.Result = err.Error()
 		return o, err

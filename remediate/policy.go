@@ -56,10 +56,12 @@ const keepLast = 5
 // limits across restarts and between the daemon and the CLI. reg may be
 // nil; registering again on the same registry (a reload) reuses the metrics.
 func New(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) (*Engine, error) {
-	return newEngine(cfg, stateDir, log, reg, now, DefaultEnv)
+	return NewWithEnv(cfg, stateDir, log, reg, now, DefaultEnv)
 }
 
-func newEngine(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time, ev Env) (*Engine, error) {
+// NewWithEnv is New with the actions reading the host through ev (tests
+// point it at a fake root).
+func NewWithEnv(cfg configs.Remediation, stateDir string, log *slog.Logger, reg prometheus.Registerer, now func() time.Time, ev Env) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -342,7 +344,7 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a a
 
 // finish audits, logs and counts a record and returns its Attempt.
 func (e *Engine) finish(rec Record) alert.Attempt {
-	rec.Output = excerpt(rec.Output, MaxOutput)
+	rec.Output = Excerpt(rec.Output, MaxOutput)
 	if err := e.audit.append(rec); err != nil {
 		e.log.Error("cannot write the remediation audit log", "err", err)
 	}

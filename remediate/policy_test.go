@@ -1,4 +1,4 @@
-package remediate
+package remediate_test
 
 import (
 	"context"
@@ -13,57 +13,48 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/remediatetest"
+	"github.com/l2agent/l2agent/internal/testkit"
+	"github.com/l2agent/l2agent/remediate"
 )
 
+// policyYAML: fake_cleanup stands for a disk cleanup, fake_vacuum for a
+// cheap action allowed often, fake_updates for one inside a maintenance
+// window, fake_av for a disabled one.
 const policyYAML = `
 remediation:
   max_runs: {count: 4, window: 1h}
   actions:
-    disk_cleanup:
+    fake_cleanup:
       enabled: true
-      allow_paths: [/nonexistent/logs]
       cooldown: 30m
       max_runs: {count: 2, window: 1h}
-    journal_vacuum:
+    fake_vacuum:
       enabled: true
       cooldown: 1m
       max_runs: {count: 10, window: 1h}
-      params: {vacuum_size: 500M}
-    security_updates:
+    fake_updates:
       enabled: true
       maintenance_window: "0 2 * * *"
       maintenance_duration: 1h
-    antivirus_update: {enabled: false}
+    fake_av: {enabled: false}
   rules:
-    - {check: disk, metric: disk_used_ratio, action: disk_cleanup, params: {globs: ["*.gz"], older_than: 7d}}
-    - {check: journal, action: journal_vacuum}
-    - {check: patches, state: crit, action: security_updates}
-    - {check: av, action: antivirus_update}
+    - {check: disk, metric: disk_used_ratio, action: fake_cleanup}
+    - {check: journal, action: fake_vacuum}
+    - {check: patches, state: crit, action: fake_updates}
+    - {check: av, action: fake_av}
 `
 
-func firingAlert(check, key string) Alert {
+func firingAlert(check, key string) remediate.Alert {
 	metric := check + "_metric"
 	if check == "disk" {
 		metric = "disk_used_ratio"
 	}
-	return Alert{Key: key, Host: "h1", Check: check, Metric: metric, State: alert.StateCrit, Value: 0.97}
-}
-
-func cleared(ok bool) VerifyFunc {
-	return func(context.Context) (bool, error) { return ok, nil }
-}
-
-func newTestEngine(t *testing.T, yaml string, clk *clock) (*Engine, *prometheus.Registry, string) {
-	t.Helper()
-	dir := t.TempDir()
-	reg := prometheus.NewRegistry()
-	e, err := New(parseRemediation(t, yaml), dir, nil, reg, clk.Now)
-	require.NoError(t, err)
-	return e, reg, dir
+	return remediate.Alert{Key: key, Host: "h1", Check: check, Metric: metric, State: alert.StateCrit, Value: 0.97}
 }
 
 func TestPolicy(t *testing.T) {
@@ -71,7 +62,7 @@ func TestPolicy(t *testing.T) {
 		advance time.Duration
 		check   string
 		key     string
-		verify  VerifyFunc
+		verify  remediate.VerifyFunc
 		want    string // result; "" = no rule matched
 	}
 	for _, tc := range []struct {
@@ -82,45 +73,45 @@ func TestPolicy(t *testing.T) {
 		steps   []step
 	}{
 		{name: "no rule", steps: []step{{check: "cpu", key: "k", want: ""}}},
-		{name: "disabled", steps: []step{{check: "av", key: "k", want: ResultNotAllowed}}},
+		{name: "disabled", steps: []step{{check: "av", key: "k", want: remediate.ResultNotAllowed}}},
 		{name: "success then cooldown then again", steps: []step{
-			{check: "disk", key: "a", verify: cleared(true), want: ResultSuccess},
-			{advance: 10 * time.Minute, check: "disk", key: "a", want: ResultSkippedCooldown},
-			{advance: 21 * time.Minute, check: "disk", key: "a", verify: cleared(false), want: ResultNotVerified},
+			{check: "disk", key: "a", verify: remediatetest.Cleared(true), want: remediate.ResultSuccess},
+			{advance: 10 * time.Minute, check: "disk", key: "a", want: remediate.ResultSkippedCooldown},
+			{advance: 21 * time.Minute, check: "disk", key: "a", verify: remediatetest.Cleared(false), want: remediate.ResultNotVerified},
 		}},
 		{name: "cooldown is per alert key", steps: []step{
-			{check: "disk", key: "a", want: ResultSuccess},
-			{check: "disk", key: "b", want: ResultSuccess},
+			{check: "disk", key: "a", want: remediate.ResultSuccess},
+			{check: "disk", key: "b", want: remediate.ResultSuccess},
 		}},
 		{name: "rate limit per action", steps: []step{
-			{check: "disk", key: "a", want: ResultSuccess},
-			{check: "disk", key: "b", want: ResultSuccess},
-			{check: "disk", key: "c", want: ResultSkippedRateLimit},
-			{advance: 59 * time.Minute, check: "disk", key: "d", want: ResultSkippedRateLimit},
-			{advance: time.Minute, check: "disk", key: "e", want: ResultSuccess},
+			{check: "disk", key: "a", want: remediate.ResultSuccess},
+			{check: "disk", key: "b", want: remediate.ResultSuccess},
+			{check: "disk", key: "c", want: remediate.ResultSkippedRateLimit},
+			{advance: 59 * time.Minute, check: "disk", key: "d", want: remediate.ResultSkippedRateLimit},
+			{advance: time.Minute, check: "disk", key: "e", want: remediate.ResultSuccess},
 		}},
 		{name: "rate limit overall", steps: []step{
-			{check: "journal", key: "a", want: ResultSuccess},
-			{check: "journal", key: "b", want: ResultSuccess},
-			{check: "disk", key: "c", want: ResultSuccess},
-			{check: "journal", key: "d", want: ResultSuccess},
-			{check: "journal", key: "e", want: ResultSkippedRateLimit},
-			{advance: time.Hour, check: "journal", key: "f", want: ResultSuccess},
+			{check: "journal", key: "a", want: remediate.ResultSuccess},
+			{check: "journal", key: "b", want: remediate.ResultSuccess},
+			{check: "disk", key: "c", want: remediate.ResultSuccess},
+			{check: "journal", key: "d", want: remediate.ResultSuccess},
+			{check: "journal", key: "e", want: remediate.ResultSkippedRateLimit},
+			{advance: time.Hour, check: "journal", key: "f", want: remediate.ResultSuccess},
 		}},
 		{name: "maintenance window", start: "2026-08-01T01:30:00Z", steps: []step{
-			{check: "patches", key: "p", want: ResultSkippedWindow},
-			{advance: 30 * time.Minute, check: "patches", key: "p", want: ResultSuccess},
-			{advance: 24*time.Hour + 59*time.Minute, check: "patches", key: "p", want: ResultSuccess},
-			{advance: 25 * time.Hour, check: "patches", key: "q", want: ResultSkippedWindow},
+			{check: "patches", key: "p", want: remediate.ResultSkippedWindow},
+			{advance: 30 * time.Minute, check: "patches", key: "p", want: remediate.ResultSuccess},
+			{advance: 24*time.Hour + 59*time.Minute, check: "patches", key: "p", want: remediate.ResultSuccess},
+			{advance: 25 * time.Hour, check: "patches", key: "q", want: remediate.ResultSkippedWindow},
 		}},
 		{name: "global dry run", yaml: "\n  dry_run: true", steps: []step{
-			{check: "disk", key: "a", want: ResultDryRun},
-			{advance: time.Minute, check: "disk", key: "a", want: ResultSkippedCooldown},
-			{check: "disk", key: "b", want: ResultDryRun},
-			{check: "disk", key: "c", want: ResultDryRun}, // dry runs do not use up the rate limit
+			{check: "disk", key: "a", want: remediate.ResultDryRun},
+			{advance: time.Minute, check: "disk", key: "a", want: remediate.ResultSkippedCooldown},
+			{check: "disk", key: "b", want: remediate.ResultDryRun},
+			{check: "disk", key: "c", want: remediate.ResultDryRun}, // dry runs do not use up the rate limit
 		}},
 		{name: "apply fails", applyFn: func(f *fakeAction) { f.applyErr = errors.New("disk on fire") }, steps: []step{
-			{check: "disk", key: "a", want: ResultFailed},
+			{check: "disk", key: "a", want: remediate.ResultFailed},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,26 +119,26 @@ func TestPolicy(t *testing.T) {
 			if start == "" {
 				start = "2026-08-01T12:00:00Z"
 			}
-			clk := newClock(start)
+			clk := testkit.NewClock(start)
 			yaml := policyYAML
 			if tc.yaml != "" {
 				yaml = strings.Replace(yaml, "remediation:", "remediation:"+tc.yaml, 1)
 			}
-			e, reg, dir := newTestEngine(t, yaml, clk)
+			e, reg, dir := remediatetest.NewEngine(t, yaml, clk)
 			fakes := map[string]*fakeAction{}
-			for _, n := range []string{"disk_cleanup", "journal_vacuum", "security_updates", "antivirus_update"} {
+			for _, n := range []string{"fake_cleanup", "fake_vacuum", "fake_updates", "fake_av"} {
 				fakes[n] = &fakeAction{name: n}
 				if tc.applyFn != nil {
 					tc.applyFn(fakes[n])
 				}
-				e.setAction(n, fakes[n])
+				e.SetAction(n, fakes[n])
 			}
 			audited := 0
 			for i, s := range tc.steps {
 				clk.Add(s.advance)
 				v := s.verify
 				if v == nil {
-					v = cleared(true)
+					v = remediatetest.Cleared(true)
 				}
 				at, attempted := e.Remediate(context.Background(), firingAlert(s.check, s.key), v)
 				if s.want == "" {
@@ -157,24 +148,16 @@ func TestPolicy(t *testing.T) {
 				}
 				audited++
 				require.True(t, strings.HasPrefix(at.Result, s.want+":") || at.Result == s.want, "step %d: got %q, want %s", i, at.Result, s.want)
-				require.Equal(t, s.want == ResultSuccess, at.Success, "step %d", i)
-				require.Equal(t, ran(s.want), attempted, "step %d", i)
+				require.Equal(t, s.want == remediate.ResultSuccess, at.Success, "step %d", i)
+				require.Equal(t, remediate.Ran(s.want), attempted, "step %d", i)
 				require.Equal(t, clk.Now(), at.At)
 			}
-			recs, err := ReadAudit(filepath.Join(dir, AuditFile), 0)
+			recs, err := remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
 			require.NoError(t, err)
 			require.Len(t, recs, audited, "every decision is audited")
-			var total float64
-			for _, r := range Results {
-				for _, a := range []string{"disk_cleanup", "journal_vacuum", "security_updates", "antivirus_update"} {
-					total += testutil.ToFloat64(e.m.runs.WithLabelValues(a, r))
-				}
-			}
-			require.Equal(t, float64(audited), total)
-			_, err = reg.Gather()
-			require.NoError(t, err)
+			require.Equal(t, float64(audited), remediatetest.Counter(t, reg, "l2agent_remediation_runs_total", nil), "every decision is counted")
 			if tc.name == "global dry run" {
-				_, applies := fakes["disk_cleanup"].counts()
+				_, applies := fakes["fake_cleanup"].counts()
 				require.Zero(t, applies, "a dry run never applies")
 			}
 		})
@@ -184,104 +167,128 @@ func TestPolicy(t *testing.T) {
 // A hanging action is killed at its timeout, with its whole process group,
 // and recorded as timeout.
 func TestPolicyTimeoutKillsProcessGroup(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "child.pid")
 	// The stand-in starts a grandchild that would outlive it, then hangs.
-	cmd, argvFile := standIn(t, "journalctl", "sleep 300 & echo $! > '"+pidFile+"'\nsleep 300", 0)
-	yaml := strings.Replace(policyYAML, "      params: {vacuum_size: 500M}", "      params: {vacuum_size: 500M}\n      timeout: 300ms\n      command: "+cmd, 1)
-	e, _, auditDir := newTestEngine(t, yaml, clk)
+	cmd, argvFile := testkit.StandIn(t, "hang", "sleep 300 & echo $! > '"+pidFile+"'\nsleep 300", 0)
+	yaml := fmt.Sprintf(`
+remediation:
+  actions:
+    fake_command: {enabled: true, timeout: 300ms, command: %s}
+  rules:
+    - {check: journal, action: fake_command}
+`, cmd)
+	e, _, auditDir := remediatetest.NewEngine(t, yaml, clk)
 	start := time.Now()
-	at, attempted := e.Remediate(context.Background(), firingAlert("journal", "j"), cleared(true))
-	require.Less(t, time.Since(start), killGrace+2*time.Second)
+	at, attempted := e.Remediate(context.Background(), firingAlert("journal", "j"), remediatetest.Cleared(true))
+	require.Less(t, time.Since(start), remediate.KillGrace+2*time.Second)
 	require.True(t, attempted)
 	require.False(t, at.Success)
-	require.True(t, strings.HasPrefix(at.Result, ResultTimeout+":"), at.Result)
-	require.Equal(t, []string{cmd, "--vacuum-size=500M"}, recordedArgv(t, argvFile))
+	require.True(t, strings.HasPrefix(at.Result, remediate.ResultTimeout+":"), at.Result)
+	require.Equal(t, []string{cmd}, testkit.RecordedArgv(t, argvFile))
 	b, err := os.ReadFile(pidFile)
 	require.NoError(t, err)
 	var pid int
 	_, err = fmt.Sscan(strings.TrimSpace(string(b)), &pid)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 3*time.Second, 20*time.Millisecond, "grandchild %d survived", pid)
-	recs, err := ReadAudit(filepath.Join(auditDir, AuditFile), 0)
+	recs, err := remediate.ReadAudit(filepath.Join(auditDir, remediate.AuditFile), 0)
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
-	require.Equal(t, ResultTimeout, recs[0].Result)
+	require.Equal(t, remediate.ResultTimeout, recs[0].Result)
 }
 
 // A fake action that hangs in Go code is cut off at the timeout too.
 func TestPolicyTimeoutFakeAction(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	yaml := strings.Replace(policyYAML, "      cooldown: 30m\n", "      cooldown: 30m\n      timeout: 100ms\n", 1)
-	e, _, _ := newTestEngine(t, yaml, clk)
-	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup", hang: true})
-	at, attempted := e.Remediate(context.Background(), firingAlert("disk", "d"), cleared(true))
+	e, _, _ := remediatetest.NewEngine(t, yaml, clk)
+	e.SetAction("fake_cleanup", &fakeAction{name: "fake_cleanup", hang: true})
+	at, attempted := e.Remediate(context.Background(), firingAlert("disk", "d"), remediatetest.Cleared(true))
 	require.True(t, attempted)
-	require.Equal(t, ResultTimeout+": interrupted; killed at its timeout of 100ms", at.Result)
+	require.Equal(t, remediate.ResultTimeout+": interrupted; killed at its timeout of 100ms", at.Result)
 }
 
 // Cooldowns and rate limits survive a restart (and hold between the daemon
 // and the CLI): they are restored from the audit log.
 func TestPolicyRestoredFromAudit(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
 	dir := t.TempDir()
-	cfg := parseRemediation(t, policyYAML)
-	e1, err := New(cfg, dir, nil, nil, clk.Now)
+	cfg := remediatetest.Parse(t, policyYAML)
+	e1, err := remediate.New(cfg, dir, nil, nil, clk.Now)
 	require.NoError(t, err)
-	e1.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	at, _ := e1.Remediate(context.Background(), firingAlert("disk", "a"), cleared(true))
+	e1.SetAction("fake_cleanup", &fakeAction{name: "fake_cleanup"})
+	at, _ := e1.Remediate(context.Background(), firingAlert("disk", "a"), remediatetest.Cleared(true))
 	require.True(t, at.Success)
 
 	clk.Add(time.Minute)
-	e2, err := New(cfg, dir, nil, nil, clk.Now)
+	e2, err := remediate.New(cfg, dir, nil, nil, clk.Now)
 	require.NoError(t, err)
-	e2.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	at, attempted := e2.Remediate(context.Background(), firingAlert("disk", "a"), cleared(true))
+	e2.SetAction("fake_cleanup", &fakeAction{name: "fake_cleanup"})
+	at, attempted := e2.Remediate(context.Background(), firingAlert("disk", "a"), remediatetest.Cleared(true))
 	require.False(t, attempted)
-	require.True(t, strings.HasPrefix(at.Result, ResultSkippedCooldown), at.Result)
+	require.True(t, strings.HasPrefix(at.Result, remediate.ResultSkippedCooldown), at.Result)
 
 	// The manual run goes through the same policy: one run left of 2/h.
-	at, attempted = e2.Run(context.Background(), "disk_cleanup", Alert{Key: "manual"}, nil)
+	at, attempted = e2.Run(context.Background(), "fake_cleanup", remediate.Alert{Key: "manual"}, nil)
 	require.True(t, attempted)
 	require.Equal(t, "success: fixed; not verified: no check to re-run", at.Result)
-	at, _ = e2.Run(context.Background(), "disk_cleanup", Alert{Key: "manual2"}, nil)
-	require.True(t, strings.HasPrefix(at.Result, ResultSkippedRateLimit), at.Result)
+	at, _ = e2.Run(context.Background(), "fake_cleanup", remediate.Alert{Key: "manual2"}, nil)
+	require.True(t, strings.HasPrefix(at.Result, remediate.ResultSkippedRateLimit), at.Result)
 
-	infos := map[string]ActionInfo{}
+	infos := map[string]remediate.ActionInfo{}
 	for _, ai := range e2.Actions() {
 		infos[ai.Name] = ai
 	}
-	require.Len(t, infos, 7)
-	dc := infos["disk_cleanup"]
+	require.Len(t, infos, len(remediate.Names()), "every registered action")
+	dc := infos["fake_cleanup"]
 	require.True(t, dc.Policy.Enabled)
 	require.Equal(t, []int{0}, dc.Rules)
 	require.Len(t, dc.LastRuns, 4)
-	require.Equal(t, ResultSkippedRateLimit, dc.LastRuns[0].Result)
-	require.False(t, infos["antivirus_update"].Policy.Enabled, "antivirus_update is off")
+	require.Equal(t, remediate.ResultSkippedRateLimit, dc.LastRuns[0].Result)
+	require.False(t, infos["fake_av"].Policy.Enabled, "fake_av is off")
 
 	// Reloading on the same registry reuses the metrics.
 	reg := prometheus.NewRegistry()
-	_, err = New(cfg, dir, nil, reg, clk.Now)
+	_, err = remediate.New(cfg, dir, nil, reg, clk.Now)
 	require.NoError(t, err)
-	_, err = New(cfg, dir, nil, reg, clk.Now)
+	_, err = remediate.New(cfg, dir, nil, reg, clk.Now)
 	require.NoError(t, err)
 }
 
 func TestAuditLine(t *testing.T) {
-	clk := newClock("2026-08-01T12:00:00Z")
-	e, _, dir := newTestEngine(t, policyYAML, clk)
-	e.setAction("disk_cleanup", &fakeAction{name: "disk_cleanup"})
-	e.Remediate(context.Background(), firingAlert("disk", "h1/disk/disk_used_ratio{mountpoint=\"/var\"}"), cleared(true))
-	b, err := os.ReadFile(filepath.Join(dir, AuditFile))
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
+	e, _, dir := remediatetest.NewEngine(t, policyYAML, clk)
+	e.SetAction("fake_cleanup", &fakeAction{name: "fake_cleanup"})
+	e.Remediate(context.Background(), firingAlert("disk", "h1/disk/disk_used_ratio{mountpoint=\"/var\"}"), remediatetest.Cleared(true))
+	b, err := os.ReadFile(filepath.Join(dir, remediate.AuditFile))
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	require.Len(t, lines, 1)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(lines[0]), &m))
 	require.Equal(t, "success", m["result"])
-	require.Equal(t, "disk_cleanup", m["action"])
-	fi, err := os.Stat(filepath.Join(dir, AuditFile))
+	require.Equal(t, "fake_cleanup", m["action"])
+	fi, err := os.Stat(filepath.Join(dir, remediate.AuditFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
+
+func TestMaintenanceWindow(t *testing.T) {
+	p := configs.ActionPolicy{MaintenanceWindow: "0 2 * * SUN", MaintenanceDuration: configs.Duration(2 * 3600e9)}
+	for _, tc := range []struct {
+		at   string
+		want bool
+	}{
+		{"2026-08-02T01:59:59Z", false}, // a Sunday
+		{"2026-08-02T02:00:00Z", true},
+		{"2026-08-02T03:59:59Z", true},
+		{"2026-08-02T04:00:00Z", true},
+		{"2026-08-02T04:00:01Z", false},
+		{"2026-08-03T02:30:00Z", false}, // Monday
+	} {
+		require.Equal(t, tc.want, p.InMaintenanceWindow(testkit.NewClock(tc.at).Now()), tc.at)
+	}
+	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(testkit.NewClock("2026-08-03T02:30:00Z").Now()))
 }

@@ -62,3 +62,12 @@ func newAction(name string, p configs.ActionPolicy, params configs.Params, env E
 	settings := configs.ActionKinds.OptionsOr(name, p.Settings) // built by hand: the defaults
 	return f(settings, params, env)
 }
+
+// ParamsOr returns an action's params as a *T, or a new empty T when the
+// action got none (a factory's params are nil then).
+func ParamsOr[T any](p configs.Params) *T {
+	if t, ok := any(p).(*T); ok && t != nil {
+		return t
+	}
+	return new(T)
+}

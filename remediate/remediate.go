@@ -3,6 +3,13 @@
 // configured policy (enabled, dry-run, allowlists, cooldown, rate limits,
 // maintenance window, timeout), whether it may run, verifies that the alert
 // cleared, audits every decision and reports what was tried.
+//
+// Each action is a unit of its own under remediate/<action>/ that
+// registers itself from init() (Register); remediate/all links them all.
+// This package holds what they have in common: the Action interface and
+// its Plan and Outcome, the registry and the Env actions read the host
+// through, the engine and its policy, the audit log, and the command
+// runner (RunCommand).
 package remediate
 
 import (

@@ -20,7 +20,7 @@ import (
 
 	_ "github.com/l2agent/l2agent/checks" // registers the check kinds for validation
 	"github.com/l2agent/l2agent/configs"
-	_ "github.com/l2agent/l2agent/remediate"     // the remediation actions
+	_ "github.com/l2agent/l2agent/remediate/all" // the remediation actions
 	_ "github.com/l2agent/l2agent/ticketing/all" // and the ticket backends
 )
 

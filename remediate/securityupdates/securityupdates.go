@@ -1,4 +1,7 @@
-package remediate
+// Package securityupdates is the remediation action security_updates: it
+// applies pending security updates, inside a maintenance window, and never
+// reboots.
+package securityupdates
 
 import (
 	"bufio"
@@ -10,6 +13,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/l2agent/l2agent/remediate"
+	"github.com/l2agent/l2agent/remediate/internal/pkgmgr"
 )
 
 // securityUpdates applies pending security updates (apt: unattended-upgrade,
@@ -30,47 +36,47 @@ type updatePlan struct {
 
 func (s *securityUpdates) Name() string { return "security_updates" }
 
-func (s *securityUpdates) Plan(ctx context.Context, a Alert) (Plan, error) {
-	m, err := findManager(s.manager, s.root)
+func (s *securityUpdates) Plan(ctx context.Context, a remediate.Alert) (remediate.Plan, error) {
+	m, err := pkgmgr.Find(s.manager, s.root)
 	if err != nil {
-		return Plan{}, err
+		return remediate.Plan{}, err
 	}
-	if m.security == nil {
-		return Plan{}, fmt.Errorf("%s has no security-only updates", m.name)
+	if m.Security == nil {
+		return remediate.Plan{}, fmt.Errorf("%s has no security-only updates", m.Name)
 	}
-	cmd := m.command
-	if m.secCmd != "" {
-		cmd = m.secCmd
+	cmd := m.Command
+	if m.SecCmd != "" {
+		cmd = m.SecCmd
 	}
 	if s.command != "" {
 		cmd = s.command
 	}
-	if m.name == "apt" {
+	if m.Name == "apt" {
 		if f := autoReboot(s.root); f != "" {
-			return Plan{}, fmt.Errorf("refusing: %s enables Unattended-Upgrade::Automatic-Reboot and l2agent never reboots", f)
+			return remediate.Plan{}, fmt.Errorf("refusing: %s enables Unattended-Upgrade::Automatic-Reboot and l2agent never reboots", f)
 		}
 	}
-	argv := append([]string{cmd}, m.security...)
-	return Plan{Action: s.Name(), Text: "run " + argvString(argv) + " (installs security updates; never reboots)",
-		Data: updatePlan{argv: argv, manager: m.name}}, nil
+	argv := append([]string{cmd}, m.Security...)
+	return remediate.Plan{Action: s.Name(), Text: "run " + remediate.ArgvString(argv) + " (installs security updates; never reboots)",
+		Data: updatePlan{argv: argv, manager: m.Name}}, nil
 }
 
-func (s *securityUpdates) Apply(ctx context.Context, p Plan) (Outcome, error) {
+func (s *securityUpdates) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	up, ok := p.Data.(updatePlan)
 	if !ok {
-		return Outcome{}, errors.New("security_updates: not a security_updates plan")
+		return remediate.Outcome{}, errors.New("security_updates: not a security_updates plan")
 	}
 	before := s.installed(ctx, up.manager)
-	r, err := runCommand(ctx, up.argv...)
+	r, err := remediate.RunCommand(ctx, up.argv...)
 	after := s.installed(ctx, up.manager)
 	changes := diffPackages(before, after)
-	o, err := commandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
-	if _, serr := os.Stat(joinRoot(s.root, "/var/run/reboot-required")); serr == nil {
+	o, err := remediate.CommandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
+	if _, serr := os.Stat(pkgmgr.JoinRoot(s.root, "/var/run/reboot-required")); serr == nil {
 		o.RebootRequired = true
 		o.Result += "; a reboot is required (not done)"
 	}
 	if len(changes) > 0 {
-		o.Output = excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, MaxOutput)
+		o.Output = remediate.Excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, remediate.MaxOutput)
 	}
 	return o, err
 }
@@ -81,14 +87,14 @@ func (s *securityUpdates) installed(ctx context.Context, manager string) map[str
 	out := map[string]string{}
 	switch manager {
 	case "apt":
-		f, err := os.Open(joinRoot(s.root, "/var/lib/dpkg/status"))
+		f, err := os.Open(pkgmgr.JoinRoot(s.root, "/var/lib/dpkg/status"))
 		if err != nil {
 			return out
 		}
 		defer f.Close()
 		parseDpkgStatus(f, out)
 	case "dnf", "zypper":
-		r, err := runCommand(ctx, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
+		r, err := remediate.RunCommand(ctx, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
 		if err != nil {
 			return out
 		}
@@ -155,8 +161,8 @@ var autoRebootRe = regexp.MustCompile(`(?i)Unattended-Upgrade::Automatic-Reboot\
 // autoReboot returns the apt config file that turns on automatic reboots
 // of unattended-upgrade, if any.
 func autoReboot(root string) string {
-	files, _ := filepath.Glob(joinRoot(root, "/etc/apt/apt.conf.d/*"))
-	files = append([]string{joinRoot(root, "/etc/apt/apt.conf")}, files...)
+	files, _ := filepath.Glob(pkgmgr.JoinRoot(root, "/etc/apt/apt.conf.d/*"))
+	files = append([]string{pkgmgr.JoinRoot(root, "/etc/apt/apt.conf")}, files...)
 	found := ""
 	for _, f := range files {
 		b, err := os.ReadFile(f)

@@ -1,31 +1,39 @@
-package remediate
+package all_test
+
+// The actions as a family, as the agent links them: each registered once,
+// all off by default, their config errors at their lines.
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/remediatetest"
+	"github.com/l2agent/l2agent/remediate"
+	_ "github.com/l2agent/l2agent/remediate/all"
 )
+
+func TestEveryActionRegistered(t *testing.T) {
+	require.Equal(t, []string{"antivirus_update", "disk_cleanup", "journal_vacuum", "logrotate", "package_cache_clean", "security_updates", "service_restart"},
+		remediate.Names())
+}
 
 func TestConfigDefaultsAllOff(t *testing.T) {
 	cfg := configs.Default().Remediation
 	require.False(t, cfg.DryRun)
 	require.Equal(t, configs.RateLimit{Count: 10, Window: configs.Duration(3600e9)}, cfg.MaxRuns)
-	for _, name := range Names() {
+	for _, name := range remediate.Names() {
 		p, ok := cfg.Actions[name]
 		require.True(t, ok, name)
 		require.False(t, p.Enabled, "%s must be off by default", name)
 		require.Positive(t, p.Timeout, name)
 		require.True(t, p.VerifyEnabled(), name)
 	}
-	require.Equal(t, "/usr/bin/journalctl", cfg.Actions["journal_vacuum"].Settings.(*JournalVacuumSettings).Command)
-	require.Equal(t, "/usr/bin/freshclam", cfg.Actions["antivirus_update"].Settings.(*AntivirusUpdateSettings).Command)
-	e, err := New(cfg, t.TempDir(), nil, nil, nil)
+	e, err := remediate.New(cfg, t.TempDir(), nil, nil, nil)
 	require.NoError(t, err)
-	_, attempted := e.Remediate(t.Context(), Alert{Check: "disk", State: alert.StateCrit}, nil)
+	_, attempted := e.Remediate(t.Context(), remediate.Alert{Check: "disk", State: alert.StateCrit}, nil)
 	require.False(t, attempted)
 }
 
@@ -46,14 +54,7 @@ func TestConfigValidation(t *testing.T) {
     - {check: j, action: journal_vacuum, params: {vacuum_size: lots}}
     - {action: logrotate, state: down, params: {config: /etc/logrotate.d/x}}
 `
-	_, err := configs.Parse("test.yaml", []byte(yaml))
-	var errs configs.Errors
-	require.True(t, errors.As(err, &errs), "%v", err)
-	var got []string
-	for _, e := range errs {
-		got = append(got, e.Error())
-	}
-	require.Equal(t, []string{
+	remediatetest.RequireErrors(t, yaml,
 		"test.yaml:2:21: remediation.max_runs: count must not be negative",
 		"test.yaml:4:59: remediation action disk_cleanup: allow_paths \"var/tmp\": must be a clean absolute path",
 		"test.yaml:5:17: unknown key \"allow_paths\" in remediation.actions.logrotate (known keys: allow_configs, command, cooldown, dry_run, enabled, maintenance_duration, maintenance_window, max_runs, params, timeout, verify)",
@@ -73,23 +74,5 @@ func TestConfigValidation(t *testing.T) {
 		"test.yaml:15:7: remediation rule: check is required (the name of the check whose alert runs the action)",
 		"test.yaml:15:34: remediation rule: state \"down\": want warn or crit",
 		"test.yaml:15:57: remediation action logrotate: config \"/etc/logrotate.d/x\" is not in allow_configs",
-	}, got)
-}
-
-func TestMaintenanceWindow(t *testing.T) {
-	p := configs.ActionPolicy{MaintenanceWindow: "0 2 * * SUN", MaintenanceDuration: configs.Duration(2 * 3600e9)}
-	for _, tc := range []struct {
-		at   string
-		want bool
-	}{
-		{"2026-08-02T01:59:59Z", false}, // a Sunday
-		{"2026-08-02T02:00:00Z", true},
-		{"2026-08-02T03:59:59Z", true},
-		{"2026-08-02T04:00:00Z", true},
-		{"2026-08-02T04:00:01Z", false},
-		{"2026-08-03T02:30:00Z", false}, // Monday
-	} {
-		require.Equal(t, tc.want, p.InMaintenanceWindow(newClock(tc.at).Now()), tc.at)
-	}
-	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(newClock("2026-08-03T02:30:00Z").Now()))
+	)
 }

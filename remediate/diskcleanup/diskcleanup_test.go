@@ -1,4 +1,4 @@
-package remediate
+package diskcleanup
 
 import (
 	"context"
@@ -19,17 +19,20 @@ import (
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/remediatetest"
+	"github.com/l2agent/l2agent/internal/testkit"
+	"github.com/l2agent/l2agent/remediate"
 )
 
 // mountTmpfs mounts a fresh tmpfs at dir (as root), unmounted at cleanup.
 func mountTmpfs(t *testing.T, dir string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		requireCI(t, "disk_cleanup test needs root to mount a tmpfs")
+		testkit.RequireCI(t, "disk_cleanup test needs root to mount a tmpfs")
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64m,mode=0755"); err != nil {
-		requireCI(t, "cannot mount a tmpfs: %v", err)
+		testkit.RequireCI(t, "cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 }
@@ -39,7 +42,7 @@ func bindMount(t *testing.T, src, dst string) {
 	require.NoError(t, os.MkdirAll(dst, 0o755))
 	out, err := exec.Command("mount", "--bind", src, dst).CombinedOutput()
 	if err != nil {
-		requireCI(t, "mount --bind: %v: %s", err, out)
+		testkit.RequireCI(t, "mount --bind: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dst, syscall.MNT_DETACH) })
 }
@@ -131,18 +134,18 @@ func TestDiskCleanupTmpfs(t *testing.T) {
 
 	outsideHash, otherHash, keepHash := hashTree(t, outside), hashTree(t, other), hashTree(t, keep)
 
-	d := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}},
-		&DiskCleanupParams{Globs: []string{"*.gz", "*.log.[0-9]*"}, OlderThan: configs.Duration(7 * 24 * time.Hour)}, DefaultEnv)
+	d := newDiskCleanup(&Settings{AllowPaths: []string{logs}},
+		&Params{Globs: []string{"*.gz", "*.log.[0-9]*"}, OlderThan: configs.Duration(7 * 24 * time.Hour)}, remediate.DefaultEnv)
 
 	// A directory that is not allowlisted is refused outright.
-	d2 := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}}, &DiskCleanupParams{Paths: []string{other}, Globs: []string{"*"}, OlderThan: 1}, DefaultEnv)
-	_, err = d2.Plan(context.Background(), Alert{})
+	d2 := newDiskCleanup(&Settings{AllowPaths: []string{logs}}, &Params{Paths: []string{other}, Globs: []string{"*"}, OlderThan: 1}, remediate.DefaultEnv)
+	_, err = d2.Plan(context.Background(), remediate.Alert{})
 	require.ErrorContains(t, err, "outside allow_paths")
-	d3 := newDiskCleanup(&DiskCleanupSettings{AllowPaths: []string{logs}}, &DiskCleanupParams{Paths: []string{logs + "/../other"}, Globs: []string{"*"}, OlderThan: 1}, DefaultEnv)
-	_, err = d3.Plan(context.Background(), Alert{})
+	d3 := newDiskCleanup(&Settings{AllowPaths: []string{logs}}, &Params{Paths: []string{logs + "/../other"}, Globs: []string{"*"}, OlderThan: 1}, remediate.DefaultEnv)
+	_, err = d3.Plan(context.Background(), remediate.Alert{})
 	require.Error(t, err)
 
-	plan, err := d.Plan(context.Background(), Alert{Labels: map[string]string{"mountpoint": "$(reboot)"}})
+	plan, err := d.Plan(context.Background(), remediate.Alert{Labels: map[string]string{"mountpoint": "$(reboot)"}})
 	require.NoError(t, err)
 	t.Logf("plan:\n%s", plan.Text)
 	dp := plan.Data.(diskPlan)
@@ -207,22 +210,22 @@ remediation:
   rules:
     - {check: disk, metric: disk_used_ratio, labels: {mountpoint: %q}, action: disk_cleanup, params: {globs: ["*.log.[0-9]*"], older_than: 7d}}
 `, mnt, mnt)
-	clk := newClock("2026-08-01T12:00:00Z")
-	e, _, dir := newTestEngine(t, yaml, clk)
-	a := Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, State: alert.StateCrit}
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
+	e, _, dir := remediatetest.NewEngine(t, yaml, clk)
+	a := remediate.Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, State: alert.StateCrit}
 	p, err := e.Plan(context.Background(), "disk_cleanup", a)
 	require.NoError(t, err)
 	require.Contains(t, p.Text, "a.log.1")
 	require.NotContains(t, p.Text, "b.log")
-	at, attempted := e.Remediate(context.Background(), a, cleared(true))
+	at, attempted := e.Remediate(context.Background(), a, remediatetest.Cleared(true))
 	require.True(t, attempted)
 	require.True(t, at.Success, at.Result)
 	require.Equal(t, "success: deleted 1 of 1 planned files, freed 8.0 KiB; alert cleared", at.Result)
-	recs, err := ReadAudit(filepath.Join(dir, AuditFile), 0)
+	recs, err := remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	require.Equal(t, int64(8192), recs[0].FreedBytes)
-	line, _ := os.ReadFile(filepath.Join(dir, AuditFile))
+	line, _ := os.ReadFile(filepath.Join(dir, remediate.AuditFile))
 	t.Logf("audit line: %s", line)
 	if f := os.Getenv("REMEDIATE_AUDIT_SAMPLE"); f != "" {
 		_ = os.WriteFile(f, line, 0o644)

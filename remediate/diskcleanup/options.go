@@ -1,4 +1,4 @@
-package remediate
+package diskcleanup
 
 import (
 	"fmt"
@@ -6,25 +6,26 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/remediate"
 )
 
 func init() {
-	Register("disk_cleanup", func(s configs.Options, p configs.Params, ev Env) (Action, error) {
-		return newDiskCleanup(s.(*DiskCleanupSettings), paramsOr[DiskCleanupParams](p), ev), nil
-	}, func() configs.Options { return &DiskCleanupSettings{} }, func() configs.Params { return &DiskCleanupParams{} })
+	remediate.Register("disk_cleanup", func(s configs.Options, p configs.Params, ev remediate.Env) (remediate.Action, error) {
+		return newDiskCleanup(s.(*Settings), remediate.ParamsOr[Params](p), ev), nil
+	}, func() configs.Options { return &Settings{} }, func() configs.Params { return &Params{} })
 }
 
-// DiskCleanupSettings are disk_cleanup's own keys.
-type DiskCleanupSettings struct {
+// Settings are disk_cleanup's own keys.
+type Settings struct {
 	// AllowPaths: the directories it may delete in (never followed out of).
 	AllowPaths []string `yaml:"allow_paths"`
 }
 
 // ApplyDefaults implements configs.Options; there are none.
-func (s *DiskCleanupSettings) ApplyDefaults(string) {}
+func (s *Settings) ApplyDefaults(string) {}
 
 // Validate implements configs.Options.
-func (s *DiskCleanupSettings) Validate(at string, errf configs.Errorf) {
+func (s *Settings) Validate(at string, errf configs.Errorf) {
 	for i, d := range s.AllowPaths {
 		pp := fmt.Sprintf("%s.allow_paths[%d]", at, i)
 		switch {
@@ -36,16 +37,16 @@ func (s *DiskCleanupSettings) Validate(at string, errf configs.Errorf) {
 	}
 }
 
-// DiskCleanupParams say what disk_cleanup deletes.
-type DiskCleanupParams struct {
+// Params say what disk_cleanup deletes.
+type Params struct {
 	Paths     []string         `yaml:"paths"`      // directories inside allow_paths; default: allow_paths
 	Globs     []string         `yaml:"globs"`      // file name patterns
 	OlderThan configs.Duration `yaml:"older_than"` // minimum age (mtime)
 }
 
 // Validate implements configs.Params.
-func (p *DiskCleanupParams) Validate(at string, errf configs.Errorf, settings configs.Options) {
-	allow := settings.(*DiskCleanupSettings).AllowPaths
+func (p *Params) Validate(at string, errf configs.Errorf, settings configs.Options) {
+	allow := settings.(*Settings).AllowPaths
 	for i, d := range p.Paths {
 		pp := fmt.Sprintf("%s.paths[%d]", at, i)
 		if !configs.CleanAbs(d) {
@@ -62,8 +63,8 @@ func (p *DiskCleanupParams) Validate(at string, errf configs.Errorf, settings co
 }
 
 // Complete implements configs.Params.
-func (p *DiskCleanupParams) Complete(at string, errf configs.Errorf, settings configs.Options) {
-	if len(p.Paths) == 0 && len(settings.(*DiskCleanupSettings).AllowPaths) == 0 {
+func (p *Params) Complete(at string, errf configs.Errorf, settings configs.Options) {
+	if len(p.Paths) == 0 && len(settings.(*Settings).AllowPaths) == 0 {
 		errf(at, "remediation action disk_cleanup: no paths (set params.paths or the action's allow_paths)")
 	}
 	if len(p.Globs) == 0 {
@@ -72,12 +73,4 @@ func (p *DiskCleanupParams) Complete(at string, errf configs.Errorf, settings co
 	if p.OlderThan <= 0 {
 		errf(at, "remediation action disk_cleanup: older_than is required (e.g. 7d)")
 	}
-}
-
-// paramsOr returns p as a *T, or a new empty T when the action got none.
-func paramsOr[T any](p configs.Params) *T {
-	if t, ok := any(p).(*T); ok && t != nil {
-		return t
-	}
-	return new(T)
 }

@@ -1,4 +1,6 @@
-package remediate
+// Package journalvacuum is the remediation action journal_vacuum: it has
+// journalctl remove archived journal files beyond a size or an age.
+package journalvacuum
 
 import (
 	"context"
@@ -9,13 +11,14 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/remediate"
 )
 
 // journalVacuum removes archived systemd journal files beyond a size or an
 // age: journalctl --vacuum-size=SIZE --vacuum-time=SECONDSs.
 type journalVacuum struct {
 	command string
-	params  JournalVacuumParams
+	params  Params
 }
 
 func (j *journalVacuum) Name() string { return "journal_vacuum" }
@@ -37,22 +40,22 @@ func (j *journalVacuum) argv() ([]string, error) {
 	return argv, nil
 }
 
-func (j *journalVacuum) Plan(ctx context.Context, a Alert) (Plan, error) {
+func (j *journalVacuum) Plan(ctx context.Context, a remediate.Alert) (remediate.Plan, error) {
 	argv, err := j.argv()
 	if err != nil {
-		return Plan{}, err
+		return remediate.Plan{}, err
 	}
-	return Plan{Action: j.Name(), Text: "run " + argvString(argv) + " (removes archived journal files only; the active ones stay)", Data: argv}, nil
+	return remediate.Plan{Action: j.Name(), Text: "run " + remediate.ArgvString(argv) + " (removes archived journal files only; the active ones stay)", Data: argv}, nil
 }
 
-func (j *journalVacuum) Apply(ctx context.Context, p Plan) (Outcome, error) {
+func (j *journalVacuum) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	argv, ok := p.Data.([]string)
 	if !ok {
-		return Outcome{}, errors.New("journal_vacuum: not a journal_vacuum plan")
+		return remediate.Outcome{}, errors.New("journal_vacuum: not a journal_vacuum plan")
 	}
-	r, err := runCommand(ctx, argv...)
+	r, err := remediate.RunCommand(ctx, argv...)
 	freed := journalFreed(r.Output)
-	o, err := commandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
+	o, err := remediate.CommandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
 	o.FreedBytes = freed
 	return o, err
 }
