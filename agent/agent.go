@@ -70,6 +70,9 @@ type Agent struct {
 	listener net.Listener
 	tickets  *ticketing.Service // nil without ticket backends
 
+	alertState atomic.Pointer[string] // the evaluator's state file; nil: not kept (one-shot runs)
+	saveMu     sync.Mutex             // one save of the alert state at a time
+
 	remediation atomic.Pointer[remediate.Engine] // nil when it could not be set up
 	kpi         *ticketing.KPI
 	pipeline    pipeline // a check run's stages, composed in pipeline.go
@@ -113,7 +116,7 @@ func New(opts Options) (*Agent, error) {
 	a.runners = runners
 	a.registerMetrics()
 	a.kpi = ticketing.NewKPI(a.reg)
-	if e, err := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
+	if e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
 		a.log.Error("remediation disabled", "err", err)
 	} else {
 		a.remediation.Store(e)
@@ -136,6 +139,16 @@ func loadConfig(opts Options) (*configs.Config, error) {
 		if p.v != "" {
 			*p.dst = p.v
 		}
+	}
+	// One state dir for every component, resolved once: a non-root run
+	// with the default one falls back to a per-user dir.
+	if dir := StateDir(cfg); dir != cfg.StateDir {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("state_dir not writable; using a per-user one", "state_dir", cfg.StateDir, "using", dir)
+		cfg.MoveStateDir(dir)
 	}
 	return cfg, nil
 }
@@ -231,6 +244,7 @@ func (a *Agent) Start(listen bool) error {
 		}()
 		a.log.Info("listening", "address", ln.Addr().String())
 	}
+	a.restoreAlerts(a.Config())
 	a.startTicketing(a.Config(), a.reg)
 	a.mu.Lock()
 	a.startSchedule()
@@ -331,7 +345,7 @@ func (a *Agent) Reload() error {
 				a.cron.Stop()
 			}
 			if !reflect.DeepEqual(cfg.Remediation, a.cfg.Remediation) {
-				e, rerr := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now)
+				e, rerr := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now)
 				if rerr != nil {
 					a.log.Error("remediation not reloaded; keeping the running policy", "err", rerr)
 				} else {
@@ -340,6 +354,10 @@ func (a *Agent) Reload() error {
 			}
 			a.cfg, a.runners = cfg, runners
 			a.setLogLevel(cfg)
+			a.saveAlerts() // without the forgotten checks
+			if a.tickets != nil {
+				a.tickets.ReconcileChecks(checkNames(cfg), time.Now())
+			}
 			if a.cron != nil {
 				a.startSchedule()
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,6 +47,7 @@ func (a *Agent) startTicketing(cfg *configs.Config, reg prometheus.Registerer) {
 	a.tickets = svc
 	svc.Manager.KPI = a.kpi
 	a.opts.Sinks = append(a.opts.Sinks, ticketSink{svc})
+	svc.ReconcileChecks(checkNames(cfg), time.Now())
 	svc.Start(cfg.Ticketing.Interval.D())
 	for _, d := range svc.Deliverers {
 		d.Wake() // resume what a previous run left in the outbox
@@ -53,12 +55,7 @@ func (a *Agent) startTicketing(cfg *configs.Config, reg prometheus.Registerer) {
 }
 
 func (a *Agent) newTicketing(cfg *configs.Config, reg prometheus.Registerer, readOnly bool) (*ticketing.Service, error) {
-	dir := StateDir(cfg)
-	if dir != cfg.StateDir {
-		a.log.Warn("state_dir not writable; using a per-user one", "state_dir", cfg.StateDir, "using", dir)
-		cfg.MoveStateDir(dir)
-	}
-	store, err := ticketing.OpenStore(filepath.Join(dir, StoreFile), readOnly, a.log)
+	store, err := ticketing.OpenStore(filepath.Join(cfg.StateDir, StoreFile), readOnly, a.log)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +86,29 @@ type ticketSink struct{ svc *ticketing.Service }
 
 func (s ticketSink) Transition(_ context.Context, t alert.Transition) { s.svc.Handle(t) }
 
+func (s ticketSink) Reconcile(_ context.Context, check string, alerts []alert.Alert, now time.Time) {
+	s.svc.Reconcile(check, alerts, now)
+}
+
+// checkNames are the checks cfg runs.
+func checkNames(cfg *configs.Config) []string {
+	var names []string
+	for _, c := range cfg.Checks {
+		if !c.Disabled {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
 // OpenTicketing opens the store and backends of cfg without starting
 // delivery, for `l2agent tickets flush` when no agent runs.
 func (a *Agent) OpenTicketing(cfg *configs.Config) (*ticketing.Service, error) {
 	if len(cfg.Ticketing.Backends) == 0 {
 		return nil, errors.New("no ticketing backends in the config")
+	}
+	if dir := StateDir(cfg); dir != cfg.StateDir {
+		cfg.MoveStateDir(dir)
 	}
 	return a.newTicketing(cfg, nil, false)
 }

@@ -159,9 +159,12 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 	d := &decision{m: m, inc: inc, now: a.At}
 	m.record(inc, a)
 	switch {
+	case a.Unreported != "":
+		m.unreported(d, a.Unreported)
 	case a.State.Firing():
 		m.firing(d, a)
 	case a.State == alert.StateOK:
+		inc.Unreported, inc.UnreportedWhy = time.Time{}, ""
 		if inc.Open && inc.OKSince.IsZero() {
 			inc.OKSince = a.At
 			if m.flapping(inc, a.At) && !inc.Flapping {
@@ -229,6 +232,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 	prevSev := inc.Severity
 	inc.Severity = a.State
 	inc.Unknown = false
+	back := !inc.Unreported.IsZero()
+	inc.Unreported, inc.UnreportedWhy = time.Time{}, ""
 	switch {
 	case !inc.Open && inc.Opened.IsZero(), !inc.Open && a.At.Sub(inc.Resolved) > m.cfg.ReopenWindow.D():
 		// A new problem, or one back after the reopen window: a new ticket,
@@ -259,6 +264,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 			d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.State, a.Reason), 0)
 		case wasOK && !inc.Flapping:
 			d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
+		case back:
+			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, a.Reason), 0)
 		}
 	}
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
@@ -305,6 +312,13 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 		}
 		inc.Open, inc.Resolved, inc.Unknown = false, now, false
 		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
+		changed = true
+	case inc.Open && !inc.Unreported.IsZero():
+		if m.cfg.Unreported.KeepOpen || now.Sub(inc.Unreported) < m.cfg.Unreported.CloseAfter.D() {
+			return nil
+		}
+		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
+		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, now.Sub(inc.Unreported).Round(time.Second), inc.UnreportedWhy), 0)
 		changed = true
 	case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
 		sla := m.cfg.SLA.Warn.D()

@@ -116,6 +116,25 @@ func (s *Service) Handle(t alert.Transition) {
 	s.queue <- &t
 }
 
+// Reconcile squares the open incidents of check with the alerts of its
+// first run after a start or reload (see Manager.Reconcile), after every
+// transition handed to Handle before it is decided.
+func (s *Service) Reconcile(check string, alerts []alert.Alert, now time.Time) {
+	s.Decided()
+	if err := s.Manager.Reconcile(check, alerts, now); err != nil {
+		s.log.Error("ticketing: open incidents not reconciled", "check", check, "err", err)
+	}
+}
+
+// ReconcileChecks marks unreported the open incidents of checks no longer
+// in the config.
+func (s *Service) ReconcileChecks(checks []string, now time.Time) {
+	s.Decided()
+	if err := s.Manager.ReconcileChecks(checks, now); err != nil {
+		s.log.Error("ticketing: incidents of removed checks not reconciled", "err", err)
+	}
+}
+
 // Decided waits until every transition handed to Handle so far is decided
 // and its ticket operations are on disk in the outbox.
 func (s *Service) Decided() { s.undecided.Wait() }
