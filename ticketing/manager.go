@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,45 @@ func NewManager(cfg configs.Ticketing, store *Store, backends []string, version 
 		wake = func() {}
 	}
 	return &Manager{cfg: cfg, store: store, backends: backends, version: version, log: log, wake: wake}
+}
+
+// reconfigure puts a new policy and backends in force; each backend added
+// is sent an open for every incident open now.
+func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time.Time) error {
+	m.mu.Lock()
+	var added []string
+	for _, b := range backends {
+		if !slices.Contains(m.backends, b) {
+			added = append(added, b)
+		}
+	}
+	m.cfg, m.backends = cfg, backends
+	m.mu.Unlock()
+	if len(added) == 0 {
+		return nil
+	}
+	incs, err := m.store.Incidents()
+	if err != nil {
+		return err
+	}
+	return m.update(func(tx *Txn, queued *int) error {
+		for i := range incs {
+			inc, err := tx.Incident(incs[i].Key)
+			if err != nil {
+				return err
+			}
+			if inc == nil || !inc.Open {
+				continue
+			}
+			inc.Events++
+			op := Op{Key: inc.Key, Kind: OpOpen, Event: inc.Events, Ticket: m.ticket(inc, now, true), Tier: inc.Tier, Created: now}
+			if err := tx.Save(inc, added, []Op{op}); err != nil {
+				return fmt.Errorf("queue open of %s for %v: %w", inc.Key, added, err)
+			}
+			*queued++
+		}
+		return nil
+	})
 }
 
 func (m *Manager) maxTier() Tier {

@@ -1,6 +1,8 @@
 package ticketing
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -89,4 +91,32 @@ func TestReconcileChecks(t *testing.T) {
 	require.NoError(t, h.svc.Manager.ReconcileChecks([]string{"memory"}, h.t0.Add(2*time.Minute)))
 	require.Equal(t, "comment #1", h.flush())
 	require.Contains(t, h.incident().UnreportedWhy, `"disk" is no longer in the config`)
+}
+
+// A backend added by a reload gets an open for the incident open now; one
+// removed keeps its pending operations, reported by PendingAll, and
+// delivers them when it comes back, without opening a second ticket.
+func TestReconfigureBackends(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+
+	b := newRecorder()
+	b.failN, b.failErr = 1<<30, Retryable("network", errors.New("connection refused")) // down
+	cfg := testConfig()
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec", "b"}, map[string]Ticketer{"rec": h.rec, "b": b}, h.t0.Add(time.Minute)))
+	left := h.svc.Flush(context.Background())
+	require.Equal(t, 1, left["b"], "b was down: its open waits")
+
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec"}, map[string]Ticketer{"rec": h.rec}, h.t0.Add(2*time.Minute)))
+	pending, err := h.svc.Store.PendingAll()
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"rec": 0, "b": 1}, pending, "a removed backend's operations are kept")
+	require.Equal(t, "comment #1", h.step(3*time.Minute, "warn", "crit", 0.95)[:len("comment #1")])
+
+	b.mu.Lock()
+	b.failN = 0 // back up
+	b.mu.Unlock()
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec", "b"}, map[string]Ticketer{"rec": h.rec, "b": b}, h.t0.Add(4*time.Minute)))
+	require.Eventually(t, func() bool { return h.svc.Flush(context.Background())["b"] == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, "open #1 L2", b.take(), "one open: the one kept (queued at L2); the reload's open finds the ticket")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -323,6 +324,24 @@ func (s *Store) Pending(backend string) int {
 		return nil
 	})
 	return n
+}
+
+// PendingAll counts the ops waiting in every outbox of the store, by
+// backend, including those of backends no longer in the config.
+func (s *Store) PendingAll() (map[string]int, error) {
+	out := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if backend, ok := strings.CutPrefix(string(name), "outbox/"); ok {
+				out[backend] = b.Stats().KeyN
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count pending ops: %w", err)
+	}
+	return out, nil
 }
 
 // Outcome is what became of one delivered op.
