@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -66,9 +67,14 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // scheduled jobs in flight (not hung check goroutines)
 
-	srv      *http.Server
-	listener net.Listener
-	tickets  *ticketing.Service // nil without ticket backends
+	srv       *http.Server
+	listener  net.Listener
+	tickets   atomic.Pointer[ticketing.Service] // nil without ticket backends
+	ticketErr atomic.Pointer[string]            // why configured ticketing cannot work
+	tmetrics  *ticketing.Metrics
+
+	alertState atomic.Pointer[string] // the evaluator's state file; nil: not kept (one-shot runs)
+	saveMu     sync.Mutex             // one save of the alert state at a time
 
 	remediation atomic.Pointer[remediate.Engine] // nil when it could not be set up
 	kpi         *ticketing.KPI
@@ -113,7 +119,9 @@ func New(opts Options) (*Agent, error) {
 	a.runners = runners
 	a.registerMetrics()
 	a.kpi = ticketing.NewKPI(a.reg)
-	if e, err := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
+	a.tmetrics = ticketing.NewMetrics(a.reg)
+	a.opts.Sinks = append(a.opts.Sinks, ticketSink{a})
+	if e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
 		a.log.Error("remediation disabled", "err", err)
 	} else {
 		a.remediation.Store(e)
@@ -136,6 +144,16 @@ func loadConfig(opts Options) (*configs.Config, error) {
 		if p.v != "" {
 			*p.dst = p.v
 		}
+	}
+	// One state dir for every component, resolved once: a non-root run
+	// with the default one falls back to a per-user dir.
+	if dir := StateDir(cfg); dir != cfg.StateDir {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("state_dir not writable; using a per-user one", "state_dir", cfg.StateDir, "using", dir)
+		cfg.MoveStateDir(dir)
 	}
 	return cfg, nil
 }
@@ -231,15 +249,13 @@ func (a *Agent) Start(listen bool) error {
 		}()
 		a.log.Info("listening", "address", ln.Addr().String())
 	}
-	a.startTicketing(a.Config(), a.reg)
+	a.restoreAlerts(a.Config())
+	a.startTicketing(a.Config())
 	a.mu.Lock()
 	a.startSchedule()
 	a.mu.Unlock()
 	return nil
 }
-
-// Tickets is the ticketing service, nil when no backend is configured.
-func (a *Agent) Tickets() *ticketing.Service { return a.tickets }
 
 // Addr is the address the HTTP server listens on.
 func (a *Agent) Addr() string {
@@ -292,8 +308,20 @@ func (r *runner) lastError() string {
 	return r.lastErr
 }
 
-// Ready reports whether every check has finished (or timed out) its first run.
-func (a *Agent) Ready() bool {
+// Ready reports whether every check has finished (or timed out) its first
+// run and ticketing, when configured, works.
+func (a *Agent) Ready() bool { return a.NotReady() == "" }
+
+// NotReady says why the agent is not ready; "" when it is.
+func (a *Agent) NotReady() string {
+	if msg := a.ticketErr.Load(); msg != nil {
+		return "ticketing cannot work: " + *msg
+	}
+	if svc := a.tickets.Load(); svc != nil {
+		if err := svc.Err(); err != nil {
+			return "ticketing cannot record decisions: " + err.Error()
+		}
+	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for _, r := range a.runners {
@@ -301,51 +329,17 @@ func (a *Agent) Ready() bool {
 		done := r.firstDone
 		r.mu.RUnlock()
 		if !done {
-			return false
+			return "checks have not all finished their first run"
 		}
 	}
-	return true
+	return ""
 }
 
-// Reload re-reads the config file. An invalid config is rejected and the
-// running one is kept; l2agent_config_last_reload_successful says which.
+// Reload re-reads the config file. An invalid config, or one whose
+// ticketing cannot be put in force, is rejected and the running one is kept;
+// l2agent_config_last_reload_successful says which.
 func (a *Agent) Reload() error {
-	cfg, err := loadConfig(a.opts)
-	if err == nil {
-		a.mu.Lock()
-		var runners []*runner
-		runners, err = a.buildRunners(cfg, a.runners)
-		if err == nil {
-			if !reflect.DeepEqual(cfg.Ticketing, a.cfg.Ticketing) || cfg.StateDir != a.cfg.StateDir {
-				a.log.Warn("ticketing or state_dir changed; it takes effect on restart")
-			}
-			if cfg.ListenAddress != a.cfg.ListenAddress && a.opts.ListenAddress == "" {
-				a.log.Warn("listen_address changed; it takes effect on restart", "old", a.cfg.ListenAddress, "new", cfg.ListenAddress)
-			}
-			for _, old := range a.runners {
-				if !slices.Contains(runners, old) && !slices.ContainsFunc(runners, func(n *runner) bool { return n.cfg.Name == old.cfg.Name }) {
-					a.eval.Forget(old.cfg.Name)
-				}
-			}
-			if a.cron != nil {
-				a.cron.Stop()
-			}
-			if !reflect.DeepEqual(cfg.Remediation, a.cfg.Remediation) {
-				e, rerr := remediate.New(cfg.Remediation, StateDir(cfg), a.log.With("component", "remediation"), a.reg, time.Now)
-				if rerr != nil {
-					a.log.Error("remediation not reloaded; keeping the running policy", "err", rerr)
-				} else {
-					a.remediation.Store(e)
-				}
-			}
-			a.cfg, a.runners = cfg, runners
-			a.setLogLevel(cfg)
-			if a.cron != nil {
-				a.startSchedule()
-			}
-		}
-		a.mu.Unlock()
-	}
+	n, err := a.reloadConfig()
 	if err != nil {
 		a.reload.successful.Set(0)
 		a.log.Error("config reload failed; keeping the running config", "file", a.opts.ConfigFile, "err", err)
@@ -354,8 +348,67 @@ func (a *Agent) Reload() error {
 	a.snap.invalidate()
 	a.reload.successful.Set(1)
 	a.reload.timestamp.SetToCurrentTime()
-	a.log.Info("config reloaded", "file", a.opts.ConfigFile, "checks", len(cfg.Checks))
+	a.log.Info("config reloaded", "file", a.opts.ConfigFile, "checks", n)
 	return nil
+}
+
+// reloadConfig loads the config file and puts it in force; it returns the
+// number of checks.
+func (a *Agent) reloadConfig() (int, error) {
+	cfg, err := loadConfig(a.opts)
+	if err != nil {
+		return 0, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	runners, err := a.buildRunners(cfg, a.runners)
+	if err != nil {
+		return 0, err
+	}
+	old := a.cfg
+	if err := a.reloadTicketing(old, cfg); err != nil {
+		return 0, err
+	}
+	if cfg.ListenAddress != old.ListenAddress && a.opts.ListenAddress == "" {
+		a.log.Warn("listen_address changed; it takes effect on restart", "old", old.ListenAddress, "new", cfg.ListenAddress)
+	}
+	for _, r := range a.runners {
+		if !slices.ContainsFunc(runners, func(n *runner) bool { return n.cfg.Name == r.cfg.Name }) {
+			a.eval.Forget(r.cfg.Name)
+		}
+	}
+	if a.cron != nil {
+		a.cron.Stop()
+	}
+	a.reloadRemediation(old, cfg)
+	a.cfg, a.runners = cfg, runners
+	a.setLogLevel(cfg)
+	if a.alertState.Load() != nil {
+		path := filepath.Join(cfg.StateDir, AlertStateFile)
+		a.alertState.Store(&path)
+	}
+	a.saveAlerts() // without the forgotten checks
+	if svc := a.tickets.Load(); svc != nil {
+		svc.ReconcileChecks(checkNames(cfg), time.Now())
+	}
+	if a.cron != nil {
+		a.startSchedule()
+	}
+	return len(cfg.Checks), nil
+}
+
+// reloadRemediation rebuilds the remediation engine when its policy or the
+// state dir (its audit log and cooldowns) changed.
+func (a *Agent) reloadRemediation(old, cfg *configs.Config) {
+	if reflect.DeepEqual(cfg.Remediation, old.Remediation) && cfg.StateDir == old.StateDir {
+		return
+	}
+	e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now)
+	if err != nil {
+		a.log.Error("remediation not reloaded; keeping the running policy", "err", err)
+		return
+	}
+	a.remediation.Store(e)
 }
 
 // Stop stops the schedule and the HTTP server and cancels running checks.
@@ -379,8 +432,8 @@ func (a *Agent) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("stop: checks still running: %w", ctx.Err()))
 	}
-	if a.tickets != nil {
-		err = errors.Join(err, a.tickets.Stop()) // the outbox keeps what is not delivered
+	if svc := a.tickets.Swap(nil); svc != nil {
+		err = errors.Join(err, svc.Stop()) // the outbox keeps what is not delivered
 	}
 	return err
 }

@@ -153,10 +153,22 @@ func (e *Evaluator) Evaluate(check string, rules []configs.Rule, obs []checks.Ob
 			from := a.State
 			a.State, a.Since = alert.StateOK, now
 			emit(a, from, "series no longer reported")
+			out[len(out)-1].Unreported = unreportedWhy(a, obs)
 		}
 		delete(e.alerts, a.Key)
 	}
 	return out
+}
+
+// unreportedWhy says why the run left out a's series: the check did not
+// report it, or no rule matches it any more.
+func unreportedWhy(a *entry, obs []checks.Observation) string {
+	for _, o := range obs {
+		if o.Metric == a.Metric && maps.Equal(o.Labels, a.Labels) {
+			return "no rule of the check matches this series any more"
+		}
+	}
+	return "the check no longer reports this series"
 }
 
 func (e *Evaluator) sortedAlerts(check string) []*entry {

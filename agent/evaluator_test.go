@@ -2,6 +2,8 @@ package agent
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -182,4 +184,45 @@ func TestEvaluatorIgnoreFor(t *testing.T) {
 	ts := e.Evaluate("c", []configs.Rule{rule}, []checks.Observation{{Metric: "m", Value: 2}}, nil, time.Now())
 	require.Len(t, ts, 1)
 	require.Equal(t, alert.StateWarn, ts[0].State)
+}
+
+// The evaluator's state survives a restart: a pending breach does not wait
+// `for` again, a firing alert that is ok at the first run clears (a
+// transition ticketing sees), and keys of removed checks or other hosts are
+// left out.
+func TestEvaluatorSaveRestore(t *testing.T) {
+	rule := []configs.Rule{{Metric: "disk_used_ratio", Warn: f(0.8), For: configs.Duration(10 * time.Minute)}}
+	obs := func(mnt string, v float64) checks.Observation {
+		return checks.Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}, Value: v}
+	}
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	e := NewEvaluator("web-7")
+	e.Evaluate("disk", rule, []checks.Observation{obs("/var", 0.9), obs("/srv", 0.9)}, nil, t0)
+	e.Evaluate("disk", rule, []checks.Observation{obs("/var", 0.9), obs("/srv", 0.9)}, nil, t0.Add(10*time.Minute))
+	e.Evaluate("disk", rule, []checks.Observation{obs("/var", 0.9), obs("/srv", 0.9), obs("/tmp", 0.9)}, nil, t0.Add(15*time.Minute))
+	e.Evaluate("gone", rule, []checks.Observation{obs("/x", 0.9)}, nil, t0)
+	path := filepath.Join(t.TempDir(), AlertStateFile)
+	require.NoError(t, e.Save(path, t0.Add(15*time.Minute)))
+
+	r := NewEvaluator("web-7")
+	n, err := r.Restore(path, []string{"disk"})
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "three series and the run of disk; not the removed check")
+	other := NewEvaluator("db-1")
+	n, err = other.Restore(path, []string{"disk"})
+	require.NoError(t, err)
+	require.Zero(t, n, "another host's keys are not restored")
+
+	ts := r.Evaluate("disk", rule, []checks.Observation{obs("/var", 0.5), obs("/srv", 0.9), obs("/tmp", 0.9)}, nil, t0.Add(25*time.Minute))
+	got := map[string]string{}
+	for _, tr := range ts {
+		got[tr.Labels["mountpoint"]] = tr.From.String() + ">" + tr.State.String()
+	}
+	require.Equal(t, map[string]string{"/var": "warn>ok", "/tmp": "pending>warn"}, got, "/tmp fires 10m after its breach began before the restart; /srv stays warn")
+
+	_, err = r.Restore(filepath.Join(t.TempDir(), "none.json"), nil)
+	require.NoError(t, err, "a first start has no state")
+	require.NoError(t, os.WriteFile(path, []byte("{"), 0o600))
+	_, err = NewEvaluator("web-7").Restore(path, []string{"disk"})
+	require.ErrorContains(t, err, "read alert state")
 }

@@ -13,7 +13,8 @@ import (
 
 // A check run flows one way through stages:
 //
-//	execute → evaluate → publish → diagnose → log → remediate+verify → deliver
+//	execute → evaluate → publish → persist → diagnose → log → remediate+verify
+//	→ deliver → reconcile (the first run after a start or reload)
 //
 // Each stage reads what the stages before it left in the checkRun and adds
 // its own; none calls back into an earlier one. compose is the one place
@@ -51,8 +52,8 @@ func (a *Agent) compose() pipeline {
 	// The verifying run after a remediation: observed, evaluated and logged;
 	// neither remediated again nor delivered (the remediation stage hands
 	// its transitions on).
-	verify := pipeline{a.execute, a.evaluate, a.publish, a.diagnose, a.logTransitions}
-	return append(slices.Clip(verify), a.remediateStage(verify), a.deliver)
+	verify := pipeline{a.execute, a.evaluate, a.publish, a.persist, a.diagnose, a.logTransitions}
+	return append(slices.Clip(verify), a.remediateStage(verify), a.deliver, a.reconcile)
 }
 
 // Sink receives every transition that leaves the pipeline (ticketing).
@@ -94,6 +95,15 @@ func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
 // evaluate applies the check's rules to the result.
 func (a *Agent) evaluate(_ context.Context, cr *checkRun) bool {
 	cr.ts = a.eval.Evaluate(cr.r.cfg.Name, cr.r.cfg.Rules, cr.res.obs, cr.res.err, time.Now())
+	return true
+}
+
+// persist saves the evaluator's state when the run changed it, so that a
+// restart resumes it.
+func (a *Agent) persist(_ context.Context, cr *checkRun) bool {
+	if len(cr.ts) > 0 {
+		a.saveAlerts()
+	}
 	return true
 }
 
@@ -164,5 +174,33 @@ func (a *Agent) deliver(ctx context.Context, cr *checkRun) bool {
 			s.Transition(ctx, t)
 		}
 	}
+	return true
+}
+
+// Reconciler is a sink that squares what it holds open with the alerts a
+// check's first run after a start or reload saw (ticketing).
+type Reconciler interface {
+	Reconcile(ctx context.Context, check string, alerts []alert.Alert, now time.Time)
+}
+
+// reconcile hands the first successful run's alerts of a check to every
+// Reconciler: an incident left open while the agent was stopped, or whose
+// clearing was lost in a crash, is squared with what the check sees now.
+func (a *Agent) reconcile(ctx context.Context, cr *checkRun) bool {
+	if cr.res.err != nil || cr.r.reconciled.Load() {
+		return true
+	}
+	var als []alert.Alert
+	for _, al := range a.eval.Alerts() {
+		if al.Check == cr.r.cfg.Name && al.Metric != "" {
+			als = append(als, al)
+		}
+	}
+	for _, s := range a.opts.Sinks {
+		if rc, ok := s.(Reconciler); ok {
+			rc.Reconcile(ctx, cr.r.cfg.Name, als, time.Now())
+		}
+	}
+	cr.r.reconciled.Store(true)
 	return true
 }

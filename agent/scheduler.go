@@ -27,7 +27,8 @@ type runner struct {
 	sched      cron.Schedule
 	infrequent bool // runs every infrequentRun or less often
 
-	running atomic.Bool // a run is in flight (possibly hung past its timeout)
+	running    atomic.Bool // a run is in flight (possibly hung past its timeout)
+	reconciled atomic.Bool // its first successful run was reconciled with ticketing
 
 	mu          sync.RWMutex
 	obs         []checks.Observation

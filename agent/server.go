@@ -22,8 +22,8 @@ func (a *Agent) Handler() http.Handler {
 		w.Write([]byte("l2agent is Healthy.\n"))
 	})
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.Ready() {
-			http.Error(w, "l2agent is not ready: checks have not all finished their first run.", http.StatusServiceUnavailable)
+		if why := a.NotReady(); why != "" {
+			http.Error(w, "l2agent is not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("l2agent is Ready.\n"))
@@ -47,31 +47,37 @@ func (a *Agent) Handler() http.Handler {
 		enc.Encode(a.Status())
 	})
 	mux.HandleFunc("GET /api/v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
-		if a.tickets == nil {
+		svc := a.tickets.Load()
+		if svc == nil {
 			http.Error(w, "ticketing is not configured or disabled (see the log)", http.StatusNotFound)
 			return
 		}
-		incs, err := a.tickets.Store.Incidents()
+		incs, err := svc.Store.Incidents()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		pending := map[string]int{}
-		for _, d := range a.tickets.Deliverers {
-			pending[d.Name] = a.tickets.Store.Pending(d.Name)
+		pending, err := svc.Store.PendingAll()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for _, d := range svc.Deliverers() {
+			pending[d.Name] += 0 // a backend in force is listed even with nothing pending
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(TicketsStatus{Incidents: incs, Pending: pending})
 	})
 	mux.HandleFunc("POST /api/v1/tickets/flush", func(w http.ResponseWriter, r *http.Request) {
-		if a.tickets == nil {
+		svc := a.tickets.Load()
+		if svc == nil {
 			http.Error(w, "ticketing is not configured or disabled (see the log)", http.StatusNotFound)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"pending": a.tickets.Flush(ctx)})
+		json.NewEncoder(w).Encode(map[string]any{"pending": svc.Flush(ctx)})
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -44,9 +44,11 @@ func BenchmarkTransitions(b *testing.B) {
 	cfg.Flapping.Count = 1 << 30 // measure the plain life cycle, not flap suppression
 	cfg.ApplyDefaults(b.TempDir())
 	svc := ticketing.NewService(cfg, store, []string{"nop"}, map[string]ticketing.Ticketer{"nop": nopTicketer{}}, "bench", log, nil)
-	svc.Start(time.Hour)
+	svc.Start()
 	defer svc.Stop()
-	sink := ticketSink{svc}
+	a := &Agent{}
+	a.tickets.Store(svc)
+	sink := ticketSink{a}
 	ev := NewEvaluator("bench")
 	warn, crit := 0.8, 0.9
 	rules := []configs.Rule{{Metric: "disk_used_ratio", Warn: &warn, Crit: &crit}}

@@ -30,8 +30,21 @@ type Ticketing struct {
 	VendorTier bool `yaml:"vendor_tier"`
 	// Interval between evaluations of the time-based rules (resolve_after, SLA).
 	Interval Duration `yaml:"interval"`
+	// Unreported: what happens to the ticket of an alert the agent no longer
+	// evaluates (a filesystem unmounted, a check or rule removed).
+	Unreported Unreported `yaml:"unreported"`
 
 	Backends []Backend `yaml:"backends"`
+}
+
+// Unreported is the policy for incidents whose alert is no longer
+// evaluated. Such a ticket gets one comment saying so, never a "resolved";
+// it is closed (with a comment saying it was not verified as fixed) once
+// the alert has been unreported for CloseAfter, unless KeepOpen leaves it
+// to a person.
+type Unreported struct {
+	CloseAfter Duration `yaml:"close_after"`
+	KeepOpen   bool     `yaml:"keep_open"`
 }
 
 // SLA per severity.
@@ -98,6 +111,9 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 	if t.Flapping.Count == 0 {
 		t.Flapping.Count = 6
 	}
+	if t.Unreported.CloseAfter == 0 {
+		t.Unreported.CloseAfter = Duration(24 * time.Hour)
+	}
 	if t.Flapping.Window == 0 {
 		t.Flapping.Window = Duration(time.Hour)
 	}
@@ -119,6 +135,9 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 	if t.Flapping.Count < 2 {
 		errf("ticketing.flapping.count", "ticketing.flapping.count %d: want at least 2 (changes within the window that mark an incident flapping)", t.Flapping.Count)
+	}
+	if t.Unreported.CloseAfter < 0 {
+		errf("ticketing.unreported.close_after", "ticketing.unreported.close_after %s: want a positive duration (or keep_open: true)", t.Unreported.CloseAfter.D())
 	}
 	if t.Recurrence.Count < 1 {
 		errf("ticketing.recurrence.count", "ticketing.recurrence.count %d: want at least 1", t.Recurrence.Count)

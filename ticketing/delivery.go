@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,7 +102,7 @@ func (d *Deliverer) drain(ctx context.Context, retry bool) (int, error) {
 		}
 		wait := max(d.backoff(attempt), after)
 		attempt++
-		d.log.Warn("ticket operation failed; retrying", "key", op.Key, "op", op.Kind, "reason", reason, "err", err, "retry_in", wait.Round(time.Millisecond))
+		d.log.Error("ticket operation failed; retrying", "key", op.Key, "op", op.Kind, "reason", reason, "err", err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
 		if err := d.sleep(ctx, wait); err != nil {
 			break
 		}
@@ -121,6 +122,7 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 	var after uint64
 	var stop error
 	var stopOp Op
+	dead := false // an op was set aside in this group
 	start := time.Now()
 	for len(outs) < groupMax && (len(outs) == 0 || time.Since(start) < groupTime) {
 		op, ok, err := d.store.Next(d.Name, after)
@@ -144,6 +146,7 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 				break
 			}
 			d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
+			dead = true
 			outs = append(outs, Outcome{Op: op, Dead: err.Error()})
 			after = op.Seq
 			continue
@@ -162,6 +165,9 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 		}
 	}
 	d.metrics.pending.WithLabelValues(d.Name).Set(float64(d.store.Pending(d.Name)))
+	if ctx.Err() == nil { // a stop or reload is no failure
+		d.metrics.up.WithLabelValues(d.Name).Set(boolGauge(stop == nil && !dead))
+	}
 	return len(outs), stopOp, stop
 }
 
@@ -172,6 +178,13 @@ func (d *Deliverer) backoff(attempt int) time.Duration {
 		b = d.MaxBackoff
 	}
 	return time.Duration(float64(b) * (0.8 + 0.4*rand.Float64()))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func eventName(k OpKind) string {
@@ -254,15 +267,18 @@ func withReason(op Op) Ticket {
 	return t
 }
 
-// Metrics of ticket delivery.
+// Metrics of ticket delivery. One set serves every service a daemon builds
+// over its life (reloads).
 type Metrics struct {
 	events   *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	pending  *prometheus.GaugeVec
+	up       *prometheus.GaugeVec
 	duration *prometheus.HistogramVec
+	svc      atomic.Pointer[Service] // in force, for l2agent_tickets_open
 }
 
-// NewMetrics registers the ticketing metrics on reg.
+// NewMetrics registers the ticketing metrics on reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "l2agent_tickets_total",
@@ -271,11 +287,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed attempts to deliver a ticket operation, by backend and reason."}, []string{"backend", "reason"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l2agent_ticket_outbox_pending",
 			Help: "Ticket operations waiting in the outbox."}, []string{"backend"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l2agent_ticketing_up",
+			Help: "Whether ticketing to a backend works (1): its last delivery attempt succeeded or it had nothing to send; 0 when the attempt failed or the ticket store cannot be used."}, []string{"backend"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "l2agent_ticket_delivery_duration_seconds",
 			Help: "Time of one delivery attempt to a backend.", Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"backend"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.errors, m.pending, m.duration)
+		reg.MustRegister(m.events, m.errors, m.pending, m.up, m.duration, openCollector{m})
 	}
 	return m
+}
+
+// SetDown marks backends down: ticketing cannot work for them (the store
+// could not be opened).
+func (m *Metrics) SetDown(backends []string) {
+	for _, b := range backends {
+		m.up.WithLabelValues(b).Set(0)
+	}
+}
+
+// forget drops the up gauge of a backend removed from the config; its
+// pending count stays, as its operations stay in the outbox.
+func (m *Metrics) forget(backend string) {
+	m.up.DeleteLabelValues(backend)
 }

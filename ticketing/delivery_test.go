@@ -21,7 +21,7 @@ import (
 
 func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
 	h := newHarness(t, testConfig())
-	d := h.svc.Deliverers[0]
+	d := h.svc.Deliverers()[0]
 	var waits []time.Duration
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -38,7 +38,7 @@ func TestRetryHonoursRetryAfterAndBackoff(t *testing.T) {
 
 func TestFinalErrorIsNotRetried(t *testing.T) {
 	h := newHarness(t, testConfig())
-	d := h.svc.Deliverers[0]
+	d := h.svc.Deliverers()[0]
 	d.sleep = func(context.Context, time.Duration) error { t.Fatal("a 400 must not be retried"); return nil }
 	h.rec.failN = 1
 	h.rec.failErr = rest.CheckStatus("open", http.StatusBadRequest, nil, []byte(`{"message":"Queue not found"}`))
@@ -90,9 +90,9 @@ func TestCrashAfterOpen(t *testing.T) {
 	require.NoError(t, err)
 	rec := newRecorder()
 	svc := NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": rec}, "test", log, nil)
-	svc.Deliverers[0].afterOpen = func(Ref) { panic("crash") }
+	svc.Deliverers()[0].afterOpen = func(Ref) { panic("crash") }
 	require.NoError(t, svc.Manager.Handle(tr("k", "ok", "warn", time.Now())))
-	require.PanicsWithValue(t, "crash", func() { svc.Deliverers[0].drain(context.Background(), true) })
+	require.PanicsWithValue(t, "crash", func() { svc.Deliverers()[0].drain(context.Background(), true) })
 	require.NoError(t, svc.Stop())
 	require.Equal(t, "open #1 L2", rec.take(), "the backend has the ticket")
 

@@ -50,6 +50,8 @@ func (k *KPI) record(kind OpKind, inc Incident, seconds float64) {
 	case OpEscalate:
 		k.Incidents.WithLabelValues(inc.Check, OutcomeEscalated).Inc()
 	case OpResolve:
-		k.Resolution.Observe(seconds)
+		if inc.Unreported.IsZero() { // closed as no longer reported: not a resolution
+			k.Resolution.Observe(seconds)
+		}
 	}
 }

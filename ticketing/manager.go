@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,45 @@ func NewManager(cfg configs.Ticketing, store *Store, backends []string, version 
 		wake = func() {}
 	}
 	return &Manager{cfg: cfg, store: store, backends: backends, version: version, log: log, wake: wake}
+}
+
+// reconfigure puts a new policy and backends in force; each backend added
+// is sent an open for every incident open now.
+func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time.Time) error {
+	m.mu.Lock()
+	var added []string
+	for _, b := range backends {
+		if !slices.Contains(m.backends, b) {
+			added = append(added, b)
+		}
+	}
+	m.cfg, m.backends = cfg, backends
+	m.mu.Unlock()
+	if len(added) == 0 {
+		return nil
+	}
+	incs, err := m.store.Incidents()
+	if err != nil {
+		return err
+	}
+	return m.update(func(tx *Txn, queued *int) error {
+		for i := range incs {
+			inc, err := tx.Incident(incs[i].Key)
+			if err != nil {
+				return err
+			}
+			if inc == nil || !inc.Open {
+				continue
+			}
+			inc.Events++
+			op := Op{Key: inc.Key, Kind: OpOpen, Event: inc.Events, Ticket: m.ticket(inc, now, true), Tier: inc.Tier, Created: now}
+			if err := tx.Save(inc, added, []Op{op}); err != nil {
+				return fmt.Errorf("queue open of %s for %v: %w", inc.Key, added, err)
+			}
+			*queued++
+		}
+		return nil
+	})
 }
 
 func (m *Manager) maxTier() Tier {
@@ -159,9 +199,12 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 	d := &decision{m: m, inc: inc, now: a.At}
 	m.record(inc, a)
 	switch {
+	case a.Unreported != "":
+		m.unreported(d, a.Unreported)
 	case a.State.Firing():
 		m.firing(d, a)
 	case a.State == alert.StateOK:
+		inc.Unreported, inc.UnreportedWhy = time.Time{}, ""
 		if inc.Open && inc.OKSince.IsZero() {
 			inc.OKSince = a.At
 			if m.flapping(inc, a.At) && !inc.Flapping {
@@ -229,6 +272,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 	prevSev := inc.Severity
 	inc.Severity = a.State
 	inc.Unknown = false
+	back := !inc.Unreported.IsZero()
+	inc.Unreported, inc.UnreportedWhy = time.Time{}, ""
 	switch {
 	case !inc.Open && inc.Opened.IsZero(), !inc.Open && a.At.Sub(inc.Resolved) > m.cfg.ReopenWindow.D():
 		// A new problem, or one back after the reopen window: a new ticket,
@@ -259,6 +304,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 			d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.State, a.Reason), 0)
 		case wasOK && !inc.Flapping:
 			d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
+		case back:
+			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, a.Reason), 0)
 		}
 	}
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
@@ -305,6 +352,13 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 		}
 		inc.Open, inc.Resolved, inc.Unknown = false, now, false
 		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
+		changed = true
+	case inc.Open && !inc.Unreported.IsZero():
+		if m.cfg.Unreported.KeepOpen || now.Sub(inc.Unreported) < m.cfg.Unreported.CloseAfter.D() {
+			return nil
+		}
+		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
+		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, now.Sub(inc.Unreported).Round(time.Second), inc.UnreportedWhy), 0)
 		changed = true
 	case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
 		sla := m.cfg.SLA.Warn.D()

@@ -2,8 +2,10 @@ package ticketing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,17 +41,25 @@ func EventFrom(ctx context.Context) (Event, bool) {
 }
 
 // Service is the ticketing part of the daemon: manager, store and one
-// deliverer per backend.
+// deliverer per backend. Reconfigure changes its backends and policy
+// without a restart; the outbox stays in the store.
 type Service struct {
-	Manager    *Manager
-	Store      *Store
-	Deliverers []*Deliverer
-	log        *slog.Logger
-	queue      chan *alert.Transition // transitions waiting for the manager (pointers: the buffer stays small)
-	undecided  sync.WaitGroup         // transitions queued and not yet committed
+	Manager *Manager
+	Store   *Store
+	log     *slog.Logger
+	metrics *Metrics
+	queue   chan *alert.Transition // transitions waiting for the manager (pointers: the buffer stays small)
+	// undecided counts transitions queued and not yet committed.
+	undecided sync.WaitGroup
+
+	mu         sync.RWMutex // guards deliverers and tick
+	deliverers []*Deliverer
+	tick       time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	storeErr atomic.Pointer[string] // the last decision the store could not record; nil after a success
 
 	openStale atomic.Bool // the counts of open tickets must be read again
 	openMu    sync.Mutex
@@ -60,33 +70,56 @@ type Service struct {
 const maxBatch = 1000
 
 // NewService builds the service over an open store; names orders backends.
-func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, reg prometheus.Registerer) *Service {
-	s := &Service{Store: store, log: log, queue: make(chan *alert.Transition, 4*maxBatch)}
-	metrics := NewMetrics(reg)
-	for _, n := range names {
-		s.Deliverers = append(s.Deliverers, NewDeliverer(n, backends[n], store, log, metrics))
+// metrics may be shared by the services a daemon builds over its life
+// (reloads); nil makes unregistered ones.
+func NewService(cfg configs.Ticketing, store *Store, names []string, backends map[string]Ticketer, version string, log *slog.Logger, metrics *Metrics) *Service {
+	if metrics == nil {
+		metrics = NewMetrics(nil)
 	}
-	s.Manager = NewManager(cfg, store, names, version, log, func() {
-		s.openStale.Store(true) // every open, escalation, resolve and reopen queues an op
-		for _, d := range s.Deliverers {
-			d.Wake()
-		}
-	})
+	s := &Service{Store: store, log: log, metrics: metrics, queue: make(chan *alert.Transition, 4*maxBatch), tick: cfg.Interval.D()}
+	s.deliverers = s.newDeliverers(names, backends)
+	s.Manager = NewManager(cfg, store, names, version, log, s.wakeAll)
 	s.openStale.Store(true)
-	if reg != nil {
-		reg.MustRegister(openCollector{s})
-	}
+	metrics.svc.Store(s)
 	return s
+}
+
+func (s *Service) newDeliverers(names []string, backends map[string]Ticketer) []*Deliverer {
+	var ds []*Deliverer
+	for _, n := range names {
+		ds = append(ds, NewDeliverer(n, backends[n], s.Store, s.log, s.metrics))
+	}
+	return ds
+}
+
+// wakeAll tells every deliverer there is work: every open, escalation,
+// resolve and reopen queues an op.
+func (s *Service) wakeAll() {
+	s.openStale.Store(true)
+	for _, d := range s.Deliverers() {
+		d.Wake()
+	}
+}
+
+// Deliverers are the deliverers of the backends in force.
+func (s *Service) Deliverers() []*Deliverer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.deliverers)
 }
 
 // Start runs the deliverers (resuming the outbox left by a previous run)
 // and the clock of time-based rules.
-func (s *Service) Start(tick time.Duration) {
+func (s *Service) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	for _, d := range s.Deliverers {
+	s.mu.RLock()
+	ds, tick := s.deliverers, s.tick
+	s.mu.RUnlock()
+	for _, d := range ds {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); d.Run(ctx) }()
+		d.Wake()
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.decide(ctx) }()
@@ -108,12 +141,77 @@ func (s *Service) Start(tick time.Duration) {
 	}()
 }
 
+// halt stops the goroutines of Start: the transitions queued are decided
+// first; an op being delivered is cancelled and stays in the outbox.
+func (s *Service) halt() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	for _, d := range s.Deliverers() {
+		if c, ok := d.backend.(interface{ Close() error }); ok {
+			c.Close() // e.g. the Alertmanager backend's resend loop
+		}
+	}
+}
+
+// Reconfigure puts a new policy and new backends in force without a
+// restart. A backend added is sent an open for every incident open now (it
+// finds an existing ticket by key first); a backend removed keeps its
+// pending operations in the store, delivered if it comes back.
+func (s *Service) Reconfigure(cfg configs.Ticketing, names []string, backends map[string]Ticketer, now time.Time) error {
+	s.halt()
+	old := s.Deliverers()
+	s.mu.Lock()
+	s.deliverers, s.tick = s.newDeliverers(names, backends), cfg.Interval.D()
+	s.mu.Unlock()
+	for _, d := range old {
+		if !slices.Contains(names, d.Name) {
+			if n := s.Store.Pending(d.Name); n > 0 {
+				s.log.Warn("ticket backend removed with operations pending; they are kept and delivered if it comes back", "backend", d.Name, "pending", n)
+			}
+			s.metrics.forget(d.Name)
+		}
+	}
+	err := s.Manager.reconfigure(cfg, names, now)
+	s.Start()
+	return err
+}
+
+// Err says why the store could not record the last decision; nil once a
+// decision is recorded again.
+func (s *Service) Err() error {
+	if p := s.storeErr.Load(); p != nil {
+		return errors.New(*p)
+	}
+	return nil
+}
+
 // Handle queues one alert transition for the manager. Transitions that
 // arrive together are decided in one store transaction: one fsync for a
 // burst, not one per transition.
 func (s *Service) Handle(t alert.Transition) {
 	s.undecided.Add(1)
 	s.queue <- &t
+}
+
+// Reconcile squares the open incidents of check with the alerts of its
+// first run after a start or reload (see Manager.Reconcile), after every
+// transition handed to Handle before it is decided.
+func (s *Service) Reconcile(check string, alerts []alert.Alert, now time.Time) {
+	s.Decided()
+	if err := s.Manager.Reconcile(check, alerts, now); err != nil {
+		s.log.Error("ticketing: open incidents not reconciled", "check", check, "err", err)
+	}
+}
+
+// ReconcileChecks marks unreported the open incidents of checks no longer
+// in the config.
+func (s *Service) ReconcileChecks(checks []string, now time.Time) {
+	s.Decided()
+	if err := s.Manager.ReconcileChecks(checks, now); err != nil {
+		s.log.Error("ticketing: incidents of removed checks not reconciled", "err", err)
+	}
 }
 
 // Decided waits until every transition handed to Handle so far is decided
@@ -153,6 +251,10 @@ func (s *Service) apply(first *alert.Transition) {
 	}
 	if err := s.Manager.HandleBatch(batch); err != nil {
 		s.log.Error("ticketing: transitions not recorded", "transitions", len(batch), "err", err)
+		msg := "ticket store: " + err.Error()
+		s.storeErr.Store(&msg)
+	} else {
+		s.storeErr.Store(nil)
 	}
 	s.undecided.Add(-len(batch))
 }
@@ -160,7 +262,7 @@ func (s *Service) apply(first *alert.Transition) {
 // Flush delivers every outbox now and returns what remains per backend.
 func (s *Service) Flush(ctx context.Context) map[string]int {
 	out := map[string]int{}
-	for _, d := range s.Deliverers {
+	for _, d := range s.Deliverers() {
 		n, err := d.Flush(ctx)
 		if err != nil {
 			s.log.Warn("flush", "backend", d.Name, "err", err)
@@ -172,31 +274,29 @@ func (s *Service) Flush(ctx context.Context) map[string]int {
 
 // Stop stops delivery and closes the store. Queued ops stay in the outbox.
 func (s *Service) Stop() error {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	for _, d := range s.Deliverers {
-		if c, ok := d.backend.(interface{ Close() error }); ok {
-			c.Close() // e.g. the Alertmanager backend's resend loop
-		}
-	}
+	s.halt()
+	s.metrics.svc.CompareAndSwap(s, nil)
 	return s.Store.Close()
 }
 
 var descOpen = prometheus.NewDesc("l2agent_tickets_open", "Open tickets, by backend and tier.", []string{"backend", "tier"}, nil)
 
-type openCollector struct{ s *Service }
+// openCollector exposes the open tickets of the service in force.
+type openCollector struct{ m *Metrics }
 
 func (c openCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descOpen }
 
 func (c openCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.s.openTickets()
+	s := c.m.svc.Load()
+	if s == nil {
+		return
+	}
+	counts, err := s.openTickets()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descOpen, err)
 		return
 	}
-	for _, d := range c.s.Deliverers {
+	for _, d := range s.Deliverers() {
 		for _, tier := range []Tier{L2, L3, L4} {
 			if n, ok := counts[tier]; ok || tier != L4 {
 				ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), d.Name, tier.String())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,34 +20,38 @@ import (
 
 // Incident is the ticket state of one alert key, kept in the store.
 type Incident struct {
-	Key        string            `json:"key"`
-	Host       string            `json:"host"`
-	Check      string            `json:"check"`
-	Metric     string            `json:"metric,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Open       bool              `json:"open"`
-	Severity   alert.State       `json:"severity"` // warn or crit: the latest firing severity
-	Tier       Tier              `json:"tier"`
-	Opened     time.Time         `json:"opened"`     // the ticket was opened or last reopened
-	TierSince  time.Time         `json:"tier_since"` // at this tier since
-	OKSince    time.Time         `json:"ok_since,omitzero"`
-	Resolved   time.Time         `json:"resolved,omitzero"`
-	Flapping   bool              `json:"flapping,omitempty"`
-	Changes    []time.Time       `json:"changes,omitempty"` // firing↔ok changes within the flapping window
-	Reopens    []time.Time       `json:"reopens,omitempty"` // within the recurrence window
-	Unknown    bool              `json:"unknown,omitempty"` // the check is failing; said once in a comment
-	Value      float64           `json:"value"`
-	Threshold  float64           `json:"threshold"`
-	Direction  string            `json:"direction,omitempty"`
-	Since      time.Time         `json:"since"` // the breach began
-	Details    string            `json:"details,omitempty"`
-	RunbookURL string            `json:"runbook_url,omitempty"`
-	History    []HistoryEntry    `json:"history,omitempty"`
-	Attempts   []alert.Attempt   `json:"attempts,omitempty"` // remediation tried
-	Failures   int               `json:"remediation_failures,omitempty"`
-	Events     uint64            `json:"events"`              // ticket operations queued so far
-	Refs       map[string]Ref    `json:"refs,omitempty"`      // backend → ticket
-	PrevRefs   map[string]Ref    `json:"prev_refs,omitempty"` // the previous ticket of this key
+	Key       string            `json:"key"`
+	Host      string            `json:"host"`
+	Check     string            `json:"check"`
+	Metric    string            `json:"metric,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Open      bool              `json:"open"`
+	Severity  alert.State       `json:"severity"` // warn or crit: the latest firing severity
+	Tier      Tier              `json:"tier"`
+	Opened    time.Time         `json:"opened"`     // the ticket was opened or last reopened
+	TierSince time.Time         `json:"tier_since"` // at this tier since
+	OKSince   time.Time         `json:"ok_since,omitzero"`
+	Resolved  time.Time         `json:"resolved,omitzero"`
+	Flapping  bool              `json:"flapping,omitempty"`
+	Changes   []time.Time       `json:"changes,omitempty"` // firing↔ok changes within the flapping window
+	Reopens   []time.Time       `json:"reopens,omitempty"` // within the recurrence window
+	Unknown   bool              `json:"unknown,omitempty"` // the check is failing; said once in a comment
+	// Unreported: since when the alert is no longer evaluated (and why);
+	// said once in a comment, closed by the unreported policy.
+	Unreported    time.Time       `json:"unreported,omitzero"`
+	UnreportedWhy string          `json:"unreported_why,omitempty"`
+	Value         float64         `json:"value"`
+	Threshold     float64         `json:"threshold"`
+	Direction     string          `json:"direction,omitempty"`
+	Since         time.Time       `json:"since"` // the breach began
+	Details       string          `json:"details,omitempty"`
+	RunbookURL    string          `json:"runbook_url,omitempty"`
+	History       []HistoryEntry  `json:"history,omitempty"`
+	Attempts      []alert.Attempt `json:"attempts,omitempty"` // remediation tried
+	Failures      int             `json:"remediation_failures,omitempty"`
+	Events        uint64          `json:"events"`              // ticket operations queued so far
+	Refs          map[string]Ref  `json:"refs,omitempty"`      // backend → ticket
+	PrevRefs      map[string]Ref  `json:"prev_refs,omitempty"` // the previous ticket of this key
 }
 
 // HistoryEntry is one state change, for the ticket body.
@@ -319,6 +324,24 @@ func (s *Store) Pending(backend string) int {
 		return nil
 	})
 	return n
+}
+
+// PendingAll counts the ops waiting in every outbox of the store, by
+// backend, including those of backends no longer in the config.
+func (s *Store) PendingAll() (map[string]int, error) {
+	out := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if backend, ok := strings.CutPrefix(string(name), "outbox/"); ok {
+				out[backend] = b.Stats().KeyN
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count pending ops: %w", err)
+	}
+	return out, nil
 }
 
 // Outcome is what became of one delivered op.

@@ -109,6 +109,10 @@ type Transition struct {
 	// clear it: a cleared alert's transition never reaches the sinks).
 	Attempts          []Attempt `json:"attempts,omitempty"`
 	RemediationFailed bool      `json:"remediation_failed,omitempty"`
+	// Unreported, on the last transition of a key, says why the check no
+	// longer reports it (an unmounted filesystem, a deleted rule). The alert
+	// is gone, not fixed: ticketing must not resolve it as if it were.
+	Unreported string `json:"unreported,omitempty"`
 }
 
 // Starts reports whether t is the start of firing (from not firing to

@@ -161,7 +161,7 @@ func TestRealFleet(t *testing.T) {
 	if err := svc.Manager.HandleBatch(batch); err != nil {
 		t.Fatal(err)
 	}
-	svc.Start(time.Hour)
+	svc.Start()
 	for store.Pending("am") > 0 {
 		if time.Since(start) > 60*time.Second {
 			t.Fatalf("outbox not delivered: %d pending", store.Pending("am"))
