@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -182,4 +183,39 @@ ticketing:
 	require.Contains(t, msg, "gaps.yml:5:21: ticketing.flapping.count 1: want at least 2")
 	require.Contains(t, msg, "no user:password@")
 	require.NotContains(t, msg, "hunter2", "a password in a URL is never echoed")
+}
+
+// A duration that must be positive and is written as 0 is rejected at its
+// line, not replaced by its default in silence; `for: 0s` and
+// `jitter_max: 0s` keep meaning "at once" and "no jitter".
+func TestZeroDurations(t *testing.T) {
+	_, err := configs.Parse("zero.yml", []byte(`defaults: {timeout: 0s, jitter_max: 0s}
+checks:
+  - {name: d, kind: disk, timeout: 0s, rules: [{metric: disk_used_ratio, warn: 0.5, for: 0s}]}
+ticketing:
+  interval: 0s
+  sla: {warn: 0s, crit: 1h}
+  unreported: {close_after: 0s}
+  backends: [{name: f, kind: file, timeout: 0s}]
+remediation:
+  actions:
+    disk_cleanup: {timeout: 0s}
+`))
+	require.Error(t, err)
+	var errs configs.Errors
+	require.ErrorAs(t, err, &errs)
+	var got []string
+	for _, e := range errs {
+		got = append(got, fmt.Sprintf("%d:%d %s", e.Line, e.Column, e.Message))
+	}
+	want := []string{
+		"1:21 defaults.timeout 0s: want a positive duration (leave the key out for the default)",
+		"3:36 checks[0].timeout 0s: want a positive duration (leave the key out for the default)",
+		"5:13 ticketing.interval 0s: want a positive duration (leave the key out for the default)",
+		"6:15 ticketing.sla.warn 0s: want a positive duration (leave the key out for the default)",
+		"7:29 ticketing.unreported.close_after 0s: want a positive duration (leave the key out for the default)",
+		"8:45 ticketing.backends[0].timeout 0s: want a positive duration (leave the key out for the default)",
+		"11:29 remediation.actions.disk_cleanup.timeout 0s: want a positive duration (leave the key out for the default)",
+	}
+	require.ElementsMatch(t, want, got)
 }

@@ -46,13 +46,20 @@ type decoder struct {
 	errs Errors
 	pos  map[string]pos // "checks[0].rules[1].warn" → position of its value
 	keys map[string]pos // same paths → position of the key
+	// nonPositive holds the durations written as 0 or less, by path: where
+	// a duration must be positive, validation rejects them (a 0 left to the
+	// defaults would be replaced in silence).
+	nonPositive map[string]Duration
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, Error{File: d.file, Line: n.Line, Column: n.Column, Message: fmt.Sprintf(format, args...)})
 }
 
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType    = reflect.TypeFor[Duration]()
+)
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	d.pos[path] = pos{n.Line, n.Column}
@@ -66,6 +73,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			d.errorf(n, "%s: %v", path, err)
+		} else if v.Type() == durationType && v.Int() <= 0 {
+			d.nonPositive[path] = Duration(v.Int())
 		}
 		return
 	}
@@ -295,7 +304,7 @@ func kindName(k reflect.Kind) string {
 
 // parseInto decodes data onto cfg (which may already hold defaults).
 func parseInto(file string, data []byte, cfg *Config) (*decoder, error) {
-	d := &decoder{file: file, pos: map[string]pos{}, keys: map[string]pos{}}
+	d := &decoder{file: file, pos: map[string]pos{}, keys: map[string]pos{}, nonPositive: map[string]Duration{}}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {

@@ -2,7 +2,9 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +42,7 @@ func (v *validation) errf(path, format string, args ...any) {
 // sections: the agent's own keys, ticketing, remediation, then the checks.
 func (c *Config) validate(d *decoder) Errors {
 	v := &validation{d: d}
+	v.positiveDurations()
 	c.validateAgent(v.errf)
 	c.Ticketing.validate(v.errf)
 	c.Remediation.validate(v.errf)
@@ -48,6 +51,21 @@ func (c *Config) validate(d *decoder) Errors {
 		c.Checks[i].validate(v, fmt.Sprintf("checks[%d]", i), names)
 	}
 	return v.errs
+}
+
+// mustBePositive are the durations that a 0 or a negative value would
+// break or that would be replaced by their default in silence: timeouts,
+// intervals, SLAs, windows.
+var mustBePositive = regexp.MustCompile(`^(defaults\.timeout|checks\[\d+\]\.timeout|ticketing\.(interval|resolve_after|reopen_window|sla\.(warn|crit)|recurrence\.window|flapping\.window|unreported\.close_after|backends\[\d+\]\.timeout)|remediation\.actions\.[a-z0-9_]+\.timeout)$`)
+
+// positiveDurations rejects a duration written as 0 or less where it must
+// be positive.
+func (v *validation) positiveDurations() {
+	for _, path := range slices.Sorted(maps.Keys(v.d.nonPositive)) {
+		if mustBePositive.MatchString(path) {
+			v.errf(path, "%s %s: want a positive duration (leave the key out for the default)", path, v.d.nonPositive[path].D())
+		}
+	}
 }
 
 // validateAgent checks the keys of the agent itself: listen_address, log,
@@ -80,7 +98,7 @@ func (ch *Check) validate(v *validation, base string, names map[string]string) {
 	if _, err := ParseSchedule(ch.Schedule); err != nil {
 		v.errf(base+".schedule", "check %q: bad schedule %q: %v", ch.Name, ch.Schedule, err)
 	}
-	if ch.Timeout <= 0 {
+	if _, said := v.d.nonPositive[base+".timeout"]; ch.Timeout <= 0 && !said {
 		v.errf(base+".timeout", "check %q: timeout must be positive", ch.Name)
 	}
 	if ch.Options != nil && known {
