@@ -16,13 +16,13 @@ import (
 
 func init() {
 	Register("antivirus", newAntivirusCheck, func() configs.Options { return &AntivirusOptions{} },
-		MetricInfo{"antivirus_up", "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
-		MetricInfo{"antivirus_signature_age_seconds", "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
-		MetricInfo{"antivirus_realtime_protection", "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
-		MetricInfo{"antivirus_last_scan_timestamp_seconds", "End time of the newest scan in the configured scan logs."},
-		MetricInfo{"antivirus_infected_files", "Infected files found by the newest scan in the configured scan logs."},
-		MetricInfo{"antivirus_signature_update_timestamp_seconds", "Time of the last successful signature update (ClamAV: freshclam's log)."},
-		MetricInfo{"antivirus_engine_info", "1, with the engine version and signature version as labels."},
+		MetricInfo{Name: "antivirus_up", Help: "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
+		MetricInfo{Name: "antivirus_signature_age_seconds", Help: "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
+		MetricInfo{Name: "antivirus_realtime_protection", Help: "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
+		MetricInfo{Name: "antivirus_last_scan_timestamp_seconds", Help: "End time of the newest scan in the configured scan logs."},
+		MetricInfo{Name: "antivirus_infected_files", Help: "Infected files found by the newest scan in the configured scan logs."},
+		MetricInfo{Name: "antivirus_signature_update_timestamp_seconds", Help: "Time of the last successful signature update (ClamAV: freshclam's log)."},
+		MetricInfo{Name: "antivirus_engine_info", Help: "1, with the engine version and signature version as labels."},
 	)
 }
 

@@ -19,10 +19,10 @@ import (
 
 func init() {
 	Register("cpu", newCPUCheck, func() configs.Options { return &CPUOptions{} },
-		MetricInfo{"cpu_utilization_ratio", "Share of CPU time not idle or waiting for I/O since the previous run, over all CPUs."},
-		MetricInfo{"cpu_iowait_ratio", "Share of CPU time idle while waiting for I/O since the previous run, over all CPUs."},
-		MetricInfo{"cpu_load_per_core", "Load average over the window, divided by the number of logical CPUs."},
-		MetricInfo{"cpu_pressure_some_ratio", "Share of the last 60s in which some runnable tasks waited for a CPU (PSI some avg60)."},
+		MetricInfo{Name: "cpu_utilization_ratio", Help: "Share of CPU time not idle or waiting for I/O since the previous run, over all CPUs."},
+		MetricInfo{Name: "cpu_iowait_ratio", Help: "Share of CPU time idle while waiting for I/O since the previous run, over all CPUs."},
+		MetricInfo{Name: "cpu_load_per_core", Help: "Load average over the window, divided by the number of logical CPUs."},
+		MetricInfo{Name: "cpu_pressure_some_ratio", Help: "Share of the last 60s in which some runnable tasks waited for a CPU (PSI some avg60)."},
 	)
 }
 

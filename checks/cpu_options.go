@@ -9,7 +9,11 @@ type CPUOptions struct {
 }
 
 // ApplyDefaults implements configs.Options.
-func (o *CPUOptions) ApplyDefaults(string) { orDefault(&o.TopProcesses, 5) }
+func (o *CPUOptions) ApplyDefaults(string) {
+	if o.TopProcesses <= 0 {
+		o.TopProcesses = 5
+	}
+}
 
 // Validate implements configs.Options.
 func (o *CPUOptions) Validate(string, configs.Errorf) {}

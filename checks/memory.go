@@ -17,13 +17,13 @@ import (
 
 func init() {
 	Register("memory", newMemoryCheck, func() configs.Options { return &MemoryOptions{} },
-		MetricInfo{"memory_available_ratio", "Share of memory available for new work without swapping (MemAvailable/MemTotal)."},
-		MetricInfo{"memory_available_bytes", "Memory available for new work without swapping (MemAvailable), in bytes."},
-		MetricInfo{"memory_total_bytes", "Usable RAM (MemTotal), in bytes."},
-		MetricInfo{"memory_swap_used_ratio", "Share of swap in use; 0 when there is no swap."},
-		MetricInfo{"memory_oom_kills_total", "Processes killed by the kernel OOM killer since boot."},
-		MetricInfo{"memory_pressure_some_ratio", "Share of the last 60s in which some tasks stalled on memory (PSI some avg60)."},
-		MetricInfo{"memory_pressure_full_ratio", "Share of the last 60s in which all non-idle tasks stalled on memory (PSI full avg60)."},
+		MetricInfo{Name: "memory_available_ratio", Help: "Share of memory available for new work without swapping (MemAvailable/MemTotal)."},
+		MetricInfo{Name: "memory_available_bytes", Help: "Memory available for new work without swapping (MemAvailable), in bytes."},
+		MetricInfo{Name: "memory_total_bytes", Help: "Usable RAM (MemTotal), in bytes."},
+		MetricInfo{Name: "memory_swap_used_ratio", Help: "Share of swap in use; 0 when there is no swap."},
+		MetricInfo{Name: "memory_oom_kills_total", Help: "Processes killed by the kernel OOM killer since boot."},
+		MetricInfo{Name: "memory_pressure_some_ratio", Help: "Share of the last 60s in which some tasks stalled on memory (PSI some avg60)."},
+		MetricInfo{Name: "memory_pressure_full_ratio", Help: "Share of the last 60s in which all non-idle tasks stalled on memory (PSI full avg60)."},
 	)
 }
 

@@ -9,7 +9,11 @@ type MemoryOptions struct {
 }
 
 // ApplyDefaults implements configs.Options.
-func (o *MemoryOptions) ApplyDefaults(string) { orDefault(&o.TopProcesses, 5) }
+func (o *MemoryOptions) ApplyDefaults(string) {
+	if o.TopProcesses <= 0 {
+		o.TopProcesses = 5
+	}
+}
 
 // Validate implements configs.Options.
 func (o *MemoryOptions) Validate(string, configs.Errorf) {}

@@ -17,11 +17,11 @@ import (
 
 func init() {
 	Register("mfa", newMFACheck, func() configs.Options { return &MFAOptions{} },
-		MetricInfo{"mfa_compliant", "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
-		MetricInfo{"mfa_users_unenrolled", "Members of the group without an enrolled second factor for the MFA module(s) in use."},
-		MetricInfo{"mfa_sshd_permit_root_login", "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
-		MetricInfo{"mfa_sshd_password_authentication", "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
-		MetricInfo{"mfa_sshd_permit_empty_passwords", "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
+		MetricInfo{Name: "mfa_compliant", Help: "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
+		MetricInfo{Name: "mfa_users_unenrolled", Help: "Members of the group without an enrolled second factor for the MFA module(s) in use."},
+		MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
+		MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
+		MetricInfo{Name: "mfa_sshd_permit_empty_passwords", Help: "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
 	)
 }
 

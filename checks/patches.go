@@ -26,13 +26,13 @@ import (
 
 func init() {
 	Register("patches", newPatchesCheck, func() configs.Options { return &PatchesOptions{} },
-		MetricInfo{"patches_pending", "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
-		MetricInfo{"patches_held", "Packages held back from upgrades (dpkg hold, zypper lock)."},
-		MetricInfo{"reboot_required", "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
-		MetricInfo{"patches_lists_age_seconds", "Seconds since the package lists were last refreshed successfully."},
-		MetricInfo{"patches_last_upgrade_timestamp_seconds", "Time of the last package upgrade, from the package manager's history."},
-		MetricInfo{"patches_oldest_security_pending_seconds", "How long the oldest pending security update has been waiting, since the agent first saw it; 0 when none."},
-		MetricInfo{"patches_unattended_upgrades_enabled", "1 if unattended-upgrades is installed and enabled by APT::Periodic::Unattended-Upgrade (apt only)."},
+		MetricInfo{Name: "patches_pending", Help: "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
+		MetricInfo{Name: "patches_held", Help: "Packages held back from upgrades (dpkg hold, zypper lock)."},
+		MetricInfo{Name: "reboot_required", Help: "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
+		MetricInfo{Name: "patches_lists_age_seconds", Help: "Seconds since the package lists were last refreshed successfully."},
+		MetricInfo{Name: "patches_last_upgrade_timestamp_seconds", Help: "Time of the last package upgrade, from the package manager's history."},
+		MetricInfo{Name: "patches_oldest_security_pending_seconds", Help: "How long the oldest pending security update has been waiting, since the agent first saw it; 0 when none."},
+		MetricInfo{Name: "patches_unattended_upgrades_enabled", Help: "1 if unattended-upgrades is installed and enabled by APT::Periodic::Unattended-Upgrade (apt only)."},
 	)
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/l2agent/l2agent/checks" // registers the check kinds the default config names
+	_ "github.com/l2agent/l2agent/checks/all" // registers the check kinds the default config names
 	"github.com/l2agent/l2agent/configs"
 	_ "github.com/l2agent/l2agent/ticketing/all" // and its ticket backend
 )

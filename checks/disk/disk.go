@@ -1,4 +1,8 @@
-package checks
+// Package disk is the disk check (kind "disk"): space, inodes, read-only
+// state and time to full of every mounted filesystem it keeps, and the
+// largest directories of one that fills up. It registers itself from init();
+// checks/all links it in.
+package disk
 
 import (
 	"bufio"
@@ -18,19 +22,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
-	Register("disk", newDiskCheck, func() configs.Options { return &DiskOptions{} },
-		MetricInfo{"disk_used_ratio", "Share of the filesystem in use, as df's Use%: used / (used + available to unprivileged users)."},
-		MetricInfo{"disk_free_bytes", "Bytes available to unprivileged users, as df's Avail."},
-		MetricInfo{"disk_size_bytes", "Size of the filesystem in bytes."},
-		MetricInfo{"disk_inodes_used_ratio", "Share of inodes in use; absent when the filesystem reports no inode count."},
-		MetricInfo{"disk_read_only", "1 if the filesystem is mounted read-only, else 0."},
-		MetricInfo{"disk_time_to_full_seconds", "Seconds until no space is available at the growth rate fitted over the fill window; absent unless filling."},
-		MetricInfo{"disk_device_error", "1 when statfs of the mountpoint failed; absent otherwise."},
+	checks.Register("disk", newDiskCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "disk_used_ratio", Help: "Share of the filesystem in use, as df's Use%: used / (used + available to unprivileged users)."},
+		checks.MetricInfo{Name: "disk_free_bytes", Help: "Bytes available to unprivileged users, as df's Avail."},
+		checks.MetricInfo{Name: "disk_size_bytes", Help: "Size of the filesystem in bytes."},
+		checks.MetricInfo{Name: "disk_inodes_used_ratio", Help: "Share of inodes in use; absent when the filesystem reports no inode count."},
+		checks.MetricInfo{Name: "disk_read_only", Help: "1 if the filesystem is mounted read-only, else 0."},
+		checks.MetricInfo{Name: "disk_time_to_full_seconds", Help: "Seconds until no space is available at the growth rate fitted over the fill window; absent unless filling."},
+		checks.MetricInfo{Name: "disk_device_error", Help: "1 when statfs of the mountpoint failed; absent otherwise."},
 	)
 }
 
@@ -47,8 +52,8 @@ const (
 // listed in <procfs>/1/mountinfo.
 type diskCheck struct {
 	name   string
-	env    Env
-	opts   DiskOptions
+	env    checks.Env
+	opts   Options
 	filter mountFilter
 	now    func() time.Time
 	statfs func(path string, st *syscall.Statfs_t) error
@@ -64,8 +69,8 @@ type fillSample struct {
 	used float64 // bytes
 }
 
-func newDiskCheck(c configs.Check, env Env) (Check, error) {
-	o := *c.Options.(*DiskOptions)
+func newDiskCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
 	o.ApplyDefaults("")
 	f := mountFilter{includeFS: o.IncludeFSTypes, excludeFS: o.ExcludeFSTypes}
 	for _, l := range []struct {
@@ -87,27 +92,19 @@ func newDiskCheck(c configs.Check, env Env) (Check, error) {
 	}, nil
 }
 
-// orDefault sets *v to def unless it is positive.
-func orDefault[T cmp.Ordered](v *T, def T) {
-	var zero T
-	if *v <= zero {
-		*v = def
-	}
-}
-
-// Name implements Check.
+// Name implements checks.Check.
 func (c *diskCheck) Name() string { return c.name }
 
-// Run implements Check. A mount whose statfs fails is reported as
+// Run implements checks.Check. A mount whose statfs fails is reported as
 // disk_device_error and does not fail the run.
-func (c *diskCheck) Run(ctx context.Context) ([]Observation, error) {
+func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	mounts, err := c.mounts()
 	if err != nil {
 		return nil, err
 	}
-	var obs []Observation
+	var obs []checks.Observation
 	add := func(m mount, metric string, v float64, details string) {
-		obs = append(obs, Observation{
+		obs = append(obs, checks.Observation{
 			Metric:  metric,
 			Labels:  map[string]string{"mountpoint": m.Mountpoint, "device": m.Device, "fstype": m.FSType},
 			Value:   v,
@@ -117,14 +114,14 @@ func (c *diskCheck) Run(ctx context.Context) ([]Observation, error) {
 	seen := make(map[string]bool, len(mounts))
 	for _, m := range mounts {
 		seen[m.Mountpoint] = true
-		add(m, "disk_read_only", BoolValue(m.ReadOnly), "")
+		add(m, "disk_read_only", checks.BoolValue(m.ReadOnly), "")
 		st, err := c.statfsCtx(ctx, filepath.Join(c.env.Paths.Rootfs, m.Mountpoint))
 		if err != nil && ctx.Err() != nil {
 			return nil, err // the run is over; a partial result would drop mounts
 		}
 		if err != nil {
 			c.env.Log().Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
-			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), MaxDetails))
+			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), checks.MaxDetails))
 			continue
 		}
 		unit := uint64(st.Frsize) // the unit of f_blocks; older kernels leave it 0
@@ -350,9 +347,9 @@ func (f mountFilter) keep(m mount) bool {
 		(len(f.includeFS) == 0 || slices.Contains(f.includeFS, m.FSType)) && !slices.Contains(f.excludeFS, m.FSType)
 }
 
-// Diagnose implements Diagnoser: the largest directories of the filesystem
+// Diagnose implements checks.Diagnoser: the largest directories of the filesystem
 // mounted at o.Labels["mountpoint"], as `du -x --max-depth` would list them.
-func (c *diskCheck) Diagnose(ctx context.Context, o Observation) (string, error) {
+func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string, error) {
 	mp := o.Labels["mountpoint"]
 	if mp == "" {
 		return "", errors.New("observation has no mountpoint label")
@@ -376,7 +373,7 @@ func (c *diskCheck) Diagnose(ctx context.Context, o Observation) (string, error)
 	if s.err != nil {
 		return "", s.err
 	}
-	return textfmt.Truncate(s.format(mp, d.Top), MaxDetails), nil
+	return textfmt.Truncate(s.format(mp, d.Top), checks.MaxDetails), nil
 }
 
 // dirScan is the result of scanDirs.

@@ -1,6 +1,7 @@
-package checks
+package disk
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,8 +10,8 @@ import (
 	"github.com/l2agent/l2agent/configs"
 )
 
-// DiskOptions configure the disk check (its `disk:` block).
-type DiskOptions struct {
+// Options configure the disk check (its `disk:` block).
+type Options struct {
 	// Regular expressions, anchored by the author, matched on the mountpoint.
 	IncludeMountpoints []string `yaml:"include_mountpoints"`
 	ExcludeMountpoints []string `yaml:"exclude_mountpoints"`
@@ -19,11 +20,11 @@ type DiskOptions struct {
 	ExcludeFSTypes []string `yaml:"exclude_fstypes"`
 	// FillWindow is how far back samples are kept for time to full.
 	FillWindow  configs.Duration `yaml:"fill_window"`
-	Diagnostics DiskDiagnos      `yaml:"diagnostics"`
+	Diagnostics Diagnostics      `yaml:"diagnostics"`
 }
 
-// DiskDiagnos bounds the largest-directories scan.
-type DiskDiagnos struct {
+// Diagnostics bounds the largest-directories scan.
+type Diagnostics struct {
 	MaxDepth   int              `yaml:"max_depth"`
 	MaxEntries int              `yaml:"max_entries"`
 	Timeout    configs.Duration `yaml:"timeout"`
@@ -43,8 +44,16 @@ var DefaultExcludeMountpoints = []string{
 	`^/(dev|proc|sys|run/credentials/.+|run/user/.+|var/lib/docker/.+|var/lib/containers/storage/.+|var/lib/kubelet/.+|snap/.+)($|/)`,
 }
 
+// orDefault sets *v to def unless it is positive.
+func orDefault[T cmp.Ordered](v *T, def T) {
+	var zero T
+	if *v <= zero {
+		*v = def
+	}
+}
+
 // ApplyDefaults implements configs.Options.
-func (o *DiskOptions) ApplyDefaults(string) {
+func (o *Options) ApplyDefaults(string) {
 	if o.ExcludeFSTypes == nil {
 		o.ExcludeFSTypes = slices.Clone(DefaultExcludeFSTypes)
 	}
@@ -59,7 +68,7 @@ func (o *DiskOptions) ApplyDefaults(string) {
 }
 
 // Validate implements configs.Options.
-func (o *DiskOptions) Validate(path string, errf configs.Errorf) {
+func (o *Options) Validate(path string, errf configs.Errorf) {
 	for _, l := range []struct {
 		key  string
 		list []string

@@ -1,4 +1,4 @@
-package checks
+package disk
 
 import (
 	"context"
@@ -17,12 +17,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
-func newTestDisk(t *testing.T, paths configs.Paths, o *DiskOptions) *diskCheck {
+func newTestDisk(t *testing.T, paths configs.Paths, o *Options) *diskCheck {
 	t.Helper()
-	c, err := New(configs.Check{Name: "disk", Kind: "disk", Options: o}, Env{Paths: paths})
+	c, err := checks.New(configs.Check{Name: "disk", Kind: "disk", Options: o}, checks.Env{Paths: paths})
 	require.NoError(t, err)
 	return c.(*diskCheck)
 }
@@ -111,15 +113,15 @@ func TestDiskMountSelection(t *testing.T) {
 	paths := configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}
 	for _, tc := range []struct {
 		name string
-		o    *DiskOptions
+		o    *Options
 		want []string
 	}{
 		{"defaults", nil, []string{"/ ext4", "/run tmpfs", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4", "/tmp tmpfs", "/home nfs4"}},
-		{"include mountpoints", &DiskOptions{IncludeMountpoints: []string{`^/(var|tmp)$`, `^/$`}}, []string{"/ ext4", "/var ext4", "/tmp tmpfs"}},
-		{"include fstypes", &DiskOptions{IncludeFSTypes: []string{"ext4", "xfs"}}, []string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
-		{"exclude fstypes replaces the defaults", &DiskOptions{ExcludeFSTypes: []string{"tmpfs", "nfs4", "proc", "sysfs", "devtmpfs", "cgroup2", "devpts", "overlay", "squashfs"}, ExcludeMountpoints: []string{}},
+		{"include mountpoints", &Options{IncludeMountpoints: []string{`^/(var|tmp)$`, `^/$`}}, []string{"/ ext4", "/var ext4", "/tmp tmpfs"}},
+		{"include fstypes", &Options{IncludeFSTypes: []string{"ext4", "xfs"}}, []string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
+		{"exclude fstypes replaces the defaults", &Options{ExcludeFSTypes: []string{"tmpfs", "nfs4", "proc", "sysfs", "devtmpfs", "cgroup2", "devpts", "overlay", "squashfs"}, ExcludeMountpoints: []string{}},
 			[]string{"/ ext4", "/boot ext4", "/srv/my data xfs", "/mnt/export ext4", "/var ext4"}},
-		{"exclude mountpoints", &DiskOptions{ExcludeMountpoints: []string{`^/(srv|mnt)/`, `^/(dev|proc|sys|var/lib/docker)($|/)`}},
+		{"exclude mountpoints", &Options{ExcludeMountpoints: []string{`^/(srv|mnt)/`, `^/(dev|proc|sys|var/lib/docker)($|/)`}},
 			[]string{"/ ext4", "/run tmpfs", "/boot ext4", "/var ext4", "/tmp tmpfs", "/home nfs4"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +140,7 @@ func TestDiskMountSelection(t *testing.T) {
 	require.ErrorContains(t, err, "read testdata/nonexistent/1/mountinfo")
 	require.ErrorContains(t, err, "read testdata/nonexistent/self/mountinfo")
 
-	_, err = New(configs.Check{Kind: "disk", Options: &DiskOptions{IncludeMountpoints: []string{"("}}}, Env{})
+	_, err = checks.New(configs.Check{Kind: "disk", Options: &Options{IncludeMountpoints: []string{"("}}}, checks.Env{})
 	require.ErrorContains(t, err, "mountpoint pattern")
 }
 
@@ -180,7 +182,7 @@ func TestDiskRunFake(t *testing.T) {
 	c.samples["/gone"] = []fillSample{{t: time.Now()}}
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got := byKey(t, obs)
+	got := checktest.ByKey(t, obs)
 	l := func(mp, dev, fstype string) string {
 		return fmt.Sprintf("{device=%q,fstype=%q,mountpoint=%q}", dev, fstype, mp)
 	}
@@ -220,7 +222,7 @@ func TestDiskStatfsHangs(t *testing.T) {
 		"/host":      {Bsize: 4096, Frsize: 4096, Blocks: 10, Bfree: 5, Bavail: 5},
 		"/host/home": {Bsize: 4096, Frsize: 4096, Blocks: 10, Bfree: 5, Bavail: 5},
 	}, slow: "/host/home", block: make(chan struct{})}
-	c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/host"}, &DiskOptions{IncludeMountpoints: []string{`^/(home)?$`}})
+	c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/host"}, &Options{IncludeMountpoints: []string{`^/(home)?$`}})
 	c.statfs = fs.statfs
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -231,14 +233,14 @@ func TestDiskStatfsHangs(t *testing.T) {
 	// The hung call is still pending: the next run does not wait for it.
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got := byKey(t, obs)
+	got := checktest.ByKey(t, obs)
 	require.Equal(t, 1.0, got[`disk_device_error{device="server:/export/home",fstype="nfs4",mountpoint="/home"}`])
 	require.Equal(t, 0.5, got[`disk_used_ratio{device="/dev/vda",fstype="ext4",mountpoint="/"}`])
 
 	close(fs.block)
 	require.Eventually(t, func() bool {
 		obs, err := c.Run(context.Background())
-		return err == nil && byKey(t, obs)[`disk_used_ratio{device="server:/export/home",fstype="nfs4",mountpoint="/home"}`] == 0.5
+		return err == nil && checktest.ByKey(t, obs)[`disk_used_ratio{device="server:/export/home",fstype="nfs4",mountpoint="/home"}`] == 0.5
 	}, 5*time.Second, 10*time.Millisecond)
 }
 
@@ -256,7 +258,7 @@ func TestTimeToFull(t *testing.T) {
 	const avail = 1e9
 	newCheck := func(window time.Duration) (*diskCheck, *clock) {
 		clk := &clock{t: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}
-		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, &DiskOptions{FillWindow: configs.Duration(window)})
+		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, &Options{FillWindow: configs.Duration(window)})
 		c.now = clk.now
 		return c, clk
 	}
@@ -439,9 +441,9 @@ func TestScanDirs(t *testing.T) {
 func TestDiskDiagnoseErrors(t *testing.T) {
 	t.Parallel()
 	c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, nil)
-	_, err := c.Diagnose(context.Background(), Observation{Metric: "disk_used_ratio"})
+	_, err := c.Diagnose(context.Background(), checks.Observation{Metric: "disk_used_ratio"})
 	require.ErrorContains(t, err, "no mountpoint label")
-	_, err = c.Diagnose(context.Background(), Observation{Labels: map[string]string{"mountpoint": "/nonexistent/l2agent"}})
+	_, err = c.Diagnose(context.Background(), checks.Observation{Labels: map[string]string{"mountpoint": "/nonexistent/l2agent"}})
 	require.ErrorContains(t, err, "read /nonexistent/l2agent")
 }
 
@@ -480,10 +482,10 @@ func TestDiskDiagnoseTmpfs(t *testing.T) {
 	writeFile(t, filepath.Join(mnt, "inner", "sub", "file"), 5*mib) // the largest, but another mount
 	require.NoError(t, os.Symlink(outside, filepath.Join(mnt, "link")))
 
-	c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, &DiskOptions{
-		Diagnostics: DiskDiagnos{MaxDepth: 3, MaxEntries: 1000, Timeout: configs.Duration(10 * time.Second), Top: 10},
+	c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, &Options{
+		Diagnostics: Diagnostics{MaxDepth: 3, MaxEntries: 1000, Timeout: configs.Duration(10 * time.Second), Top: 10},
 	})
-	s, err := c.Diagnose(context.Background(), Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}})
+	s, err := c.Diagnose(context.Background(), checks.Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}})
 	require.NoError(t, err)
 	t.Log("\n" + s)
 	require.Equal(t, fmt.Sprintf(`Largest directories under %[1]s (allocated size, up to 3 levels deep, this filesystem only):
@@ -499,7 +501,7 @@ func TestDiskDiagnoseTmpfs(t *testing.T) {
 
 	// Bounded by MaxEntries: says it is partial.
 	c.opts.Diagnostics.MaxEntries = 3
-	s, err = c.Diagnose(context.Background(), Observation{Labels: map[string]string{"mountpoint": mnt}})
+	s, err = c.Diagnose(context.Background(), checks.Observation{Labels: map[string]string{"mountpoint": mnt}})
 	require.NoError(t, err)
 	require.Contains(t, s, "PARTIAL scan: entry limit (3) reached after 3 entries")
 }

@@ -1,0 +1,7 @@
+// Package all links in every check kind: each registers itself from
+// init(). Adding a check is one unit under checks/ and one line here.
+package all
+
+import (
+	_ "github.com/l2agent/l2agent/checks/disk" // filesystems: space, inodes, read-only, time to full
+)
