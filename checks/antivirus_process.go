@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/l2agent/l2agent/internal/procfs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -84,8 +85,8 @@ func (t procTable) find(name string) []int {
 
 // runningProcesses scans <procfs>/<pid>/stat and cmdline of every live
 // process (zombies excluded).
-func runningProcesses(ctx context.Context, procfs string) (procTable, error) {
-	procs, err := scanProcs(ctx, procfs)
+func runningProcesses(ctx context.Context, procDir string) (procTable, error) {
+	procs, err := procfs.Scan(ctx, procDir)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func runningProcesses(ctx context.Context, procfs string) (procTable, error) {
 			continue
 		}
 		t[p.Comm] = append(t[p.Comm], pid)
-		if b, err := os.ReadFile(filepath.Join(procfs, strconv.Itoa(pid), "cmdline")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "cmdline")); err == nil {
 			argv0, _, _ := bytes.Cut(b, []byte{0})
 			if base := filepath.Base(string(argv0)); len(argv0) > 0 && base != p.Comm {
 				t[base] = append(t[base], pid)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,4 +321,26 @@ func TestPatchesAndAntivirusConfig(t *testing.T) {
 	} {
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// byKey indexes observations by metric and sorted labels, as in
+// `disk_used_ratio{mountpoint="/"}`, failing on duplicates.
+func byKey(t *testing.T, obs []Observation) map[string]float64 {
+	t.Helper()
+	m := make(map[string]float64, len(obs))
+	for _, o := range obs {
+		var ls []string
+		for k, v := range o.Labels {
+			ls = append(ls, k+"="+strconv.Quote(v))
+		}
+		slices.Sort(ls)
+		k := o.Metric
+		if len(ls) > 0 {
+			k += "{" + strings.Join(ls, ",") + "}"
+		}
+		_, dup := m[k]
+		require.False(t, dup, "duplicate observation %s", k)
+		m[k] = o.Value
+	}
+	return m
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/l2agent/l2agent/checks"
 	_ "github.com/l2agent/l2agent/checks/all" // registers the check kinds
+	"github.com/l2agent/l2agent/checks/cpu"
 	"github.com/l2agent/l2agent/checks/disk"
 	"github.com/l2agent/l2agent/configs"
 	_ "github.com/l2agent/l2agent/remediate"     // registers the actions
@@ -38,7 +38,7 @@ func TestGoodFile(t *testing.T) {
 	require.Equal(t, "@every 30s", cfg.Checks[1].Schedule)
 	require.Equal(t, []string{"^/$"}, cfg.Checks[0].Options.(*disk.Options).IncludeMountpoints)
 	require.Contains(t, cfg.Checks[0].Options.(*disk.Options).ExcludeFSTypes, "proc", "pseudo filesystems excluded by default")
-	require.Equal(t, 5, cfg.Checks[1].Options.(*checks.CPUOptions).TopProcesses)
+	require.Equal(t, 5, cfg.Checks[1].Options.(*cpu.Options).TopProcesses)
 }
 
 // TestBadFile: every class of error, each at its line and column, in one run.

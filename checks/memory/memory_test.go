@@ -1,17 +1,21 @@
-package checks
+package memory
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
-func newTestMemory(t *testing.T, procfs string) Check {
+func newTestMemory(t *testing.T, procfs string) checks.Check {
 	t.Helper()
-	c, err := New(configs.Check{Name: "memory", Kind: "memory"}, Env{Paths: configs.Paths{Procfs: procfs, Sysfs: "/nonexistent", Rootfs: "/"}})
+	c, err := checks.New(configs.Check{Name: "memory", Kind: "memory"}, checks.Env{Paths: configs.Paths{Procfs: procfs, Sysfs: "/nonexistent", Rootfs: "/"}})
 	require.NoError(t, err)
 	return c
 }
@@ -44,7 +48,7 @@ func TestMemoryFake(t *testing.T) {
 			t.Parallel()
 			obs, err := newTestMemory(t, tc.procfs).Run(context.Background())
 			require.NoError(t, err)
-			got := byKey(t, obs)
+			got := checktest.ByKey(t, obs)
 			require.Len(t, got, len(tc.want), got)
 			for k, v := range tc.want {
 				require.InDelta(t, v, got[k], 1e-12, k)
@@ -67,8 +71,10 @@ func TestParseKeyValues(t *testing.T) {
 	kv, err = readKeyValues("testdata/procfs/meminfo")
 	require.NoError(t, err)
 	require.EqualValues(t, 24683620, kv["MemTotal"])
-	_, err = readKeyValues("testdata/procfs/loadavg")
-	require.Error(t, err)
+	loadavg := filepath.Join(t.TempDir(), "loadavg")
+	require.NoError(t, os.WriteFile(loadavg, []byte("2.47 1.13 0.46 5/101 8786\n"), 0o644))
+	_, err = readKeyValues(loadavg)
+	require.Error(t, err, "no key value lines")
 }
 
 func TestMemoryReal(t *testing.T) {
@@ -76,7 +82,7 @@ func TestMemoryReal(t *testing.T) {
 	c := newTestMemory(t, "/proc")
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got := byKey(t, obs)
+	got := checktest.ByKey(t, obs)
 	for _, k := range []string{"memory_available_ratio", "memory_swap_used_ratio"} {
 		require.Contains(t, got, k)
 		require.True(t, got[k] >= 0 && got[k] <= 1, "%s=%v", k, got[k])
@@ -89,8 +95,8 @@ func TestMemoryReal(t *testing.T) {
 		}
 	}
 
-	s, err := c.(Diagnoser).Diagnose(context.Background(), obs[0])
+	s, err := c.(checks.Diagnoser).Diagnose(context.Background(), obs[0])
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, processLines(s), 1, s)
+	require.GreaterOrEqual(t, checktest.ProcessLines(s), 1, s)
 	t.Log("\n" + s)
 }

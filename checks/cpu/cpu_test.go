@@ -1,4 +1,4 @@
-package checks
+package cpu
 
 import (
 	"context"
@@ -10,12 +10,14 @@ import (
 	"github.com/shirou/gopsutil/v3/cpu"
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
 func newTestCPU(t *testing.T, procfs string) *cpuCheck {
 	t.Helper()
-	c, err := New(configs.Check{Name: "cpu", Kind: "cpu"}, Env{Paths: configs.Paths{Procfs: procfs, Sysfs: "/nonexistent", Rootfs: "/"}})
+	c, err := checks.New(configs.Check{Name: "cpu", Kind: "cpu"}, checks.Env{Paths: configs.Paths{Procfs: procfs, Sysfs: "/nonexistent", Rootfs: "/"}})
 	require.NoError(t, err)
 	return c.(*cpuCheck)
 }
@@ -37,7 +39,7 @@ func TestCPUFake(t *testing.T) {
 		`cpu_load_per_core{window="15m"}`: 0.46 / 2,
 		"cpu_pressure_some_ratio":         0.3473,
 	}
-	got := byKey(t, obs)
+	got := checktest.ByKey(t, obs)
 	require.Len(t, got, len(want), got)
 	for k, v := range want {
 		require.InDelta(t, v, got[k], 1e-9, k)
@@ -51,7 +53,7 @@ func TestCPUFirstRun(t *testing.T) {
 	c.firstGap = time.Millisecond
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got := byKey(t, obs)
+	got := checktest.ByKey(t, obs)
 	// The fake /proc/stat does not move: no utilization; no PSI in this tree.
 	require.Equal(t, map[string]float64{
 		`cpu_load_per_core{window="1m"}`:  2.47 / 2,
@@ -104,7 +106,7 @@ func TestCPUReal(t *testing.T) {
 		}
 		obs, err := c.Run(context.Background())
 		require.NoError(t, err)
-		got := byKey(t, obs)
+		got := checktest.ByKey(t, obs)
 		for _, k := range []string{"cpu_utilization_ratio", "cpu_iowait_ratio", "cpu_pressure_some_ratio"} {
 			if k == "cpu_pressure_some_ratio" {
 				if _, ok := got[k]; !ok {
@@ -128,10 +130,10 @@ func TestCPUReal(t *testing.T) {
 			}
 		}()
 	}
-	s, err := c.Diagnose(context.Background(), Observation{Metric: "cpu_utilization_ratio"})
+	s, err := c.Diagnose(context.Background(), checks.Observation{Metric: "cpu_utilization_ratio"})
 	stop()
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, processLines(s), 1, s)
+	require.GreaterOrEqual(t, checktest.ProcessLines(s), 1, s)
 	require.Regexp(t, fmt.Sprintf(`(?m)^\s+%d\s+\S+\s+[1-9]\d*\.\d%%`, os.Getpid()), s, "this busy process is listed with its CPU use")
 	t.Log("\n" + s)
 }

@@ -1,4 +1,8 @@
-package checks
+// Package procfs reads what several checks need from a procfs tree (its root
+// is a parameter, so tests point it at testdata/): the process table, the top
+// processes by CPU or resident memory for a ticket's diagnostics, and
+// pressure stall information (PSI).
+package procfs
 
 import (
 	"bufio"
@@ -26,8 +30,8 @@ const userHZ = 100
 // maxCommand bounds the command shown for a process, in bytes.
 const maxCommand = 120
 
-// procStat is the part of /proc/<pid>/stat the process listings use.
-type procStat struct {
+// Stat is the part of /proc/<pid>/stat the process listings use.
+type Stat struct {
 	PID          int
 	Comm         string
 	State        byte
@@ -35,55 +39,55 @@ type procStat struct {
 	RSSPages     uint64
 }
 
-// parseProcStat parses one /proc/<pid>/stat line (see proc(5)). The command
+// parseStat parses one /proc/<pid>/stat line (see proc(5)). The command
 // name may contain spaces and parentheses, so it runs from the first '(' to
 // the last ')'.
-func parseProcStat(s string) (procStat, error) {
+func parseStat(s string) (Stat, error) {
 	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
-		return procStat{}, errors.New("no (comm) field")
+		return Stat{}, errors.New("no (comm) field")
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
 	if err != nil || pid <= 0 {
-		return procStat{}, fmt.Errorf("bad pid %q", s[:open])
+		return Stat{}, fmt.Errorf("bad pid %q", s[:open])
 	}
 	// f[0] is field 3 of proc(5): state; utime is 14, stime 15, rss 24.
 	f := strings.Fields(s[end+1:])
 	if len(f) < 22 {
-		return procStat{}, fmt.Errorf("%d fields after comm, want at least 22", len(f))
+		return Stat{}, fmt.Errorf("%d fields after comm, want at least 22", len(f))
 	}
 	if len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("bad state %q", f[0])
+		return Stat{}, fmt.Errorf("bad state %q", f[0])
 	}
-	st := procStat{PID: pid, Comm: s[open+1 : end], State: f[0][0]}
+	st := Stat{PID: pid, Comm: s[open+1 : end], State: f[0][0]}
 	for _, v := range []struct {
 		dst *uint64
 		i   int
 	}{{&st.UTime, 11}, {&st.STime, 12}, {&st.RSSPages, 21}} {
 		if *v.dst, err = strconv.ParseUint(f[v.i], 10, 64); err != nil {
-			return procStat{}, fmt.Errorf("field %d: %w", v.i+3, err)
+			return Stat{}, fmt.Errorf("field %d: %w", v.i+3, err)
 		}
 	}
 	return st, nil
 }
 
-// proc is one process as seen in one scan of procfs.
-type proc struct {
-	procStat
+// Proc is one process as seen in one scan of procfs.
+type Proc struct {
+	Stat
 	UID uint32 // owner of /proc/<pid>: the effective uid
 }
 
 // ticks is the CPU time the process has used, user and system.
-func (p proc) ticks() uint64 { return p.UTime + p.STime }
+func (p Proc) ticks() uint64 { return p.UTime + p.STime }
 
-// scanProcs reads <procfs>/<pid>/stat of every process. Processes that exit
+// Scan reads <procfs>/<pid>/stat of every process. Processes that exit
 // during the scan, or that procfs hides (hidepid), are left out.
-func scanProcs(ctx context.Context, procfs string) (map[int]proc, error) {
+func Scan(ctx context.Context, procfs string) (map[int]Proc, error) {
 	entries, err := os.ReadDir(procfs)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", procfs, err)
 	}
-	procs := make(map[int]proc, len(entries))
+	procs := make(map[int]Proc, len(entries))
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
@@ -95,11 +99,11 @@ func scanProcs(ctx context.Context, procfs string) (map[int]proc, error) {
 		if err != nil {
 			continue
 		}
-		st, err := parseProcStat(string(b))
+		st, err := parseStat(string(b))
 		if err != nil {
 			continue
 		}
-		p := proc{procStat: st}
+		p := Proc{Stat: st}
 		if fi, err := e.Info(); err == nil {
 			if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 				p.UID = sys.Uid
@@ -112,21 +116,21 @@ func scanProcs(ctx context.Context, procfs string) (map[int]proc, error) {
 
 // rankedProc is a process with the share of one core it used between scans.
 type rankedProc struct {
-	proc
+	Proc
 	CPU float64 // 1 = one core fully busy
 }
 
 // rankCPU ranks the processes of after by the CPU time they used since
 // before, over elapsed; ties go to the larger lifetime CPU time. A process
 // absent from before (or whose pid was reused) is charged all its time.
-func rankCPU(before, after map[int]proc, elapsed time.Duration) []rankedProc {
+func rankCPU(before, after map[int]Proc, elapsed time.Duration) []rankedProc {
 	ranked := make([]rankedProc, 0, len(after))
 	for pid, a := range after {
 		d := a.ticks()
 		if b, ok := before[pid]; ok && b.ticks() <= d {
 			d -= b.ticks()
 		}
-		ranked = append(ranked, rankedProc{proc: a, CPU: float64(d) / userHZ / elapsed.Seconds()})
+		ranked = append(ranked, rankedProc{Proc: a, CPU: float64(d) / userHZ / elapsed.Seconds()})
 	}
 	slices.SortFunc(ranked, func(x, y rankedProc) int {
 		return cmp.Or(cmp.Compare(y.CPU, x.CPU), cmp.Compare(y.ticks(), x.ticks()), cmp.Compare(x.PID, y.PID))
@@ -134,10 +138,10 @@ func rankCPU(before, after map[int]proc, elapsed time.Duration) []rankedProc {
 	return ranked
 }
 
-// topProcsByCPU lists the n processes that used the most CPU over interval,
+// TopByCPU lists the n processes that used the most CPU over interval,
 // sampling <procfs>/<pid>/stat before and after.
-func topProcsByCPU(ctx context.Context, procfs, rootfs string, n int, interval time.Duration) (string, error) {
-	before, err := scanProcs(ctx, procfs)
+func TopByCPU(ctx context.Context, procfs, rootfs string, n int, interval time.Duration) (string, error) {
+	before, err := Scan(ctx, procfs)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +149,7 @@ func topProcsByCPU(ctx context.Context, procfs, rootfs string, n int, interval t
 	if err := ctxutil.Sleep(ctx, interval); err != nil {
 		return "", err
 	}
-	after, err := scanProcs(ctx, procfs)
+	after, err := Scan(ctx, procfs)
 	if err != nil {
 		return "", err
 	}
@@ -153,15 +157,15 @@ func topProcsByCPU(ctx context.Context, procfs, rootfs string, n int, interval t
 	return formatProcs(procfs, rootfs, ranked[:min(n, len(ranked))], true), nil
 }
 
-// topProcsByRSS lists the n processes with the largest resident set.
-func topProcsByRSS(ctx context.Context, procfs, rootfs string, n int) (string, error) {
-	procs, err := scanProcs(ctx, procfs)
+// TopByRSS lists the n processes with the largest resident set.
+func TopByRSS(ctx context.Context, procfs, rootfs string, n int) (string, error) {
+	procs, err := Scan(ctx, procfs)
 	if err != nil {
 		return "", err
 	}
 	ranked := make([]rankedProc, 0, len(procs))
 	for _, p := range procs {
-		ranked = append(ranked, rankedProc{proc: p})
+		ranked = append(ranked, rankedProc{Proc: p})
 	}
 	slices.SortFunc(ranked, func(x, y rankedProc) int {
 		return cmp.Or(cmp.Compare(y.RSSPages, x.RSSPages), cmp.Compare(x.PID, y.PID))
@@ -189,14 +193,14 @@ func formatProcs(procfs, rootfs string, ps []rankedProc, withCPU bool) string {
 		if withCPU {
 			fmt.Fprintf(&b, "%6.1f%% ", p.CPU*100)
 		}
-		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(p.RSSPages*page), cmdline(procfs, p.proc))
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(p.RSSPages*page), cmdline(procfs, p.Proc))
 	}
 	return b.String()
 }
 
 // cmdline returns the command line of p, bounded and with control characters
 // replaced, or its [comm] when it has none (kernel threads, zombies).
-func cmdline(procfs string, p proc) string {
+func cmdline(procfs string, p Proc) string {
 	var raw []byte
 	if f, err := os.Open(filepath.Join(procfs, strconv.Itoa(p.PID), "cmdline")); err == nil {
 		raw, _ = io.ReadAll(io.LimitReader(f, 4*maxCommand))

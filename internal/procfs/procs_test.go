@@ -1,7 +1,8 @@
-package checks
+package procfs
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,12 +28,12 @@ func TestParseProcStat(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		in   string
-		want procStat
+		want Stat
 		err  string
 	}{
-		{in: statSh, want: procStat{PID: 9126, Comm: "sh", State: 'R', UTime: 179, RSSPages: 399}},
-		{in: statParens, want: procStat{PID: 8626, Comm: "x) (y z", State: 'S', RSSPages: 408}},
-		{in: statKthreadd, want: procStat{PID: 2, Comm: "kthreadd", State: 'S'}},
+		{in: statSh, want: Stat{PID: 9126, Comm: "sh", State: 'R', UTime: 179, RSSPages: 399}},
+		{in: statParens, want: Stat{PID: 8626, Comm: "x) (y z", State: 'S', RSSPages: 408}},
+		{in: statKthreadd, want: Stat{PID: 2, Comm: "kthreadd", State: 'S'}},
 		{in: "", err: "no (comm)"},
 		{in: "12 (sh", err: "no (comm)"},
 		{in: "x (sh) R" + strings.Repeat(" 0", 30), err: "bad pid"},
@@ -41,7 +42,7 @@ func TestParseProcStat(t *testing.T) {
 		{in: "1 (sh) RR" + strings.Repeat(" 0", 30), err: "bad state"},
 		{in: "1 (sh) R" + strings.Repeat(" 0", 10) + " -5" + strings.Repeat(" 0", 20), err: "field 14"},
 	} {
-		got, err := parseProcStat(tc.in)
+		got, err := parseStat(tc.in)
 		if tc.err != "" {
 			require.ErrorContains(t, err, tc.err, tc.in)
 			continue
@@ -56,7 +57,7 @@ func FuzzParseProcStat(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		st, err := parseProcStat(s)
+		st, err := parseStat(s)
 		if err == nil && (st.PID <= 0 || strings.Count(s, ")") == 0) {
 			t.Fatalf("accepted %q as %+v", s, st)
 		}
@@ -65,29 +66,41 @@ func FuzzParseProcStat(f *testing.F) {
 
 func TestScanProcs(t *testing.T) {
 	t.Parallel()
-	ps, err := scanProcs(context.Background(), "testdata/procfs")
+	ps, err := Scan(context.Background(), "testdata/procfs")
 	require.NoError(t, err)
-	// testdata/procfs/1 has a mountinfo but no stat: it is left out.
 	require.Len(t, ps, 3)
 	require.Equal(t, "x) (y z", ps[8626].Comm)
 	require.EqualValues(t, 179, ps[9126].ticks())
 
-	_, err = scanProcs(context.Background(), "testdata/nonexistent")
+	// A pid without a stat (it exited, or hidepid), a bad stat and entries
+	// that are no pids are left out.
+	dir := t.TempDir()
+	for name, stat := range map[string]string{"1": "", "7": "7 (x", "42": strings.Replace(statSh, "9126", "42", 1), "self": "", "0": statKthreadd} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, name), 0o755))
+		if stat != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name, "stat"), []byte(stat), 0o644))
+		}
+	}
+	ps, err = Scan(context.Background(), dir)
+	require.NoError(t, err)
+	require.Equal(t, []int{42}, slices.Collect(maps.Keys(ps)))
+
+	_, err = Scan(context.Background(), "testdata/nonexistent")
 	require.ErrorContains(t, err, "read testdata/nonexistent")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = scanProcs(ctx, "testdata/procfs")
+	_, err = Scan(ctx, "testdata/procfs")
 	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestRankCPU(t *testing.T) {
 	t.Parallel()
-	p := func(pid int, ticks uint64) proc {
-		return proc{procStat: procStat{PID: pid, UTime: ticks / 2, STime: ticks - ticks/2}}
+	p := func(pid int, ticks uint64) Proc {
+		return Proc{Stat: Stat{PID: pid, UTime: ticks / 2, STime: ticks - ticks/2}}
 	}
-	before := map[int]proc{1: p(1, 1000), 2: p(2, 50), 3: p(3, 500), 9: p(9, 7)}
-	after := map[int]proc{
+	before := map[int]Proc{1: p(1, 1000), 2: p(2, 50), 3: p(3, 500), 9: p(9, 7)}
+	after := map[int]Proc{
 		1: p(1, 1010), // 10 ticks: 0.1 core over 1s
 		2: p(2, 150),  // 100 ticks: 1 core
 		3: p(3, 500),  // idle, but more lifetime CPU than 4
@@ -106,7 +119,7 @@ func TestRankCPU(t *testing.T) {
 	require.InDelta(t, 0.1, got[2].CPU, 1e-9)
 
 	// A reused pid with fewer ticks than before is a new process.
-	got = rankCPU(map[int]proc{7: p(7, 900)}, map[int]proc{7: p(7, 20)}, 2*time.Second)
+	got = rankCPU(map[int]Proc{7: p(7, 900)}, map[int]Proc{7: p(7, 20)}, 2*time.Second)
 	require.InDelta(t, 0.1, got[0].CPU, 1e-9)
 }
 
@@ -120,7 +133,7 @@ func TestTopProcsByRSS(t *testing.T) {
 	passwd := "alice:x:" + uid + ":100::/home/alice:/bin/sh\nroot:x:0:0:root:/root:/bin/bash\n"
 	require.NoError(t, os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte(passwd), 0o644))
 
-	s, err := topProcsByRSS(context.Background(), "testdata/procfs", rootfs, 2)
+	s, err := TopByRSS(context.Background(), "testdata/procfs", rootfs, 2)
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	require.Len(t, lines, 3, s)
@@ -129,7 +142,7 @@ func TestTopProcsByRSS(t *testing.T) {
 	require.Regexp(t, `^\s+8626 alice\s+`+textfmt.HumanBytes(uint64(408*page))+`  /tmp/x\) \(y z 30$`, lines[1])
 	require.Regexp(t, `^\s+9126 alice\s+`+textfmt.HumanBytes(uint64(399*page))+`  sh -c i=0; while \[ \$i -lt 3000000 \]; do i=\$\(\(i\+1\)\); done$`, lines[2])
 
-	s, err = topProcsByRSS(context.Background(), "testdata/procfs", t.TempDir(), 10)
+	s, err = TopByRSS(context.Background(), "testdata/procfs", t.TempDir(), 10)
 	require.NoError(t, err)
 	require.Contains(t, s, "  [kthreadd]\n", "a process without cmdline shows its [comm]")
 	require.Contains(t, s, " "+uid+" ", "no passwd: numeric uid")
@@ -153,45 +166,10 @@ func TestCommand(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(procfs, pid, "cmdline"), []byte(cmdline), 0o644))
 	}
 	write("1", "evil\x00\x1b[2J\nrm -rf\x00\xff")
-	require.Equal(t, "evil ?[2J?rm -rf ?", cmdline(procfs, proc{procStat: procStat{PID: 1}}))
+	require.Equal(t, "evil ?[2J?rm -rf ?", cmdline(procfs, Proc{Stat: Stat{PID: 1}}))
 	write("2", strings.Repeat("é", 200))
-	got := cmdline(procfs, proc{procStat: procStat{PID: 2}})
+	got := cmdline(procfs, Proc{Stat: Stat{PID: 2}})
 	require.LessOrEqual(t, len(got), maxCommand+len("…"))
 	require.True(t, strings.HasSuffix(got, "é…"), got)
-	require.Equal(t, "[kworker/0:1]", cmdline(procfs, proc{procStat: procStat{PID: 3, Comm: "kworker/0:1"}}))
-}
-
-// byKey indexes observations by metric and sorted labels, as in
-// `disk_used_ratio{mountpoint="/"}`, failing on duplicates.
-func byKey(t *testing.T, obs []Observation) map[string]float64 {
-	t.Helper()
-	m := make(map[string]float64, len(obs))
-	for _, o := range obs {
-		var ls []string
-		for k, v := range o.Labels {
-			ls = append(ls, k+"="+strconv.Quote(v))
-		}
-		slices.Sort(ls)
-		k := o.Metric
-		if len(ls) > 0 {
-			k += "{" + strings.Join(ls, ",") + "}"
-		}
-		_, dup := m[k]
-		require.False(t, dup, "duplicate observation %s", k)
-		m[k] = o.Value
-	}
-	return m
-}
-
-// processLines counts the lines of a process table after its header.
-func processLines(s string) int {
-	n := 0
-	for l := range strings.Lines(s) {
-		if f := strings.Fields(l); len(f) > 0 && f[0] != "PID" {
-			if _, err := strconv.Atoi(f[0]); err == nil {
-				n++
-			}
-		}
-	}
-	return n
+	require.Equal(t, "[kworker/0:1]", cmdline(procfs, Proc{Stat: Stat{PID: 3, Comm: "kworker/0:1"}}))
 }

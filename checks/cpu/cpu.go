@@ -1,4 +1,8 @@
-package checks
+// Package cpu is the cpu check (kind "cpu"): utilization and iowait since
+// the previous run, load per core and CPU pressure, and the processes that
+// use the most CPU for a ticket's diagnostics. It registers itself from
+// init(); checks/all links it in.
+package cpu
 
 import (
 	"context"
@@ -10,19 +14,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/cpu"
-
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/ctxutil"
+	"github.com/l2agent/l2agent/internal/procfs"
 	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/shirou/gopsutil/v3/cpu"
 )
 
 func init() {
-	Register("cpu", newCPUCheck, func() configs.Options { return &CPUOptions{} },
-		MetricInfo{Name: "cpu_utilization_ratio", Help: "Share of CPU time not idle or waiting for I/O since the previous run, over all CPUs."},
-		MetricInfo{Name: "cpu_iowait_ratio", Help: "Share of CPU time idle while waiting for I/O since the previous run, over all CPUs."},
-		MetricInfo{Name: "cpu_load_per_core", Help: "Load average over the window, divided by the number of logical CPUs."},
-		MetricInfo{Name: "cpu_pressure_some_ratio", Help: "Share of the last 60s in which some runnable tasks waited for a CPU (PSI some avg60)."},
+	checks.Register("cpu", newCPUCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "cpu_utilization_ratio", Help: "Share of CPU time not idle or waiting for I/O since the previous run, over all CPUs."},
+		checks.MetricInfo{Name: "cpu_iowait_ratio", Help: "Share of CPU time idle while waiting for I/O since the previous run, over all CPUs."},
+		checks.MetricInfo{Name: "cpu_load_per_core", Help: "Load average over the window, divided by the number of logical CPUs."},
+		checks.MetricInfo{Name: "cpu_pressure_some_ratio", Help: "Share of the last 60s in which some runnable tasks waited for a CPU (PSI some avg60)."},
 	)
 }
 
@@ -30,7 +35,7 @@ func init() {
 // <procfs>/loadavg and CPU pressure from <procfs>/pressure/cpu.
 type cpuCheck struct {
 	name      string
-	env       Env
+	env       checks.Env
 	top       int           // processes listed by Diagnose
 	firstGap  time.Duration // between the two readings of the first run
 	sampleGap time.Duration // between the two process scans of Diagnose
@@ -39,8 +44,8 @@ type cpuCheck struct {
 	prev *cpu.TimesStat // reading of the previous run
 }
 
-func newCPUCheck(c configs.Check, env Env) (Check, error) {
-	o := *c.Options.(*CPUOptions)
+func newCPUCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
 	o.ApplyDefaults("")
 	top := o.TopProcesses
 	return &cpuCheck{name: c.Name, env: env, top: top, firstGap: time.Second, sampleGap: 500 * time.Millisecond}, nil
@@ -51,7 +56,7 @@ func (c *cpuCheck) Name() string { return c.name }
 
 // Run implements Check. Utilization is measured between the previous run and
 // this one; the first run takes two readings firstGap apart.
-func (c *cpuCheck) Run(ctx context.Context) ([]Observation, error) {
+func (c *cpuCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	gctx := c.env.Context(ctx)
 	cur, err := c.times(gctx)
 	if err != nil {
@@ -74,11 +79,11 @@ func (c *cpuCheck) Run(ctx context.Context) ([]Observation, error) {
 	c.prev = &cur
 	c.mu.Unlock()
 
-	var obs []Observation
+	var obs []checks.Observation
 	if util, iowait, ok := cpuRatios(*prev, cur); ok {
 		obs = append(obs,
-			Observation{Metric: "cpu_utilization_ratio", Value: util},
-			Observation{Metric: "cpu_iowait_ratio", Value: iowait})
+			checks.Observation{Metric: "cpu_utilization_ratio", Value: util},
+			checks.Observation{Metric: "cpu_iowait_ratio", Value: iowait})
 	}
 
 	path := filepath.Join(c.env.Paths.Procfs, "loadavg")
@@ -95,14 +100,14 @@ func (c *cpuCheck) Run(ctx context.Context) ([]Observation, error) {
 		return nil, fmt.Errorf("count CPUs in %s: %d, %v", c.env.Paths.Procfs, n, err)
 	}
 	for i, w := range []string{"1m", "5m", "15m"} {
-		obs = append(obs, Observation{Metric: "cpu_load_per_core", Labels: map[string]string{"window": w}, Value: loads[i] / float64(n)})
+		obs = append(obs, checks.Observation{Metric: "cpu_load_per_core", Labels: map[string]string{"window": w}, Value: loads[i] / float64(n)})
 	}
 
-	p, ok, err := readPSI(c.env.Paths.Procfs, "cpu")
+	p, ok, err := procfs.ReadPSI(c.env.Paths.Procfs, "cpu")
 	if err != nil {
 		c.env.Log().Warn("no CPU pressure", "err", err)
 	} else if ok {
-		obs = append(obs, Observation{Metric: "cpu_pressure_some_ratio", Value: p.Some.Avg60 / 100})
+		obs = append(obs, checks.Observation{Metric: "cpu_pressure_some_ratio", Value: p.Some.Avg60 / 100})
 	}
 	return obs, nil
 }
@@ -152,11 +157,11 @@ func parseLoadavg(s string) ([3]float64, error) {
 	return l, nil
 }
 
-// Diagnose implements Diagnoser: the processes that use the most CPU now.
-func (c *cpuCheck) Diagnose(ctx context.Context, _ Observation) (string, error) {
-	s, err := topProcsByCPU(ctx, c.env.Paths.Procfs, c.env.Paths.Rootfs, c.top, c.sampleGap)
+// Diagnose implements checks.Diagnoser: the processes that use the most CPU now.
+func (c *cpuCheck) Diagnose(ctx context.Context, _ checks.Observation) (string, error) {
+	s, err := procfs.TopByCPU(ctx, c.env.Paths.Procfs, c.env.Paths.Rootfs, c.top, c.sampleGap)
 	if err != nil {
 		return "", err
 	}
-	return textfmt.Truncate(fmt.Sprintf("Top processes by CPU over %s (100%% = one core):\n%s", c.sampleGap, s), MaxDetails), nil
+	return textfmt.Truncate(fmt.Sprintf("Top processes by CPU over %s (100%% = one core):\n%s", c.sampleGap, s), checks.MaxDetails), nil
 }

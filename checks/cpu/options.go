@@ -1,19 +1,19 @@
-package checks
+package cpu
 
 import "github.com/l2agent/l2agent/configs"
 
-// MemoryOptions configure the memory check (its `memory:` block).
-type MemoryOptions struct {
+// Options configure the cpu check (its `cpu:` block).
+type Options struct {
 	// TopProcesses is how many processes the diagnostics list (default 5).
 	TopProcesses int `yaml:"top_processes"`
 }
 
 // ApplyDefaults implements configs.Options.
-func (o *MemoryOptions) ApplyDefaults(string) {
+func (o *Options) ApplyDefaults(string) {
 	if o.TopProcesses <= 0 {
 		o.TopProcesses = 5
 	}
 }
 
 // Validate implements configs.Options.
-func (o *MemoryOptions) Validate(string, configs.Errorf) {}
+func (o *Options) Validate(string, configs.Errorf) {}

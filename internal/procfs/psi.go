@@ -1,4 +1,4 @@
-package checks
+package procfs
 
 import (
 	"bufio"
@@ -14,20 +14,20 @@ import (
 	"syscall"
 )
 
-// psiLine is one line of a /proc/pressure file: the share of wall time in
+// PSILine is one line of a /proc/pressure file: the share of wall time in
 // which some (or all) non-idle tasks were stalled on the resource, as
 // percentages averaged over 10s, 60s and 300s, and the total stall time in
 // microseconds.
-type psiLine struct {
+type PSILine struct {
 	Avg10, Avg60, Avg300 float64
 	Total                uint64
 }
 
-// psi is a parsed /proc/pressure/<resource> file. Full is nil when the kernel
+// PSI is a parsed /proc/pressure/<resource> file. Full is nil when the kernel
 // does not report it (cpu before Linux 5.13).
-type psi struct {
-	Some psiLine
-	Full *psiLine
+type PSI struct {
+	Some PSILine
+	Full *PSILine
 }
 
 // parsePSI parses the text of a /proc/pressure file (see
@@ -35,9 +35,9 @@ type psi struct {
 // are ignored, for kernels yet to come; a missing "some" line, a missing
 // average or total, or a value that is not a finite non-negative number is an
 // error.
-func parsePSI(r io.Reader) (psi, error) {
+func parsePSI(r io.Reader) (PSI, error) {
 	var (
-		p       psi
+		p       PSI
 		gotSome bool
 	)
 	sc := bufio.NewScanner(r)
@@ -48,7 +48,7 @@ func parsePSI(r io.Reader) (psi, error) {
 		}
 		l, err := parsePSILine(rest)
 		if err != nil {
-			return psi{}, fmt.Errorf("%s line: %w", kind, err)
+			return PSI{}, fmt.Errorf("%s line: %w", kind, err)
 		}
 		if kind == "some" {
 			p.Some, gotSome = l, true
@@ -57,17 +57,17 @@ func parsePSI(r io.Reader) (psi, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return psi{}, err
+		return PSI{}, err
 	}
 	if !gotSome {
-		return psi{}, errors.New("no \"some\" line")
+		return PSI{}, errors.New("no \"some\" line")
 	}
 	return p, nil
 }
 
-func parsePSILine(s string) (psiLine, error) {
+func parsePSILine(s string) (PSILine, error) {
 	var (
-		l    psiLine
+		l    PSILine
 		seen uint8 // one bit per required key
 	)
 	for _, f := range strings.Fields(s) {
@@ -105,20 +105,20 @@ func parsePSILine(s string) (psiLine, error) {
 	return l, nil
 }
 
-// readPSI reads <procfs>/pressure/<resource>. ok is false, with no error, when
+// ReadPSI reads <procfs>/pressure/<resource>. ok is false, with no error, when
 // the kernel has no pressure stall information (built without CONFIG_PSI,
 // booted with psi=0, or older than 4.20).
-func readPSI(procfs, resource string) (p psi, ok bool, err error) {
+func ReadPSI(procfs, resource string) (p PSI, ok bool, err error) {
 	path := filepath.Join(procfs, "pressure", resource)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.EOPNOTSUPP) {
-		return psi{}, false, nil
+		return PSI{}, false, nil
 	}
 	if err != nil {
-		return psi{}, false, fmt.Errorf("read %s: %w", path, err)
+		return PSI{}, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	if p, err = parsePSI(bytes.NewReader(b)); err != nil {
-		return psi{}, false, fmt.Errorf("parse %s: %w", path, err)
+		return PSI{}, false, fmt.Errorf("parse %s: %w", path, err)
 	}
 	return p, true, nil
 }
