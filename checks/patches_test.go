@@ -271,13 +271,12 @@ func TestPatchesStateUnwritable(t *testing.T) {
 
 var secRE = regexp.MustCompile(DefaultAptSecurityPattern)
 
-func TestPatchesAndAntivirusConfig(t *testing.T) {
+func TestPatchesConfig(t *testing.T) {
 	t.Parallel()
-	cfg, err := configs.Load("testdata/antivirus/default-rules.yaml")
+	cfg, err := configs.Load("testdata/patches/default-rules.yaml")
 	require.NoError(t, err, "the proposed default rules are valid")
-	require.Equal(t, "/var/lib/l2agent", cfg.Checks[1].Options.(*PatchesOptions).StateDir)
-	require.Equal(t, "dist-upgrade", cfg.Checks[1].Options.(*PatchesOptions).Apt.Upgrade)
-	require.Equal(t, "/etc/clamav/clamd.conf", cfg.Checks[0].Options.(*AntivirusOptions).ClamAV.ClamdConf)
+	require.Equal(t, "/var/lib/l2agent", cfg.Checks[0].Options.(*PatchesOptions).StateDir)
+	require.Equal(t, "dist-upgrade", cfg.Checks[0].Options.(*PatchesOptions).Apt.Upgrade)
 
 	_, err = configs.Parse("bad.yml", []byte(`checks:
   - name: p
@@ -290,17 +289,6 @@ func TestPatchesAndAntivirusConfig(t *testing.T) {
         upgrade: full-upgrade
         security_pattern: "("
         options: ["-o Dir=/x", "Dir::State=/y", "novalue"]
-  - name: av
-    kind: antivirus
-    antivirus:
-      engines: [clamav, sophos, clamav]
-      clamav:
-        address: "clamd"
-        scan_logs: [scan.log]
-      processes:
-        - name: clamav
-          processes: [/usr/bin/x]
-        - name: edr
 `))
 	require.Error(t, err)
 	for _, want := range []string{
@@ -311,13 +299,6 @@ func TestPatchesAndAntivirusConfig(t *testing.T) {
 		`bad.yml:10:27: apt security_pattern: bad regular expression`,
 		`bad.yml:11:19: apt option "-o Dir=/x": want KEY=VALUE`,
 		`bad.yml:11:49: apt option "novalue": want KEY=VALUE`,
-		`antivirus engine "sophos": want one of clamav, mdatp`,
-		`antivirus engine "clamav" listed twice`,
-		`antivirus clamav.address "clamd": want a unix socket path or host:port`,
-		`antivirus scan log "scan.log": must be an absolute path`,
-		`antivirus processes name "clamav" is reserved`,
-		`antivirus process name "/usr/bin/x": want a program name without a path`,
-		`antivirus engine "edr": list processes, units or both`,
 	} {
 		require.ErrorContains(t, err, want)
 	}

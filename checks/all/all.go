@@ -3,7 +3,8 @@
 package all
 
 import (
-	_ "github.com/l2agent/l2agent/checks/cpu"    // utilization, iowait, load, CPU pressure
-	_ "github.com/l2agent/l2agent/checks/disk"   // filesystems: space, inodes, read-only, time to full
-	_ "github.com/l2agent/l2agent/checks/memory" // available memory, swap, OOM kills, memory pressure
+	_ "github.com/l2agent/l2agent/checks/antivirus" // ClamAV, Defender or any EDR/AV: up, signature age, scans
+	_ "github.com/l2agent/l2agent/checks/cpu"       // utilization, iowait, load, CPU pressure
+	_ "github.com/l2agent/l2agent/checks/disk"      // filesystems: space, inodes, read-only, time to full
+	_ "github.com/l2agent/l2agent/checks/memory"    // available memory, swap, OOM kills, memory pressure
 )

@@ -1,4 +1,4 @@
-package checks
+package antivirus
 
 import (
 	"fmt"
@@ -11,12 +11,12 @@ import (
 	"github.com/l2agent/l2agent/configs"
 )
 
-// AntivirusEngines are the engines the antivirus check knows by name; any
-// other EDR/AV is watched through AntivirusOptions.Processes.
-var AntivirusEngines = []string{"clamav", "mdatp"}
+// Engines are the engines the antivirus check knows by name; any
+// other EDR/AV is watched through Options.Processes.
+var Engines = []string{"clamav", "mdatp"}
 
-// AntivirusOptions configure the antivirus check.
-type AntivirusOptions struct {
+// Options configure the antivirus check.
+type Options struct {
 	// Engines to check: clamav, mdatp. Empty: every one that is installed
 	// (clamd.conf present; mdatp binary present).
 	Engines []string `yaml:"engines"`
@@ -61,7 +61,7 @@ type ProcessEngine struct {
 }
 
 // WithDefaults returns o with every field left out set to its default.
-func (o AntivirusOptions) WithDefaults() AntivirusOptions {
+func (o Options) WithDefaults() Options {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -82,16 +82,16 @@ func (o AntivirusOptions) WithDefaults() AntivirusOptions {
 }
 
 // ApplyDefaults implements configs.Options: it fills what the config left out.
-func (o *AntivirusOptions) ApplyDefaults(string) { *o = o.WithDefaults() }
+func (o *Options) ApplyDefaults(string) { *o = o.WithDefaults() }
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].antivirus"; errf(path+".field", format, args...) places an error.
-func (o *AntivirusOptions) Validate(path string, errf configs.Errorf) {
+func (o *Options) Validate(path string, errf configs.Errorf) {
 	seen := map[string]bool{}
 	for i, e := range o.Engines {
 		p := fmt.Sprintf("%s.engines[%d]", path, i)
-		if !slices.Contains(AntivirusEngines, e) {
-			errf(p, "antivirus engine %q: want one of %s (watch other products with processes:)", e, strings.Join(AntivirusEngines, ", "))
+		if !slices.Contains(Engines, e) {
+			errf(p, "antivirus engine %q: want one of %s (watch other products with processes:)", e, strings.Join(Engines, ", "))
 		}
 		if seen[e] {
 			errf(p, "antivirus engine %q listed twice", e)
@@ -127,7 +127,7 @@ func (o *AntivirusOptions) Validate(path string, errf configs.Errorf) {
 		switch {
 		case pe.Name == "":
 			errf(p, "antivirus processes entry needs a name (the engine label)")
-		case slices.Contains(AntivirusEngines, pe.Name) || pe.Name == "none":
+		case slices.Contains(Engines, pe.Name) || pe.Name == "none":
 			errf(p+".name", "antivirus processes name %q is reserved", pe.Name)
 		case seen[pe.Name]:
 			errf(p+".name", "antivirus engine %q defined twice", pe.Name)

@@ -1,4 +1,4 @@
-package checks
+package antivirus
 
 import (
 	"context"
@@ -9,18 +9,20 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
 func TestParseMDATPHealth(t *testing.T) {
 	t.Parallel()
-	h, err := parseMDATPHealth(testdata(t, "antivirus/mdatp-health-healthy.json"))
+	h, err := parseMDATPHealth(checktest.Testdata(t, "mdatp-health-healthy.json"))
 	require.NoError(t, err)
 	require.Equal(t, mdatpHealth{Healthy: true, Licensed: new(true), AppVersion: "101.24092.0004", EngineVersion: "1.1.24090.1005",
 		EngineLoadStatus: "Engine load succeeded", DefinitionsVersion: "1.421.1210.0", DefinitionsStatus: "upToDate",
 		DefinitionsUpdated: time.UnixMilli(1795305600000), DefinitionsMinutesAgo: new(95.0), RealTime: new(true), RealTimeAvailable: new(true)}, h)
 
-	h, err = parseMDATPHealth(testdata(t, "antivirus/mdatp-health-unhealthy.json"))
+	h, err = parseMDATPHealth(checktest.Testdata(t, "mdatp-health-unhealthy.json"))
 	require.NoError(t, err)
 	require.False(t, h.Healthy)
 	require.True(t, h.EngineNotLoaded)
@@ -43,8 +45,8 @@ func TestParseMDATPHealth(t *testing.T) {
 }
 
 func FuzzParseMDATPHealth(f *testing.F) {
-	f.Add(testdata(f, "antivirus/mdatp-health-healthy.json"))
-	f.Add(testdata(f, "antivirus/mdatp-health-unhealthy.json"))
+	f.Add(checktest.Testdata(f, "mdatp-health-healthy.json"))
+	f.Add(checktest.Testdata(f, "mdatp-health-unhealthy.json"))
 	f.Add([]byte(`{"healthy":{"value":true},"definitionsUpdated":"1e400","definitionsUpdatedMinutesAgo":"NaN"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseMDATPHealth(b)
@@ -69,9 +71,9 @@ func writeScript(t *testing.T, dir, name, body string) string {
 func TestMDATPStandIn(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	healthy, err := filepath.Abs("testdata/antivirus/mdatp-health-healthy.json")
+	healthy, err := filepath.Abs("testdata/mdatp-health-healthy.json")
 	require.NoError(t, err)
-	unhealthy, err := filepath.Abs("testdata/antivirus/mdatp-health-unhealthy.json")
+	unhealthy, err := filepath.Abs("testdata/mdatp-health-unhealthy.json")
 	require.NoError(t, err)
 	state := filepath.Join(dir, "state")
 	mdatp := writeScript(t, dir, "mdatp", `[ "$1 $2 $3" = "health --output json" ] || { echo "unexpected: $*" >&2; exit 2; }
@@ -81,8 +83,8 @@ unhealthy) cat `+unhealthy+` ;;
 *) echo "ERROR: Could not connect to the daemon. Is the service running?" >&2; exit 1 ;;
 esac
 `)
-	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
-		Engines: []string{"mdatp"}, MDATP: MDATPOptions{Path: mdatp}}}, Env{})
+	c, err := checks.New(configs.Check{Name: "av", Kind: "antivirus", Options: &Options{
+		Engines: []string{"mdatp"}, MDATP: MDATPOptions{Path: mdatp}}}, checks.Env{})
 	require.NoError(t, err)
 	now := time.UnixMilli(1795305600000).Add(3 * time.Hour)
 	c.(*antivirusCheck).now = func() time.Time { return now }
@@ -90,7 +92,7 @@ esac
 	require.NoError(t, os.WriteFile(state, []byte("healthy"), 0o644))
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got, details := obsByKey(t, obs)
+	got, details := checktest.ObsByKey(t, obs)
 	require.Equal(t, map[string]float64{
 		`antivirus_up{engine="mdatp"}`: 1, `antivirus_signature_age_seconds{engine="mdatp"}`: 3 * 3600,
 		`antivirus_realtime_protection{engine="mdatp"}`:                                                   1,
@@ -101,7 +103,7 @@ esac
 	require.NoError(t, os.WriteFile(state, []byte("unhealthy"), 0o644))
 	obs, err = c.Run(context.Background())
 	require.NoError(t, err)
-	got, details = obsByKey(t, obs)
+	got, details = checktest.ObsByKey(t, obs)
 	require.Equal(t, 0.0, got[`antivirus_up{engine="mdatp"}`])
 	require.Equal(t, 0.0, got[`antivirus_realtime_protection{engine="mdatp"}`])
 	require.Equal(t, float64(now.Sub(time.UnixMilli(1794096000000))/time.Second), got[`antivirus_signature_age_seconds{engine="mdatp"}`])
@@ -112,14 +114,14 @@ esac
 	require.NoError(t, os.WriteFile(state, []byte("down"), 0o644))
 	obs, err = c.Run(context.Background())
 	require.NoError(t, err)
-	got, details = obsByKey(t, obs)
+	got, details = checktest.ObsByKey(t, obs)
 	require.Equal(t, map[string]float64{`antivirus_up{engine="mdatp"}`: 0}, got)
 	require.Contains(t, details[`antivirus_up{engine="mdatp"}`], "Could not connect to the daemon")
 
 	// A hung mdatp is cut at the timeout.
-	c, err = New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
+	c, err = checks.New(configs.Check{Name: "av", Kind: "antivirus", Options: &Options{
 		Engines: []string{"mdatp"}, Timeout: configs.Duration(200 * time.Millisecond),
-		MDATP: MDATPOptions{Path: writeScript(t, dir, "mdatp-hung", "exec sleep 30\n")}}}, Env{})
+		MDATP: MDATPOptions{Path: writeScript(t, dir, "mdatp-hung", "exec sleep 30\n")}}}, checks.Env{})
 	require.NoError(t, err)
 	start := time.Now()
 	obs, err = c.Run(context.Background())

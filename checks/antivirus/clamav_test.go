@@ -1,4 +1,4 @@
-package checks
+package antivirus
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
 func TestParseCVDHeader(t *testing.T) {
@@ -96,7 +98,7 @@ func FuzzParseClamdReply(f *testing.F) {
 
 func TestParseClamdConf(t *testing.T) {
 	t.Parallel()
-	m := parseClamdConf(testdata(t, "antivirus/clamd.conf.debian"))
+	m := parseClamdConf(checktest.Testdata(t, "clamd.conf.debian"))
 	require.Equal(t, "/var/run/clamav/clamd.ctl", m["LocalSocket"])
 	require.Equal(t, "/var/lib/clamav", m["DatabaseDirectory"])
 	m = parseClamdConf([]byte("# c\nTCPSocket 3310\nTCPAddr 127.0.0.2\nTCPAddr ::1\nDatabaseDirectory\t\"/srv/db\"\n"))
@@ -105,8 +107,8 @@ func TestParseClamdConf(t *testing.T) {
 
 func TestParseFreshclamLog(t *testing.T) {
 	t.Parallel()
-	ok := testdata(t, "antivirus/freshclam-ok.log")
-	fail := testdata(t, "antivirus/freshclam-fail.log")
+	ok := checktest.Testdata(t, "freshclam-ok.log")
+	fail := checktest.Testdata(t, "freshclam-fail.log")
 	want := time.Date(2026, 11, 25, 0, 26, 14, 0, time.UTC)
 	require.Equal(t, want, parseFreshclamLog(ok, time.UTC))
 	require.True(t, parseFreshclamLog(fail, time.UTC).IsZero(), "a failed update is not a success")
@@ -152,7 +154,7 @@ End Date:   2026:11:25 01:00:03
 	_, ok = parseClamScanLog([]byte(log[:strings.LastIndex(log, "End Date")]), time.UTC)
 	require.True(t, ok, "a scan still running: the previous summary")
 	// A real clamscan --log file: a scan that found the test signature, then a clean one.
-	real := testdata(t, "antivirus/clamscan.log")
+	real := checktest.Testdata(t, "clamscan.log")
 	s, ok = parseClamScanLog(real, time.UTC)
 	require.True(t, ok)
 	require.Equal(t, scanSummary{Infected: 0, End: time.Date(2026, 11, 25, 0, 38, 12, 0, time.UTC)}, s)
@@ -164,9 +166,9 @@ End Date:   2026:11:25 01:00:03
 }
 
 func FuzzParseClamLogs(f *testing.F) {
-	f.Add(string(testdata(f, "antivirus/freshclam-ok.log")))
-	f.Add(string(testdata(f, "antivirus/freshclam-fail.log")))
-	f.Add(string(testdata(f, "antivirus/clamscan.log")))
+	f.Add(string(checktest.Testdata(f, "freshclam-ok.log")))
+	f.Add(string(checktest.Testdata(f, "freshclam-fail.log")))
+	f.Add(string(checktest.Testdata(f, "clamscan.log")))
 	f.Add("x: y FOUND\n--- SCAN SUMMARY ---\nInfected files: 1\nEnd Date: 2026:11:25 01:00:03\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		parseFreshclamLog([]byte(s), time.UTC)
@@ -195,16 +197,16 @@ func TestClamdNoReply(t *testing.T) {
 			defer c.Close() // held open, silent
 		}
 	}()
-	c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
+	c, err := checks.New(configs.Check{Name: "av", Kind: "antivirus", Options: &Options{
 		Engines: []string{"clamav"}, Timeout: configs.Duration(300 * time.Millisecond),
 		ClamAV: ClamAVOptions{Address: sock, ClamdConf: filepath.Join(dir, "none.conf"), DatabaseDir: dir},
-	}}, Env{})
+	}}, checks.Env{})
 	require.NoError(t, err)
 	start := time.Now()
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), 3*time.Second)
-	o := byKeyObs(obs)[`antivirus_up{engine="clamav"}`]
+	o := checktest.ByKeyObs(obs)[`antivirus_up{engine="clamav"}`]
 	require.Equal(t, 0.0, o.Value)
 	require.Contains(t, o.Details, "no reply to PING within 300ms")
 }

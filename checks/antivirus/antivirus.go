@@ -1,4 +1,9 @@
-package checks
+// Package antivirus is the antivirus check (kind "antivirus"): whether the
+// engine runs and answers, the age of its signatures, real-time protection
+// and the newest scan, for ClamAV, Microsoft Defender (mdatp) and any other
+// EDR/AV watched by its processes and systemd units. It registers itself
+// from init(); checks/all links it in.
+package antivirus
 
 import (
 	"context"
@@ -9,20 +14,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
-	Register("antivirus", newAntivirusCheck, func() configs.Options { return &AntivirusOptions{} },
-		MetricInfo{Name: "antivirus_up", Help: "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
-		MetricInfo{Name: "antivirus_signature_age_seconds", Help: "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
-		MetricInfo{Name: "antivirus_realtime_protection", Help: "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
-		MetricInfo{Name: "antivirus_last_scan_timestamp_seconds", Help: "End time of the newest scan in the configured scan logs."},
-		MetricInfo{Name: "antivirus_infected_files", Help: "Infected files found by the newest scan in the configured scan logs."},
-		MetricInfo{Name: "antivirus_signature_update_timestamp_seconds", Help: "Time of the last successful signature update (ClamAV: freshclam's log)."},
-		MetricInfo{Name: "antivirus_engine_info", Help: "1, with the engine version and signature version as labels."},
+	checks.Register("antivirus", newAntivirusCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "antivirus_up", Help: "1 if the antivirus engine is running and answers (clamd PING, mdatp healthy, required processes and units running)."},
+		checks.MetricInfo{Name: "antivirus_signature_age_seconds", Help: "Age of the engine's signature database (ClamAV: build time in the database headers; Defender: definitions_updated)."},
+		checks.MetricInfo{Name: "antivirus_realtime_protection", Help: "1 if on-access/real-time scanning is active (ClamAV: clamonacc running; Defender: real_time_protection_enabled)."},
+		checks.MetricInfo{Name: "antivirus_last_scan_timestamp_seconds", Help: "End time of the newest scan in the configured scan logs."},
+		checks.MetricInfo{Name: "antivirus_infected_files", Help: "Infected files found by the newest scan in the configured scan logs."},
+		checks.MetricInfo{Name: "antivirus_signature_update_timestamp_seconds", Help: "Time of the last successful signature update (ClamAV: freshclam's log)."},
+		checks.MetricInfo{Name: "antivirus_engine_info", Help: "1, with the engine version and signature version as labels."},
 	)
 }
 
@@ -47,18 +53,18 @@ type avResult struct {
 // antivirus engines. A fault of one engine is data, not a failed run.
 type antivirusCheck struct {
 	name string
-	env  Env
-	opts AntivirusOptions
+	env  checks.Env
+	opts Options
 	run  command.Runner
 	now  func() time.Time
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-func newAntivirusCheck(c configs.Check, env Env) (Check, error) {
-	o := *c.Options.(*AntivirusOptions)
+func newAntivirusCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
 	o = o.WithDefaults()
 	for _, e := range o.Engines {
-		if !slices.Contains(AntivirusEngines, e) {
+		if !slices.Contains(Engines, e) {
 			return nil, fmt.Errorf("unknown antivirus engine %q", e)
 		}
 	}
@@ -92,7 +98,7 @@ func (c *antivirusCheck) engines() []string {
 }
 
 // Run implements Check.
-func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
+func (c *antivirusCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	var results []avResult
 	engines := c.engines()
 	for _, e := range engines {
@@ -118,23 +124,23 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
 		return nil, context.Cause(ctx) // a partial picture would show engines down
 	}
 	if len(results) == 0 {
-		return []Observation{{Metric: "antivirus_up", Labels: map[string]string{"engine": "none"}, Value: 0,
+		return []checks.Observation{{Metric: "antivirus_up", Labels: map[string]string{"engine": "none"}, Value: 0,
 			Details: fmt.Sprintf("No antivirus engine found: no %s, no %s, and no processes: configured.",
 				c.rootPath(c.opts.ClamAV.ClamdConf), c.opts.MDATP.Path)}}, nil
 	}
 	now := c.now()
-	var obs []Observation
+	var obs []checks.Observation
 	for _, r := range results {
 		l := func() map[string]string { return map[string]string{"engine": r.Engine} }
 		add := func(metric string, v float64, details string) {
-			obs = append(obs, Observation{Metric: metric, Labels: l(), Value: v, Details: textfmt.Truncate(details, MaxDetails)})
+			obs = append(obs, checks.Observation{Metric: metric, Labels: l(), Value: v, Details: textfmt.Truncate(details, checks.MaxDetails)})
 		}
-		add("antivirus_up", BoolValue(r.Up), r.UpDetails)
+		add("antivirus_up", checks.BoolValue(r.Up), r.UpDetails)
 		if !r.SignatureTime.IsZero() {
 			add("antivirus_signature_age_seconds", max(0, now.Sub(r.SignatureTime).Seconds()), r.SignatureDetails)
 		}
 		if r.Realtime != nil {
-			add("antivirus_realtime_protection", BoolValue(*r.Realtime), r.RealtimeDetails)
+			add("antivirus_realtime_protection", checks.BoolValue(*r.Realtime), r.RealtimeDetails)
 		}
 		if !r.LastScan.IsZero() {
 			add("antivirus_last_scan_timestamp_seconds", unixSeconds(r.LastScan), "")
@@ -146,7 +152,7 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]Observation, error) {
 			add("antivirus_signature_update_timestamp_seconds", unixSeconds(r.LastUpdate), "")
 		}
 		if r.Version != "" || r.SignatureVersion != "" {
-			obs = append(obs, Observation{Metric: "antivirus_engine_info", Value: 1,
+			obs = append(obs, checks.Observation{Metric: "antivirus_engine_info", Value: 1,
 				Labels: map[string]string{"engine": r.Engine, "version": r.Version, "signature_version": r.SignatureVersion}})
 		}
 	}

@@ -1,4 +1,4 @@
-package checks
+package antivirus
 
 import (
 	"context"
@@ -11,13 +11,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
 
 // startNamed runs a copy of sleep under another name until the test ends.
 func startNamed(t *testing.T, name string) int {
 	t.Helper()
-	sleep := needTool(t, "sleep")
+	sleep := checktest.NeedTool(t, "sleep")
 	p := filepath.Join(t.TempDir(), name)
 	b, err := os.ReadFile(sleep)
 	require.NoError(t, err)
@@ -43,11 +45,11 @@ for u; do
 done
 exit $rc
 `)
-	newCheck := func(pe ...ProcessEngine) Check {
-		c, err := New(configs.Check{Name: "av", Kind: "antivirus", Options: &AntivirusOptions{
+	newCheck := func(pe ...ProcessEngine) checks.Check {
+		c, err := checks.New(configs.Check{Name: "av", Kind: "antivirus", Options: &Options{
 			Engines: []string{}, Processes: pe, Systemctl: systemctl,
 			ClamAV: ClamAVOptions{ClamdConf: "/nonexistent/clamd.conf"}, MDATP: MDATPOptions{Path: "/nonexistent/mdatp"}}},
-			Env{Paths: configs.Paths{Procfs: "/proc", Rootfs: "/"}})
+			checks.Env{Paths: configs.Paths{Procfs: "/proc", Rootfs: "/"}})
 		require.NoError(t, err)
 		return c
 	}
@@ -57,7 +59,7 @@ exit $rc
 	)
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got, details := obsByKey(t, obs)
+	got, details := checktest.ObsByKey(t, obs)
 	require.Equal(t, map[string]float64{`antivirus_up{engine="sensor"}`: 1, `antivirus_up{engine="broken"}`: 0}, got)
 	require.Equal(t, "process l2a-edr-sensor-with-a-long-name running (pid "+strconv.Itoa(pid)+")\nunit l2a-sensor.service active", details[`antivirus_up{engine="sensor"}`])
 	require.Equal(t, "process l2a-edr-sensor-with-a-long-name running (pid "+strconv.Itoa(pid)+")\nprocess l2a-absent NOT running\nunit l2a-sensor.service active\nunit l2a-failed.service NOT active (failed)",

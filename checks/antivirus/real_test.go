@@ -1,4 +1,4 @@
-package checks_test
+package antivirus_test
 
 import (
 	"archive/tar"
@@ -24,25 +24,11 @@ import (
 
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/checks/antivirus"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/checktest"
 )
-
-// needBinary returns the path of a program the test needs; missing, it
-// fails the test under CI=true and skips it otherwise.
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s is missing; deploy/testenv/install.sh installs it", name)
-	}
-	t.Skipf("%s is not installed", name)
-	return ""
-}
 
 // testSignature is the "virus" of the custom database: a harmless string.
 const testSignature = "L2AGENT-ANTIVIRUS-TEST-SIGNATURE-NOT-A-VIRUS"
@@ -98,8 +84,8 @@ func evaluate(t *testing.T, ev *agent.Evaluator, rules []configs.Rule, obs []che
 // and evaluates the observations with the proposed default rules.
 func TestClamAVReal(t *testing.T) {
 	t.Parallel()
-	clamd, clamscan, freshclam := needBinary(t, "clamd"), needBinary(t, "clamscan"), needBinary(t, "freshclam")
-	cfg, err := configs.Load("testdata/antivirus/default-rules.yaml")
+	clamd, clamscan, freshclam := checktest.NeedTool(t, "clamd"), checktest.NeedTool(t, "clamscan"), checktest.NeedTool(t, "freshclam")
+	cfg, err := configs.Load("testdata/default-rules.yaml")
 	require.NoError(t, err)
 	var rules []configs.Rule
 	for _, c := range cfg.Checks {
@@ -161,9 +147,9 @@ func TestClamAVReal(t *testing.T) {
 
 	scanLog := filepath.Join(dir, "scan.log")
 	freshLog := filepath.Join(dir, "freshclam.log")
-	c, err := checks.New(configs.Check{Name: "antivirus", Kind: "antivirus", Options: &checks.AntivirusOptions{
+	c, err := checks.New(configs.Check{Name: "antivirus", Kind: "antivirus", Options: &antivirus.Options{
 		Engines: []string{"clamav"}, Timeout: configs.Duration(5 * time.Second),
-		ClamAV: checks.ClamAVOptions{ClamdConf: conf, FreshclamLog: freshLog, ScanLogs: []string{scanLog},
+		ClamAV: antivirus.ClamAVOptions{ClamdConf: conf, FreshclamLog: freshLog, ScanLogs: []string{scanLog},
 			OnAccessProcess: "l2a-clamonacc"},
 	}}, checks.Env{Paths: configs.Paths{Procfs: "/proc", Sysfs: "/sys", Rootfs: "/"}})
 	require.NoError(t, err)
@@ -220,7 +206,7 @@ func TestClamAVReal(t *testing.T) {
 	require.Equal(t, got["antivirus_signature_update_timestamp_seconds"].Value, got2["antivirus_signature_update_timestamp_seconds"].Value, "a failed update keeps the last success")
 
 	// On-access scanning: a process of that name runs.
-	sleep, err := os.ReadFile(needBinary(t, "sleep"))
+	sleep, err := os.ReadFile(checktest.NeedTool(t, "sleep"))
 	require.NoError(t, err)
 	onacc := filepath.Join(dir, "l2a-clamonacc")
 	require.NoError(t, os.WriteFile(onacc, sleep, 0o755))
