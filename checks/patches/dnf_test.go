@@ -1,4 +1,4 @@
-package checks
+package patches
 
 import (
 	"context"
@@ -10,13 +10,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseDnfOutputs(t *testing.T) {
 	t.Parallel()
-	us := parseDnfCheckUpdate(testdata(t, "patches/dnf-check-update.txt"))
+	us := parseDnfCheckUpdate(checktest.Testdata(t, "dnf-check-update.txt"))
 	require.Equal(t, []pkgUpdate{
 		{Name: "l2a-a-rather-long-package-name-that-dnf-wraps.noarch", Candidate: "2:1.0.1-3.el9_4", Source: "l2a"},
 		{Name: "l2a-other.noarch", Candidate: "2.0-1", Source: "l2a"},
@@ -38,7 +40,7 @@ Security: kernel-core-5.14.0-362.18.1.el9_3.x86_64 is an installed security upda
 		{Name: "python3-a-very-long-package-name-indeed.noarch", Candidate: "1.2-3.el9", Source: "appstream"},
 	}, us)
 
-	sec := parseDnfUpdateinfo(testdata(t, "patches/dnf-updateinfo-list-security.txt"))
+	sec := parseDnfUpdateinfo(checktest.Testdata(t, "dnf-updateinfo-list-security.txt"))
 	require.Equal(t, map[string]dnfFix{
 		"l2a-a-rather-long-package-name-that-dnf-wraps.noarch": {version: "2:1.0.1-3.el9_4", advisory: "L2A-2026-0003 Critical"},
 		"l2a-sec.noarch": {version: "1.1-1", advisory: "L2A-2026-0001 Important"},
@@ -60,8 +62,8 @@ FEDORA-2024-0a1b2c3d4f  bugfix      None      vim-9.1.0-1.fc40.x86_64         20
 	require.Equal(t, map[string]string{
 		"l2a-current.noarch": "1.0-1", "l2a-other.noarch": "1.0-1", "l2a-sec.noarch": "1.0-1",
 		"l2a-a-rather-long-package-name-that-dnf-wraps.noarch": "2:1.0.0-1.el9",
-	}, parseRpmQA(testdata(t, "patches/rpm-qa.txt")))
-	require.Equal(t, time.Date(2026, 11, 25, 0, 25, 59, 0, time.UTC), parseDnfRPMLog(testdata(t, "patches/dnf.rpm.log")).UTC())
+	}, parseRpmQA(checktest.Testdata(t, "rpm-qa.txt")))
+	require.Equal(t, time.Date(2026, 11, 25, 0, 25, 59, 0, time.UTC), parseDnfRPMLog(checktest.Testdata(t, "dnf.rpm.log")).UTC())
 
 	for _, bad := range []string{"x", "a.b", "-1-2.x", "name-1.noarch", "a-b-c."} {
 		_, _, ok := splitNEVRA(bad)
@@ -70,8 +72,8 @@ FEDORA-2024-0a1b2c3d4f  bugfix      None      vim-9.1.0-1.fc40.x86_64         20
 }
 
 func FuzzParseDnf(f *testing.F) {
-	f.Add(string(testdata(f, "patches/dnf-check-update.txt")))
-	f.Add(string(testdata(f, "patches/dnf-updateinfo-list-security.txt")))
+	f.Add(string(checktest.Testdata(f, "dnf-check-update.txt")))
+	f.Add(string(checktest.Testdata(f, "dnf-updateinfo-list-security.txt")))
 	f.Add("a\n b c\nRHSA-1 x/Sec. n-1:2-3.x\nN security S p-1-1.a d t\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, u := range parseDnfCheckUpdate([]byte(s)) {
@@ -98,21 +100,21 @@ func TestDnfBackend(t *testing.T) {
 	refreshed := time.Now().Add(-3 * time.Hour)
 	require.NoError(t, os.Chtimes(repomd, refreshed, refreshed))
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "var/log"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "var/log/dnf.rpm.log"), testdata(t, "patches/dnf.rpm.log"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "var/log/dnf.rpm.log"), checktest.Testdata(t, "dnf.rpm.log"), 0o644))
 
 	f := &fakeRunner{outputs: map[string]command.Output{
-		"dnf check-update":     {Stdout: testdata(t, "patches/dnf-check-update.txt"), Exit: 100},
-		"dnf updateinfo":       {Stdout: testdata(t, "patches/dnf-updateinfo-list-security.txt")},
-		"rpm":                  {Stdout: testdata(t, "patches/rpm-qa.txt")},
-		"needs-restarting":     {Stdout: testdata(t, "patches/needs-restarting-reboot.txt"), Exit: 1},
-		"dnf needs-restarting": {Stdout: testdata(t, "patches/needs-restarting-reboot.txt"), Exit: 1},
+		"dnf check-update":     {Stdout: checktest.Testdata(t, "dnf-check-update.txt"), Exit: 100},
+		"dnf updateinfo":       {Stdout: checktest.Testdata(t, "dnf-updateinfo-list-security.txt")},
+		"rpm":                  {Stdout: checktest.Testdata(t, "rpm-qa.txt")},
+		"needs-restarting":     {Stdout: checktest.Testdata(t, "needs-restarting-reboot.txt"), Exit: 1},
+		"dnf needs-restarting": {Stdout: checktest.Testdata(t, "needs-restarting-reboot.txt"), Exit: 1},
 	}}
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, PatchesOptions{Backend: "dnf",
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, Options{Backend: "dnf",
 		Dnf: DnfOptions{Command: "dnf", NeedsRestarting: []string{"needs-restarting", "-r"}}})
 	c.run = f.run
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got, details := obsByKey(t, obs)
+	got, details := checktest.ObsByKey(t, obs)
 	require.Equal(t, 3.0, got[`patches_pending{kind="all"}`])
 	require.Equal(t, 2.0, got[`patches_pending{kind="security"}`])
 	require.Equal(t, 1.0, got["reboot_required"])
@@ -133,10 +135,10 @@ func TestDnfBackend(t *testing.T) {
 	// Nothing pending: exit 0; no reboot needed.
 	f.outputs["dnf check-update"] = command.Output{}
 	f.outputs["dnf updateinfo"] = command.Output{}
-	f.outputs["needs-restarting"] = command.Output{Stdout: testdata(t, "patches/needs-restarting-ok.txt")}
+	f.outputs["needs-restarting"] = command.Output{Stdout: checktest.Testdata(t, "needs-restarting-ok.txt")}
 	obs, err = c.Run(context.Background())
 	require.NoError(t, err)
-	got, _ = obsByKey(t, obs)
+	got, _ = checktest.ObsByKey(t, obs)
 	require.Equal(t, 0.0, got[`patches_pending{kind="all"}`])
 	require.Equal(t, 0.0, got["reboot_required"])
 

@@ -1,4 +1,4 @@
-package checks
+package patches
 
 import (
 	"fmt"
@@ -11,17 +11,17 @@ import (
 	"github.com/l2agent/l2agent/configs"
 )
 
-// PatchesBackends are the package managers the patches check can read;
+// Backends are the package managers the patches check can read;
 // "auto" picks one from <rootfs>/etc/os-release.
-var PatchesBackends = []string{"auto", "apt", "dnf", "yum", "zypper", "apk"}
+var Backends = []string{"auto", "apt", "dnf", "yum", "zypper", "apk"}
 
 // DefaultAptSecurityPattern matches the sources apt-get prints for a
 // candidate from a security archive: Debian's "Debian-Security:12/stable-security",
 // Ubuntu's "Ubuntu:22.04/jammy-security", ESM's "…/jammy-apps-security".
 const DefaultAptSecurityPattern = `(?i)security`
 
-// PatchesOptions configure the patches check.
-type PatchesOptions struct {
+// Options configure the patches check.
+type Options struct {
 	// Backend is auto (from <rootfs>/etc/os-release ID and ID_LIKE), apt,
 	// dnf, yum, zypper or apk.
 	Backend string `yaml:"backend"`
@@ -81,14 +81,14 @@ type ApkOptions struct {
 
 // MoveStateDir implements configs.StateDirMover: a state dir left at the
 // agent's follows it.
-func (o *PatchesOptions) MoveStateDir(from, to string) {
+func (o *Options) MoveStateDir(from, to string) {
 	if o.StateDir == from {
 		o.StateDir = to
 	}
 }
 
 // WithDefaults returns o with every field left out set to its default.
-func (o PatchesOptions) WithDefaults() PatchesOptions {
+func (o Options) WithDefaults() Options {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -118,7 +118,7 @@ func (o PatchesOptions) WithDefaults() PatchesOptions {
 
 // ApplyDefaults implements configs.Options: it fills what the config left
 // out; the state dir is the agent's unless the check has its own.
-func (o *PatchesOptions) ApplyDefaults(stateDir string) {
+func (o *Options) ApplyDefaults(stateDir string) {
 	if o.StateDir == "" {
 		o.StateDir = stateDir
 	}
@@ -127,9 +127,9 @@ func (o *PatchesOptions) ApplyDefaults(stateDir string) {
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].patches"; errf(path+".field", format, args...) places an error.
-func (o *PatchesOptions) Validate(path string, errf configs.Errorf) {
-	if !slices.Contains(PatchesBackends, o.Backend) {
-		errf(path+".backend", "patches backend %q: want one of %s", o.Backend, strings.Join(PatchesBackends, ", "))
+func (o *Options) Validate(path string, errf configs.Errorf) {
+	if !slices.Contains(Backends, o.Backend) {
+		errf(path+".backend", "patches backend %q: want one of %s", o.Backend, strings.Join(Backends, ", "))
 	}
 	if !filepath.IsAbs(o.StateDir) {
 		errf(path+".state_dir", "patches state_dir %q: must be an absolute path", o.StateDir)

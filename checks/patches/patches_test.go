@@ -1,4 +1,4 @@
-package checks
+package patches
 
 import (
 	"context"
@@ -9,59 +9,24 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 	"github.com/l2agent/l2agent/internal/command"
 )
 
-// needTool returns the path of a program a test needs. A missing program
-// fails the test under CI=true (deploy/testenv/install.sh installs it) and
-// skips it otherwise.
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s is missing; deploy/testenv/install.sh installs it", name)
-	}
-	t.Skipf("%s is not installed (deploy/testenv/install.sh installs it)", name)
-	return ""
-}
-
-// needRoot skips (or, under CI=true, fails) a test that must run as root.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: this test must run as root")
-		}
-		t.Skip("needs root")
-	}
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func newTestPatches(t *testing.T, env Env, o PatchesOptions) *patchesCheck {
+func newTestPatches(t *testing.T, env checks.Env, o Options) *patchesCheck {
 	t.Helper()
 	if o.StateDir == "" {
 		o.StateDir = t.TempDir()
 	}
-	c, err := New(configs.Check{Name: "patches", Kind: "patches", Options: &o}, env)
+	c, err := checks.New(configs.Check{Name: "patches", Kind: "patches", Options: &o}, env)
 	require.NoError(t, err)
 	return c.(*patchesCheck)
 }
@@ -92,39 +57,6 @@ func (f *fakeRunner) run(_ context.Context, argv ...string) (command.Output, err
 	return out, nil
 }
 
-func testdata(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	return b
-}
-
-func obsByKey(t *testing.T, obs []Observation) (map[string]float64, map[string]string) {
-	t.Helper()
-	details := map[string]string{}
-	for k, o := range byKeyObs(obs) {
-		details[k] = o.Details
-	}
-	return byKey(t, obs), details
-}
-
-func byKeyObs(obs []Observation) map[string]Observation {
-	m := map[string]Observation{}
-	for _, o := range obs {
-		k := o.Metric
-		if len(o.Labels) > 0 {
-			var ls []string
-			for lk, lv := range o.Labels {
-				ls = append(ls, lk+"="+`"`+lv+`"`)
-			}
-			slices.Sort(ls)
-			k += "{" + strings.Join(ls, ",") + "}"
-		}
-		m[k] = o
-	}
-	return m
-}
-
 func TestParseOSReleaseAndBackend(t *testing.T) {
 	t.Parallel()
 	osr := parseOSRelease([]byte("# comment\nNAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID='9.3'\nPRETTY_NAME=\"a \\\"quoted\\\" name\"\n"))
@@ -150,7 +82,7 @@ func TestParseOSReleaseAndBackend(t *testing.T) {
 
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, PatchesOptions{})
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, Options{})
 	_, err := c.backend()
 	require.ErrorContains(t, err, "choose a patches backend")
 	require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "os-release"), []byte("ID=alpine\n"), 0o644))
@@ -196,14 +128,14 @@ func FuzzCompareDebVersions(f *testing.F) {
 func TestPatchesObserveAndState(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := newTestPatches(t, Env{}, PatchesOptions{StateDir: dir, MaxPackages: 1})
+	c := newTestPatches(t, checks.Env{}, Options{StateDir: dir, MaxPackages: 1})
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	c.now = func() time.Time { return t0 }
 	st := &patchStatus{Backend: "apt", SecurityKnown: true, Held: new(0), Reboot: new(false), Updates: []pkgUpdate{
 		{Name: "libssl3", Installed: "3.0.11-1~deb12u1", Candidate: "3.0.11-1~deb12u2", Source: "Debian-Security:12/stable-security", Security: true},
 		{Name: "curl", Installed: "7.88.1-10", Candidate: "7.88.1-10+deb12u5", Source: "Debian:12.5/stable"},
 	}}
-	got, details := obsByKey(t, c.observe(st))
+	got, details := checktest.ObsByKey(t, c.observe(st))
 	require.Equal(t, map[string]float64{
 		`patches_pending{kind="all"}`: 2, `patches_pending{kind="security"}`: 1,
 		"patches_oldest_security_pending_seconds": 0, "patches_held": 0, "reboot_required": 0,
@@ -218,9 +150,9 @@ func TestPatchesObserveAndState(t *testing.T) {
 	c.now = func() time.Time { return t0.Add(3 * 24 * time.Hour) }
 	c.observe(st)
 	// Restart: a new check reads the first-seen times back.
-	c2 := newTestPatches(t, Env{}, PatchesOptions{StateDir: dir})
+	c2 := newTestPatches(t, checks.Env{}, Options{StateDir: dir})
 	c2.now = func() time.Time { return t0.Add(10 * 24 * time.Hour) }
-	got, details = obsByKey(t, c2.observe(st))
+	got, details = checktest.ObsByKey(t, c2.observe(st))
 	require.Equal(t, 10*24*3600.0, got["patches_oldest_security_pending_seconds"])
 	require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: libssl3, first seen 2026-11-01T12:00:00Z")
 	var saved patchesState
@@ -230,10 +162,10 @@ func TestPatchesObserveAndState(t *testing.T) {
 
 	// libssl3 installed: the oldest is now openssh-server, 7 days.
 	st.Updates = slices.DeleteFunc(st.Updates, func(u pkgUpdate) bool { return u.Name == "libssl3" })
-	got, _ = obsByKey(t, c2.observe(st))
+	got, _ = checktest.ObsByKey(t, c2.observe(st))
 	require.Equal(t, 7*24*3600.0, got["patches_oldest_security_pending_seconds"])
 	st.Updates = nil
-	got, details = obsByKey(t, c2.observe(st))
+	got, details = checktest.ObsByKey(t, c2.observe(st))
 	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
 	require.Empty(t, details["patches_oldest_security_pending_seconds"])
 	saved = patchesState{}
@@ -251,21 +183,21 @@ func testdataAbs(t *testing.T, p string) []byte {
 func TestPatchesStateUnwritable(t *testing.T) {
 	t.Parallel()
 	// /proc does not take new directories, even for root.
-	c := newTestPatches(t, Env{}, PatchesOptions{StateDir: "/proc/l2agent-test-state"})
+	c := newTestPatches(t, checks.Env{}, Options{StateDir: "/proc/l2agent-test-state"})
 	st := &patchStatus{Backend: "apt", SecurityKnown: true, Updates: []pkgUpdate{{Name: "a", Security: true}}}
 	t0 := time.Now()
 	c.now = func() time.Time { return t0 }
 	c.observe(st)
 	require.True(t, c.stateFailed, "the failure is noted (and logged once)")
 	c.now = func() time.Time { return t0.Add(time.Hour) }
-	got, _ := obsByKey(t, c.observe(st))
+	got, _ := checktest.ObsByKey(t, c.observe(st))
 	require.Equal(t, 3600.0, got["patches_oldest_security_pending_seconds"], "kept in memory")
 
 	// A corrupt state file starts afresh.
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "patches-patches.json"), []byte("{nope"), 0o600))
-	c = newTestPatches(t, Env{}, PatchesOptions{StateDir: dir})
-	got, _ = obsByKey(t, c.observe(st))
+	c = newTestPatches(t, checks.Env{}, Options{StateDir: dir})
+	got, _ = checktest.ObsByKey(t, c.observe(st))
 	require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
 }
 
@@ -273,10 +205,10 @@ var secRE = regexp.MustCompile(DefaultAptSecurityPattern)
 
 func TestPatchesConfig(t *testing.T) {
 	t.Parallel()
-	cfg, err := configs.Load("testdata/patches/default-rules.yaml")
+	cfg, err := configs.Load("testdata/default-rules.yaml")
 	require.NoError(t, err, "the proposed default rules are valid")
-	require.Equal(t, "/var/lib/l2agent", cfg.Checks[0].Options.(*PatchesOptions).StateDir)
-	require.Equal(t, "dist-upgrade", cfg.Checks[0].Options.(*PatchesOptions).Apt.Upgrade)
+	require.Equal(t, "/var/lib/l2agent", cfg.Checks[0].Options.(*Options).StateDir)
+	require.Equal(t, "dist-upgrade", cfg.Checks[0].Options.(*Options).Apt.Upgrade)
 
 	_, err = configs.Parse("bad.yml", []byte(`checks:
   - name: p
@@ -302,26 +234,4 @@ func TestPatchesConfig(t *testing.T) {
 	} {
 		require.ErrorContains(t, err, want)
 	}
-}
-
-// byKey indexes observations by metric and sorted labels, as in
-// `disk_used_ratio{mountpoint="/"}`, failing on duplicates.
-func byKey(t *testing.T, obs []Observation) map[string]float64 {
-	t.Helper()
-	m := make(map[string]float64, len(obs))
-	for _, o := range obs {
-		var ls []string
-		for k, v := range o.Labels {
-			ls = append(ls, k+"="+strconv.Quote(v))
-		}
-		slices.Sort(ls)
-		k := o.Metric
-		if len(ls) > 0 {
-			k += "{" + strings.Join(ls, ",") + "}"
-		}
-		_, dup := m[k]
-		require.False(t, dup, "duplicate observation %s", k)
-		m[k] = o.Value
-	}
-	return m
 }

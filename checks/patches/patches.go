@@ -1,4 +1,9 @@
-package checks
+// Package patches is the patches check (kind "patches"): pending updates
+// (all and security), held packages, whether a reboot is required, the age
+// of the package lists, the last upgrade and how long the oldest security
+// update has waited, read from apt, dnf/yum, zypper or apk. It registers
+// itself from init(); checks/all links it in.
+package patches
 
 import (
 	"bufio"
@@ -18,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/fsutil"
@@ -25,14 +31,14 @@ import (
 )
 
 func init() {
-	Register("patches", newPatchesCheck, func() configs.Options { return &PatchesOptions{} },
-		MetricInfo{Name: "patches_pending", Help: "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
-		MetricInfo{Name: "patches_held", Help: "Packages held back from upgrades (dpkg hold, zypper lock)."},
-		MetricInfo{Name: "reboot_required", Help: "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
-		MetricInfo{Name: "patches_lists_age_seconds", Help: "Seconds since the package lists were last refreshed successfully."},
-		MetricInfo{Name: "patches_last_upgrade_timestamp_seconds", Help: "Time of the last package upgrade, from the package manager's history."},
-		MetricInfo{Name: "patches_oldest_security_pending_seconds", Help: "How long the oldest pending security update has been waiting, since the agent first saw it; 0 when none."},
-		MetricInfo{Name: "patches_unattended_upgrades_enabled", Help: "1 if unattended-upgrades is installed and enabled by APT::Periodic::Unattended-Upgrade (apt only)."},
+	checks.Register("patches", newPatchesCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "patches_pending", Help: "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
+		checks.MetricInfo{Name: "patches_held", Help: "Packages held back from upgrades (dpkg hold, zypper lock)."},
+		checks.MetricInfo{Name: "reboot_required", Help: "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
+		checks.MetricInfo{Name: "patches_lists_age_seconds", Help: "Seconds since the package lists were last refreshed successfully."},
+		checks.MetricInfo{Name: "patches_last_upgrade_timestamp_seconds", Help: "Time of the last package upgrade, from the package manager's history."},
+		checks.MetricInfo{Name: "patches_oldest_security_pending_seconds", Help: "How long the oldest pending security update has been waiting, since the agent first saw it; 0 when none."},
+		checks.MetricInfo{Name: "patches_unattended_upgrades_enabled", Help: "1 if unattended-upgrades is installed and enabled by APT::Periodic::Unattended-Upgrade (apt only)."},
 	)
 }
 
@@ -63,8 +69,8 @@ type patchStatus struct {
 // never refreshes package lists and never takes the package manager's lock.
 type patchesCheck struct {
 	name  string
-	env   Env
-	opts  PatchesOptions
+	env   checks.Env
+	opts  Options
 	secRE *regexp.Regexp
 	run   command.Runner
 	now   func() time.Time
@@ -75,14 +81,14 @@ type patchesCheck struct {
 	stateFailed bool // the state file could not be written; logged once
 }
 
-func newPatchesCheck(c configs.Check, env Env) (Check, error) {
-	o := *c.Options.(*PatchesOptions)
+func newPatchesCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
 	o = o.WithDefaults()
 	re, err := regexp.Compile(o.Apt.SecurityPattern)
 	if err != nil {
 		return nil, fmt.Errorf("apt security_pattern: %w", err)
 	}
-	if !slices.Contains(PatchesBackends, o.Backend) {
+	if !slices.Contains(Backends, o.Backend) {
 		return nil, fmt.Errorf("unknown patches backend %q", o.Backend)
 	}
 	if env.Paths.Rootfs == "" {
@@ -101,7 +107,7 @@ func newPatchesCheck(c configs.Check, env Env) (Check, error) {
 func (c *patchesCheck) Name() string { return c.name }
 
 // Run implements Check.
-func (c *patchesCheck) Run(ctx context.Context) ([]Observation, error) {
+func (c *patchesCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	backend, err := c.backend()
 	if err != nil {
 		return nil, err
@@ -125,11 +131,11 @@ func (c *patchesCheck) Run(ctx context.Context) ([]Observation, error) {
 
 // observe turns a backend's findings into observations, updating the
 // first-seen times of pending security updates.
-func (c *patchesCheck) observe(st *patchStatus) []Observation {
+func (c *patchesCheck) observe(st *patchStatus) []checks.Observation {
 	now := c.now()
-	var obs []Observation
+	var obs []checks.Observation
 	add := func(metric string, labels map[string]string, v float64, details string) {
-		obs = append(obs, Observation{Metric: metric, Labels: labels, Value: v, Details: textfmt.Truncate(details, MaxDetails)})
+		obs = append(obs, checks.Observation{Metric: metric, Labels: labels, Value: v, Details: textfmt.Truncate(details, checks.MaxDetails)})
 	}
 	updates := slices.SortedFunc(slices.Values(st.Updates), func(a, b pkgUpdate) int { return cmp.Compare(a.Name, b.Name) })
 	var sec, pkgs []pkgUpdate
@@ -159,7 +165,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 		add("patches_held", nil, float64(*st.Held), "")
 	}
 	if st.Reboot != nil {
-		add("reboot_required", nil, BoolValue(*st.Reboot), strings.Join(st.RebootReasons, "\n"))
+		add("reboot_required", nil, checks.BoolValue(*st.Reboot), strings.Join(st.RebootReasons, "\n"))
 	}
 	if !st.ListsTime.IsZero() {
 		add("patches_lists_age_seconds", nil, max(0, now.Sub(st.ListsTime).Seconds()),
@@ -169,7 +175,7 @@ func (c *patchesCheck) observe(st *patchStatus) []Observation {
 		add("patches_last_upgrade_timestamp_seconds", nil, float64(st.LastUpgrade.UnixNano())/1e9, "")
 	}
 	if st.AutoUpgrades != nil {
-		add("patches_unattended_upgrades_enabled", nil, BoolValue(*st.AutoUpgrades), "")
+		add("patches_unattended_upgrades_enabled", nil, checks.BoolValue(*st.AutoUpgrades), "")
 	}
 	return obs
 }

@@ -1,4 +1,4 @@
-package checks
+package patches
 
 import (
 	"bufio"
@@ -17,13 +17,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
 	"github.com/l2agent/l2agent/internal/command"
 )
 
 func TestParseAptSimulation(t *testing.T) {
 	t.Parallel()
-	out := testdata(t, "patches/apt-get-s-dist-upgrade.txt")
+	out := checktest.Testdata(t, "apt-get-s-dist-upgrade.txt")
 	us := parseAptSimulation(out, secRE)
 	require.Len(t, us, 128, "as many as the summary line says")
 	require.Contains(t, string(out), "128 upgraded, 0 newly installed")
@@ -56,7 +58,7 @@ Remv old [1.0]
 }
 
 func FuzzParseAptSimulation(f *testing.F) {
-	f.Add(string(testdata(f, "patches/apt-get-s-dist-upgrade.txt")))
+	f.Add(string(checktest.Testdata(f, "apt-get-s-dist-upgrade.txt")))
 	f.Add("Inst a [1] (2 L:1/x-security [all]) []\nInst b [] ()\nInst c [)\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		us := parseAptSimulation([]byte(s), secRE)
@@ -158,7 +160,7 @@ func FuzzParseDpkgStatus(f *testing.F) {
 
 func TestParseAptHistory(t *testing.T) {
 	t.Parallel()
-	got := parseAptHistory(testdata(t, "patches/apt-history.log"), time.UTC)
+	got := parseAptHistory(checktest.Testdata(t, "apt-history.log"), time.UTC)
 	require.Equal(t, time.Date(2026, 11, 25, 0, 22, 34, 0, time.UTC), got, "the last entry with an Upgrade line")
 	got = parseAptHistory([]byte(`
 Start-Date: 2024-03-01  10:00:00
@@ -175,7 +177,7 @@ End-Date: 2024-03-02  10:00:09
 }
 
 func FuzzParseAptHistory(f *testing.F) {
-	f.Add(string(testdata(f, "patches/apt-history.log")))
+	f.Add(string(checktest.Testdata(f, "apt-history.log")))
 	f.Fuzz(func(t *testing.T, s string) {
 		if got := parseAptHistory([]byte(s), time.UTC); !got.IsZero() && !strings.Contains(s, "Upgrade") {
 			t.Fatal("an upgrade time without an Upgrade line")
@@ -214,8 +216,8 @@ func debPackage(t *testing.T, dpkgDeb, dir, name, version string) {
 // check's).
 func newAptRepo(t *testing.T) aptRepo {
 	t.Helper()
-	needRoot(t)
-	dpkgDeb, ftparchive, aptGet := needTool(t, "dpkg-deb"), needTool(t, "apt-ftparchive"), needTool(t, "apt-get")
+	checktest.NeedRoot(t)
+	dpkgDeb, ftparchive, aptGet := checktest.NeedTool(t, "dpkg-deb"), checktest.NeedTool(t, "apt-ftparchive"), checktest.NeedTool(t, "apt-get")
 	root := t.TempDir()
 	// apt fetches as _apt; let it read the repository.
 	require.NoError(t, os.Chmod(root, 0o755))
@@ -295,7 +297,7 @@ func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, security int) {
 	for _, o := range r.Options {
 		argv = append(argv, "-o", o)
 	}
-	cmd := exec.Command(needTool(t, "apt-get"), append(argv, "-s", op)...)
+	cmd := exec.Command(checktest.NeedTool(t, "apt-get"), append(argv, "-s", op)...)
 	cmd.Env = command.LocaleC(os.Environ())
 	out, err := cmd.Output()
 	require.NoError(t, err)
@@ -332,24 +334,24 @@ func TestAptReal(t *testing.T) {
 	procfs := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(procfs, "sys", "kernel"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(procfs, "sys", "kernel", "osrelease"), []byte("6.1.0-18-amd64\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(r.Root, "var", "log", "apt", "history.log"), testdata(t, "patches/apt-history.log"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(r.Root, "var", "log", "apt", "history.log"), checktest.Testdata(t, "apt-history.log"), 0o644))
 
 	upgraded, security := aptSimulate(t, r, "upgrade")
 	require.Equal(t, 2, upgraded)
 	require.Equal(t, 1, security)
 
-	opts := PatchesOptions{Backend: "apt", Apt: AptOptions{
+	opts := Options{Backend: "apt", Apt: AptOptions{
 		Options:            append(r.Options, "APT::Periodic::Unattended-Upgrade=1"),
 		RebootRequiredFile: filepath.Join(run, "reboot-required"),
 	}}
 	for _, op := range []string{"dist-upgrade", "upgrade"} {
 		opts.Apt.Upgrade = op
-		c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: "/", Procfs: procfs}}, opts)
+		c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: "/", Procfs: procfs}}, opts)
 		start := time.Now()
 		obs, err := c.Run(context.Background())
 		require.NoError(t, err)
 		t.Logf("apt %s: %s", op, time.Since(start))
-		got, details := obsByKey(t, obs)
+		got, details := checktest.ObsByKey(t, obs)
 		require.Equal(t, float64(upgraded), got[`patches_pending{kind="all"}`], op)
 		require.Equal(t, float64(security), got[`patches_pending{kind="security"}`], op)
 		require.Equal(t, 2.0, got["patches_held"], "l2a-held, and nginx of the kernel fixture")
@@ -366,11 +368,11 @@ func TestAptReal(t *testing.T) {
 	}
 
 	// Through paths.rootfs: apt gets Dir=<rootfs> and finds the same.
-	rootOpts := PatchesOptions{Backend: "apt"}
-	c := newTestPatches(t, Env{Paths: configs.Paths{Rootfs: r.Root, Procfs: procfs}}, rootOpts)
+	rootOpts := Options{Backend: "apt"}
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: r.Root, Procfs: procfs}}, rootOpts)
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	got, _ := obsByKey(t, obs)
+	got, _ := checktest.ObsByKey(t, obs)
 	require.Equal(t, 2.0, got[`patches_pending{kind="all"}`])
 	require.Equal(t, 1.0, got[`patches_pending{kind="security"}`])
 	require.Equal(t, 0.0, got["patches_unattended_upgrades_enabled"], "installed, but APT::Periodic::Unattended-Upgrade is not set")
