@@ -7,5 +7,6 @@ import (
 	_ "github.com/l2agent/l2agent/checks/cpu"       // utilization, iowait, load, CPU pressure
 	_ "github.com/l2agent/l2agent/checks/disk"      // filesystems: space, inodes, read-only, time to full
 	_ "github.com/l2agent/l2agent/checks/memory"    // available memory, swap, OOM kills, memory pressure
+	_ "github.com/l2agent/l2agent/checks/mfa"       // second factor for sshd, its PAM stack and sudo; enrolment
 	_ "github.com/l2agent/l2agent/checks/patches"   // pending and security updates, reboot required
 )

@@ -1,4 +1,4 @@
-package checks_test
+package mfa_test
 
 // The config tests parse configs over the embedded default, which names
 // every check kind, ticket backend and remediation action: link them all in

@@ -1,4 +1,10 @@
-package checks
+// Package mfa is the mfa check (kind "mfa"): whether every interactive
+// login (sshd and its PAM stack) and privilege escalation (sudo) needs a
+// second factor that cannot be skipped, and whether every member of the
+// admin groups has one enrolled. It only reads: sshd -T, PAM files, the user
+// and group files and the users' factor files. It registers itself from
+// init(); checks/all links it in.
+package mfa
 
 import (
 	"bytes"
@@ -11,17 +17,18 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 func init() {
-	Register("mfa", newMFACheck, func() configs.Options { return &MFAOptions{} },
-		MetricInfo{Name: "mfa_compliant", Help: "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
-		MetricInfo{Name: "mfa_users_unenrolled", Help: "Members of the group without an enrolled second factor for the MFA module(s) in use."},
-		MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
-		MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
-		MetricInfo{Name: "mfa_sshd_permit_empty_passwords", Help: "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
+	checks.Register("mfa", newMFACheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "mfa_compliant", Help: "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
+		checks.MetricInfo{Name: "mfa_users_unenrolled", Help: "Members of the group without an enrolled second factor for the MFA module(s) in use."},
+		checks.MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_permit_empty_passwords", Help: "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
 	)
 }
 
@@ -30,15 +37,15 @@ func init() {
 // group files and the users' factor files.
 type mfaCheck struct {
 	name string
-	env  Env
-	opts MFAOptions
+	env  checks.Env
+	opts Options
 	// run executes a command given as argv (sshd -T); a field so that tests
 	// can count or fake calls.
 	run func(ctx context.Context, argv []string) ([]byte, error)
 }
 
-func newMFACheck(c configs.Check, env Env) (Check, error) {
-	o := *c.Options.(*MFAOptions)
+func newMFACheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
 	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: mfaCommand}, nil
 }
 
@@ -74,7 +81,7 @@ func (c *mfaCheck) exists(p string) (bool, error) {
 // Run implements Check. A control that cannot be evaluated (sshd -T fails, a
 // PAM file cannot be read) fails the run, so that its state is unknown
 // rather than a guess.
-func (c *mfaCheck) Run(ctx context.Context) ([]Observation, error) {
+func (c *mfaCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	o := c.opts
 	want := func(ctl string) bool { return slices.Contains(o.Controls, ctl) }
 	var acc *mfaAccounts
@@ -107,7 +114,7 @@ func (c *mfaCheck) Run(ctx context.Context) ([]Observation, error) {
 		}
 	}
 
-	var obs []Observation
+	var obs []checks.Observation
 	if want("sshd") && sshdInstalled {
 		r, err := c.evalSSHD(ctx, acc, sshdPAM)
 		if err != nil {
@@ -152,7 +159,7 @@ func (c *mfaCheck) pamService(l *pamLoader, service string, installed bool) (*pa
 	return &v, nil
 }
 
-func pamObservation(control string, v *pamVerdict) Observation {
+func pamObservation(control string, v *pamVerdict) checks.Observation {
 	var head string
 	if v.Compliant {
 		var mods []string
@@ -163,8 +170,8 @@ func pamObservation(control string, v *pamVerdict) Observation {
 	} else {
 		head = fmt.Sprintf("%s: NOT compliant: the auth stack of PAM service %s (%s) lets users in without a second factor", control, v.Stack.Service, v.Stack.File)
 	}
-	return Observation{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": control}, Value: BoolValue(v.Compliant),
+	return checks.Observation{
+		Metric: "mfa_compliant", Labels: map[string]string{"control": control}, Value: checks.BoolValue(v.Compliant),
 		Details: formatMFA(head, v.Findings, v.Stack.Notes),
 	}
 }
@@ -183,7 +190,7 @@ func formatMFA(head string, findings []mfaFinding, notes []string) string {
 	for _, n := range notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
-	return textfmt.Truncate(b.String(), MaxDetails)
+	return textfmt.Truncate(b.String(), checks.MaxDetails)
 }
 
 // sshdResult is the evaluation of sshd over every connection probed.
@@ -203,19 +210,19 @@ type sshdFlag struct {
 	details         string
 }
 
-func (r *sshdResult) observations() []Observation {
+func (r *sshdResult) observations() []checks.Observation {
 	var head string
 	if len(r.findings) == 0 {
 		head = fmt.Sprintf("sshd: compliant: every connection probed (%d) needs a second factor: AuthenticationMethods %s", r.probes, r.methods)
 	} else {
 		head = fmt.Sprintf("sshd: NOT compliant: %d finding(s) in the effective configuration (sshd -T, %d connection(s) probed)", len(r.findings), r.probes)
 	}
-	obs := []Observation{{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": "sshd"}, Value: BoolValue(len(r.findings) == 0),
+	obs := []checks.Observation{{
+		Metric: "mfa_compliant", Labels: map[string]string{"control": "sshd"}, Value: checks.BoolValue(len(r.findings) == 0),
 		Details: formatMFA(head, r.findings, r.notes),
 	}}
 	for _, f := range r.flags {
-		obs = append(obs, Observation{Metric: f.metric, Value: f.value, Details: textfmt.Truncate(f.details, MaxDetails)})
+		obs = append(obs, checks.Observation{Metric: f.metric, Value: f.value, Details: textfmt.Truncate(f.details, checks.MaxDetails)})
 	}
 	return obs
 }
@@ -304,7 +311,7 @@ func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdi
 			if fl.value == 0 && fl.bad(v) || fl.details == "" {
 				where, text := sshdWhere(cfg, cfg.source(fl.keyword, p, acc), sshdDisplay[fl.keyword], v)
 				fl.details = fmt.Sprintf("%s %s for %s (%s: %s)", sshdDisplay[fl.keyword], v, p, where, text)
-				fl.value = BoolValue(fl.bad(v))
+				fl.value = checks.BoolValue(fl.bad(v))
 			}
 		}
 	}
@@ -445,7 +452,7 @@ func mfaList(items []string, n int) string {
 }
 
 // evalEnrolment checks that every member of the groups has a factor.
-func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Observation, error) {
+func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]checks.Observation, error) {
 	o := c.opts
 	// The modules to check, with the arguments of their first PAM line.
 	args := map[string][]string{}
@@ -464,7 +471,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 	modules := o.Enrolment.Modules
 	if len(modules) == 0 {
 		for _, m := range inStacks {
-			if slices.Contains(MFAEnrolModules, m) {
+			if slices.Contains(EnrolModules, m) {
 				modules = append(modules, m)
 			}
 		}
@@ -482,7 +489,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 		factors[i] = mfaFactor{module: m, args: args[m], rootfs: c.rootfs(), acc: acc}
 	}
 
-	var obs []Observation
+	var obs []checks.Observation
 	var all []mfaFinding
 	checked := 0
 	for _, g := range o.Groups {
@@ -516,7 +523,7 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 			}
 		}
 		head := fmt.Sprintf("group %s: %d member(s) without a second factor for %s", g, len(missing), strings.Join(modules, " or "))
-		obs = append(obs, Observation{
+		obs = append(obs, checks.Observation{
 			Metric: "mfa_users_unenrolled", Labels: map[string]string{"group": g}, Value: float64(len(missing)),
 			Details: formatMFA(head, missing, nil),
 		})
@@ -530,8 +537,8 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]Obs
 	if len(all) > 0 {
 		head = fmt.Sprintf("enrolment: NOT compliant: %d user(s) of %s without a second factor for %s", len(all), strings.Join(o.Groups, ", "), strings.Join(modules, " or "))
 	}
-	obs = append([]Observation{{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": "enrolment"}, Value: BoolValue(len(all) == 0),
+	obs = append([]checks.Observation{{
+		Metric: "mfa_compliant", Labels: map[string]string{"control": "enrolment"}, Value: checks.BoolValue(len(all) == 0),
 		Details: formatMFA(head, all, nil),
 	}}, obs...)
 	return obs, nil

@@ -1,4 +1,4 @@
-package checks
+package mfa
 
 import (
 	"io"
@@ -236,10 +236,10 @@ func TestMFAPAMStacks(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			mfaWriteFiles(t, dir, tc.files)
-			l := newPAMLoader(dir, "/", DefaultPAMModuleDirs, DefaultMFAModules, DefaultMFAOptionalArgs)
+			l := newPAMLoader(dir, "/", DefaultPAMModuleDirs, DefaultModules, DefaultOptionalArgs)
 			st, err := l.authStack("sshd")
 			require.NoError(t, err)
-			v := evalPAMStack(st, DefaultMFAModules)
+			v := evalPAMStack(st, DefaultModules)
 			text := formatMFA("pam", v.Findings, st.Notes)
 			t.Log("\n" + text)
 			require.Equal(t, tc.compliant, v.Compliant, text)
@@ -282,7 +282,7 @@ func TestMFAPAMBypassResetAndJumps(t *testing.T) {
 }
 
 func FuzzMFAPAMStack(f *testing.F) {
-	for _, p := range []string{"testdata/mfa/pam.d/sshd", "testdata/mfa/pam.d/common-auth", "testdata/mfa/pam.d/other"} {
+	for _, p := range []string{"testdata/pam.d/sshd", "testdata/pam.d/common-auth", "testdata/pam.d/other"} {
 		b, err := os.ReadFile(p)
 		require.NoError(f, err)
 		f.Add(string(b))
@@ -297,7 +297,7 @@ func FuzzMFAPAMStack(f *testing.F) {
 			t.Fatalf("%d lines from %d", len(lines), strings.Count(s, "\n")+1)
 		}
 		// every file of the stack is s: includes recurse until the level limit
-		l := newPAMLoader("/pam.d", "/", nil, DefaultMFAModules, DefaultMFAOptionalArgs)
+		l := newPAMLoader("/pam.d", "/", nil, DefaultModules, DefaultOptionalArgs)
 		l.open = func(string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
 		st, err := l.authStack("sshd")
 		if err != nil {
@@ -306,7 +306,7 @@ func FuzzMFAPAMStack(f *testing.F) {
 		if len(st.Entries) > pamMaxEntries {
 			t.Fatalf("%d entries", len(st.Entries))
 		}
-		v := evalPAMStack(st, DefaultMFAModules)
+		v := evalPAMStack(st, DefaultModules)
 		if v.Compliant && len(v.MFA) == 0 {
 			t.Fatal("compliant without an MFA module")
 		}

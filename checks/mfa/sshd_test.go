@@ -1,4 +1,4 @@
-package checks
+package mfa
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 )
 
 func TestMFAParseSSHDT(t *testing.T) {
 	t.Parallel()
-	f, err := os.Open("testdata/mfa/sshd-T-debian12.txt")
+	f, err := os.Open("testdata/sshd-T-debian12.txt")
 	require.NoError(t, err)
 	defer f.Close()
 	eff, err := parseSSHDT(f)
@@ -278,16 +279,16 @@ func TestMFASSHDReal(t *testing.T) {
 				files[k] = strings.ReplaceAll(v, "{dir}", dir)
 			}
 			mfaWriteFiles(t, dir, files)
-			opts := MFAOptions{
+			opts := Options{
 				Controls: []string{"sshd"},
 				Groups:   []string{group},
-				SSHD:     MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
-				PAM:      MFAPAMOptions{Dir: pamDir, SSHDService: tc.pamSvc},
+				SSHD:     SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
+				PAM:      PAMOptions{Dir: pamDir, SSHDService: tc.pamSvc},
 			}
 			obs := runMFA(t, opts)
 			o := mfaObs(t, obs, "mfa_compliant", "sshd")
 			t.Log("\n" + o.Details)
-			require.Equal(t, BoolValue(tc.compliant), o.Value, o.Details)
+			require.Equal(t, checks.BoolValue(tc.compliant), o.Value, o.Details)
 			for _, w := range tc.where {
 				w = strings.ReplaceAll(w, "{dir}", dir)
 				if !filepath.IsAbs(w) {
@@ -313,7 +314,7 @@ func TestMFASSHDErrors(t *testing.T) {
 	sshd, hostKey := mfaSSHDEnv(t)
 	dir := t.TempDir()
 	mfaWriteFiles(t, dir, map[string]string{"sshd_config": "NoSuchOption yes\n"})
-	opts := MFAOptions{Controls: []string{"sshd"}, SSHD: MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}}}
+	opts := Options{Controls: []string{"sshd"}, SSHD: SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}}}
 	c := newMFA(t, opts)
 	_, err := c.Run(context.Background())
 	require.ErrorContains(t, err, "Bad configuration option: NoSuchOption")
@@ -333,14 +334,14 @@ func TestMFASSHDErrors(t *testing.T) {
 	require.ErrorContains(t, err, "exit status 3: oops")
 }
 
-func newMFA(t *testing.T, o MFAOptions) *mfaCheck {
+func newMFA(t *testing.T, o Options) *mfaCheck {
 	t.Helper()
-	ch, err := New(configs.Check{Name: "mfa", Kind: "mfa", Options: &o}, Env{Paths: configs.Paths{Rootfs: "/"}})
+	ch, err := checks.New(configs.Check{Name: "mfa", Kind: "mfa", Options: &o}, checks.Env{Paths: configs.Paths{Rootfs: "/"}})
 	require.NoError(t, err)
 	return ch.(*mfaCheck)
 }
 
-func runMFA(t *testing.T, o MFAOptions) []Observation {
+func runMFA(t *testing.T, o Options) []checks.Observation {
 	t.Helper()
 	obs, err := newMFA(t, o).Run(context.Background())
 	require.NoError(t, err)
@@ -349,7 +350,7 @@ func runMFA(t *testing.T, o MFAOptions) []Observation {
 
 // mfaObs returns the observation of metric whose control or group label is
 // label ("" for none).
-func mfaObs(t *testing.T, obs []Observation, metric, label string) Observation {
+func mfaObs(t *testing.T, obs []checks.Observation, metric, label string) checks.Observation {
 	t.Helper()
 	for _, o := range obs {
 		if o.Metric == metric && (label == "" || o.Labels["control"] == label || o.Labels["group"] == label) {
@@ -357,11 +358,11 @@ func mfaObs(t *testing.T, obs []Observation, metric, label string) Observation {
 		}
 	}
 	require.Failf(t, "no observation", "%s{%s} in %v", metric, label, obs)
-	return Observation{}
+	return checks.Observation{}
 }
 
 func FuzzMFAParseSSHDT(f *testing.F) {
-	b, err := os.ReadFile("testdata/mfa/sshd-T-debian12.txt")
+	b, err := os.ReadFile("testdata/sshd-T-debian12.txt")
 	require.NoError(f, err)
 	f.Add(string(b))
 	f.Add("authenticationmethods publickey,keyboard-interactive password,keyboard-interactive\nusepam yes\n")
@@ -381,14 +382,14 @@ func FuzzMFAParseSSHDT(f *testing.F) {
 		if n > strings.Count(s, "\n")+1 {
 			t.Fatalf("%d values from %d lines", n, strings.Count(s, "\n")+1)
 		}
-		c := &mfaCheck{opts: MFAOptions{}.WithDefaults()}
+		c := &mfaCheck{opts: Options{}.WithDefaults()}
 		cfg := &sshdConfig{Main: "sshd_config"}
 		_ = c.sshdFindings(cfg, eff, sshdProbe{}, nil, nil)
 	})
 }
 
 func FuzzMFASSHDConfig(f *testing.F) {
-	b, err := os.ReadFile("testdata/mfa/sshd_config-debian12")
+	b, err := os.ReadFile("testdata/sshd_config-debian12")
 	require.NoError(f, err)
 	f.Add(string(b))
 	f.Add("Include *.conf\nMatch Group adm*,!x Address 10.0.0.0/8,10.?.*.1 User=a\n AuthenticationMethods \"publickey\" # c\nMatch all\n")

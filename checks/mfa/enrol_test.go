@@ -1,4 +1,4 @@
-package checks
+package mfa
 
 import (
 	"os"
@@ -143,10 +143,10 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 			require.NoError(t, os.Chown(secret, uid, gid))
 		}
 	}
-	obs := runMFA(t, MFAOptions{
+	obs := runMFA(t, Options{
 		Controls: []string{"enrolment"},
 		Groups:   []string{group, "no-such-group-l2"},
-		PAM:      MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
+		PAM:      PAMOptions{Dir: filepath.Join(dir, "pam.d")},
 		// Accounts: the real /etc/passwd and /etc/group, the defaults
 	})
 	comp := mfaObs(t, obs, "mfa_compliant", "enrolment")
@@ -181,7 +181,7 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 		require.NoError(t, os.Chmod(secret, 0o600))
 		require.NoError(t, os.Chown(secret, uid, -1))
 	}
-	obs = runMFA(t, MFAOptions{Controls: []string{"enrolment"}, Groups: []string{group}, PAM: MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")}})
+	obs = runMFA(t, Options{Controls: []string{"enrolment"}, Groups: []string{group}, PAM: PAMOptions{Dir: filepath.Join(dir, "pam.d")}})
 	require.Equal(t, 1.0, mfaObs(t, obs, "mfa_compliant", "enrolment").Value, mfaObs(t, obs, "mfa_compliant", "enrolment").Details)
 	require.Equal(t, 0.0, mfaObs(t, obs, "mfa_users_unenrolled", group).Value)
 }

@@ -1,4 +1,4 @@
-package checks
+package mfa
 
 import (
 	"fmt"
@@ -10,15 +10,15 @@ import (
 	"github.com/l2agent/l2agent/configs"
 )
 
-// MFAControls are the controls the mfa check can evaluate, in report order.
-var MFAControls = []string{"sshd", "pam", "sudo", "enrolment"}
+// Controls are the controls the mfa check can evaluate, in report order.
+var Controls = []string{"sshd", "pam", "sudo", "enrolment"}
 
-// DefaultMFAModules are the PAM modules that count as a second factor.
-var DefaultMFAModules = []string{"pam_google_authenticator", "pam_oath", "pam_u2f", "pam_yubico", "pam_duo", "pam_radius_auth"}
+// DefaultModules are the PAM modules that count as a second factor.
+var DefaultModules = []string{"pam_google_authenticator", "pam_oath", "pam_u2f", "pam_yubico", "pam_duo", "pam_radius_auth"}
 
-// DefaultMFAOptionalArgs are PAM module arguments that let a user without an
+// DefaultOptionalArgs are PAM module arguments that let a user without an
 // enrolled factor through (google-authenticator and yubico nullok, u2f nouserok).
-var DefaultMFAOptionalArgs = []string{"nullok", "nouserok"}
+var DefaultOptionalArgs = []string{"nullok", "nouserok"}
 
 // DefaultPAMModuleDirs are where PAM looks for modules named without a path,
 // on Debian (multiarch) and on RPM-based systems. Entries may be globs.
@@ -27,11 +27,11 @@ var DefaultPAMModuleDirs = []string{
 	"/lib/security", "/usr/lib/security", "/lib64/security", "/usr/lib64/security",
 }
 
-// MFAOptions configure the mfa check: whether every interactive login (sshd)
+// Options configure the mfa check: whether every interactive login (sshd)
 // and privilege escalation (sudo) needs a second factor, and whether the
 // members of the admin groups have one enrolled. Paths other than the sshd
 // ones are read under paths.rootfs.
-type MFAOptions struct {
+type Options struct {
 	// Controls to evaluate: sshd, pam (the sshd PAM stack), sudo (the sudo
 	// PAM stack), enrolment.
 	Controls []string `yaml:"controls"`
@@ -43,15 +43,15 @@ type MFAOptions struct {
 	Modules []string `yaml:"modules"`
 	// OptionalArgs are module arguments that make an MFA module let users
 	// without a factor through.
-	OptionalArgs []string        `yaml:"optional_args"`
-	SSHD         MFASSHDOptions  `yaml:"sshd"`
-	PAM          MFAPAMOptions   `yaml:"pam"`
-	Accounts     MFAAccounts     `yaml:"accounts"`
-	Enrolment    MFAEnrolOptions `yaml:"enrolment"`
+	OptionalArgs []string     `yaml:"optional_args"`
+	SSHD         SSHDOptions  `yaml:"sshd"`
+	PAM          PAMOptions   `yaml:"pam"`
+	Accounts     Accounts     `yaml:"accounts"`
+	Enrolment    EnrolOptions `yaml:"enrolment"`
 }
 
-// MFASSHDOptions say how to get sshd's effective configuration.
-type MFASSHDOptions struct {
+// SSHDOptions say how to get sshd's effective configuration.
+type SSHDOptions struct {
 	// Binary is the sshd to run as `sshd -T`. When it does not exist, sshd
 	// is taken as not installed and its control is not reported.
 	Binary string `yaml:"binary"`
@@ -70,22 +70,22 @@ type MFASSHDOptions struct {
 	ProbeAddress string `yaml:"probe_address"`
 }
 
-// MFAPAMOptions say where the PAM configuration and modules are.
-type MFAPAMOptions struct {
+// PAMOptions say where the PAM configuration and modules are.
+type PAMOptions struct {
 	Dir         string   `yaml:"dir"`          // the service files, /etc/pam.d
 	SSHDService string   `yaml:"sshd_service"` // control pam
 	SudoService string   `yaml:"sudo_service"` // control sudo
 	ModuleDirs  []string `yaml:"module_dirs"`  // searched for modules named without a path; globs allowed
 }
 
-// MFAAccounts name the user and group databases.
-type MFAAccounts struct {
+// Accounts name the user and group databases.
+type Accounts struct {
 	Passwd string `yaml:"passwd"`
 	Group  string `yaml:"group"`
 }
 
-// MFAEnrolOptions configure the enrolment control.
-type MFAEnrolOptions struct {
+// EnrolOptions configure the enrolment control.
+type EnrolOptions struct {
 	// Modules whose factor files are checked; a user is enrolled with a
 	// factor for any of them. Empty: the MFA modules of the sshd and sudo
 	// PAM stacks, or pam_google_authenticator when they have none.
@@ -93,18 +93,18 @@ type MFAEnrolOptions struct {
 }
 
 // ApplyDefaults implements configs.Options: it fills what the config left out.
-func (o *MFAOptions) ApplyDefaults(string) {
+func (o *Options) ApplyDefaults(string) {
 	if o.Controls == nil {
-		o.Controls = slices.Clone(MFAControls)
+		o.Controls = slices.Clone(Controls)
 	}
 	if o.Groups == nil {
 		o.Groups = []string{"sudo", "wheel", "admin"}
 	}
 	if o.Modules == nil {
-		o.Modules = slices.Clone(DefaultMFAModules)
+		o.Modules = slices.Clone(DefaultModules)
 	}
 	if o.OptionalArgs == nil {
-		o.OptionalArgs = slices.Clone(DefaultMFAOptionalArgs)
+		o.OptionalArgs = slices.Clone(DefaultOptionalArgs)
 	}
 	s := &o.SSHD
 	mfaOrString(&s.Binary, "/usr/sbin/sshd")
@@ -132,13 +132,13 @@ func mfaOrString(s *string, def string) {
 
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].mfa"; errf(path+".field", format, args...) places an error.
-func (o *MFAOptions) Validate(path string, errf configs.Errorf) {
+func (o *Options) Validate(path string, errf configs.Errorf) {
 	seen := map[string]bool{}
 	for i, c := range o.Controls {
 		p := fmt.Sprintf("%s.controls[%d]", path, i)
 		switch {
-		case !slices.Contains(MFAControls, c):
-			errf(p, "mfa control %q: want one of %s", c, strings.Join(MFAControls, ", "))
+		case !slices.Contains(Controls, c):
+			errf(p, "mfa control %q: want one of %s", c, strings.Join(Controls, ", "))
 		case seen[c]:
 			errf(p, "mfa control %q listed twice", c)
 		}
@@ -158,8 +158,8 @@ func (o *MFAOptions) Validate(path string, errf configs.Errorf) {
 	names("sshd.probe_users", o.SSHD.ProbeUsers, "user")
 	names("enrolment.modules", o.Enrolment.Modules, "PAM module")
 	for i, m := range o.Enrolment.Modules {
-		if !slices.Contains(MFAEnrolModules, strings.TrimSuffix(m, ".so")) {
-			errf(fmt.Sprintf("%s.enrolment.modules[%d]", path, i), "enrolment module %q: factor files are known for %s only", m, strings.Join(MFAEnrolModules, ", "))
+		if !slices.Contains(EnrolModules, strings.TrimSuffix(m, ".so")) {
+			errf(fmt.Sprintf("%s.enrolment.modules[%d]", path, i), "enrolment module %q: factor files are known for %s only", m, strings.Join(EnrolModules, ", "))
 		}
 	}
 	for _, f := range []struct{ field, v string }{
@@ -187,13 +187,13 @@ func (o *MFAOptions) Validate(path string, errf configs.Errorf) {
 	}
 }
 
-// MFAEnrolModules are the modules whose enrolment the check can see on the
+// EnrolModules are the modules whose enrolment the check can see on the
 // host; the others (duo, radius) keep their factors on a server.
-var MFAEnrolModules = []string{"pam_google_authenticator", "pam_oath", "pam_u2f", "pam_yubico"}
+var EnrolModules = []string{"pam_google_authenticator", "pam_oath", "pam_u2f", "pam_yubico"}
 
 // WithDefaults returns a copy of o with the defaults filled in, for checks
 // built without going through Load (tests, the CLI's ad hoc checks).
-func (o MFAOptions) WithDefaults() MFAOptions {
+func (o Options) WithDefaults() Options {
 	o.ApplyDefaults("")
 	return o
 }

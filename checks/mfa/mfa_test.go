@@ -1,4 +1,4 @@
-package checks
+package mfa
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 )
 
@@ -15,9 +16,9 @@ func TestMFAConfig(t *testing.T) {
 	t.Parallel()
 	cfg, err := configs.Parse("agent.yaml", []byte("checks:\n  - name: mfa\n    kind: mfa\n    rules:\n      - metric: mfa_compliant\n        direction: below\n        crit: 0\n"))
 	require.NoError(t, err)
-	o := cfg.Checks[0].Options.(*MFAOptions)
+	o := cfg.Checks[0].Options.(*Options)
 	require.NotNil(t, o)
-	require.Equal(t, MFAControls, o.Controls)
+	require.Equal(t, Controls, o.Controls)
 	require.Equal(t, []string{"sudo", "wheel", "admin"}, o.Groups)
 	require.Equal(t, "/usr/sbin/sshd", o.SSHD.Binary)
 	require.Equal(t, "/etc/ssh/sshd_config", o.SSHD.Config)
@@ -26,7 +27,7 @@ func TestMFAConfig(t *testing.T) {
 	require.Equal(t, "sshd", o.PAM.SSHDService)
 	require.Equal(t, "sudo", o.PAM.SudoService)
 	require.Equal(t, "/etc/passwd", o.Accounts.Passwd)
-	require.Equal(t, DefaultMFAModules, o.Modules)
+	require.Equal(t, DefaultModules, o.Modules)
 
 	_, err = configs.Parse("agent.yaml", []byte(`checks:
   - name: mfa
@@ -86,10 +87,10 @@ func TestMFAAllControls(t *testing.T) {
 	require.NoError(t, os.WriteFile(secret, []byte(mfaTestSecret), 0o400))
 	require.NoError(t, os.Chown(secret, mfaUIDOf(t, users[0]), -1))
 
-	obs := runMFA(t, MFAOptions{
+	obs := runMFA(t, Options{
 		Groups: []string{group},
-		SSHD:   MFASSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
-		PAM:    MFAPAMOptions{Dir: filepath.Join(dir, "pam.d")},
+		SSHD:   SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
+		PAM:    PAMOptions{Dir: filepath.Join(dir, "pam.d")},
 	})
 	var all []string
 	for _, o := range obs {
@@ -125,7 +126,7 @@ func mfaUIDOf(t *testing.T, name string) int {
 	return a.users[name].UID
 }
 
-func mfaLabels(o Observation) string {
+func mfaLabels(o checks.Observation) string {
 	for _, k := range []string{"control", "group"} {
 		if v, ok := o.Labels[k]; ok {
 			return "{" + k + `="` + v + `"}`
@@ -141,6 +142,6 @@ func TestMFAFormatBounded(t *testing.T) {
 		fs = append(fs, mfaFinding{Where: "/etc/pam.d/sshd:1", Text: strings.Repeat("x", 50), Rule: "r"})
 	}
 	s := formatMFA("head", fs, nil)
-	require.LessOrEqual(t, len(s), MaxDetails)
+	require.LessOrEqual(t, len(s), checks.MaxDetails)
 	require.True(t, strings.HasSuffix(s, "(truncated)"))
 }
