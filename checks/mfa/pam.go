@@ -171,106 +171,128 @@ func (l *pamLoader) load(st *pamStack, name string, level, includeLevel int) err
 	if st.files++; st.files > pamMaxFiles {
 		return fmt.Errorf("%s: more than %d files included", path, pamMaxFiles)
 	}
-	f, err := l.open(path)
+	lines, err := l.readLines(path)
 	if err != nil {
-		return fmt.Errorf("read PAM config: %w", err)
-	}
-	defer f.Close()
-	lines, err := parsePAMLines(f)
-	if err != nil {
-		return fmt.Errorf("read PAM config %s: %w", path, err)
+		return err
 	}
 	for _, ln := range lines {
 		if len(st.Entries) >= pamMaxEntries {
 			return fmt.Errorf("%s: more than %d auth entries", path, pamMaxEntries)
 		}
 		e := pamEntry{File: path, Line: ln.line, Text: ln.text, Level: level}
-		tok := ln.tokens
-		if strings.EqualFold(tok[0], "@include") { // Debian: the whole file, here
-			if len(tok) < 2 {
-				e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-				st.Entries = append(st.Entries, e)
-				continue
-			}
-			if err := l.load(st, tok[1], level, includeLevel+1); err != nil {
-				st.Notes = append(st.Notes, fmt.Sprintf("%s: %v: that line always fails", e.where(), err))
-				e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-				st.Entries = append(st.Entries, e)
-			}
-			continue
-		}
-		typ := strings.ToLower(strings.TrimPrefix(tok[0], "-"))
-		switch typ {
-		case "auth":
-		case "account", "session", "password":
-			continue
-		default: // libpam installs a bad type in the requested stack, failing
-			e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-			st.Entries = append(st.Entries, e)
-			continue
-		}
-		if len(tok) < 2 {
-			e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-			st.Entries = append(st.Entries, e)
-			continue
-		}
-		include, substack := false, false
-		control := tok[1]
-		switch strings.ToLower(control) {
-		case "required":
-			e.Actions = pamControlActions(pamActBad, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK, pamIgnore: pamActIgnore})
-		case "requisite":
-			e.Actions = pamControlActions(pamActDie, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK, pamIgnore: pamActIgnore})
-		case "optional":
-			e.Actions = pamControlActions(pamActIgnore, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK})
-		case "sufficient":
-			e.Actions = pamControlActions(pamActIgnore, map[int]pamAction{pamSuccess: pamActDone, pamNewAuthtok: pamActDone})
-		case "include":
-			include = true
-		case "substack":
-			include, substack = true, true
-		default:
-			e.Actions = parsePAMControl(control)
-		}
-		if include {
-			if len(tok) < 3 {
-				e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-				st.Entries = append(st.Entries, e)
-				continue
-			}
-			sub := level
-			if substack {
-				e.Kind, e.Module = pamSubstack, tok[2]
-				st.Entries = append(st.Entries, e)
-				sub++
-			}
-			if err := l.load(st, tok[2], sub, includeLevel+1); err != nil {
-				st.Notes = append(st.Notes, fmt.Sprintf("%s: %v: that line always fails", e.where(), err))
-				e.Kind, e.Module, e.Actions = pamMustFail, "", pamAllActions(pamActBad)
-				st.Entries = append(st.Entries, e)
-			}
-			continue
-		}
-		if len(tok) < 3 {
-			e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
-			st.Entries = append(st.Entries, e)
-			continue
-		}
-		e.Module, e.Args = tok[2], tok[3:]
-		e.Name = strings.TrimSuffix(filepath.Base(e.Module), ".so")
-		e.Path = l.findModule(e.Module)
-		e.MFA = slices.Contains(l.mfaModules, e.Name)
-		if e.MFA {
-			for _, a := range e.Args {
-				if slices.Contains(l.optionalArgs, a) {
-					e.Optional = a
-					break
-				}
-			}
-		}
-		st.Entries = append(st.Entries, e)
+		l.loadLine(st, e, ln.tokens, includeLevel)
 	}
 	return nil
+}
+
+// readLines reads the logical lines of the service file at path.
+func (l *pamLoader) readLines(path string) ([]pamLine, error) {
+	f, err := l.open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read PAM config: %w", err)
+	}
+	defer f.Close()
+	lines, err := parsePAMLines(f)
+	if err != nil {
+		return nil, fmt.Errorf("read PAM config %s: %w", path, err)
+	}
+	return lines, nil
+}
+
+// loadLine appends to st what the line e (tokens tok) puts in the auth
+// stack: nothing for the other types, the entries of an included file or a
+// substack, a module, or, for a line libpam cannot use, an entry that always
+// fails.
+func (l *pamLoader) loadLine(st *pamStack, e pamEntry, tok []string, includeLevel int) {
+	mustFail := func() {
+		e.Kind, e.Actions = pamMustFail, pamAllActions(pamActBad)
+		st.Entries = append(st.Entries, e)
+	}
+	if strings.EqualFold(tok[0], "@include") { // Debian: the whole file, here
+		if len(tok) < 2 {
+			mustFail()
+			return
+		}
+		l.include(st, e, tok[1], e.Level, includeLevel)
+		return
+	}
+	switch strings.ToLower(strings.TrimPrefix(tok[0], "-")) {
+	case "auth":
+	case "account", "session", "password":
+		return
+	default: // libpam installs a bad type in the requested stack, failing
+		mustFail()
+		return
+	}
+	if len(tok) < 2 {
+		mustFail()
+		return
+	}
+	var include, substack bool
+	e.Actions, include, substack = pamLineControl(tok[1])
+	switch {
+	case len(tok) < 3:
+		mustFail()
+	case include:
+		sub := e.Level
+		if substack {
+			e.Kind, e.Module = pamSubstack, tok[2]
+			st.Entries = append(st.Entries, e)
+			sub++
+		}
+		l.include(st, e, tok[2], sub, includeLevel)
+	default:
+		st.Entries = append(st.Entries, l.module(e, tok[2], tok[3:]))
+	}
+}
+
+// pamLineControl returns the actions of a control field, or whether it
+// includes a file (include) or a substack (substack) instead.
+func pamLineControl(control string) (acts [pamNumReturns]pamAction, include, substack bool) {
+	switch strings.ToLower(control) {
+	case "required":
+		return pamControlActions(pamActBad, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK, pamIgnore: pamActIgnore}), false, false
+	case "requisite":
+		return pamControlActions(pamActDie, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK, pamIgnore: pamActIgnore}), false, false
+	case "optional":
+		return pamControlActions(pamActIgnore, map[int]pamAction{pamSuccess: pamActOK, pamNewAuthtok: pamActOK}), false, false
+	case "sufficient":
+		return pamControlActions(pamActIgnore, map[int]pamAction{pamSuccess: pamActDone, pamNewAuthtok: pamActDone}), false, false
+	case "include":
+		return acts, true, false
+	case "substack":
+		return acts, true, true
+	default:
+		return parsePAMControl(control), false, false
+	}
+}
+
+// include appends the entries of the file name, read in place of the line
+// e; a file that cannot be read makes e a line that always fails, with a
+// note saying why.
+func (l *pamLoader) include(st *pamStack, e pamEntry, name string, level, includeLevel int) {
+	if err := l.load(st, name, level, includeLevel+1); err != nil {
+		st.Notes = append(st.Notes, fmt.Sprintf("%s: %v: that line always fails", e.where(), err))
+		e.Kind, e.Module, e.Actions = pamMustFail, "", pamAllActions(pamActBad)
+		st.Entries = append(st.Entries, e)
+	}
+}
+
+// module returns e as the entry of module mod with its arguments.
+func (l *pamLoader) module(e pamEntry, mod string, args []string) pamEntry {
+	e.Module, e.Args = mod, args
+	e.Name = strings.TrimSuffix(filepath.Base(e.Module), ".so")
+	e.Path = l.findModule(e.Module)
+	e.MFA = slices.Contains(l.mfaModules, e.Name)
+	if e.MFA {
+		for _, a := range e.Args {
+			if slices.Contains(l.optionalArgs, a) {
+				e.Optional = a
+				break
+			}
+		}
+	}
+	return e
 }
 
 // findModule returns the file of a module as written in a PAM line, or "".
