@@ -3,6 +3,7 @@ package antivirus
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,56 +38,79 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 	confPath := c.rootPath(o.ClamdConf)
 	conf, confErr := readClamdConf(confPath)
 
-	network, addr := "", o.Address
-	switch {
-	case addr != "" && filepath.IsAbs(addr):
-		network, addr = "unix", c.rootPath(addr)
-	case addr != "":
-		network = "tcp"
-	case conf["LocalSocket"] != "":
-		network, addr = "unix", c.rootPath(conf["LocalSocket"])
-	case conf["TCPSocket"] != "":
-		host := conf["TCPAddr"]
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		network, addr = "tcp", net.JoinHostPort(host, conf["TCPSocket"])
-	}
 	var ver clamdVersion
-	switch {
+	switch network, addr := c.clamdSocket(conf); {
 	case network == "" && confErr != nil:
 		r.UpDetails = fmt.Sprintf("clamd socket unknown: %v", confErr)
 	case network == "":
 		r.UpDetails = fmt.Sprintf("clamd socket unknown: %s sets neither LocalSocket nor TCPSocket", confPath)
 	default:
-		where := network + ":" + addr
-		reply, err := c.clamd(ctx, network, addr, "PING")
-		switch {
-		case err != nil:
-			r.UpDetails = fmt.Sprintf("clamd at %s is down: %v", where, err)
-		case reply != "PONG":
-			r.UpDetails = fmt.Sprintf("clamd at %s answered PING with %q", where, textfmt.Sanitize(reply))
-		default:
-			r.Up = true
-			r.UpDetails = fmt.Sprintf("clamd at %s answers PING.", where)
-			if reply, err := c.clamd(ctx, network, addr, "VERSION"); err == nil {
-				if v, ok := parseClamdVersion(reply); ok {
-					ver = v
-					r.Version, r.SignatureVersion = v.Engine, v.Signatures
-					r.UpDetails += " " + textfmt.Sanitize(reply)
-				}
-			}
-		}
+		ver = c.pingClamd(ctx, &r, network, addr)
 	}
+	c.clamavSignatures(&r, conf, ver)
+	if b, err := fsutil.ReadTail(c.rootPath(o.FreshclamLog), 4<<20); err == nil {
+		r.LastUpdate = parseFreshclamLog(b, time.Local)
+	}
+	c.clamavOnAccess(ctx, &r)
+	c.clamavLastScan(&r)
+	return r
+}
 
-	dbDir := o.DatabaseDir
-	if dbDir == "" {
-		dbDir = conf["DatabaseDirectory"]
+// clamdSocket returns where clamd listens: the configured address, else
+// clamd.conf's LocalSocket or TCPSocket (asked on the loopback when clamd
+// listens on every address). network is "" when neither is known.
+func (c *antivirusCheck) clamdSocket(conf map[string]string) (network, addr string) {
+	switch addr := c.opts.ClamAV.Address; {
+	case addr != "" && filepath.IsAbs(addr):
+		return "unix", c.rootPath(addr)
+	case addr != "":
+		return "tcp", addr
+	case conf["LocalSocket"] != "":
+		return "unix", c.rootPath(conf["LocalSocket"])
+	case conf["TCPSocket"] != "":
+		host := conf["TCPAddr"]
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		return "tcp", net.JoinHostPort(host, conf["TCPSocket"])
 	}
-	if dbDir == "" {
-		dbDir = "/var/lib/clamav"
+	return "", ""
+}
+
+// pingClamd asks clamd PING, then VERSION, and notes in r whether it is up
+// and which engine and signatures it runs. It returns the VERSION reply
+// (zero when there is none).
+func (c *antivirusCheck) pingClamd(ctx context.Context, r *avResult, network, addr string) clamdVersion {
+	where := network + ":" + addr
+	reply, err := c.clamd(ctx, network, addr, "PING")
+	switch {
+	case err != nil:
+		r.UpDetails = fmt.Sprintf("clamd at %s is down: %v", where, err)
+		return clamdVersion{}
+	case reply != "PONG":
+		r.UpDetails = fmt.Sprintf("clamd at %s answered PING with %q", where, textfmt.Sanitize(reply))
+		return clamdVersion{}
 	}
-	dbDir = c.rootPath(dbDir)
+	r.Up = true
+	r.UpDetails = fmt.Sprintf("clamd at %s answers PING.", where)
+	reply, err = c.clamd(ctx, network, addr, "VERSION")
+	if err != nil {
+		return clamdVersion{}
+	}
+	v, ok := parseClamdVersion(reply)
+	if !ok {
+		return clamdVersion{}
+	}
+	r.Version, r.SignatureVersion = v.Engine, v.Signatures
+	r.UpDetails += " " + textfmt.Sanitize(reply)
+	return v
+}
+
+// clamavSignatures notes in r the age of the signatures: from the newest
+// database header in the database directory, else from clamd's VERSION
+// reply ver.
+func (c *antivirusCheck) clamavSignatures(r *avResult, conf map[string]string, ver clamdVersion) {
+	dbDir := c.rootPath(cmp.Or(c.opts.ClamAV.DatabaseDir, conf["DatabaseDirectory"], "/var/lib/clamav"))
 	dbs, dbErr := readCVDHeaders(dbDir)
 	if h, ok := newestSignatures(dbs); ok {
 		r.SignatureTime = h.Built
@@ -101,23 +125,31 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 	} else if dbErr != nil {
 		r.UpDetails += fmt.Sprintf("\nNo signature database header: %v", dbErr)
 	}
+}
 
-	if b, err := fsutil.ReadTail(c.rootPath(o.FreshclamLog), 4<<20); err == nil {
-		r.LastUpdate = parseFreshclamLog(b, time.Local)
+// clamavOnAccess notes in r whether on-access scanning runs: the
+// on_access_process (clamonacc) is running. It leaves r.Realtime nil when
+// the processes cannot be listed.
+func (c *antivirusCheck) clamavOnAccess(ctx context.Context, r *avResult) {
+	procs, err := runningProcesses(ctx, c.env.Paths.Procfs)
+	if err != nil {
+		return
 	}
-
-	if procs, err := runningProcesses(ctx, c.env.Paths.Procfs); err == nil {
-		pids := procs.find(o.OnAccessProcess)
-		r.Realtime = new(len(pids) > 0)
-		if len(pids) > 0 {
-			r.RealtimeDetails = fmt.Sprintf("%s running (pid %d).", o.OnAccessProcess, pids[0])
-		} else {
-			r.RealtimeDetails = fmt.Sprintf("%s (on-access scanning) is not running.", o.OnAccessProcess)
-		}
+	name := c.opts.ClamAV.OnAccessProcess
+	pids := procs.find(name)
+	r.Realtime = new(len(pids) > 0)
+	if len(pids) > 0 {
+		r.RealtimeDetails = fmt.Sprintf("%s running (pid %d).", name, pids[0])
+	} else {
+		r.RealtimeDetails = fmt.Sprintf("%s (on-access scanning) is not running.", name)
 	}
+}
 
+// clamavLastScan notes in r the newest scan found in the scan logs and its
+// infected files; r is left as is when no log has a finished scan.
+func (c *antivirusCheck) clamavLastScan(r *avResult) {
 	var newest scanSummary
-	for _, l := range o.ScanLogs {
+	for _, l := range c.opts.ClamAV.ScanLogs {
 		b, err := fsutil.ReadTail(c.rootPath(l), 8<<20)
 		if err != nil {
 			continue
@@ -132,7 +164,6 @@ func (c *antivirusCheck) collectClamAV(ctx context.Context) avResult {
 		r.Infected = new(newest.Infected)
 		r.InfectedDetails = newest.details()
 	}
-	return r
 }
 
 // clamd sends one command in the z (NUL-terminated) form and returns the
