@@ -200,6 +200,17 @@ type sshdResult struct {
 	probes   int
 	methods  string // AuthenticationMethods of the plain sshd -T, for the compliant summary
 	flags    [3]sshdFlag
+
+	// While probing: each finding once, with the probes that showed it,
+	// in the order first found.
+	merged map[string]*sshdMerged
+	order  []string
+}
+
+// sshdMerged is one finding and the probes that showed it.
+type sshdMerged struct {
+	f   mfaFinding
+	who []string
 }
 
 // sshdFlag is the worst value of a yes/no setting over the probes.
@@ -208,6 +219,56 @@ type sshdFlag struct {
 	bad             func(v string) bool
 	value           float64
 	details         string
+}
+
+func newSSHDResult() *sshdResult {
+	return &sshdResult{flags: [3]sshdFlag{
+		{metric: "mfa_sshd_permit_root_login", keyword: "permitrootlogin", bad: func(v string) bool { return v != "no" }},
+		{metric: "mfa_sshd_password_authentication", keyword: "passwordauthentication", bad: func(v string) bool { return v == "yes" }},
+		{metric: "mfa_sshd_permit_empty_passwords", keyword: "permitemptypasswords", bad: func(v string) bool { return v == "yes" }},
+	}, merged: map[string]*sshdMerged{}}
+}
+
+// observe records what the effective configuration eff of probe p shows:
+// its findings, and the settings of the flags.
+func (r *sshdResult) observe(cfg *sshdConfig, p sshdProbe, eff map[string][]string, acc *mfaAccounts, findings []mfaFinding) {
+	r.probes++
+	for _, f := range findings {
+		k := f.Where + "\x00" + f.Text + "\x00" + f.Rule
+		m := r.merged[k]
+		if m == nil {
+			m = &sshdMerged{f: f}
+			r.merged[k] = m
+			r.order = append(r.order, k)
+		}
+		m.who = append(m.who, p.String())
+	}
+	for i := range r.flags {
+		r.flags[i].observe(cfg, p, eff, acc)
+	}
+}
+
+// observe keeps the value probe p got, with the line that set it, unless
+// the flag already holds a bad value: the first probe's, then the first bad
+// one.
+func (fl *sshdFlag) observe(cfg *sshdConfig, p sshdProbe, eff map[string][]string, acc *mfaAccounts) {
+	v := sshdFirst(eff, fl.keyword, "")
+	if fl.value == 0 && fl.bad(v) || fl.details == "" {
+		where, text := sshdWhere(cfg, cfg.source(fl.keyword, p, acc), sshdDisplay[fl.keyword], v)
+		fl.details = fmt.Sprintf("%s %s for %s (%s: %s)", sshdDisplay[fl.keyword], v, p, where, text)
+		fl.value = checks.BoolValue(fl.bad(v))
+	}
+}
+
+// finish sets r.findings from what the probes showed, each finding naming
+// the probes it was seen for.
+func (r *sshdResult) finish() {
+	for _, k := range r.order {
+		m := r.merged[k]
+		f := m.f
+		f.Who = "for: " + mfaList(m.who, 5)
+		r.findings = append(r.findings, f)
+	}
 }
 
 func (r *sshdResult) observations() []checks.Observation {
@@ -230,48 +291,62 @@ func (r *sshdResult) observations() []checks.Observation {
 // evalSSHD runs sshd -T for a plain connection and for the probes, and
 // checks every effective configuration.
 func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdict) (*sshdResult, error) {
-	o := c.opts.SSHD
-	r := &sshdResult{flags: [3]sshdFlag{
-		{metric: "mfa_sshd_permit_root_login", keyword: "permitrootlogin", bad: func(v string) bool { return v != "no" }},
-		{metric: "mfa_sshd_password_authentication", keyword: "passwordauthentication", bad: func(v string) bool { return v == "yes" }},
-		{metric: "mfa_sshd_permit_empty_passwords", keyword: "permitemptypasswords", bad: func(v string) bool { return v == "yes" }},
-	}}
-	cfg, err := sshdConfigReader{}.read(o.Config)
+	r := newSSHDResult()
+	cfg, err := sshdConfigReader{}.read(c.opts.SSHD.Config)
 	if err != nil {
 		r.notes = append(r.notes, fmt.Sprintf("%v: file:line not available", err))
-		cfg = &sshdConfig{Main: o.Config}
+		cfg = &sshdConfig{Main: c.opts.SSHD.Config}
 	}
-	effective := func(p sshdProbe) (map[string][]string, error) {
-		argv := append([]string{o.Binary, "-T", "-f", o.Config}, o.Args...)
-		if s := p.spec(); s != "" {
-			argv = append(argv, "-C", s)
-		}
-		out, err := c.run(ctx, argv)
-		if err != nil {
-			if os.Geteuid() != 0 {
-				err = fmt.Errorf("%w (sshd -T needs root to read the host keys; run as root or leave sshd out of mfa.controls)", err)
-			}
-			return nil, fmt.Errorf("sshd effective config: %w", err)
-		}
-		eff, err := parseSSHDT(bytes.NewReader(out))
-		if err != nil {
-			return nil, fmt.Errorf("sshd effective config: parse %s output: %w", strings.Join(argv, " "), err)
-		}
-		return eff, nil
-	}
-	plain, err := effective(sshdProbe{})
+	plain, err := c.sshdEffective(ctx, sshdProbe{})
 	if err != nil {
 		return nil, err
 	}
 	r.methods = sshdFirst(plain, "authenticationmethods", "any")
+	probes := c.sshdProbes(r, cfg, plain, acc)
+	r.observe(cfg, sshdProbe{}, plain, acc, c.sshdFindings(cfg, plain, sshdProbe{}, acc, pam))
+	for _, p := range probes {
+		eff, err := c.sshdEffective(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		r.observe(cfg, p, eff, acc, c.sshdFindings(cfg, eff, p, acc, pam))
+	}
+	r.finish()
+	return r, nil
+}
 
-	// Who to probe: the members of the groups, the configured users, root if
-	// it may log in.
+// sshdEffective runs sshd -T for the connection p (the zero probe: no -C)
+// and returns the effective configuration.
+func (c *mfaCheck) sshdEffective(ctx context.Context, p sshdProbe) (map[string][]string, error) {
+	o := c.opts.SSHD
+	argv := append([]string{o.Binary, "-T", "-f", o.Config}, o.Args...)
+	if s := p.spec(); s != "" {
+		argv = append(argv, "-C", s)
+	}
+	out, err := c.run(ctx, argv)
+	if err != nil {
+		if os.Geteuid() != 0 {
+			err = fmt.Errorf("%w (sshd -T needs root to read the host keys; run as root or leave sshd out of mfa.controls)", err)
+		}
+		return nil, fmt.Errorf("sshd effective config: %w", err)
+	}
+	eff, err := parseSSHDT(bytes.NewReader(out))
+	if err != nil {
+		return nil, fmt.Errorf("sshd effective config: parse %s output: %w", strings.Join(argv, " "), err)
+	}
+	return eff, nil
+}
+
+// sshdProbes returns the connections to probe besides the plain one, for
+// the users who matter: the members of the groups, the configured users,
+// root if it may log in. It puts the notes of reading the config, and what
+// it left out, in r.
+func (c *mfaCheck) sshdProbes(r *sshdResult, cfg *sshdConfig, plain map[string][]string, acc *mfaAccounts) []sshdProbe {
 	var users []string
 	for _, g := range c.opts.Groups {
 		users = append(users, acc.membersOf(g)...)
 	}
-	users = append(users, o.ProbeUsers...)
+	users = append(users, c.opts.SSHD.ProbeUsers...)
 	if sshdFirst(plain, "permitrootlogin", "no") != "no" {
 		users = append(users, "root")
 	}
@@ -279,57 +354,14 @@ func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdi
 	users = slices.Compact(users)
 	var probes []sshdProbe
 	if len(cfg.Matches) > 0 || len(cfg.Notes) > 0 {
-		probes = cfg.probes(users, o.ProbeAddress, acc)
+		probes = cfg.probes(users, c.opts.SSHD.ProbeAddress, acc)
 	}
 	r.notes = append(r.notes, cfg.Notes...)
 	if len(probes) > sshdMaxProbes {
 		r.notes = append(r.notes, fmt.Sprintf("%d connections to probe, only the first %d were", len(probes), sshdMaxProbes))
 		probes = probes[:sshdMaxProbes]
 	}
-
-	type merged struct {
-		f   mfaFinding
-		who []string
-	}
-	var order []string
-	byKey := map[string]*merged{}
-	eval := func(p sshdProbe, eff map[string][]string) {
-		r.probes++
-		for _, f := range c.sshdFindings(cfg, eff, p, acc, pam) {
-			k := f.Where + "\x00" + f.Text + "\x00" + f.Rule
-			m := byKey[k]
-			if m == nil {
-				m = &merged{f: f}
-				byKey[k] = m
-				order = append(order, k)
-			}
-			m.who = append(m.who, p.String())
-		}
-		for i := range r.flags {
-			fl := &r.flags[i]
-			v := sshdFirst(eff, fl.keyword, "")
-			if fl.value == 0 && fl.bad(v) || fl.details == "" {
-				where, text := sshdWhere(cfg, cfg.source(fl.keyword, p, acc), sshdDisplay[fl.keyword], v)
-				fl.details = fmt.Sprintf("%s %s for %s (%s: %s)", sshdDisplay[fl.keyword], v, p, where, text)
-				fl.value = checks.BoolValue(fl.bad(v))
-			}
-		}
-	}
-	eval(sshdProbe{}, plain)
-	for _, p := range probes {
-		eff, err := effective(p)
-		if err != nil {
-			return nil, err
-		}
-		eval(p, eff)
-	}
-	for _, k := range order {
-		m := byKey[k]
-		f := m.f
-		f.Who = "for: " + mfaList(m.who, 5)
-		r.findings = append(r.findings, f)
-	}
-	return r, nil
+	return probes
 }
 
 // sshdDisplay is how sshd_config(5) spells the keywords the check reports.
@@ -454,34 +486,9 @@ func mfaList(items []string, n int) string {
 // evalEnrolment checks that every member of the groups has a factor.
 func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]checks.Observation, error) {
 	o := c.opts
-	// The modules to check, with the arguments of their first PAM line.
-	args := map[string][]string{}
-	var inStacks []string
-	for _, v := range stacks {
-		if v == nil {
-			continue
-		}
-		for _, e := range v.MFA {
-			if _, ok := args[e.Name]; !ok {
-				args[e.Name] = e.Args
-				inStacks = append(inStacks, e.Name)
-			}
-		}
-	}
-	modules := o.Enrolment.Modules
+	modules, args := c.enrolModules(stacks)
 	if len(modules) == 0 {
-		for _, m := range inStacks {
-			if slices.Contains(EnrolModules, m) {
-				modules = append(modules, m)
-			}
-		}
-		if len(modules) == 0 && len(inStacks) > 0 {
-			c.env.Log().Debug("MFA modules keep factors on a server; enrolment not checked", "check", c.name, "modules", inStacks)
-			return nil, nil
-		}
-		if len(modules) == 0 {
-			modules = []string{"pam_google_authenticator"}
-		}
+		return nil, nil
 	}
 	factors := make([]mfaFactor, len(modules))
 	for i, m := range modules {
@@ -496,32 +503,11 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]che
 		if acc.groups[g] == nil {
 			continue
 		}
-		var missing []mfaFinding
-		for _, name := range acc.membersOf(g) {
-			u := acc.users[name]
-			if u == nil {
-				missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g, Rule: "a member of the group needs an account in " + o.Accounts.Passwd + " and a second factor", Who: "no account"})
-				continue
-			}
-			checked++
-			var whys []string
-			ok := false
-			for _, f := range factors {
-				yes, why, err := f.enrolled(u)
-				if err != nil {
-					return nil, fmt.Errorf("enrolment of %s: %w", name, err)
-				}
-				if yes {
-					ok = true
-					break
-				}
-				whys = append(whys, f.module+": "+why)
-			}
-			if !ok {
-				missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g,
-					Rule: "members of " + strings.Join(o.Groups, ", ") + " need a second factor enrolled", Who: strings.Join(whys, "; ")})
-			}
+		missing, n, err := c.unenrolled(acc, g, factors)
+		if err != nil {
+			return nil, err
 		}
+		checked += n
 		head := fmt.Sprintf("group %s: %d member(s) without a second factor for %s", g, len(missing), strings.Join(modules, " or "))
 		obs = append(obs, checks.Observation{
 			Metric: "mfa_users_unenrolled", Labels: map[string]string{"group": g}, Value: float64(len(missing)),
@@ -542,4 +528,80 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]che
 		Details: formatMFA(head, all, nil),
 	}}, obs...)
 	return obs, nil
+}
+
+// enrolModules returns the modules whose enrolment to check, and the
+// arguments of each module's first line in the PAM stacks: the configured
+// modules, else those of the stacks whose enrolment the check can see, else
+// pam_google_authenticator when the stacks have no MFA module. It returns no
+// modules when those of the stacks all keep their factors on a server.
+func (c *mfaCheck) enrolModules(stacks []*pamVerdict) (modules []string, args map[string][]string) {
+	args = map[string][]string{}
+	var inStacks []string
+	for _, v := range stacks {
+		if v == nil {
+			continue
+		}
+		for _, e := range v.MFA {
+			if _, ok := args[e.Name]; !ok {
+				args[e.Name] = e.Args
+				inStacks = append(inStacks, e.Name)
+			}
+		}
+	}
+	if len(c.opts.Enrolment.Modules) > 0 {
+		return c.opts.Enrolment.Modules, args
+	}
+	for _, m := range inStacks {
+		if slices.Contains(EnrolModules, m) {
+			modules = append(modules, m)
+		}
+	}
+	switch {
+	case len(modules) > 0:
+		return modules, args
+	case len(inStacks) > 0:
+		c.env.Log().Debug("MFA modules keep factors on a server; enrolment not checked", "check", c.name, "modules", inStacks)
+		return nil, args
+	}
+	return []string{"pam_google_authenticator"}, args
+}
+
+// unenrolled returns the members of group g without an account or without
+// any of the factors, and how many members with an account it checked.
+func (c *mfaCheck) unenrolled(acc *mfaAccounts, g string, factors []mfaFactor) (missing []mfaFinding, checked int, err error) {
+	o := c.opts
+	for _, name := range acc.membersOf(g) {
+		u := acc.users[name]
+		if u == nil {
+			missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g, Rule: "a member of the group needs an account in " + o.Accounts.Passwd + " and a second factor", Who: "no account"})
+			continue
+		}
+		checked++
+		ok, whys, err := anyEnrolled(u, factors)
+		if err != nil {
+			return nil, 0, fmt.Errorf("enrolment of %s: %w", name, err)
+		}
+		if !ok {
+			missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g,
+				Rule: "members of " + strings.Join(o.Groups, ", ") + " need a second factor enrolled", Who: strings.Join(whys, "; ")})
+		}
+	}
+	return missing, checked, nil
+}
+
+// anyEnrolled tells whether u has enrolled one of the factors, trying them
+// in order; whys says, per module tried, why not.
+func anyEnrolled(u *mfaAccount, factors []mfaFactor) (ok bool, whys []string, err error) {
+	for _, f := range factors {
+		yes, why, err := f.enrolled(u)
+		if err != nil {
+			return false, nil, err
+		}
+		if yes {
+			return true, nil, nil
+		}
+		whys = append(whys, f.module+": "+why)
+	}
+	return false, whys, nil
 }
