@@ -522,90 +522,120 @@ type pamStep struct {
 // anything it can. It follows libpam's _pam_dispatch_aux, and returns the
 // first such path, or nil when there is none.
 func pamBypass(entries []pamEntry) []pamStep {
-	type state struct {
-		pc, prevLevel int
-		imp           int8 // -1 negative, 0 undefined, 1 positive
-		status        int8
-		subs          [pamMaxIncludeLevel + 1][2]int8 // impression and status at entry of each substack level
-	}
-	visited := map[state]bool{}
-	var path []pamStep
-	var walk func(s state) bool
-	walk = func(s state) bool {
-		if visited[s] {
-			return false
-		}
-		visited[s] = true
-		if s.pc >= len(entries) {
-			return s.imp == 1 && s.status == pamSuccess
-		}
-		e := &entries[s.pc]
-		level := min(e.Level, pamMaxIncludeLevel)
-		if s.prevLevel < level {
-			s.subs[level] = [2]int8{s.imp, s.status}
-		}
-		if e.Kind == pamSubstack {
-			n := s
-			n.pc, n.prevLevel = s.pc+1, level
-			return walk(n)
-		}
-		for _, ret := range pamOutcomes(e) {
-			n := s
-			n.prevLevel = level
-			next := s.pc + 1
-			act := e.Actions[ret]
-			decided := false
-			switch {
-			case act == pamActReset:
-				n.imp, n.status = s.subs[level][0], s.subs[level][1]
-			case act == pamActOK || act == pamActDone:
-				if n.imp == 0 || (n.imp == 1 && n.status == pamSuccess) {
-					n.imp, n.status = 1, int8(ret)
-				}
-				decided = n.imp == 1 && act == pamActDone
-			case act == pamActBad || act == pamActDie:
-				if n.imp != -1 {
-					n.imp = -1
-					n.status = int8(ret)
-					if ret == pamIgnore {
-						n.status = pamPermDenied
-					}
-				}
-				decided = act == pamActDie
-			case act > 0: // jump over act entries of this level
-				i, left := s.pc, int(act)
-				for i+1 < len(entries) && entries[i+1].Level >= e.Level && left > 0 {
-					i++
-					for i+1 < len(entries) && entries[i+1].Level > e.Level {
-						i++
-					}
-					left--
-				}
-				if left > 0 { // "bad jump in stack"
-					n.imp, n.status = -1, pamPermDenied
-				}
-				next = i + 1
-			}
-			if decided { // skip the rest of this (sub)stack
-				i := s.pc
-				for i+1 < len(entries) && entries[i+1].Level >= e.Level {
-					i++
-				}
-				next = i + 1
-			}
-			n.pc = next
-			path = append(path, pamStep{Entry: s.pc, Return: ret, Action: act})
-			if walk(n) {
-				return true
-			}
-			path = path[:len(path)-1]
-		}
-		return false
-	}
-	if walk(state{}) {
-		return path
+	w := pamWalk{entries: entries, visited: map[pamState]bool{}}
+	if w.walk(pamState{}) {
+		return w.path
 	}
 	return nil
+}
+
+// pamState is where a run of an auth stack is: the entry to run next, and
+// the impression and status libpam keeps.
+type pamState struct {
+	pc, prevLevel int
+	imp           int8 // -1 negative, 0 undefined, 1 positive
+	status        int8
+	subs          [pamMaxIncludeLevel + 1][2]int8 // impression and status at entry of each substack level
+}
+
+// pamWalk is a depth-first search of the runs of a stack.
+type pamWalk struct {
+	entries []pamEntry
+	visited map[pamState]bool
+	path    []pamStep // the run so far
+}
+
+// walk tells whether some run from s succeeds; w.path then holds it.
+func (w *pamWalk) walk(s pamState) bool {
+	if w.visited[s] {
+		return false
+	}
+	w.visited[s] = true
+	if s.pc >= len(w.entries) {
+		return s.imp == 1 && s.status == pamSuccess
+	}
+	e := &w.entries[s.pc]
+	level := min(e.Level, pamMaxIncludeLevel)
+	if s.prevLevel < level {
+		s.subs[level] = [2]int8{s.imp, s.status}
+	}
+	if e.Kind == pamSubstack {
+		n := s
+		n.pc, n.prevLevel = s.pc+1, level
+		return w.walk(n)
+	}
+	for _, ret := range pamOutcomes(e) {
+		w.path = append(w.path, pamStep{Entry: s.pc, Return: ret, Action: e.Actions[ret]})
+		if w.walk(pamNext(w.entries, s, level, ret)) {
+			return true
+		}
+		w.path = w.path[:len(w.path)-1]
+	}
+	return false
+}
+
+// pamNext is the state after entry s.pc (at substack level) returned ret:
+// the impression and status updated by the entry's action for ret, and the
+// entry to run next: the following one, the one after a jump, or the one
+// after the rest of the (sub)stack when the action decides it.
+func pamNext(entries []pamEntry, s pamState, level, ret int) pamState {
+	e := &entries[s.pc]
+	n := s
+	n.prevLevel = level
+	n.pc = s.pc + 1
+	switch act := e.Actions[ret]; {
+	case act == pamActReset:
+		n.imp, n.status = s.subs[level][0], s.subs[level][1]
+	case act == pamActOK || act == pamActDone:
+		if n.imp == 0 || (n.imp == 1 && n.status == pamSuccess) {
+			n.imp, n.status = 1, int8(ret)
+		}
+		if n.imp == 1 && act == pamActDone {
+			n.pc = pamEndOfLevel(entries, s.pc)
+		}
+	case act == pamActBad || act == pamActDie:
+		if n.imp != -1 {
+			n.imp = -1
+			n.status = int8(ret)
+			if ret == pamIgnore {
+				n.status = pamPermDenied
+			}
+		}
+		if act == pamActDie {
+			n.pc = pamEndOfLevel(entries, s.pc)
+		}
+	case act > 0:
+		var ok bool
+		if n.pc, ok = pamJump(entries, s.pc, int(act)); !ok { // "bad jump in stack"
+			n.imp, n.status = -1, pamPermDenied
+		}
+	}
+	return n
+}
+
+// pamJump returns the entry after jumping over n entries of the level of
+// entry pc (with their substacks); ok is false when the stack ends first.
+func pamJump(entries []pamEntry, pc, n int) (next int, ok bool) {
+	lvl := entries[pc].Level
+	i := pc
+	for i+1 < len(entries) && entries[i+1].Level >= lvl && n > 0 {
+		i++
+		for i+1 < len(entries) && entries[i+1].Level > lvl {
+			i++
+		}
+		n--
+	}
+	return i + 1, n == 0
+}
+
+// pamEndOfLevel returns the entry after the rest of the (sub)stack of entry
+// pc.
+func pamEndOfLevel(entries []pamEntry, pc int) int {
+	i := pc
+	for i+1 < len(entries) && entries[i+1].Level >= entries[pc].Level {
+		i++
+	}
+	return i + 1
 }
 
 // pamOutcomes lists the return values worth trying for an entry: one per

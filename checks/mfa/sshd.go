@@ -431,90 +431,113 @@ func (c *sshdConfig) source(keyword string, p sshdProbe, acc sshdAccounts) *sshd
 // user as a connection from probeAddr, and for every Match block a
 // connection that satisfies it.
 func (c *sshdConfig) probes(users []string, probeAddr string, acc sshdAccounts) []sshdProbe {
-	var ps []sshdProbe
-	seen := map[string]bool{}
-	add := func(p sshdProbe) {
-		if k := p.spec(); k != "" && !seen[k] && !strings.ContainsAny(k, " \t") {
-			seen[k] = true
-			ps = append(ps, p)
-		}
-	}
+	var ps sshdProbeSet
 	for _, u := range users {
 		if !strings.ContainsAny(u, ",=") {
-			add(sshdProbe{User: u, Host: probeAddr, Addr: probeAddr, Why: "user " + u})
+			ps.add(sshdProbe{User: u, Host: probeAddr, Addr: probeAddr, Why: "user " + u})
 		}
 	}
 	for _, m := range c.Matches {
-		base := sshdProbe{Why: m.Text + " at " + m.where()}
-		var who []string // users that satisfy the user and group criteria
-		userCrit := false
-		ok := true
-		for _, cr := range m.Criteria {
-			switch cr.Name {
-			case "user", "group":
-				userCrit = true
-			case "address":
-				base.Addr = sshdSynthAddr(cr.Patterns, probeAddr)
-			case "localaddress":
-				base.LAddr = sshdSynthAddr(cr.Patterns, "127.0.0.1")
-			case "localport":
-				base.LPort = cr.Patterns
-			case "host":
-				base.Host = sshdSynthName(cr.Patterns, "probe.invalid")
-			case "rdomain":
-				base.RDomain = sshdSynthName(cr.Patterns, "probe")
-			case "all":
-			default:
-				ok = false // a criterion sshd -T -C cannot be given
-				c.Notes = append(c.Notes, fmt.Sprintf("%s: criterion %q cannot be probed with sshd -T -C; block not checked", m.where(), cr.Name))
-			}
-		}
+		base, userCrit, ok := c.matchProbe(m, probeAddr)
 		if !ok {
 			continue
 		}
-		// the addresses a block leaves out (Address *,!10.0.0.0/8) get
-		// what the other blocks or the global section say: probe them too
-		for _, cr := range m.Criteria {
-			if cr.Name != "address" {
-				continue
-			}
-			for _, pat := range strings.Split(cr.Patterns, ",") {
-				if neg, ok := strings.CutPrefix(pat, "!"); ok {
-					a := sshdSynthAddr(neg, "")
-					for _, u := range users {
-						add(sshdProbe{User: u, Host: a, Addr: a, Why: "excluded by " + m.Text + " at " + m.where()})
-					}
-					if len(users) == 0 {
-						add(sshdProbe{Host: a, Addr: a})
-					}
-				}
-			}
-		}
-		if base.Addr == "" {
-			base.Addr = probeAddr
-		}
-		if base.Host == "" {
-			base.Host = base.Addr
-		}
+		ps.addExcluded(m, users)
+		who := users
 		if userCrit {
 			who = sshdMatchUsers(m, users, acc)
 			if len(who) > 1 {
 				who = who[:1] // one satisfying user shows the block
 			}
-		} else {
-			who = users
 		}
 		if len(who) == 0 {
-			add(base) // no user: a User or Group block cannot match, others can
+			ps.add(base) // no user: a User or Group block cannot match, others can
 			continue
 		}
 		for _, u := range who {
 			p := base
 			p.User = u
-			add(p)
+			ps.add(p)
 		}
 	}
-	return ps
+	return ps.probes
+}
+
+// sshdProbeSet collects probes, each connection once.
+type sshdProbeSet struct {
+	probes []sshdProbe
+	seen   map[string]bool
+}
+
+// add adds p unless it was added before or cannot be given to sshd -T -C.
+func (ps *sshdProbeSet) add(p sshdProbe) {
+	if ps.seen == nil {
+		ps.seen = map[string]bool{}
+	}
+	if k := p.spec(); k != "" && !ps.seen[k] && !strings.ContainsAny(k, " \t") {
+		ps.seen[k] = true
+		ps.probes = append(ps.probes, p)
+	}
+}
+
+// addExcluded adds connections from the addresses the block m leaves out
+// (Address *,!10.0.0.0/8): they get what the other blocks or the global
+// section say, so they are probed too.
+func (ps *sshdProbeSet) addExcluded(m *sshdMatch, users []string) {
+	for _, cr := range m.Criteria {
+		if cr.Name != "address" {
+			continue
+		}
+		for _, pat := range strings.Split(cr.Patterns, ",") {
+			neg, ok := strings.CutPrefix(pat, "!")
+			if !ok {
+				continue
+			}
+			a := sshdSynthAddr(neg, "")
+			for _, u := range users {
+				ps.add(sshdProbe{User: u, Host: a, Addr: a, Why: "excluded by " + m.Text + " at " + m.where()})
+			}
+			if len(users) == 0 {
+				ps.add(sshdProbe{Host: a, Addr: a})
+			}
+		}
+	}
+}
+
+// matchProbe returns a connection that satisfies the criteria of m other
+// than User and Group, and whether m has such criteria (userCrit). ok is
+// false, with a note in c.Notes, when m has a criterion sshd -T -C cannot
+// be given.
+func (c *sshdConfig) matchProbe(m *sshdMatch, probeAddr string) (base sshdProbe, userCrit, ok bool) {
+	base = sshdProbe{Why: m.Text + " at " + m.where()}
+	ok = true
+	for _, cr := range m.Criteria {
+		switch cr.Name {
+		case "user", "group":
+			userCrit = true
+		case "address":
+			base.Addr = sshdSynthAddr(cr.Patterns, probeAddr)
+		case "localaddress":
+			base.LAddr = sshdSynthAddr(cr.Patterns, "127.0.0.1")
+		case "localport":
+			base.LPort = cr.Patterns
+		case "host":
+			base.Host = sshdSynthName(cr.Patterns, "probe.invalid")
+		case "rdomain":
+			base.RDomain = sshdSynthName(cr.Patterns, "probe")
+		case "all":
+		default:
+			ok = false // a criterion sshd -T -C cannot be given
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: criterion %q cannot be probed with sshd -T -C; block not checked", m.where(), cr.Name))
+		}
+	}
+	if base.Addr == "" {
+		base.Addr = probeAddr
+	}
+	if base.Host == "" {
+		base.Host = base.Addr
+	}
+	return base, userCrit, ok
 }
 
 // sshdMatchUsers returns users (known ones first) that satisfy the User and
