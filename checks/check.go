@@ -1,5 +1,11 @@
-// Package checks holds the host checks of l2agent. A check measures; it knows
-// nothing of rules, tickets or metrics exposition.
+// Package checks is what every host check of l2agent shares: the Check
+// interface, Observation, Env, the opt-in Diagnoser and the registry of kinds.
+// A check measures; it knows nothing of rules, tickets or metrics exposition.
+//
+// Each kind is its own unit, checks/<kind>/ (disk, cpu, memory, patches,
+// antivirus, mfa): its code, its options type, its tests and testdata. It
+// calls Register from init(), and checks/all links every unit in. This
+// package imports none of them.
 package checks
 
 import (
@@ -14,7 +20,6 @@ import (
 	"github.com/shirou/gopsutil/v3/common"
 
 	"github.com/l2agent/l2agent/configs"
-	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Check measures one aspect of the host.
@@ -150,8 +155,3 @@ func Metrics(kindName string) []MetricInfo {
 	defer registryMu.RUnlock()
 	return slices.Clone(registry[kindName].metrics)
 }
-
-// FormatValue writes an observation's value for people; see
-// textfmt.FormatValue. It stays here for ticketing, whose import of checks
-// also registers the check kinds its tests' configs name.
-func FormatValue(metric string, v float64) string { return textfmt.FormatValue(metric, v) }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/l2agent/l2agent/checks" // registers the check kinds
+	_ "github.com/l2agent/l2agent/checks/all" // registers the check kinds
+	"github.com/l2agent/l2agent/checks/cpu"
+	"github.com/l2agent/l2agent/checks/disk"
 	"github.com/l2agent/l2agent/configs"
 	_ "github.com/l2agent/l2agent/remediate/all" // registers the actions
 	_ "github.com/l2agent/l2agent/ticketing/all" // registers the backends
@@ -24,7 +26,7 @@ func TestDefaultIsValid(t *testing.T) {
 		names = append(names, c.Name)
 	}
 	require.Equal(t, []string{"disk", "cpu", "memory", "patches", "antivirus", "mfa"}, names)
-	require.NotEmpty(t, cfg.Checks[0].Options.(*checks.DiskOptions).ExcludeFSTypes)
+	require.NotEmpty(t, cfg.Checks[0].Options.(*disk.Options).ExcludeFSTypes)
 }
 
 func TestGoodFile(t *testing.T) {
@@ -35,9 +37,9 @@ func TestGoodFile(t *testing.T) {
 	require.Equal(t, "info", cfg.Log.Level, "keys left out keep the default")
 	require.Equal(t, 10*time.Second, cfg.Checks[1].Timeout.D(), "check defaults applied")
 	require.Equal(t, "@every 30s", cfg.Checks[1].Schedule)
-	require.Equal(t, []string{"^/$"}, cfg.Checks[0].Options.(*checks.DiskOptions).IncludeMountpoints)
-	require.Contains(t, cfg.Checks[0].Options.(*checks.DiskOptions).ExcludeFSTypes, "proc", "pseudo filesystems excluded by default")
-	require.Equal(t, 5, cfg.Checks[1].Options.(*checks.CPUOptions).TopProcesses)
+	require.Equal(t, []string{"^/$"}, cfg.Checks[0].Options.(*disk.Options).IncludeMountpoints)
+	require.Contains(t, cfg.Checks[0].Options.(*disk.Options).ExcludeFSTypes, "proc", "pseudo filesystems excluded by default")
+	require.Equal(t, 5, cfg.Checks[1].Options.(*cpu.Options).TopProcesses)
 }
 
 // TestBadFile: every class of error, each at its line and column, in one run.

@@ -253,7 +253,7 @@ func TestSignals(t *testing.T) {
 // TestPathFlags: --path.procfs reads another /proc, as in a container that
 // mounts the host's at /host/proc.
 func TestPathFlags(t *testing.T) {
-	procfs, err := filepath.Abs("../../checks/testdata/procfs")
+	procfs, err := filepath.Abs("../../checks/memory/testdata/procfs")
 	require.NoError(t, err)
 	out, err := exec.Command(binary, "check", "--json", "--path.procfs", procfs, "memory").Output()
 	if _, ok := err.(*exec.ExitError); !ok {

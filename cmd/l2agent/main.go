@@ -20,10 +20,9 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/agent"
-	_ "github.com/l2agent/l2agent/checks" // registers the check kinds
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
-	"github.com/l2agent/l2agent/internal/textfmt" // also registers the check kinds
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 const usage = `l2agent — the proactive Level 2 host agent.

@@ -18,7 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	_ "github.com/l2agent/l2agent/checks" // registers the check kinds for validation
+	_ "github.com/l2agent/l2agent/checks/all" // registers the check kinds for validation
 	"github.com/l2agent/l2agent/configs"
 	_ "github.com/l2agent/l2agent/remediate/all" // the remediation actions
 	_ "github.com/l2agent/l2agent/ticketing/all" // and the ticket backends

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/l2agent/l2agent/checks" // the check kinds the default config names
+	_ "github.com/l2agent/l2agent/checks/all" // the check kinds the default config names
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/testkit"

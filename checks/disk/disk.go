@@ -1,0 +1,520 @@
+// Package disk is the disk check (kind "disk"): space, inodes, read-only
+// state and time to full of every mounted filesystem it keeps, and the
+// largest directories of one that fills up. It registers itself from init();
+// checks/all links it in.
+package disk
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
+)
+
+func init() {
+	checks.Register("disk", newDiskCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "disk_used_ratio", Help: "Share of the filesystem in use, as df's Use%: used / (used + available to unprivileged users)."},
+		checks.MetricInfo{Name: "disk_free_bytes", Help: "Bytes available to unprivileged users, as df's Avail."},
+		checks.MetricInfo{Name: "disk_size_bytes", Help: "Size of the filesystem in bytes."},
+		checks.MetricInfo{Name: "disk_inodes_used_ratio", Help: "Share of inodes in use; absent when the filesystem reports no inode count."},
+		checks.MetricInfo{Name: "disk_read_only", Help: "1 if the filesystem is mounted read-only, else 0."},
+		checks.MetricInfo{Name: "disk_time_to_full_seconds", Help: "Seconds until no space is available at the growth rate fitted over the fill window; absent unless filling."},
+		checks.MetricInfo{Name: "disk_device_error", Help: "1 when statfs of the mountpoint failed; absent otherwise."},
+	)
+}
+
+const (
+	// maxFillSamples bounds the samples kept per mountpoint for time to full:
+	// samples closer together than fill_window/maxFillSamples are not kept.
+	maxFillSamples = 1000
+	// minFillSpan and minFillSamples are what a fit needs to be trusted.
+	minFillSpan    = time.Minute
+	minFillSamples = 3
+)
+
+// diskCheck reports space, inodes and fill rate of the mounted filesystems
+// listed in <procfs>/1/mountinfo.
+type diskCheck struct {
+	name   string
+	env    checks.Env
+	opts   Options
+	filter mountFilter
+	now    func() time.Time
+	statfs func(path string, st *syscall.Statfs_t) error
+
+	mu      sync.Mutex
+	samples map[string][]fillSample // by mountpoint, oldest first
+	pending map[string]bool         // paths whose statfs has not returned yet
+}
+
+// fillSample is the used space of a filesystem at one time.
+type fillSample struct {
+	t    time.Time
+	used float64 // bytes
+}
+
+func newDiskCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
+	o.ApplyDefaults("")
+	f := mountFilter{includeFS: o.IncludeFSTypes, excludeFS: o.ExcludeFSTypes}
+	for _, l := range []struct {
+		src []string
+		dst *[]*regexp.Regexp
+	}{{o.IncludeMountpoints, &f.include}, {o.ExcludeMountpoints, &f.exclude}} {
+		for _, s := range l.src {
+			re, err := regexp.Compile(s)
+			if err != nil {
+				return nil, fmt.Errorf("mountpoint pattern %q: %w", s, err)
+			}
+			*l.dst = append(*l.dst, re)
+		}
+	}
+	return &diskCheck{
+		name: c.Name, env: env, opts: o, filter: f,
+		now: time.Now, statfs: syscall.Statfs,
+		samples: map[string][]fillSample{}, pending: map[string]bool{},
+	}, nil
+}
+
+// Name implements checks.Check.
+func (c *diskCheck) Name() string { return c.name }
+
+// Run implements checks.Check. A mount whose statfs fails is reported as
+// disk_device_error and does not fail the run.
+func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
+	mounts, err := c.mounts()
+	if err != nil {
+		return nil, err
+	}
+	var obs []checks.Observation
+	add := func(m mount, metric string, v float64, details string) {
+		obs = append(obs, checks.Observation{
+			Metric:  metric,
+			Labels:  map[string]string{"mountpoint": m.Mountpoint, "device": m.Device, "fstype": m.FSType},
+			Value:   v,
+			Details: details,
+		})
+	}
+	seen := make(map[string]bool, len(mounts))
+	for _, m := range mounts {
+		seen[m.Mountpoint] = true
+		add(m, "disk_read_only", checks.BoolValue(m.ReadOnly), "")
+		st, err := c.statfsCtx(ctx, filepath.Join(c.env.Paths.Rootfs, m.Mountpoint))
+		if err != nil && ctx.Err() != nil {
+			return nil, err // the run is over; a partial result would drop mounts
+		}
+		if err != nil {
+			c.env.Log().Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
+			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), checks.MaxDetails))
+			continue
+		}
+		unit := uint64(st.Frsize) // the unit of f_blocks; older kernels leave it 0
+		if unit == 0 {
+			unit = uint64(st.Bsize)
+		}
+		size, avail := st.Blocks*unit, st.Bavail*unit
+		used := size - min(st.Bfree*unit, size)
+		add(m, "disk_size_bytes", float64(size), "")
+		add(m, "disk_free_bytes", float64(avail), "")
+		if used+avail > 0 {
+			add(m, "disk_used_ratio", float64(used)/float64(used+avail), "")
+		}
+		if st.Files > 0 {
+			add(m, "disk_inodes_used_ratio", float64(st.Files-min(st.Ffree, st.Files))/float64(st.Files), "")
+		}
+		if ttf, ok := c.timeToFull(m.Mountpoint, used, avail); ok {
+			add(m, "disk_time_to_full_seconds", ttf, "")
+		}
+	}
+	c.mu.Lock()
+	maps.DeleteFunc(c.samples, func(mp string, _ []fillSample) bool { return !seen[mp] })
+	c.mu.Unlock()
+	return obs, nil
+}
+
+// mounts returns the selected mounts, from <procfs>/1/mountinfo (the host's
+// mount namespace when procfs is the host's) or else <procfs>/self/mountinfo.
+func (c *diskCheck) mounts() ([]mount, error) {
+	var errs []error
+	for _, p := range []string{"1/mountinfo", "self/mountinfo"} {
+		p = filepath.Join(c.env.Paths.Procfs, p)
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", p, err))
+			continue
+		}
+		defer f.Close()
+		ms, err := parseMountinfo(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		return slices.DeleteFunc(dedupeMounts(ms), func(m mount) bool { return !c.filter.keep(m) }), nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// statfsCtx runs statfs(2) on path, giving up when ctx ends. A call that
+// hangs (a dead NFS server) is left running; until it returns, later calls
+// for the same path fail at once instead of piling up.
+func (c *diskCheck) statfsCtx(ctx context.Context, path string) (syscall.Statfs_t, error) {
+	c.mu.Lock()
+	if c.pending[path] {
+		c.mu.Unlock()
+		return syscall.Statfs_t{}, fmt.Errorf("statfs %s: an earlier call has not returned (hung filesystem?)", path)
+	}
+	c.pending[path] = true
+	c.mu.Unlock()
+	type result struct {
+		st  syscall.Statfs_t
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.err = c.statfs(path, &r.st)
+		c.mu.Lock()
+		delete(c.pending, path)
+		c.mu.Unlock()
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return r.st, fmt.Errorf("statfs %s: %w", path, r.err)
+		}
+		return r.st, nil
+	case <-ctx.Done():
+		return syscall.Statfs_t{}, fmt.Errorf("statfs %s: %w", path, context.Cause(ctx))
+	}
+}
+
+// timeToFull records the used bytes of mountpoint now and returns avail
+// divided by the growth rate fitted over the fill window, if it is growing.
+func (c *diskCheck) timeToFull(mountpoint string, used, avail uint64) (float64, bool) {
+	now, window := c.now(), c.opts.FillWindow.D()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.samples[mountpoint]
+	i := 0
+	for i < len(s) && s[i].t.Before(now.Add(-window)) {
+		i++
+	}
+	s = s[i:]
+	if len(s) == 0 || now.Sub(s[len(s)-1].t) >= window/maxFillSamples {
+		s = append(s, fillSample{t: now, used: float64(used)})
+	}
+	c.samples[mountpoint] = s
+	slope, ok := fillRate(s)
+	if !ok || slope <= 0 {
+		return 0, false
+	}
+	return float64(avail) / slope, true
+}
+
+// fillRate is the least-squares slope of used bytes over time, in bytes per
+// second; ok is false with fewer than minFillSamples over minFillSpan.
+func fillRate(s []fillSample) (slope float64, ok bool) {
+	if len(s) < minFillSamples || s[len(s)-1].t.Sub(s[0].t) < minFillSpan {
+		return 0, false
+	}
+	var mt, mu float64
+	for _, x := range s {
+		mt += x.t.Sub(s[0].t).Seconds()
+		mu += x.used
+	}
+	n := float64(len(s))
+	mt, mu = mt/n, mu/n
+	var sxy, sxx float64
+	for _, x := range s {
+		dt := x.t.Sub(s[0].t).Seconds() - mt
+		sxy += dt * (x.used - mu)
+		sxx += dt * dt
+	}
+	if sxx == 0 {
+		return 0, false
+	}
+	return sxy / sxx, true
+}
+
+// mount is one line of mountinfo.
+type mount struct {
+	Root       string // the directory of the filesystem mounted; not "/" for bind mounts of a subdirectory
+	Mountpoint string
+	FSType     string
+	Device     string
+	ReadOnly   bool
+}
+
+// parseMountinfo parses /proc/<pid>/mountinfo (see proc_pid_mountinfo(5)):
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// A mount is read-only when its mount options or its superblock options say
+// "ro": a filesystem remounted read-only after errors shows only in the latter.
+func parseMountinfo(r io.Reader) ([]mount, error) {
+	var ms []mount
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		sep := -1
+		if len(f) > 6 {
+			sep = slices.Index(f[6:], "-") + 6 // optional fields come before the "-"
+		}
+		if sep < 6 || len(f) < sep+3 {
+			return nil, fmt.Errorf("line %d: want mount fields, \"-\", fstype and source: %q", n, sc.Text())
+		}
+		m := mount{
+			Root:       unescapeOctal(f[3]),
+			Mountpoint: unescapeOctal(f[4]),
+			FSType:     unescapeOctal(f[sep+1]),
+			Device:     unescapeOctal(f[sep+2]),
+			ReadOnly:   slices.Contains(strings.Split(f[5], ","), "ro"),
+		}
+		if len(f) > sep+3 {
+			m.ReadOnly = m.ReadOnly || slices.Contains(strings.Split(f[sep+3], ","), "ro")
+		}
+		ms = append(ms, m)
+	}
+	return ms, sc.Err()
+}
+
+// unescapeOctal decodes the \ooo escapes the kernel writes for space, tab,
+// newline and backslash in mountinfo paths.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] >= '0' && s[i+1] <= '3' &&
+			s[i+2] >= '0' && s[i+2] <= '7' && s[i+3] >= '0' && s[i+3] <= '7' {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// dedupeMounts keeps the last mount of each mountpoint: the one on top, which
+// statfs sees.
+func dedupeMounts(ms []mount) []mount {
+	last := make(map[string]int, len(ms))
+	for i, m := range ms {
+		last[m.Mountpoint] = i
+	}
+	out := make([]mount, 0, len(last))
+	for i, m := range ms {
+		if last[m.Mountpoint] == i {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mountFilter selects mounts: a mount is kept when it matches an include (or
+// there are none) and no exclude. Mountpoints match regexps, fstypes exactly.
+type mountFilter struct {
+	include, exclude     []*regexp.Regexp
+	includeFS, excludeFS []string
+}
+
+func (f mountFilter) keep(m mount) bool {
+	matches := func(res []*regexp.Regexp) bool {
+		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(m.Mountpoint) })
+	}
+	return (len(f.include) == 0 || matches(f.include)) && !matches(f.exclude) &&
+		(len(f.includeFS) == 0 || slices.Contains(f.includeFS, m.FSType)) && !slices.Contains(f.excludeFS, m.FSType)
+}
+
+// Diagnose implements checks.Diagnoser: the largest directories of the filesystem
+// mounted at o.Labels["mountpoint"], as `du -x --max-depth` would list them.
+func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string, error) {
+	mp := o.Labels["mountpoint"]
+	if mp == "" {
+		return "", errors.New("observation has no mountpoint label")
+	}
+	d := c.opts.Diagnostics
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout.D())
+	defer cancel()
+	root := filepath.Join(c.env.Paths.Rootfs, mp)
+	done := make(chan *dirScan, 1)
+	go func() { done <- scanDirs(ctx, root, d.MaxDepth, d.MaxEntries) }()
+	var s *dirScan
+	select {
+	case s = <-done:
+	case <-ctx.Done():
+		select { // the scan stops at its next entry, unless stuck in a system call
+		case s = <-done:
+		case <-time.After(time.Second):
+			return "", fmt.Errorf("scan %s: stuck in a system call (hung filesystem?): %w", root, context.Cause(ctx))
+		}
+	}
+	if s.err != nil {
+		return "", s.err
+	}
+	return textfmt.Truncate(s.format(mp, d.Top), checks.MaxDetails), nil
+}
+
+// dirScan is the result of scanDirs.
+type dirScan struct {
+	maxDepth, maxEntries int
+	sizes                map[string]uint64 // allocated bytes by path relative to the root, depth 1..maxDepth
+	entries              int               // directory entries visited
+	unreadable           int               // directories that could not be read
+	stopped              string            // why the scan was cut short; "" if complete
+	elapsed              time.Duration
+	err                  error // the root could not be read
+
+	ctx  context.Context
+	dev  uint64
+	seen map[uint64]bool // inodes with several links, counted once
+}
+
+// scanDirs sums the allocated size (st_blocks*512, so sparse files count what
+// they use) of every directory under root, within root's filesystem and
+// without following symlinks, and keeps the sums of the directories at most
+// maxDepth below root. It stops after maxEntries entries or when ctx ends.
+func scanDirs(ctx context.Context, root string, maxDepth, maxEntries int) *dirScan {
+	s := &dirScan{maxDepth: maxDepth, maxEntries: maxEntries, sizes: map[string]uint64{}, ctx: ctx, seen: map[uint64]bool{}}
+	start := time.Now()
+	s.walk(root, "", 0, 0)
+	s.elapsed = time.Since(start)
+	return s
+}
+
+// walk returns the allocated bytes of dir and everything under it; own is
+// the allocation of dir itself.
+func (s *dirScan) walk(dir, rel string, depth int, own uint64) uint64 {
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
+	if err != nil {
+		if depth == 0 {
+			s.err = fmt.Errorf("read %s: %w", dir, err)
+		}
+		s.unreadable++
+		if f != nil {
+			f.Close()
+		}
+		return own
+	}
+	if dev := fi.Sys().(*syscall.Stat_t).Dev; depth == 0 {
+		s.dev = dev
+	} else if dev != s.dev { // replaced by a mountpoint since it was listed
+		f.Close()
+		return 0
+	}
+	total := own
+	type subdir struct {
+		name string
+		own  uint64
+	}
+	var subdirs []subdir
+	for s.stopped == "" {
+		batch, err := f.ReadDir(256)
+		for _, e := range batch {
+			if s.stop() {
+				break
+			}
+			s.entries++
+			info, err := e.Info() // lstat: symlinks are not followed
+			if err != nil {
+				continue // removed since listed
+			}
+			st := info.Sys().(*syscall.Stat_t)
+			if st.Dev != s.dev {
+				continue // another filesystem mounted here
+			}
+			size := uint64(st.Blocks) * 512
+			switch {
+			case info.IsDir():
+				subdirs = append(subdirs, subdir{e.Name(), size})
+			case st.Nlink > 1 && s.seen[st.Ino]: // counted under another name
+			default:
+				if st.Nlink > 1 {
+					s.seen[st.Ino] = true
+				}
+				total += size
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.unreadable++
+			}
+			break
+		}
+	}
+	f.Close()
+	for _, d := range subdirs {
+		if s.stop() {
+			break
+		}
+		total += s.walk(filepath.Join(dir, d.name), path.Join(rel, d.name), depth+1, d.own)
+	}
+	if depth >= 1 && depth <= s.maxDepth {
+		s.sizes[rel] = total
+	}
+	return total
+}
+
+// stop reports whether the scan must end, recording why.
+func (s *dirScan) stop() bool {
+	switch {
+	case s.stopped != "":
+	case s.entries >= s.maxEntries:
+		s.stopped = fmt.Sprintf("entry limit (%d) reached", s.maxEntries)
+	case errors.Is(s.ctx.Err(), context.DeadlineExceeded):
+		s.stopped = "time limit reached"
+	case s.ctx.Err() != nil:
+		s.stopped = "cancelled: " + context.Cause(s.ctx).Error()
+	}
+	return s.stopped != ""
+}
+
+// format lists the top largest directories, largest first, with mp as the
+// root of the paths shown, and says whether the scan was complete.
+func (s *dirScan) format(mp string, top int) string {
+	rels := slices.SortedFunc(maps.Keys(s.sizes), func(a, b string) int {
+		return cmp.Or(cmp.Compare(s.sizes[b], s.sizes[a]), cmp.Compare(a, b))
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Sanitize(mp), s.maxDepth)
+	for _, rel := range rels[:min(top, len(rels))] {
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Sanitize(path.Join(mp, rel)))
+	}
+	if len(rels) == 0 {
+		b.WriteString("  (no subdirectories)\n")
+	}
+	if s.unreadable > 0 {
+		fmt.Fprintf(&b, "%d directories could not be read and are not counted.\n", s.unreadable)
+	}
+	if s.stopped != "" {
+		fmt.Fprintf(&b, "PARTIAL scan: %s after %d entries in %s; sizes are lower bounds.\n", s.stopped, s.entries, s.elapsed.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "Complete scan: %d entries in %s.\n", s.entries, s.elapsed.Round(time.Millisecond))
+	}
+	return b.String()
+}

@@ -1,0 +1,144 @@
+// Package memory is the memory check (kind "memory"): available memory,
+// swap use, OOM kills and memory pressure, and the processes with the
+// largest resident set for a ticket's diagnostics. It registers itself from
+// init(); checks/all links it in.
+package memory
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/procfs"
+	"github.com/l2agent/l2agent/internal/textfmt"
+)
+
+func init() {
+	checks.Register("memory", newMemoryCheck, func() configs.Options { return &Options{} },
+		checks.MetricInfo{Name: "memory_available_ratio", Help: "Share of memory available for new work without swapping (MemAvailable/MemTotal)."},
+		checks.MetricInfo{Name: "memory_available_bytes", Help: "Memory available for new work without swapping (MemAvailable), in bytes."},
+		checks.MetricInfo{Name: "memory_total_bytes", Help: "Usable RAM (MemTotal), in bytes."},
+		checks.MetricInfo{Name: "memory_swap_used_ratio", Help: "Share of swap in use; 0 when there is no swap."},
+		checks.MetricInfo{Name: "memory_oom_kills_total", Help: "Processes killed by the kernel OOM killer since boot."},
+		checks.MetricInfo{Name: "memory_pressure_some_ratio", Help: "Share of the last 60s in which some tasks stalled on memory (PSI some avg60)."},
+		checks.MetricInfo{Name: "memory_pressure_full_ratio", Help: "Share of the last 60s in which all non-idle tasks stalled on memory (PSI full avg60)."},
+	)
+}
+
+// memoryCheck reports memory and swap use from <procfs>/meminfo, OOM kills
+// from <procfs>/vmstat and memory pressure from <procfs>/pressure/memory.
+type memoryCheck struct {
+	name string
+	env  checks.Env
+	top  int // processes listed by Diagnose
+}
+
+func newMemoryCheck(c configs.Check, env checks.Env) (checks.Check, error) {
+	o := *c.Options.(*Options)
+	o.ApplyDefaults("")
+	top := o.TopProcesses
+	return &memoryCheck{name: c.Name, env: env, top: top}, nil
+}
+
+// Name implements Check.
+func (c *memoryCheck) Name() string { return c.name }
+
+// Run implements Check.
+func (c *memoryCheck) Run(context.Context) ([]checks.Observation, error) {
+	dir := c.env.Paths.Procfs
+	mi, err := readKeyValues(filepath.Join(dir, "meminfo"))
+	if err != nil {
+		return nil, err
+	}
+	total := mi["MemTotal"] * 1024
+	if total == 0 {
+		return nil, fmt.Errorf("read %s: no MemTotal", filepath.Join(dir, "meminfo"))
+	}
+	avail, ok := mi["MemAvailable"]
+	if !ok {
+		// Before Linux 3.14: the estimate free(1) used to make.
+		avail = mi["MemFree"] + mi["Buffers"] + mi["Cached"]
+	}
+	avail *= 1024
+	swapUsed := 0.0
+	if st := mi["SwapTotal"]; st > 0 {
+		swapUsed = float64(st-min(mi["SwapFree"], st)) / float64(st)
+	}
+	obs := []checks.Observation{
+		{Metric: "memory_available_ratio", Value: float64(avail) / float64(total)},
+		{Metric: "memory_available_bytes", Value: float64(avail)},
+		{Metric: "memory_total_bytes", Value: float64(total)},
+		{Metric: "memory_swap_used_ratio", Value: swapUsed},
+	}
+
+	vm, err := readKeyValues(filepath.Join(dir, "vmstat"))
+	if err != nil {
+		c.env.Log().Warn("no OOM kill count", "err", err)
+	} else if n, ok := vm["oom_kill"]; ok { // Linux 4.13 and later
+		obs = append(obs, checks.Observation{Metric: "memory_oom_kills_total", Value: float64(n)})
+	}
+
+	p, ok, err := procfs.ReadPSI(dir, "memory")
+	if err != nil {
+		c.env.Log().Warn("no memory pressure", "err", err)
+	} else if ok {
+		obs = append(obs, checks.Observation{Metric: "memory_pressure_some_ratio", Value: p.Some.Avg60 / 100})
+		if p.Full != nil {
+			obs = append(obs, checks.Observation{Metric: "memory_pressure_full_ratio", Value: p.Full.Avg60 / 100})
+		}
+	}
+	return obs, nil
+}
+
+// Diagnose implements checks.Diagnoser: the processes with the largest resident set.
+func (c *memoryCheck) Diagnose(ctx context.Context, _ checks.Observation) (string, error) {
+	s, err := procfs.TopByRSS(ctx, c.env.Paths.Procfs, c.env.Paths.Rootfs, c.top)
+	if err != nil {
+		return "", err
+	}
+	return textfmt.Truncate("Top processes by resident memory:\n"+s, checks.MaxDetails), nil
+}
+
+// readKeyValues reads a file of "key value [unit]" or "key: value [unit]"
+// lines, such as meminfo and vmstat, ignoring units and lines it cannot parse.
+func readKeyValues(path string) (map[string]uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	kv, err := parseKeyValues(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return kv, nil
+}
+
+func parseKeyValues(r io.Reader) (map[string]uint64, error) {
+	kv := map[string]uint64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			kv[strings.TrimSuffix(f[0], ":")] = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(kv) == 0 {
+		return nil, errors.New("no key value lines")
+	}
+	return kv, nil
+}

@@ -1,0 +1,147 @@
+package mfa
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+)
+
+func TestMFAConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := configs.Parse("agent.yaml", []byte("checks:\n  - name: mfa\n    kind: mfa\n    rules:\n      - metric: mfa_compliant\n        direction: below\n        crit: 0\n"))
+	require.NoError(t, err)
+	o := cfg.Checks[0].Options.(*Options)
+	require.NotNil(t, o)
+	require.Equal(t, Controls, o.Controls)
+	require.Equal(t, []string{"sudo", "wheel", "admin"}, o.Groups)
+	require.Equal(t, "/usr/sbin/sshd", o.SSHD.Binary)
+	require.Equal(t, "/etc/ssh/sshd_config", o.SSHD.Config)
+	require.Equal(t, []string{"keyboard-interactive"}, o.SSHD.SecondFactorMethods)
+	require.Equal(t, "/etc/pam.d", o.PAM.Dir)
+	require.Equal(t, "sshd", o.PAM.SSHDService)
+	require.Equal(t, "sudo", o.PAM.SudoService)
+	require.Equal(t, "/etc/passwd", o.Accounts.Passwd)
+	require.Equal(t, DefaultModules, o.Modules)
+
+	_, err = configs.Parse("agent.yaml", []byte(`checks:
+  - name: mfa
+    kind: mfa
+    mfa:
+      controls: [sshd, ssh, sshd]
+      groups: ["wheel", "a b"]
+      sshd:
+        binary: sbin/sshd
+        probe_address: not-an-ip
+      pam:
+        sudo_service: ../sudo
+        module_dirs: ["lib/security"]
+      enrolment:
+        modules: [pam_duo]
+      nope: 1
+`))
+	require.Error(t, err)
+	for _, want := range []string{
+		`agent.yaml:15:7: unknown key "nope"`,
+		`mfa control "ssh": want one of sshd, pam, sudo, enrolment`,
+		`mfa control "sshd" listed twice`,
+		`group "a b": want a plain name`,
+		`sshd.binary "sbin/sshd": must be an absolute path`,
+		`sshd.probe_address "not-an-ip": want an IP address`,
+		`pam.sudo_service "../sudo": want a service name`,
+		`module dir "lib/security": must be an absolute path`,
+		`enrolment module "pam_duo": factor files are known for pam_google_authenticator, pam_oath, pam_u2f, pam_yubico only`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	_, err = configs.Parse("agent.yaml", []byte("checks:\n  - name: mfa\n    kind: mfa\n    rules:\n      - metric: mfa_nope\n        crit: 1\n"))
+	require.ErrorContains(t, err, `kind mfa has no metric "mfa_nope"`)
+}
+
+// TestMFAAllControls runs every control on a host that fails each of them:
+// sshd lets a group in with a key only, the sshd PAM stack has nullok, sudo's
+// has no MFA module, and a member of the group has no factor. Its output is
+// the example of the README.
+func TestMFAAllControls(t *testing.T) {
+	sshd, hostKey := mfaSSHDEnv(t)
+	mfaRealModule(t, "pam_google_authenticator")
+	group, users := mfaTestGroup(t, "alice", "bob")
+	dir := t.TempDir()
+	mfaWriteFiles(t, dir, map[string]string{
+		"ssh/sshd_config": "Include " + dir + "/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication yes\nUsePAM yes\nPermitRootLogin no\n" +
+			"AuthenticationMethods publickey,keyboard-interactive\n",
+		"ssh/sshd_config.d/admins.conf": "# break-glass access for the admins\nMatch Group " + group + "\n    AuthenticationMethods publickey\n",
+		"pam.d/common-auth":             "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\nauth required pam_permit.so\n",
+		"pam.d/sshd":                    "# Debian's, with Google Authenticator added\n@include common-auth\nauth required pam_google_authenticator.so nullok\n",
+		"pam.d/sudo":                    "#%PAM-1.0\n@include common-auth\n",
+	})
+	// alice is enrolled, bob is not
+	aliceHome := mfaHomeOf(t, users[0])
+	require.NoError(t, os.MkdirAll(aliceHome, 0o700))
+	secret := filepath.Join(aliceHome, ".google_authenticator")
+	require.NoError(t, os.WriteFile(secret, []byte(mfaTestSecret), 0o400))
+	require.NoError(t, os.Chown(secret, mfaUIDOf(t, users[0]), -1))
+
+	obs := runMFA(t, Options{
+		Groups: []string{group},
+		SSHD:   SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
+		PAM:    PAMOptions{Dir: filepath.Join(dir, "pam.d")},
+	})
+	var all []string
+	for _, o := range obs {
+		all = append(all, o.Metric+mfaLabels(o))
+		t.Logf("%s%s = %g\n%s", o.Metric, mfaLabels(o), o.Value, o.Details)
+	}
+	require.Equal(t, []string{
+		`mfa_compliant{control="sshd"}`, "mfa_sshd_permit_root_login", "mfa_sshd_password_authentication", "mfa_sshd_permit_empty_passwords",
+		`mfa_compliant{control="pam"}`, `mfa_compliant{control="sudo"}`, `mfa_compliant{control="enrolment"}`, `mfa_users_unenrolled{group="` + group + `"}`,
+	}, all)
+	for _, ctl := range []string{"sshd", "pam", "sudo", "enrolment"} {
+		require.Equal(t, 0.0, mfaObs(t, obs, "mfa_compliant", ctl).Value, ctl)
+	}
+	require.Equal(t, 1.0, mfaObs(t, obs, "mfa_users_unenrolled", group).Value)
+	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "sshd").Details, filepath.Join(dir, "ssh/sshd_config.d/admins.conf")+":3")
+	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "pam").Details, filepath.Join(dir, "pam.d/sshd")+":3")
+	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "sudo").Details, "no MFA module in the auth stack of service sudo")
+	require.Contains(t, mfaObs(t, obs, "mfa_users_unenrolled", group).Details, "- "+users[1]+": member of group "+group)
+}
+
+func mfaHomeOf(t *testing.T, name string) string {
+	t.Helper()
+	a, err := readMFAAccounts("/etc/passwd", "/etc/group")
+	require.NoError(t, err)
+	require.Contains(t, a.users, name)
+	return a.users[name].Home
+}
+
+func mfaUIDOf(t *testing.T, name string) int {
+	t.Helper()
+	a, err := readMFAAccounts("/etc/passwd", "/etc/group")
+	require.NoError(t, err)
+	return a.users[name].UID
+}
+
+func mfaLabels(o checks.Observation) string {
+	for _, k := range []string{"control", "group"} {
+		if v, ok := o.Labels[k]; ok {
+			return "{" + k + `="` + v + `"}`
+		}
+	}
+	return ""
+}
+
+func TestMFAFormatBounded(t *testing.T) {
+	t.Parallel()
+	var fs []mfaFinding
+	for range 200 {
+		fs = append(fs, mfaFinding{Where: "/etc/pam.d/sshd:1", Text: strings.Repeat("x", 50), Rule: "r"})
+	}
+	s := formatMFA("head", fs, nil)
+	require.LessOrEqual(t, len(s), checks.MaxDetails)
+	require.True(t, strings.HasSuffix(s, "(truncated)"))
+}

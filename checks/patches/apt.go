@@ -1,0 +1,503 @@
+package patches
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/l2agent/l2agent/internal/fsutil"
+)
+
+// The apt backend (Debian, Ubuntu).
+//
+// Pending updates come from `apt-get -s dist-upgrade` (or upgrade): apt's
+// own resolver decides what an upgrade would install, so held packages,
+// pins and phased updates count exactly as apt would apply them, and each
+// "Inst" line names the installed version, the candidate and the releases
+// it comes from (Label:Version/Archive), which tells security updates
+// apart. The simulation runs with Debug::NoLocking=1 (it never takes or
+// waits for the dpkg lock) and with the binary caches disabled (it writes
+// nothing). `apt-cache policy` would need one call per package to say the
+// same. The lists are never refreshed: that is apt-get update's job.
+//
+// While another process holds the dpkg lock (an install is running) the
+// database is in flux: the run fails, so the alerts become unknown.
+
+// aptPaths are the files apt uses, as apt-config resolves them with the
+// configured options.
+type aptPaths struct {
+	Status, Lists, State, History string
+	UnattendedUpgrade             string // APT::Periodic::Unattended-Upgrade
+}
+
+// aptArgs returns the -o arguments every apt command gets. With a rootfs
+// other than / and no Dir option of its own, apt reads the host through it.
+func (c *patchesCheck) aptArgs() []string {
+	opts := c.opts.Apt.Options
+	if c.env.Paths.Rootfs != "/" && !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "Dir=") }) {
+		opts = append([]string{"Dir=" + c.env.Paths.Rootfs}, opts...)
+	}
+	args := make([]string, 0, 2*len(opts))
+	for _, o := range opts {
+		args = append(args, "-o", o)
+	}
+	return args
+}
+
+func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
+	a := c.opts.Apt
+	base := c.aptArgs()
+	paths, err := c.aptConfig(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	if err := dpkgLocked(filepath.Dir(paths.Status)); err != nil {
+		return nil, err
+	}
+	argv := append([]string{a.AptGet}, base...)
+	argv = append(argv, "-o", "Debug::NoLocking=1", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+		"-o", "APT::Get::Show-User-Simulation-Note=false", "-s", a.Upgrade)
+	out, err := c.command(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if out.Exit != 0 {
+		return nil, out.ExitError(argv)
+	}
+	updates := parseAptSimulation(out.Stdout, c.secRE)
+	st := &patchStatus{Backend: "apt", Updates: updates, SecurityKnown: true}
+
+	pkgs, err := readDpkgStatus(paths.Status)
+	if err != nil {
+		return nil, err
+	}
+	held := 0
+	for _, p := range pkgs {
+		if p.Want == "hold" && p.Installed() {
+			held++
+		}
+	}
+	st.Held = &held
+
+	reboot, reasons := c.aptReboot(pkgs)
+	st.Reboot, st.RebootReasons = &reboot, reasons
+
+	st.ListsTime = newestMtime(paths.Lists, filepath.Join(paths.Lists, "*Release"),
+		filepath.Join(paths.State, "periodic", "update-success-stamp"))
+	st.LastUpgrade = lastAptUpgrade(paths.History)
+
+	uu := slices.ContainsFunc(pkgs, func(p dpkgPackage) bool { return p.Name == "unattended-upgrades" && p.Installed() })
+	switch strings.ToLower(paths.UnattendedUpgrade) {
+	case "", "0", "false", "no", "off":
+		uu = false
+	}
+	st.AutoUpgrades = &uu
+	return st, nil
+}
+
+// aptConfig asks apt-config where apt's files are, with the same options.
+func (c *patchesCheck) aptConfig(ctx context.Context, base []string) (aptPaths, error) {
+	argv := append([]string{c.opts.Apt.AptConfig}, base...)
+	argv = append(argv, "shell",
+		"STATUS", "Dir::State::status/f", "LISTS", "Dir::State::Lists/d", "STATE", "Dir::State/d",
+		"HISTORY", "Dir::Log::History/f", "UU", "APT::Periodic::Unattended-Upgrade")
+	out, err := c.command(ctx, argv...)
+	if err != nil {
+		return aptPaths{}, err
+	}
+	if out.Exit != 0 {
+		return aptPaths{}, out.ExitError(argv)
+	}
+	v := parseShellAssignments(out.Stdout)
+	p := aptPaths{Status: v["STATUS"], Lists: v["LISTS"], State: v["STATE"], History: v["HISTORY"], UnattendedUpgrade: v["UU"]}
+	if p.Status == "" || p.Lists == "" {
+		return p, fmt.Errorf("apt-config did not say where the dpkg status and the lists are: %q", out.Stdout)
+	}
+	return p, nil
+}
+
+// parseShellAssignments parses apt-config shell output: NAME='value' lines,
+// with ' written as '\”.
+func parseShellAssignments(b []byte) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+			continue
+		}
+		m[k] = strings.ReplaceAll(v[1:len(v)-1], `'\''`, `'`)
+	}
+	return m
+}
+
+// dpkgLocked reports an error when another process holds dpkg's lock or
+// apt's frontend lock in dir. It only tests the locks (F_GETLK): it never
+// takes them.
+func dpkgLocked(dir string) error {
+	for _, name := range []string{"lock-frontend", "lock"} {
+		p := filepath.Join(dir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			continue // no lock file: nobody has locked it
+		}
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+		err = syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk)
+		f.Close()
+		if err == nil && lk.Type != syscall.F_UNLCK {
+			return fmt.Errorf("%s is held by process %d: a package operation is running, pending updates are unknown until it ends", p, lk.Pid)
+		}
+	}
+	return nil
+}
+
+// parseAptSimulation reads the "Inst" lines of apt-get -s output:
+//
+//	Inst libssl3 [3.0.11-1~deb12u1] (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64])
+//	Inst linux-image-6.1.0-18-amd64 (6.1.76-1 Debian:12.5/stable [amd64])
+//
+// A line with an installed version is an upgrade; one without installs a
+// new package (a new kernel ABI) and is not counted. A candidate is a
+// security update when any of its releases matches sec.
+func parseAptSimulation(out []byte, sec *regexp.Regexp) []pkgUpdate {
+	var us []pkgUpdate
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "Inst ")
+		if !ok {
+			continue
+		}
+		name, rest, _ := strings.Cut(rest, " ")
+		if name == "" || !strings.HasPrefix(rest, "[") {
+			continue
+		}
+		installed, rest, ok := strings.Cut(rest[1:], "] ")
+		if !ok || !strings.HasPrefix(rest, "(") {
+			continue
+		}
+		end := strings.LastIndexByte(rest, ')')
+		if end < 0 {
+			continue
+		}
+		cand, rels, _ := strings.Cut(rest[1:end], " ")
+		if i := strings.LastIndex(rels, " ["); i >= 0 && strings.HasSuffix(rels, "]") {
+			rels = rels[:i] // the architecture
+		}
+		u := pkgUpdate{Name: name, Installed: installed, Candidate: cand, Source: rels}
+		for _, r := range strings.Split(rels, ", ") {
+			if r != "" && sec.MatchString(r) {
+				u.Security = true
+			}
+		}
+		us = append(us, u)
+	}
+	return us
+}
+
+// dpkgPackage is one paragraph of dpkg's status file.
+type dpkgPackage struct {
+	Name, Arch, Version string
+	Want, State         string // first and third word of Status
+}
+
+// Installed reports whether the package is unpacked and configured.
+func (p dpkgPackage) Installed() bool { return p.State == "installed" }
+
+// readDpkgStatus parses dpkg's status file (deb822 paragraphs).
+func readDpkgStatus(path string) ([]dpkgPackage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read dpkg status: %w", err)
+	}
+	defer f.Close()
+	ps, err := parseDpkgStatus(f)
+	if err != nil {
+		return nil, fmt.Errorf("read dpkg status %s: %w", path, err)
+	}
+	return ps, nil
+}
+
+func parseDpkgStatus(r io.Reader) ([]dpkgPackage, error) {
+	var ps []dpkgPackage
+	var cur dpkgPackage
+	flush := func() {
+		if cur.Name != "" {
+			ps = append(ps, cur)
+		}
+		cur = dpkgPackage{}
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			flush()
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // continuation of a multi-line field
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Package":
+			cur.Name = v
+		case "Architecture":
+			cur.Arch = v
+		case "Version":
+			cur.Version = v
+		case "Status":
+			if f := strings.Fields(v); len(f) == 3 {
+				cur.Want, cur.State = f[0], f[2]
+			}
+		}
+	}
+	flush()
+	return ps, sc.Err()
+}
+
+// aptReboot says whether a reboot is owed: the flag file (with the
+// packages its .pkgs twin lists), or a newer kernel of the running flavour
+// installed than the one running.
+func (c *patchesCheck) aptReboot(pkgs []dpkgPackage) (bool, []string) {
+	var reasons []string
+	flag := c.rootPath(c.opts.Apt.RebootRequiredFile)
+	if _, err := os.Stat(flag); err == nil {
+		r := flag + " exists"
+		if b, err := fsutil.ReadTail(flag+".pkgs", 4096); err == nil {
+			if names := strings.Fields(string(b)); len(names) > 0 {
+				slices.Sort(names)
+				r += " (packages: " + strings.Join(slices.Compact(names), ", ") + ")"
+			}
+		}
+		reasons = append(reasons, r)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.env.Paths.Procfs, "sys", "kernel", "osrelease")); err == nil {
+		if newer, ok := newerKernel(strings.TrimSpace(string(b)), pkgs); ok {
+			reasons = append(reasons, newer)
+		}
+	}
+	return len(reasons) > 0, reasons
+}
+
+// kernelPackage splits linux-image-<abi>-<flavour> (Debian 6.1.0-18-amd64,
+// 6.1.0-0.deb11.13-cloud-amd64; Ubuntu 5.15.0-91-generic).
+var kernelPackage = regexp.MustCompile(`^linux-image-(\d[^-]*-[^-]+)-(.+)$`)
+
+// newerKernel compares the running kernel release with the installed
+// linux-image packages of the same flavour.
+func newerKernel(release string, pkgs []dpkgPackage) (string, bool) {
+	m := kernelPackage.FindStringSubmatch("linux-image-" + release)
+	if m == nil {
+		return "", false
+	}
+	runABI, flavour := m[1], m[2]
+	runVer := ""
+	var newest dpkgPackage
+	newestABI := ""
+	for _, p := range pkgs {
+		km := kernelPackage.FindStringSubmatch(p.Name)
+		if km == nil || km[2] != flavour || !p.Installed() {
+			continue
+		}
+		if km[1] == runABI {
+			runVer = p.Version
+		}
+		if newestABI == "" || compareDebVersions(p.Version, newest.Version) > 0 {
+			newest, newestABI = p, km[1]
+		}
+	}
+	if newestABI == "" || newestABI == runABI {
+		return "", false
+	}
+	older := compareDebVersions(runABI, newestABI) < 0
+	if runVer != "" {
+		older = compareDebVersions(runVer, newest.Version) < 0
+	}
+	if !older {
+		return "", false
+	}
+	return fmt.Sprintf("running kernel %s is older than the installed %s (%s)", release, newest.Name, newest.Version), true
+}
+
+// lastAptUpgrade returns the End-Date of the last history entry that
+// upgraded packages without error, from the history log or, when it has
+// none (just rotated), from its .1.gz predecessor.
+func lastAptUpgrade(history string) time.Time {
+	if history == "" {
+		return time.Time{}
+	}
+	if b, err := fsutil.ReadTail(history, 8<<20); err == nil {
+		if t := parseAptHistory(b, time.Local); !t.IsZero() {
+			return t
+		}
+	}
+	f, err := os.Open(history + ".1.gz")
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return time.Time{}
+	}
+	b, _ := io.ReadAll(io.LimitReader(zr, 32<<20))
+	return parseAptHistory(b, time.Local)
+}
+
+// parseAptHistory parses apt's history.log, entries of
+//
+//	Start-Date: 2024-03-01  10:00:00
+//	Commandline: apt-get upgrade
+//	Upgrade: libfoo:amd64 (1.0, 1.1)
+//	End-Date: 2024-03-01  10:00:05
+//
+// separated by blank lines, and returns the end of the last one with an
+// Upgrade line and no Error line (local times, in loc).
+func parseAptHistory(b []byte, loc *time.Location) time.Time {
+	var last time.Time
+	var upgrade, failed bool
+	var end time.Time
+	done := func() {
+		if upgrade && !failed && !end.IsZero() && end.After(last) {
+			last = end
+		}
+		upgrade, failed, end = false, false, time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		switch k {
+		case "Start-Date":
+			done()
+		case "Upgrade":
+			upgrade = true
+		case "Error":
+			failed = true
+		case "End-Date":
+			if t, err := time.ParseInLocation("2006-01-02 15:04:05", strings.Join(strings.Fields(v), " "), loc); err == nil {
+				end = t
+			}
+		}
+	}
+	done()
+	return last
+}
+
+// compareDebVersions compares two Debian versions as dpkg does
+// ([epoch:]upstream[-revision]; see deb-version(7)).
+func compareDebVersions(a, b string) int {
+	ea, ua, ra := splitDebVersion(a)
+	eb, ub, rb := splitDebVersion(b)
+	if ea != eb {
+		if ea < eb {
+			return -1
+		}
+		return 1
+	}
+	if c := compareDebPart(ua, ub); c != 0 {
+		return c
+	}
+	return compareDebPart(ra, rb)
+}
+
+func splitDebVersion(v string) (epoch int, upstream, revision string) {
+	if e, rest, ok := strings.Cut(v, ":"); ok {
+		n := 0
+		for _, r := range e {
+			if r < '0' || r > '9' || n > 1<<24 {
+				n = -1
+				break
+			}
+			n = n*10 + int(r-'0')
+		}
+		if n >= 0 {
+			epoch, v = n, rest
+		}
+	}
+	if i := strings.LastIndexByte(v, '-'); i >= 0 {
+		return epoch, v[:i], v[i+1:]
+	}
+	return epoch, v, ""
+}
+
+// debOrder is the sort weight of a character outside a digit run: ~ sorts
+// before the end of the string, letters before everything else (dpkg's
+// order()).
+func debOrder(s string, i int) int {
+	if i >= len(s) {
+		return 0
+	}
+	switch c := s[i]; {
+	case c >= '0' && c <= '9':
+		return 0
+	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		return int(c)
+	case c == '~':
+		return -1
+	default:
+		return int(c) + 256
+	}
+}
+
+// compareDebPart is dpkg's verrevcmp: alternating runs of non-digits
+// (compared by debOrder) and digits (compared as numbers).
+func compareDebPart(a, b string) int {
+	isDigit := func(s string, i int) bool { return i < len(s) && s[i] >= '0' && s[i] <= '9' }
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		for (i < len(a) && !isDigit(a, i)) || (j < len(b) && !isDigit(b, j)) {
+			if oa, ob := debOrder(a, i), debOrder(b, j); oa != ob {
+				return cmpInt(oa, ob)
+			}
+			i++
+			j++
+		}
+		for isDigit(a, i) && a[i] == '0' {
+			i++
+		}
+		for isDigit(b, j) && b[j] == '0' {
+			j++
+		}
+		first := 0
+		for isDigit(a, i) && isDigit(b, j) {
+			if first == 0 {
+				first = cmpInt(int(a[i]), int(b[j]))
+			}
+			i++
+			j++
+		}
+		if isDigit(a, i) {
+			return 1
+		}
+		if isDigit(b, j) {
+			return -1
+		}
+		if first != 0 {
+			return first
+		}
+	}
+	return 0
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

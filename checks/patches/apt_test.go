@@ -1,0 +1,440 @@
+package patches
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/checktest"
+	"github.com/l2agent/l2agent/internal/command"
+)
+
+func TestParseAptSimulation(t *testing.T) {
+	t.Parallel()
+	out := checktest.Testdata(t, "apt-get-s-dist-upgrade.txt")
+	us := parseAptSimulation(out, secRE)
+	require.Len(t, us, 128, "as many as the summary line says")
+	require.Contains(t, string(out), "128 upgraded, 0 newly installed")
+	sec := 0
+	byName := map[string]pkgUpdate{}
+	for _, u := range us {
+		byName[u.Name] = u
+		if u.Security {
+			sec++
+		}
+	}
+	require.Equal(t, strings.Count(string(out), "Debian-Security:")/2, sec, "Inst and Conf lines both name the source")
+	require.Equal(t, pkgUpdate{Name: "libgcrypt20", Installed: "1.10.1-3", Candidate: "1.10.1-3+deb12u1",
+		Source: "Debian:12.15/oldstable, Debian-Security:12/oldstable-security", Security: true}, byName["libgcrypt20"],
+		"in both the point release and the security archive; a trailing [] (broken dependencies) is ignored")
+	require.Equal(t, pkgUpdate{Name: "login", Installed: "1:4.13+dfsg1-1+deb12u1", Candidate: "1:4.13+dfsg1-1+deb12u2",
+		Source: "Debian:12.15/oldstable"}, byName["login"])
+
+	us = parseAptSimulation([]byte(`Inst linux-image-6.1.0-21-amd64 (6.1.90-1 Debian-Security:12/stable-security [amd64])
+Inst linux-image-amd64 [6.1.85-1] (6.1.90-1 Debian-Security:12/stable-security [amd64])
+Inst libc6:i386 [2.36-9+deb12u4] (2.36-9+deb12u7 Debian:12.6/stable [i386])
+Inst broken
+Inst x [1.0
+Remv old [1.0]
+`), secRE)
+	require.Equal(t, []pkgUpdate{
+		{Name: "linux-image-amd64", Installed: "6.1.85-1", Candidate: "6.1.90-1", Source: "Debian-Security:12/stable-security", Security: true},
+		{Name: "libc6:i386", Installed: "2.36-9+deb12u4", Candidate: "2.36-9+deb12u7", Source: "Debian:12.6/stable"},
+	}, us, "a new package (a new kernel ABI) is not an upgrade; malformed lines are skipped")
+}
+
+func FuzzParseAptSimulation(f *testing.F) {
+	f.Add(string(checktest.Testdata(f, "apt-get-s-dist-upgrade.txt")))
+	f.Add("Inst a [1] (2 L:1/x-security [all]) []\nInst b [] ()\nInst c [)\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		us := parseAptSimulation([]byte(s), secRE)
+		if len(us) > strings.Count(s, "Inst ") {
+			t.Fatalf("%d updates from %d Inst lines", len(us), strings.Count(s, "Inst "))
+		}
+		for _, u := range us {
+			if u.Name == "" || u.Security != secRE.MatchString(u.Source) {
+				t.Fatalf("bad update %+v", u)
+			}
+		}
+	})
+}
+
+const testDpkgStatus = `Package: linux-image-6.1.0-18-amd64
+Status: install ok installed
+Architecture: amd64
+Version: 6.1.76-1
+Description: Linux 6.1 for 64-bit PCs (signed)
+ The Linux kernel 6.1 and modules for use on PCs with AMD64, Intel 64 or
+ VIA Nano processors.
+
+Package: linux-image-6.1.0-21-amd64
+Status: install ok installed
+Architecture: amd64
+Version: 6.1.90-1
+
+Package: linux-image-6.1.0-22-cloud-amd64
+Status: install ok installed
+Architecture: amd64
+Version: 6.1.94-1
+
+Package: linux-image-6.1.0-9-amd64
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 6.1.27-1
+
+Package: linux-image-amd64
+Status: install ok installed
+Architecture: amd64
+Version: 6.1.90-1
+
+Package: unattended-upgrades
+Status: install ok installed
+Architecture: all
+Version: 2.9.1+nmu3
+
+Package: nginx
+Status: hold ok installed
+Architecture: amd64
+Version: 1.22.1-9
+
+Package: removed-held
+Status: hold ok not-installed
+Architecture: amd64
+`
+
+func TestParseDpkgStatusAndKernel(t *testing.T) {
+	t.Parallel()
+	ps, err := parseDpkgStatus(strings.NewReader(testDpkgStatus))
+	require.NoError(t, err)
+	require.Len(t, ps, 8)
+	require.Equal(t, dpkgPackage{Name: "nginx", Arch: "amd64", Version: "1.22.1-9", Want: "hold", State: "installed"}, ps[6])
+
+	msg, ok := newerKernel("6.1.0-18-amd64", ps)
+	require.True(t, ok)
+	require.Equal(t, "running kernel 6.1.0-18-amd64 is older than the installed linux-image-6.1.0-21-amd64 (6.1.90-1)", msg)
+	_, ok = newerKernel("6.1.0-21-amd64", ps)
+	require.False(t, ok, "running the newest")
+	_, ok = newerKernel("6.1.0-22-cloud-amd64", ps)
+	require.False(t, ok, "the cloud flavour is its own line")
+	_, ok = newerKernel("6.1.0-30-amd64", ps[:1])
+	require.False(t, ok, "running a kernel newer than any installed (its package removed)")
+	msg, ok = newerKernel("6.1.0-9-amd64", ps)
+	require.True(t, ok, "a removed package (config-files) does not count as running's version; ABIs compare")
+	require.Contains(t, msg, "6.1.0-21-amd64")
+	_, ok = newerKernel("6.6.13+bpo-amd64", ps)
+	require.False(t, ok)
+	_, ok = newerKernel("5.15.0-91-generic", ps)
+	require.False(t, ok, "no package of that flavour")
+}
+
+func FuzzParseDpkgStatus(f *testing.F) {
+	f.Add(testDpkgStatus)
+	f.Add("Package: a\nStatus: install ok installed\n\n\n Package: b\nVersion:\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := parseDpkgStatus(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if p.Name == "" {
+				t.Fatal("package without a name")
+			}
+		}
+		newerKernel("6.1.0-18-amd64", ps)
+	})
+}
+
+func TestParseAptHistory(t *testing.T) {
+	t.Parallel()
+	got := parseAptHistory(checktest.Testdata(t, "apt-history.log"), time.UTC)
+	require.Equal(t, time.Date(2026, 11, 25, 0, 22, 34, 0, time.UTC), got, "the last entry with an Upgrade line")
+	got = parseAptHistory([]byte(`
+Start-Date: 2024-03-01  10:00:00
+Upgrade: a:amd64 (1, 2)
+End-Date: 2024-03-01  10:00:05
+
+Start-Date: 2024-03-02  10:00:00
+Upgrade: b:amd64 (1, 2)
+Error: Sub-process /usr/bin/dpkg returned an error code (1)
+End-Date: 2024-03-02  10:00:09
+`), time.UTC)
+	require.Equal(t, time.Date(2024, 3, 1, 10, 0, 5, 0, time.UTC), got, "a failed upgrade does not count")
+	require.True(t, parseAptHistory([]byte("Start-Date: x\nInstall: a (1)\nEnd-Date: 2024-03-01  10:00:05\n"), time.UTC).IsZero())
+}
+
+func FuzzParseAptHistory(f *testing.F) {
+	f.Add(string(checktest.Testdata(f, "apt-history.log")))
+	f.Fuzz(func(t *testing.T, s string) {
+		if got := parseAptHistory([]byte(s), time.UTC); !got.IsZero() && !strings.Contains(s, "Upgrade") {
+			t.Fatal("an upgrade time without an Upgrade line")
+		}
+	})
+}
+
+func TestParseShellAssignments(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, map[string]string{"A": "/var/lib/apt/lists/", "B": "it's", "E": ""},
+		parseShellAssignments([]byte("A='/var/lib/apt/lists/'\nB='it'\\''s'\nE=''\nC=unquoted\nnothing\n")))
+}
+
+// aptRepo is a local apt repository with its own sources list, lists,
+// cache, dpkg status and logs, laid out like a root filesystem under Root.
+type aptRepo struct {
+	Root    string
+	Options []string // -o values pointing apt at it
+}
+
+// debPackage builds a dummy .deb with dpkg-deb.
+func debPackage(t *testing.T, dpkgDeb, dir, name, version string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "DEBIAN"), 0o755))
+	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: l2agent tests <tests@l2agent.invalid>\nDescription: l2agent test package\n", name, version)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "DEBIAN", "control"), []byte(control), 0o644))
+	out, err := exec.Command(dpkgDeb, "--root-owner-group", "-Zgzip", "--build", src, filepath.Join(dir, name+"_"+version+"_all.deb")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
+// newAptRepo builds the repository: l2a-sec 1.1 in suite stable-security
+// (label L2agent-Security), l2a-other 2.0 and l2a-held 1.5 in stable; the
+// dpkg status has all three at 1.0, l2a-held on hold. It runs apt-get
+// update with the repository's own options (the test's setup, never the
+// check's).
+func newAptRepo(t *testing.T) aptRepo {
+	t.Helper()
+	checktest.NeedRoot(t)
+	dpkgDeb, ftparchive, aptGet := checktest.NeedTool(t, "dpkg-deb"), checktest.NeedTool(t, "apt-ftparchive"), checktest.NeedTool(t, "apt-get")
+	root := t.TempDir()
+	// apt fetches as _apt; let it read the repository.
+	require.NoError(t, os.Chmod(root, 0o755))
+	mk := func(p ...string) string {
+		d := filepath.Join(append([]string{root}, p...)...)
+		require.NoError(t, os.MkdirAll(d, 0o755))
+		return d
+	}
+	repo := mk("srv", "repo")
+	for _, s := range []struct{ suite, label, pool string }{{"stable", "L2agent", "main"}, {"stable-security", "L2agent-Security", "security"}} {
+		pool := mk("srv", "repo", "pool", s.pool)
+		if s.pool == "main" {
+			debPackage(t, dpkgDeb, pool, "l2a-other", "2.0")
+			debPackage(t, dpkgDeb, pool, "l2a-held", "1.5")
+		} else {
+			debPackage(t, dpkgDeb, pool, "l2a-sec", "1.1")
+		}
+		bin := mk("srv", "repo", "dists", s.suite, "main", "binary-all")
+		cmd := exec.Command(ftparchive, "packages", "pool/"+s.pool)
+		cmd.Dir = repo
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(bin, "Packages"), out, 0o644))
+		cmd = exec.Command(ftparchive,
+			"-o", "APT::FTPArchive::Release::Origin="+s.label, "-o", "APT::FTPArchive::Release::Label="+s.label,
+			"-o", "APT::FTPArchive::Release::Suite="+s.suite, "-o", "APT::FTPArchive::Release::Codename="+s.suite,
+			"-o", "APT::FTPArchive::Release::Architectures=amd64 arm64 all", "-o", "APT::FTPArchive::Release::Components=main",
+			"release", "dists/"+s.suite)
+		cmd.Dir = repo
+		out, err = cmd.Output()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(repo, "dists", s.suite, "Release"), out, 0o644))
+	}
+	etc := mk("etc", "apt")
+	mk("etc", "apt", "sources.list.d")
+	mk("etc", "apt", "preferences.d")
+	require.NoError(t, os.WriteFile(filepath.Join(etc, "sources.list"), []byte(fmt.Sprintf(
+		"deb [trusted=yes] file:%[1]s stable main\ndeb [trusted=yes] file:%[1]s stable-security main\n", repo)), 0o644))
+	dpkgDir := mk("var", "lib", "dpkg")
+	var status strings.Builder
+	for _, p := range []struct{ name, status string }{{"l2a-sec", "install"}, {"l2a-other", "install"}, {"l2a-held", "hold"}} {
+		fmt.Fprintf(&status, "Package: %s\nStatus: %s ok installed\nPriority: optional\nMaintainer: l2agent tests <tests@l2agent.invalid>\nArchitecture: all\nVersion: 1.0\nDescription: l2agent test package\n\n", p.name, p.status)
+	}
+	status.WriteString(testDpkgStatus)
+	require.NoError(t, os.WriteFile(filepath.Join(dpkgDir, "status"), []byte(status.String()), 0o644))
+	mk("var", "lib", "apt", "lists", "partial")
+	mk("var", "cache", "apt", "archives", "partial")
+	mk("var", "log", "apt")
+	r := aptRepo{Root: root, Options: []string{
+		"Dir::State=" + filepath.Join(root, "var/lib/apt"),
+		"Dir::State::status=" + filepath.Join(dpkgDir, "status"),
+		"Dir::Cache=" + filepath.Join(root, "var/cache/apt"),
+		"Dir::Etc::sourcelist=" + filepath.Join(etc, "sources.list"),
+		"Dir::Etc::sourceparts=" + filepath.Join(etc, "sources.list.d"),
+		"Dir::Etc::preferences=" + filepath.Join(etc, "preferences"),
+		"Dir::Etc::preferencesparts=" + filepath.Join(etc, "preferences.d"),
+		"Dir::Log=" + filepath.Join(root, "var/log/apt"),
+		"Acquire::Languages=none",
+	}}
+	argv := []string{"-q", "-o", "APT::Sandbox::User=root"}
+	for _, o := range r.Options {
+		argv = append(argv, "-o", o)
+	}
+	cmd := exec.Command(aptGet, append(argv, "update")...)
+	cmd.Env = command.LocaleC(os.Environ())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "apt-get update: %s", out)
+	require.NotContains(t, string(out), "Err:", "%s", out)
+	return r
+}
+
+// aptSimulate runs apt-get -s op with the repository's options and returns
+// the number of upgrades apt reports and how many come from the security suite.
+func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, security int) {
+	t.Helper()
+	argv := []string{"-o", "Debug::NoLocking=1"}
+	for _, o := range r.Options {
+		argv = append(argv, "-o", o)
+	}
+	cmd := exec.Command(checktest.NeedTool(t, "apt-get"), append(argv, "-s", op)...)
+	cmd.Env = command.LocaleC(os.Environ())
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^(\d+) upgraded, `).FindSubmatch(out)
+	require.NotNil(t, m, "%s", out)
+	upgraded, _ = strconv.Atoi(string(m[1]))
+	security = len(regexp.MustCompile(`(?m)^Inst .*-security \[`).FindAll(out, -1))
+	return upgraded, security
+}
+
+// snapshotHostApt records the modification times of the host's apt state.
+func snapshotHostApt() map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, p := range []string{"/var/lib/dpkg/status", "/var/lib/apt/lists", "/var/lib/apt/extended_states", "/var/cache/apt", "/var/cache/apt/pkgcache.bin", "/var/log/apt/history.log"} {
+		if fi, err := os.Stat(p); err == nil {
+			m[p] = fi.ModTime()
+		}
+	}
+	return m
+}
+
+// TestAptReal builds a local apt repository and points the check at it
+// with apt's own -o options, then through paths.rootfs.
+func TestAptReal(t *testing.T) {
+	t.Parallel()
+	host := snapshotHostApt()
+	r := newAptRepo(t)
+
+	// A reboot is owed: flag file, and a newer kernel than the running one.
+	run := filepath.Join(r.Root, "var", "run")
+	require.NoError(t, os.MkdirAll(run, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "reboot-required"), []byte("*** System restart required ***\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "reboot-required.pkgs"), []byte("linux-image-6.1.0-21-amd64\nlibc6\nlibc6\n"), 0o644))
+	procfs := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(procfs, "sys", "kernel"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(procfs, "sys", "kernel", "osrelease"), []byte("6.1.0-18-amd64\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(r.Root, "var", "log", "apt", "history.log"), checktest.Testdata(t, "apt-history.log"), 0o644))
+
+	upgraded, security := aptSimulate(t, r, "upgrade")
+	require.Equal(t, 2, upgraded)
+	require.Equal(t, 1, security)
+
+	opts := Options{Backend: "apt", Apt: AptOptions{
+		Options:            append(r.Options, "APT::Periodic::Unattended-Upgrade=1"),
+		RebootRequiredFile: filepath.Join(run, "reboot-required"),
+	}}
+	for _, op := range []string{"dist-upgrade", "upgrade"} {
+		opts.Apt.Upgrade = op
+		c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: "/", Procfs: procfs}}, opts)
+		start := time.Now()
+		obs, err := c.Run(context.Background())
+		require.NoError(t, err)
+		t.Logf("apt %s: %s", op, time.Since(start))
+		got, details := checktest.ObsByKey(t, obs)
+		require.Equal(t, float64(upgraded), got[`patches_pending{kind="all"}`], op)
+		require.Equal(t, float64(security), got[`patches_pending{kind="security"}`], op)
+		require.Equal(t, 2.0, got["patches_held"], "l2a-held, and nginx of the kernel fixture")
+		require.Equal(t, 1.0, got["reboot_required"])
+		require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
+		require.Equal(t, 1.0, got["patches_unattended_upgrades_enabled"])
+		require.Less(t, got["patches_lists_age_seconds"], 300.0, "apt-get update ran just now")
+		require.Equal(t, float64(time.Date(2026, 11, 25, 0, 22, 34, 0, time.Local).Unix()), got["patches_last_upgrade_timestamp_seconds"])
+		require.Contains(t, details[`patches_pending{kind="security"}`], "l2a-sec 1.0 → 1.1 (L2agent-Security:stable-security)")
+		require.NotContains(t, details[`patches_pending{kind="security"}`], "l2a-other")
+		require.Contains(t, details[`patches_pending{kind="all"}`], "l2a-other 1.0 → 2.0 (L2agent:stable)")
+		require.Contains(t, details["reboot_required"], "reboot-required exists (packages: libc6, linux-image-6.1.0-21-amd64)")
+		require.Contains(t, details["reboot_required"], "running kernel 6.1.0-18-amd64 is older than the installed linux-image-6.1.0-21-amd64")
+	}
+
+	// Through paths.rootfs: apt gets Dir=<rootfs> and finds the same.
+	rootOpts := Options{Backend: "apt"}
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: r.Root, Procfs: procfs}}, rootOpts)
+	obs, err := c.Run(context.Background())
+	require.NoError(t, err)
+	got, _ := checktest.ObsByKey(t, obs)
+	require.Equal(t, 2.0, got[`patches_pending{kind="all"}`])
+	require.Equal(t, 1.0, got[`patches_pending{kind="security"}`])
+	require.Equal(t, 0.0, got["patches_unattended_upgrades_enabled"], "installed, but APT::Periodic::Unattended-Upgrade is not set")
+
+	// While another process holds the dpkg frontend lock, the run fails at
+	// once (the alerts become unknown) instead of waiting.
+	release := holdLock(t, filepath.Join(r.Root, "var", "lib", "dpkg", "lock-frontend"))
+	start := time.Now()
+	_, err = c.Run(context.Background())
+	require.ErrorContains(t, err, "lock-frontend is held by process")
+	require.Less(t, time.Since(start), 5*time.Second)
+	release()
+	_, err = c.Run(context.Background())
+	require.NoError(t, err, "lock released")
+
+	require.Equal(t, host, snapshotHostApt(), "the host's apt state is untouched")
+}
+
+// holdLock makes a child process take dpkg's kind of lock (fcntl F_SETLK)
+// on path, as apt and dpkg do, until the returned function is called.
+func holdLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$")
+	cmd.Env = append(os.Environ(), "L2AGENT_TEST_HOLD_LOCK="+path)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "locked\n", line)
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			stdin.Close()
+			cmd.Wait()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TestHelperHoldLock is the child of holdLock; it does nothing in a normal run.
+func TestHelperHoldLock(t *testing.T) {
+	path := os.Getenv("L2AGENT_TEST_HOLD_LOCK")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("locked")
+	var b bytes.Buffer
+	b.ReadFrom(os.Stdin) // until the parent closes it
+	os.Exit(0)
+}
