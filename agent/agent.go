@@ -43,6 +43,14 @@ type Options struct {
 	Sinks         []Sink // receive every transition, after the log
 	// DiagnoseTimeout bounds the diagnostics taken when an alert fires.
 	DiagnoseTimeout time.Duration
+	// EnableLifecycle turns on POST /-/reload and POST
+	// /api/v1/tickets/flush for any client (--web.enable-lifecycle); off,
+	// only requests authenticated by the web config's basic_auth_users may
+	// use them.
+	EnableLifecycle bool
+	// IdleTimeout closes keep-alive connections idle this long
+	// (--web.idle-timeout); DefaultIdleTimeout when not positive.
+	IdleTimeout time.Duration
 }
 
 // Agent is the daemon. New, Start, Reload and Stop drive it, from main or
@@ -238,6 +246,7 @@ func (a *Agent) Start(listen bool) error {
 		a.srv = &http.Server{
 			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       a.opts.idleTimeout(),
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelError),
 		}
 		webCfg := a.opts.WebConfigFile

@@ -68,7 +68,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func newTestAgent(t *testing.T, body string) (*Agent, *httptest.Server) {
 	t.Helper()
-	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger()})
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger(), EnableLifecycle: true})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	require.NoError(t, a.Start(false))

@@ -14,7 +14,8 @@ import (
 	"github.com/l2agent/l2agent/ticketing"
 )
 
-// Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/status.
+// Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/.
+// The state-changing endpoints (POST) are guarded: see stateChanging.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(a.reg, http.HandlerFunc(a.serveMetrics)))
@@ -28,7 +29,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 		w.Write([]byte("l2agent is Ready.\n"))
 	})
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	a.stateChanging(mux, "POST /-/reload", "SIGHUP (systemctl reload l2agent) reloads the config whatever the flags.", func(w http.ResponseWriter, _ *http.Request) {
 		if err := a.Reload(); err != nil {
 			var cerrs configs.Errors
 			if errors.As(err, &cerrs) {
@@ -68,7 +69,7 @@ func (a *Agent) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(TicketsStatus{Incidents: incs, Pending: pending})
 	})
-	mux.HandleFunc("POST /api/v1/tickets/flush", func(w http.ResponseWriter, r *http.Request) {
+	a.stateChanging(mux, "POST /api/v1/tickets/flush", "The agent delivers its outbox by itself, retrying a failed operation with a backoff of up to 5 minutes.", func(w http.ResponseWriter, r *http.Request) {
 		svc := a.tickets.Load()
 		if svc == nil {
 			http.Error(w, "ticketing is not configured or disabled (see the log)", http.StatusNotFound)

@@ -109,18 +109,24 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [--web.config.file FILE]", stdout, stderr)
+	fs := newFlags("run", "run [--config FILE] [--web.listen-address HOST:PORT] [--log.level LEVEL] [--log.format FORMAT] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [--web.config.file FILE] [--web.enable-lifecycle] [--web.idle-timeout DURATION]", stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default, see 'l2agent config default')")
 	listen := fs.String("web.listen-address", "", "address for /metrics and the API (default: listen_address from the config, "+configs.DefaultListenAddress+")")
 	level := fs.String("log.level", "", "log level: debug, info, warn, error (default: log.level from the config)")
 	format := fs.String("log.format", "", "log format: logfmt or json (default: log.format from the config)")
 	paths := pathFlags(fs)
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS and basic auth for the HTTP server (as node_exporter's)")
+	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload and POST /api/v1/tickets/flush from any client (as Prometheus'); without it only requests authenticated by the basic_auth_users of --web.config.file may; SIGHUP reloads either way")
+	idle := fs.Duration("web.idle-timeout", agent.DefaultIdleTimeout, "close keep-alive HTTP connections idle this long")
 	if done, code := parse(fs, args, stdout); done {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "l2agent run: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *idle <= 0 {
+		fmt.Fprintf(stderr, "l2agent run: --web.idle-timeout %s: want a positive duration such as 2m\n", *idle)
 		return 2
 	}
 	cfg, err := configs.Load(*cfgFile)
@@ -142,7 +148,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if fs.Lookup("log.level").Value.String() != "" {
 		lv = nil // the flag wins over the config, also on reload
 	}
-	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv, Paths: *paths, WebConfigFile: *webConfig})
+	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, ListenAddress: *listen, Logger: logger, LogLevel: lv, Paths: *paths, WebConfigFile: *webConfig,
+		EnableLifecycle: *lifecycle, IdleTimeout: *idle})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1

@@ -146,7 +146,7 @@ func TestReloadRejectsBrokenBackend(t *testing.T) {
 	cfg := filepath.Join(dir, "agent.yaml")
 	fileBackend := "    - {name: file, kind: file}\n"
 	require.NoError(t, os.WriteFile(cfg, []byte(diskFileConfig(dir, "/nonexistent", fileBackend)), 0o600))
-	a := startRTAgent(t, cfg)
+	a := startDaemonOn(t, cfg, "--web.enable-lifecycle") // POST /-/reload is off without it
 	waitHTTP(t, a.url+"/-/ready")
 
 	broken := fileBackend + fmt.Sprintf("    - {name: rt, kind: rt, rt: {url: http://127.0.0.1:1, token_file: %q}}\n", filepath.Join(dir, "missing.token"))

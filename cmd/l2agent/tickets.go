@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -76,9 +77,43 @@ func fromDaemon(ctx context.Context, cfg *configs.Config, method, path string, v
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return true, fmt.Errorf("agent at %s: %s: %s", cfg.ListenAddress, resp.Status, body)
+		return true, &daemonError{addr: cfg.ListenAddress, status: resp.StatusCode, text: resp.Status, body: strings.TrimSpace(string(body))}
 	}
 	return true, json.Unmarshal(body, v)
+}
+
+// daemonError is the running agent's refusal.
+type daemonError struct {
+	addr, text, body string
+	status           int
+}
+
+func (e *daemonError) Error() string {
+	return fmt.Sprintf("agent at %s: %s: %s", e.addr, e.text, e.body)
+}
+
+// flushRefused explains a running agent's refusal to flush and what to do;
+// "" for any other error. The store is the running agent's (and locked by
+// it): the CLI cannot deliver it itself while the agent runs.
+func flushRefused(e *daemonError) string {
+	var why, way string
+	switch e.status {
+	case http.StatusForbidden:
+		why = "the lifecycle endpoints are off"
+		way = "restart the agent with --web.enable-lifecycle on its command line, then run\n    'l2agent tickets flush' again"
+	case http.StatusUnauthorized:
+		why = "its --web.config.file asks for basic auth, which this command does not send"
+		way = fmt.Sprintf("as a user of its basic_auth_users: curl -u USER -X POST http://%s/api/v1/tickets/flush", e.addr)
+	default:
+		return ""
+	}
+	return fmt.Sprintf(`the agent running at %s refuses POST /api/v1/tickets/flush (%s): %s.
+The running agent delivers its outbox by itself, retrying a failed operation with a backoff of up
+to 5 minutes. To flush now:
+  - %s; or
+  - stop the agent ('systemctl stop l2agent'), run 'l2agent tickets flush' (it then delivers the
+    store itself), and start the agent again.
+`, e.addr, e.text, why, way)
 }
 
 func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, stderr io.Writer) int {
@@ -151,6 +186,13 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 		Pending map[string]int `json:"pending"`
 	}
 	ok, err := fromDaemon(ctx, cfg, http.MethodPost, "/api/v1/tickets/flush", &res)
+	var refused *daemonError
+	if errors.As(err, &refused) {
+		if msg := flushRefused(refused); msg != "" {
+			fmt.Fprintf(stderr, "l2agent tickets flush: %s", msg)
+			return 1
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
 		return 1

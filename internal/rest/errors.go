@@ -55,7 +55,8 @@ const maxBodyInError = 512
 // CheckStatus turns an HTTP status into an *Error, or nil for 2xx.
 // 429 and 503 honour Retry-After; other 5xx and 408 retry; other 4xx are
 // final. The error quotes body (at most 512 bytes), which usually says what
-// is wrong.
+// is wrong: a Client's Send has already hidden its credentials in it; a
+// caller with its own HTTP client passes body through a Redactor first.
 func CheckStatus(what string, status int, header http.Header, body []byte) error {
 	if status >= 200 && status < 300 {
 		return nil

@@ -13,6 +13,12 @@
 // Classify stays in ticketing: treating an unclassified error as a network
 // failure and a cancellation as "retry later" is the outbox's policy.
 //
+// No credential the client sends is ever quoted: the body of an answer
+// that is not 2xx is passed through the client's Redactor before anyone
+// reads it (CheckStatus, a backend's own error object), Unexpected does the
+// same for a 2xx answer, and a backend that quotes anything else of a 2xx
+// answer in an error passes it through Client.Redact.
+//
 // The client is resty/v2, configured the way each backend configured it
 // before, so the requests on the wire are the same: headers are only the
 // ones asked for (resty adds its User-Agent when none is set, and Accept:
@@ -50,6 +56,9 @@ type Config struct {
 	// BodyLimit bounds an answer in bytes (DefaultBodyLimit when <= 0); a
 	// longer one is a retryable network error.
 	BodyLimit int
+	// Secrets are credentials sent another way than Auth (a routing key in
+	// the body): never quoted from an answer, as Auth's.
+	Secrets []string
 }
 
 // Auth is how requests authenticate. The zero value sends nothing.
@@ -108,6 +117,7 @@ type Client struct {
 	name    string
 	timeout time.Duration
 	c       *resty.Client
+	redact  Redactor
 }
 
 // New returns the client of c.
@@ -135,11 +145,15 @@ func New(c Config) *Client {
 	default:
 		rc.SetAuthScheme(c.Auth.scheme).SetAuthToken(c.Auth.secret)
 	}
-	return &Client{name: c.Name, timeout: c.Timeout, c: rc}
+	return &Client{name: c.Name, timeout: c.Timeout, c: rc, redact: NewRedactor(c.Auth, c.Secrets...)}
 }
 
 // Timeout is the bound of one request.
 func (c *Client) Timeout() time.Duration { return c.timeout }
+
+// Redact is s, text of a server's answer, with the client's credentials
+// hidden: for what a backend quotes of a 2xx answer in an error.
+func (c *Client) Redact(s string) string { return c.redact.String(s) }
 
 // Request is one call.
 type Request struct {
@@ -156,12 +170,14 @@ type Request struct {
 type Response struct {
 	Status int
 	Header http.Header
-	Body   []byte
+	Body   []byte // with the client's credentials hidden unless 2xx
+	redact Redactor
 }
 
 // Send makes the request. An error is a transport failure (TransportError:
 // the caller's cancellation as it is, anything else retryable); the HTTP
-// status is not checked.
+// status is not checked. The body of an answer that is not 2xx has the
+// client's credentials hidden (Redactor): it is only ever quoted.
 func (c *Client) Send(ctx context.Context, what string, r Request) (*Response, error) {
 	req := c.c.R().SetContext(ctx)
 	if r.Query != nil {
@@ -177,7 +193,11 @@ func (c *Client) Send(ctx context.Context, what string, r Request) (*Response, e
 	if err != nil {
 		return nil, TransportError(ctx, fmt.Errorf("%s: %w", c.what(what), err))
 	}
-	return &Response{Status: resp.StatusCode(), Header: resp.Header(), Body: resp.Body()}, nil
+	out := &Response{Status: resp.StatusCode(), Header: resp.Header(), Body: resp.Body(), redact: c.redact}
+	if out.Status < 200 || out.Status > 299 {
+		out.Body = c.redact.Bytes(out.Body)
+	}
+	return out, nil
 }
 
 // Do makes the request, checks the status (CheckStatus) and decodes the
@@ -200,9 +220,10 @@ func (c *Client) Do(ctx context.Context, what string, r Request, out any) error 
 	return nil
 }
 
-// Unexpected is the final error for a 2xx answer that could not be read.
+// Unexpected is the final error for a 2xx answer that could not be read;
+// it quotes the answer with the client's credentials hidden.
 func (r *Response) Unexpected(what string, err error) error {
-	return Final("api", fmt.Errorf("%s: HTTP %d with an unexpected answer (%v): %s", what, r.Status, err, Snippet(r.Body)))
+	return Final("api", fmt.Errorf("%s: HTTP %d with an unexpected answer (%v): %s", what, r.Status, err, Snippet(r.redact.Bytes(r.Body))))
 }
 
 // what prefixes what with the client's name.

@@ -302,6 +302,9 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxRespBody))
+	if b.user != "" && resp.StatusCode/100 != 2 { // a proxy that echoes the request never gets the password quoted
+		rb = rest.NewRedactor(rest.Basic(b.user, b.password)).Bytes(rb)
+	}
 	return rest.CheckStatus("POST "+u, resp.StatusCode, resp.Header, rb)
 }
 

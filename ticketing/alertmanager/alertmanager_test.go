@@ -3,8 +3,10 @@ package alertmanager
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,5 +261,30 @@ func TestExampleConfigChecks(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != want {
 			t.Errorf("tier %s routed to %q (%v), want %s", tier, out, err, want)
 		}
+	}
+}
+
+// TestErrorsHidePassword: a proxy in front of Alertmanager that echoes the
+// request's Authorization header and password in its error page never gets
+// them into the error.
+func TestErrorsHidePassword(t *testing.T) {
+	const password = "am-pass-7d1c"
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pass, _ := r.BasicAuth()
+		http.Error(w, "denied: Authorization: "+r.Header.Get("Authorization")+" password="+pass, http.StatusForbidden)
+	}))
+	defer srv.Close()
+	b := newBackend(t, Options{URLs: []string{srv.URL}, Username: "agent", PasswordFile: pw})
+	_, err := b.Open(context.Background(), ticket("h"))
+	if err == nil {
+		t.Fatal("a 403 accepted")
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("agent:" + password))
+	if msg := err.Error(); strings.Contains(msg, password) || strings.Contains(msg, basic) || !strings.Contains(msg, "Authorization: Basic <secret> password=<secret>") {
+		t.Errorf("error quotes the credentials: %s", msg)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,7 +85,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	}
 	b := &Backend{name: name, url: o.URL, keys: map[ticketing.Tier]string{}, severity: map[string]string{"warn": "warning", "crit": "critical"},
 		escalation: o.Escalation, comments: o.Comments == nil || *o.Comments, class: o.Class,
-		client: rest.New(rest.Config{Timeout: timeout}), last: map[string]ticketing.Ticket{}}
+		last: map[string]ticketing.Ticket{}}
 	for k, v := range o.Severity {
 		b.severity[k] = v
 	}
@@ -105,6 +107,8 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 		}
 		b.keys[k.tier] = strings.TrimSpace(v)
 	}
+	// The routing keys travel in the body: never quoted from an answer.
+	b.client = rest.New(rest.Config{Timeout: timeout, Secrets: slices.Collect(maps.Values(b.keys))})
 	return b, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,5 +236,25 @@ func TestConfig(t *testing.T) {
 	} {
 		_, err := parse(t, block)
 		require.ErrorContains(t, err, want, block)
+	}
+}
+
+// TestErrorsHideRoutingKey: the routing key travels in the body; an answer
+// that quotes it (in PagerDuty's errors or a proxy's error page) never gets
+// it into the error.
+func TestErrorsHideRoutingKey(t *testing.T) {
+	for _, status := range []int{400, 403, 500} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var e Event
+			_ = json.NewDecoder(r.Body).Decode(&e)
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(Response{Status: "invalid event", Errors: []string{"routing_key " + e.RoutingKey + " is not known"}})
+		}))
+		b := backend(t, "        url: "+srv.URL+"\n        routing_key: ${PD_L2}\n")
+		_, err := b.Open(context.Background(), ticket("k"))
+		srv.Close()
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), keyL2, "HTTP %d", status)
+		require.Contains(t, err.Error(), "routing_key <secret> is not known", "HTTP %d", status)
 	}
 }

@@ -220,7 +220,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	}
 	problems = append(problems, to.mismatch(got)...)
 	if len(problems) > 0 {
-		return ref, ticketing.Final("api", fmt.Errorf("rt %s: ticket %s created, but %s", what, ref.ID, strings.Join(problems, "; ")))
+		return ref, ticketing.Final("api", fmt.Errorf("rt %s: ticket %s created, but %s", what, ref.ID, b.client.Redact(strings.Join(problems, "; "))))
 	}
 	return ref, nil
 }
@@ -255,7 +255,7 @@ func (b *Backend) comment(ctx context.Context, what, id, text, status string) er
 		return err
 	}
 	if got.Status != status {
-		return refused(what, []string{fmt.Sprintf("status is %q, not %q", got.Status, status)}, said)
+		return b.refused(what, []string{fmt.Sprintf("status is %q, not %q", got.Status, status)}, said)
 	}
 	return nil
 }
@@ -283,7 +283,7 @@ func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Ti
 		return err
 	}
 	if !got.inQueue(to.queue) {
-		return refused(what, []string{fmt.Sprintf("queue is %q, not %q", got.Queue.Name, to.queue)}, said)
+		return b.refused(what, []string{fmt.Sprintf("queue is %q, not %q", got.Queue.Name, to.queue)}, said)
 	}
 	rest := map[string]any{"Priority": to.priority}
 	if t.Title != "" {
@@ -296,7 +296,7 @@ func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Ti
 		return err
 	}
 	if p := to.mismatch(got); len(p) > 0 {
-		return refused(what, p, said)
+		return b.refused(what, p, said)
 	}
 	note := fmt.Sprintf("l2agent escalated this ticket to %s: queue %s, priority %d", tr, to.queue, to.priority)
 	if to.owner != "" {
@@ -367,13 +367,14 @@ func (to tier) mismatch(got ticket) []string {
 }
 
 // refused is the error for a change RT answered with success but did not
-// make; RT's own messages say why.
-func refused(what string, problems []string, said messages) error {
+// make; RT's own messages say why (with the token hidden, should RT quote
+// it).
+func (b *Backend) refused(what string, problems []string, said messages) error {
 	msg := strings.Join(problems, "; ")
 	if len(said) > 0 {
 		msg += "; RT said: " + strings.Join(said, " | ")
 	}
-	return ticketing.Final("api", fmt.Errorf("rt %s: not done: %s", what, msg))
+	return ticketing.Final("api", fmt.Errorf("rt %s: not done: %s", what, b.client.Redact(msg)))
 }
 
 // ticket is what the backend reads back of a ticket.

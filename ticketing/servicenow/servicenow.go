@@ -290,7 +290,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 		return err
 	}
 	if jerr == nil && env.Error != nil {
-		return ticketing.Final("api", fmt.Errorf("servicenow %s: %s", what, msg))
+		return ticketing.Final("api", fmt.Errorf("servicenow %s: %s", what, b.client.Redact(string(msg))))
 	}
 	if jerr == nil && len(env.Result) > 0 {
 		jerr = json.Unmarshal(env.Result, out)
