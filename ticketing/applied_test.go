@@ -267,7 +267,9 @@ func TestFailureMaybeApplied(t *testing.T) {
 	}{
 		{"answer lost after applied", func(a *applierRec) { a.loseAfter = 1 }, "comment 2"},
 		{"5xx", func(a *applierRec) { a.failN, a.failErr = 1, rest.CheckStatus("c", http.StatusBadGateway, nil, nil) }, "comment 2"},
-		{"429", func(a *applierRec) { a.failN, a.failErr = 1, rest.CheckStatus("c", http.StatusTooManyRequests, nil, nil) }, ""},
+		{"429", func(a *applierRec) {
+			a.failN, a.failErr = 1, rest.CheckStatus("c", http.StatusTooManyRequests, nil, nil)
+		}, ""},
 		{"connection refused", func(a *applierRec) { a.failN, a.failErr = 1, refused }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
