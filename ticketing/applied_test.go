@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -360,4 +361,15 @@ func TestMarker(t *testing.T) {
 	require.True(t, HasMarker(withMarker("Severity warn → crit\n", op), op))
 	require.Equal(t, "Severity warn → crit\n\n"+m, withMarker("Severity warn → crit\n", op))
 	require.False(t, HasMarker(withMarker("x", Op{Key: op.Key, Event: 1, Created: t0}), Op{Key: op.Key, Event: 12, Created: t0}))
+}
+
+// TestRefusedIsNotInDoubt: a connection the real HTTP client could not make
+// (the server is down) is no doubt: sent again without a lookup.
+func TestRefusedIsNotInDoubt(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	c := rest.New(rest.Config{BaseURL: srv.URL})
+	err := c.Do(context.Background(), "comment", rest.Request{Method: http.MethodPost, Path: "/comment", Body: map[string]string{}}, nil)
+	require.Error(t, err)
+	require.False(t, maybeApplied(err), "%v", err)
 }
