@@ -31,14 +31,27 @@ type Deliverer struct {
 	// ticket and before the store records it: where a crash is healed by
 	// Find before Open.
 	afterOpen func(Ref)
+
+	// applier is the backend when it can say whether an op is already in a
+	// ticket (applied.go); the ops of the outbox up to unsure may have been
+	// applied without the store recording it, and are looked up before
+	// they are sent. unsureKnown: the head of the outbox was read.
+	applier     Applier
+	unsure      uint64
+	unsureKnown bool
 }
 
 // NewDeliverer returns a deliverer for backend.
 func NewDeliverer(name string, backend Ticketer, store *Store, log *slog.Logger, metrics *Metrics) *Deliverer {
-	return &Deliverer{
+	d := &Deliverer{
 		Name: name, backend: backend, store: store, log: log.With("backend", name), metrics: metrics,
 		wake: make(chan struct{}, 1), MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, sleep: ctxutil.Sleep,
 	}
+	if d.applier, _ = backend.(Applier); d.applier != nil {
+		// Now, before anything new is queued; else at the first delivery.
+		_ = d.findUnsure()
+	}
+	return d
 }
 
 // Wake tells the deliverer there is work.
@@ -73,8 +86,12 @@ func (d *Deliverer) Flush(ctx context.Context) (int, error) {
 
 // Deliveries are recorded in groups: up to groupMax ops, or what was
 // delivered within groupTime, are removed from the outbox in one synced
-// transaction. A crash can thus resend at most one group (an open is then
-// found by key, not created twice).
+// transaction. A crash can thus leave at most one group delivered but not
+// recorded, at the head of the outbox: after a start, an open there is
+// found by key, and any other op there is looked up in its ticket before
+// it is sent again when the backend can say (Applier: RT, Jira,
+// ServiceNow). The webhook, PagerDuty and Alertmanager drop a resent op by
+// its key; the file backend may write its line twice.
 const (
 	groupMax  = 64
 	groupTime = 100 * time.Millisecond
@@ -117,6 +134,11 @@ func (d *Deliverer) drain(ctx context.Context, retry bool) (int, error) {
 func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.applier != nil && !d.unsureKnown {
+		if err := d.findUnsure(); err != nil {
+			return 0, Op{}, Retryable("store", err)
+		}
+	}
 	var outs []Outcome
 	refs := map[string]Ref{} // tickets opened in this group, not yet recorded
 	var after uint64
@@ -133,34 +155,19 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 		if !ok {
 			break
 		}
-		t0 := time.Now()
-		ref, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op, refs)
-		d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
+		out, err := d.attempt(ctx, op, refs)
 		if err != nil {
-			reason, retryable, _ := Classify(err)
-			if ctx.Err() == nil {
-				d.metrics.errors.WithLabelValues(d.Name, reason).Inc()
-			}
-			if retryable || ctx.Err() != nil {
-				stop, stopOp = err, op
-				break
-			}
-			d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
-			dead = true
-			outs = append(outs, Outcome{Op: op, Dead: err.Error()})
-			after = op.Seq
-			continue
+			stop, stopOp = err, op
+			break
 		}
-		if ref.ID != "" {
-			refs[op.Key] = ref
-		}
-		outs = append(outs, Outcome{Op: op, Ref: ref})
-		d.metrics.events.WithLabelValues(d.Name, eventName(op.Kind)).Inc()
-		d.log.Info("ticket operation delivered", "key", op.Key, "op", op.Kind, "ticket", ref.ID)
+		dead = dead || out.Dead != ""
+		outs = append(outs, out)
 		after = op.Seq
 	}
 	if len(outs) > 0 {
 		if err := d.store.Commit(d.Name, outs); err != nil {
+			// Delivered, not recorded: looked up before they are sent again.
+			d.unsure = max(d.unsure, after)
 			return 0, stopOp, Retryable("store", fmt.Errorf("record deliveries: %w", err))
 		}
 	}
@@ -169,6 +176,40 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 		d.metrics.up.WithLabelValues(d.Name).Set(boolGauge(stop == nil && !dead))
 	}
 	return len(outs), stopOp, stop
+}
+
+// attempt delivers op once and returns its outcome (delivered, found
+// already applied, or set aside after a final failure), or the retryable
+// error that stops the group. An op whose failed attempt may have reached
+// the backend is looked up before it is sent again.
+func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Outcome, error) {
+	t0 := time.Now()
+	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op, refs)
+	d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
+	if err != nil {
+		reason, retryable, _ := Classify(err)
+		if ctx.Err() == nil {
+			d.metrics.errors.WithLabelValues(d.Name, reason).Inc()
+		}
+		if retryable || ctx.Err() != nil {
+			if maybeApplied(err) {
+				d.unsure = max(d.unsure, op.Seq)
+			}
+			return Outcome{}, err
+		}
+		d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
+		return Outcome{Op: op, Dead: err.Error()}, nil
+	}
+	if ref.ID != "" {
+		refs[op.Key] = ref
+	}
+	d.metrics.events.WithLabelValues(d.Name, eventName(op.Kind)).Inc()
+	if applied {
+		d.log.Info("ticket operation already in the ticket (sent before a crash or a lost answer); not sent again", "key", op.Key, "op", op.Kind, "ticket", ref.ID, "event", op.Event)
+	} else {
+		d.log.Info("ticket operation delivered", "key", op.Key, "op", op.Kind, "ticket", ref.ID)
+	}
+	return Outcome{Op: op, Ref: ref}, nil
 }
 
 // backoff is exponential from MinBackoff to MaxBackoff with ±20 % jitter.
@@ -201,62 +242,89 @@ func eventName(k OpKind) string {
 	return "commented"
 }
 
-// deliver performs one op. An open first looks the key up, so that a ticket
-// created just before a crash (and never recorded) is not created twice.
-func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (Ref, error) {
+// deliver performs one op, and says whether it found the op already
+// applied instead. An open first looks the key up, so that a ticket
+// created just before a crash (and never recorded) is not created twice;
+// any other op that may have been applied unrecorded is looked up in the
+// ticket when the backend can say (Applier).
+func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (Ref, bool, error) {
 	inc, err := d.store.Incident(op.Key)
 	if err != nil {
-		return Ref{}, err
+		return Ref{}, false, err
 	}
 	ref := opened[op.Key]
 	if ref.ID == "" && inc != nil {
 		ref = inc.Refs[d.Name]
 	}
 	if op.Kind == OpOpen {
-		if ref.ID != "" {
-			return ref, nil // already open
-		}
-		found, ok, err := d.backend.Find(ctx, op.Key)
-		if err != nil {
-			return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
-		}
-		// The key's previous ticket (resolved, past the reopen window) is not this one.
-		if ok && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
-			d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
-			return found, nil
-		}
-		ref, err = d.backend.Open(ctx, op.Ticket)
-		if err != nil {
-			return Ref{}, err
-		}
-		if d.afterOpen != nil {
-			d.afterOpen(ref)
-		}
-		return ref, nil
+		ref, err := d.open(ctx, op, inc, ref)
+		return ref, false, err
 	}
 	if ref.ID == "" {
 		found, ok, err := d.backend.Find(ctx, op.Key)
 		if err != nil {
-			return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
+			return Ref{}, false, fmt.Errorf("find %s: %w", op.Key, err)
 		}
 		if !ok {
-			return Ref{}, Final("no_ticket", fmt.Errorf("%s %s: no ticket for this key in %s", op.Kind, op.Key, d.Name))
+			return Ref{}, false, Final("no_ticket", fmt.Errorf("%s %s: no ticket for this key in %s", op.Kind, op.Key, d.Name))
 		}
 		ref = found
 	}
+	if d.applier != nil && op.Seq <= d.unsure {
+		if applied, err := d.alreadyApplied(ctx, ref, op); err != nil || applied {
+			return ref, applied, err
+		}
+	}
+	return ref, false, d.send(ctx, ref, op)
+}
+
+// open files the ticket of op, unless the incident has one (ref) or the
+// backend has one for the key that is not the key's previous ticket.
+func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Ref, error) {
+	if ref.ID != "" {
+		return ref, nil // already open
+	}
+	found, ok, err := d.backend.Find(ctx, op.Key)
+	if err != nil {
+		return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
+	}
+	// The key's previous ticket (resolved, past the reopen window) is not this one.
+	if ok && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
+		d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
+		return found, nil
+	}
+	ref, err = d.backend.Open(ctx, op.Ticket)
+	if err != nil {
+		return Ref{}, err
+	}
+	if d.afterOpen != nil {
+		d.afterOpen(ref)
+	}
+	return ref, nil
+}
+
+// send performs an op other than open on ticket ref. For an Applier, the
+// text it adds ends with the op's marker, so that it can be found again.
+func (d *Deliverer) send(ctx context.Context, ref Ref, op Op) error {
+	text := op.Text
+	if d.applier != nil {
+		text = withMarker(text, op)
+	}
 	switch op.Kind {
 	case OpComment:
-		err = d.backend.Comment(ctx, ref, op.Text)
+		return d.backend.Comment(ctx, ref, text)
 	case OpEscalate:
-		err = d.backend.Escalate(ctx, ref, op.Tier, withReason(op))
+		t := withReason(op)
+		if d.applier != nil {
+			t.Body = withMarker(t.Body, op)
+		}
+		return d.backend.Escalate(ctx, ref, op.Tier, t)
 	case OpResolve:
-		err = d.backend.Resolve(ctx, ref, op.Text)
+		return d.backend.Resolve(ctx, ref, text)
 	case OpReopen:
-		err = d.backend.Reopen(ctx, ref, op.Text)
-	default:
-		err = Final("bad_op", fmt.Errorf("unknown op %q", op.Kind))
+		return d.backend.Reopen(ctx, ref, text)
 	}
-	return ref, err
+	return Final("bad_op", fmt.Errorf("unknown op %q", op.Kind))
 }
 
 func withReason(op Op) Ticket {
