@@ -244,6 +244,9 @@ func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (
 		}
 		ref = found
 	}
+	if err := d.retitle(ctx, ref, op); err != nil {
+		return ref, err
+	}
 	switch op.Kind {
 	case OpComment:
 		err = d.backend.Comment(ctx, ref, op.Text)
