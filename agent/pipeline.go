@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -113,16 +115,58 @@ func (a *Agent) publish(context.Context, *checkRun) bool {
 	return true
 }
 
-// diagnose takes diagnostics for every alert that starts firing.
+// diagnose takes diagnostics for every alert that starts firing (a new
+// ticket, or a reopen) or whose severity rises (warn → crit: an
+// escalation), so that the ticket shows the host as it is then.
 func (a *Agent) diagnose(ctx context.Context, cr *checkRun) bool {
 	for i := range cr.ts {
 		t := &cr.ts[i]
-		if t.Starts() {
+		if t.Starts() || t.From == alert.StateWarn && t.State == alert.StateCrit {
 			t.Details = a.diagnostics(ctx, cr.r, cr.res.obs, t.Alert)
 			a.eval.SetDetails(t.Key, t.Details)
 		}
 	}
 	return true
+}
+
+// freshDiagnostics takes the diagnostics of an alert key again, on its
+// check's last observation of it, for ticketing (Manager.Diagnostics): an
+// escalation that no check run caused (an SLA passed). It is a provider
+// ticketing calls, not a stage: the pipeline stays one-way.
+func (a *Agent) freshDiagnostics(ctx context.Context, key string) (string, error) {
+	al, ok := a.eval.Alert(key)
+	if !ok {
+		return "", fmt.Errorf("diagnose %s: the alert is not evaluated now", key)
+	}
+	r, err := a.runningCheck(al.Check)
+	if err != nil {
+		return "", fmt.Errorf("diagnose %s: %w", key, err)
+	}
+	r.mu.RLock()
+	obs := slices.Clone(r.obs)
+	r.mu.RUnlock()
+	if !slices.ContainsFunc(obs, func(o checks.Observation) bool { return alert.Key(a.host, al.Check, o.Metric, o.Labels) == key }) {
+		return "", fmt.Errorf("diagnose %s: the last run of check %q did not report it", key, al.Check)
+	}
+	details := a.diagnostics(ctx, r, obs, al)
+	a.eval.SetDetails(key, details) // what later transitions of the key carry
+	return details, nil
+}
+
+// runningCheck is the runner of the check named name. It never waits for
+// a.mu: a reload holds it while it stops ticketing, which waits for the
+// Tick that called freshDiagnostics.
+func (a *Agent) runningCheck(name string) (*runner, error) {
+	if !a.mu.TryRLock() {
+		return nil, errors.New("the config is being reloaded")
+	}
+	defer a.mu.RUnlock()
+	for _, r := range a.runners {
+		if r.cfg.Name == name {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("check %q is not running", name)
 }
 
 func (a *Agent) diagnostics(ctx context.Context, r *runner, obs []checks.Observation, al alert.Alert) string {

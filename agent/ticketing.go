@@ -81,6 +81,7 @@ func (a *Agent) openService(cfg *configs.Config, names []string, bs map[string]t
 	}
 	svc := ticketing.NewService(cfg.Ticketing, store, names, bs, a.build.Version, a.log.With("component", "ticketing"), a.tmetrics)
 	svc.Manager.KPI = a.kpi
+	svc.Manager.Diagnostics = a.freshDiagnostics
 	a.tickets.Store(svc)
 	a.ticketErr.Store(nil)
 	return svc, nil

@@ -172,7 +172,7 @@ func queueLife(t *testing.T, m *Manager, key string, t0 time.Time) {
 	require.NoError(t, m.Handle(tr(key, "ok", "warn", t0)))
 	require.NoError(t, m.Handle(tr(key, "warn", "crit", t0.Add(time.Minute))))
 	require.NoError(t, m.Handle(tr(key, "crit", "ok", t0.Add(2*time.Minute))))
-	require.NoError(t, m.Tick(t0.Add(20*time.Minute)))
+	require.NoError(t, m.Tick(context.Background(), t0.Add(20*time.Minute)))
 	require.NoError(t, m.Handle(tr(key, "ok", "warn", t0.Add(30*time.Minute))))
 	require.NoError(t, m.Handle(tr(key, "warn", "crit", t0.Add(31*time.Minute))))
 }

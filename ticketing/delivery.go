@@ -303,9 +303,13 @@ func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Re
 	return ref, nil
 }
 
-// send performs an op other than open on ticket ref. For an Applier, the
-// text it adds ends with the op's marker, so that it can be found again.
+// send performs an op other than open on ticket ref, after bringing its
+// title and priority up to date (retitle). For an Applier, the text it adds
+// ends with the op's marker, so that it can be found again.
 func (d *Deliverer) send(ctx context.Context, ref Ref, op Op) error {
+	if err := d.retitle(ctx, ref, op); err != nil {
+		return err
+	}
 	text := op.Text
 	if d.applier != nil {
 		text = withMarker(text, op)

@@ -1,10 +1,12 @@
 package ticketing
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +34,12 @@ type Manager struct {
 	wake     func() // tells the deliverers there is work
 	// KPI, when set, counts incidents by outcome, resolution times and repeats.
 	KPI *KPI
+	// Diagnostics, when set, takes the diagnostics of an alert key afresh
+	// (the agent runs its check's diagnostics on the last observation). Tick
+	// calls it before an escalation that no check run caused (an SLA
+	// passed), so that the escalated ticket shows the host as it is now.
+	// It must return when ctx ends. Set it before Start.
+	Diagnostics func(ctx context.Context, key string) (string, error)
 
 	mu      sync.Mutex // one decision at a time
 	counted []func()   // KPI updates of the transaction in progress
@@ -84,8 +92,10 @@ func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time
 	})
 }
 
-func (m *Manager) maxTier() Tier {
-	if m.cfg.VendorTier {
+func (m *Manager) maxTier() Tier { return maxTier(m.cfg) }
+
+func maxTier(cfg configs.Ticketing) Tier {
+	if cfg.VendorTier {
 		return L4
 	}
 	return L3
@@ -97,6 +107,15 @@ type decision struct {
 	inc *Incident
 	now time.Time
 	ops []Op
+	// shown is what the title and priority depended on when the last op
+	// was queued (or the decision began); nil: not known, not compared.
+	shown *look
+}
+
+// newDecision begins a decision on inc, before anything changes it.
+func newDecision(m *Manager, inc *Incident, now time.Time) *decision {
+	l := lookOf(inc)
+	return &decision{m: m, inc: inc, now: now, shown: &l}
 }
 
 func (d *decision) add(kind OpKind, text string, tier Tier) {
@@ -111,6 +130,15 @@ func (d *decision) add(kind OpKind, text string, tier Tier) {
 	}
 	d.inc.Events++
 	t := d.m.ticket(d.inc, d.now, kind == OpOpen || kind == OpEscalate) // only these carry the whole text
+	now := lookOf(d.inc)
+	switch kind {
+	case OpOpen, OpEscalate: // these set the title and priority themselves
+	case OpReopen:
+		t.Retitle = true // back at a new value, perhaps at another severity
+	default:
+		t.Retitle = d.shown != nil && *d.shown != now
+	}
+	d.shown = &now
 	d.ops = append(d.ops, Op{Key: d.inc.Key, Kind: kind, Event: d.inc.Events, Ticket: t, Text: text, Tier: tier, Created: d.now})
 }
 
@@ -196,7 +224,7 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 		}
 		inc = newIncident(a.Alert)
 	}
-	d := &decision{m: m, inc: inc, now: a.At}
+	d := newDecision(m, inc, a.At)
 	m.record(inc, a)
 	switch {
 	case a.Unreported != "":
@@ -289,7 +317,11 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		// Back within the reopen window: the same ticket.
 		inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
 		inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
-		d.add(OpReopen, fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second)), inc.Tier)
+		text := fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second))
+		if a.Starts() && strings.TrimSpace(a.Details) != "" { // taken as it started firing again
+			text += "\n\nDiagnostics now:\n" + indent(a.Details, "  ")
+		}
+		d.add(OpReopen, text, inc.Tier)
 		if n := len(inc.Reopens); n >= m.cfg.Recurrence.Count {
 			d.escalate(inc.Tier+1, fmt.Sprintf("it recurred %d times within %s", n, m.cfg.Recurrence.Window.D()))
 		}
@@ -317,12 +349,15 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 }
 
 // Tick applies the rules that depend on time alone: resolving incidents ok
-// for resolve_after, and escalating tickets open past their SLA.
-func (m *Manager) Tick(now time.Time) error {
+// for resolve_after, clearing the flapping mark of an alert that settled
+// while firing, and escalating tickets open past their SLA, with
+// diagnostics taken afresh (Diagnostics) outside the store transaction.
+func (m *Manager) Tick(ctx context.Context, now time.Time) error {
 	incs, err := m.store.Incidents()
 	if err != nil {
 		return err
 	}
+	fresh := m.freshDiagnostics(ctx, incs, now)
 	return m.update(func(tx *Txn, queued *int) error {
 		for i := range incs {
 			// The incident may have changed since the read above.
@@ -331,7 +366,7 @@ func (m *Manager) Tick(now time.Time) error {
 			} else {
 				incs[i] = *cur
 			}
-			if err := m.tick(tx, &incs[i], now, queued); err != nil {
+			if err := m.tick(tx, &incs[i], now, fresh[incs[i].Key], queued); err != nil {
 				return err
 			}
 		}
@@ -339,13 +374,13 @@ func (m *Manager) Tick(now time.Time) error {
 	})
 }
 
-func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error {
-	d := &decision{m: m, inc: inc, now: now}
-	changed := false
+func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, queued *int) error {
+	d := newDecision(m, inc, now)
+	changed := m.settled(d)
 	switch {
 	case inc.Open && !inc.OKSince.IsZero() && now.Sub(inc.OKSince) >= m.cfg.ResolveAfter.D():
 		if inc.Flapping {
-			if len(prune(inc.Changes, now, m.cfg.Flapping.Window.D())) >= m.cfg.Flapping.Count {
+			if m.flapping(inc, now) {
 				return nil // still flapping: no churn
 			}
 			inc.Flapping = false
@@ -360,22 +395,32 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, queued *int) error
 		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
 		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, now.Sub(inc.Unreported).Round(time.Second), inc.UnreportedWhy), 0)
 		changed = true
-	case inc.Open && inc.OKSince.IsZero() && inc.Tier < m.maxTier():
-		sla := m.cfg.SLA.Warn.D()
-		if inc.Severity == alert.StateCrit {
-			sla = m.cfg.SLA.Crit.D()
-		}
-		if now.Sub(inc.TierSince) >= sla {
-			d.escalate(inc.Tier+1, fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla))
+	default:
+		if sla, due := slaDue(m.cfg, inc, now); due {
+			why := fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla)
+			d.escalate(inc.Tier+1, why+fresh.apply(inc))
 			changed = true
+		} else if !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()) {
+			return tx.Delete(inc.Key)
 		}
-	case !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()):
-		return tx.Delete(inc.Key)
 	}
 	if changed {
 		return m.commit(tx, d, queued)
 	}
 	return nil
+}
+
+// slaDue reports whether inc, open and firing, has been at its tier longer
+// than the SLA of its severity, and can go up a tier.
+func slaDue(cfg configs.Ticketing, inc *Incident, now time.Time) (time.Duration, bool) {
+	if !inc.Open || !inc.OKSince.IsZero() || !inc.Unreported.IsZero() || inc.Tier >= maxTier(cfg) {
+		return 0, false
+	}
+	sla := cfg.SLA.Warn.D()
+	if inc.Severity == alert.StateCrit {
+		sla = cfg.SLA.Crit.D()
+	}
+	return sla, now.Sub(inc.TierSince) >= sla
 }
 
 // prune keeps the times within window before now.

@@ -161,7 +161,7 @@ func (h *harness) send(a alert.Transition) string {
 
 func (h *harness) tick(at time.Duration) string {
 	h.t.Helper()
-	require.NoError(h.t, h.svc.Manager.Tick(h.t0.Add(at)))
+	require.NoError(h.t, h.svc.Manager.Tick(context.Background(), h.t0.Add(at)))
 	return h.flush()
 }
 

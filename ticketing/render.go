@@ -15,7 +15,9 @@ import (
 const MaxBody = 16 * 1024
 
 // Title renders a ticket title such as
-// "[l2agent] web-7: disk /var disk_used_ratio 93.0% (crit ≥ 90.0%)".
+// "[l2agent] web-7: disk /var disk_used_ratio 93.0% (crit ≥ 90.0%)",
+// with " [flapping]" while the incident is marked flapping. It follows the
+// incident: an op that changes it says so (Ticket.Retitle).
 func Title(inc *Incident) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[l2agent] %s: %s", inc.Host, inc.Check)
@@ -26,11 +28,24 @@ func Title(inc *Incident) string {
 		b.WriteString(": check failing")
 		return b.String()
 	}
-	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, textfmt.FormatValue(inc.Metric, inc.Value), inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold))
+	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, textfmt.FormatValue(inc.Metric, firingValue(inc)), inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold))
 	if inc.Flapping {
 		b.WriteString(" [flapping]")
 	}
 	return b.String()
+}
+
+// firingValue is the value the alert last fired with, the one the title
+// quotes with its severity: while the alert is back within its threshold
+// (waiting for resolve_after, or resolved) the title still says what
+// breached, not "40.0% (warn ≥ 80.0%)".
+func firingValue(inc *Incident) float64 {
+	for i := len(inc.History) - 1; i >= 0; i-- {
+		if inc.History[i].To.Firing() {
+			return inc.History[i].Value
+		}
+	}
+	return inc.Value
 }
 
 // labelSummary picks the label that names the thing (a mountpoint, a

@@ -133,7 +133,7 @@ func (s *Service) Start() {
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				if err := s.Manager.Tick(now); err != nil {
+				if err := s.Manager.Tick(ctx, now); err != nil {
 					s.log.Error("ticket rules", "err", err)
 				}
 			}

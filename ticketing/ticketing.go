@@ -44,6 +44,12 @@ type Ticket struct {
 	Tier       Tier              `json:"tier"`
 	RunbookURL string            `json:"runbook_url,omitempty"`
 	Flapping   bool              `json:"flapping,omitempty"`
+	// Retitle, on a comment, reopen or resolve, says that the title or the
+	// priority changed with this operation (a new severity, the flapping
+	// mark set or cleared, a reopen): a backend that keeps them in the
+	// ticket (Updater) updates them before it delivers the operation. An
+	// open or an escalation always sets them.
+	Retitle bool `json:"retitle,omitempty"`
 }
 
 // Ticketer is one ticket system. Each call is a single attempt: retries,
@@ -58,6 +64,15 @@ type Ticketer interface {
 	Escalate(ctx context.Context, r Ref, tier Tier, t Ticket) error
 	Resolve(ctx context.Context, r Ref, text string) error
 	Reopen(ctx context.Context, r Ref, text string) error
+}
+
+// Updater is implemented by backends whose tickets keep a title and a
+// priority (RT, Jira, ServiceNow). Update makes the ticket's title and
+// the priority the backend derives from t (tier, severity) what t says,
+// changing only what differs, so that it can be repeated safely. A
+// priority someone set by hand (not one the backend would set) is kept.
+type Updater interface {
+	Update(ctx context.Context, r Ref, t Ticket) error
 }
 
 // DeliveryError is a failed call to a backend: its reason (a metric

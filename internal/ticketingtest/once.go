@@ -194,7 +194,7 @@ func life(t *testing.T, m *ticketing.Manager, key string) {
 		tr(time.Minute, alert.StateWarn, alert.StateCrit, 0.95),
 		tr(2*time.Minute, alert.StateCrit, alert.StateOK, 0.1),
 	}))
-	require.NoError(t, m.Tick(t0.Add(20*time.Minute)))
+	require.NoError(t, m.Tick(context.Background(), t0.Add(20*time.Minute)))
 	require.NoError(t, m.HandleBatch([]alert.Transition{
 		tr(30*time.Minute, alert.StateOK, alert.StateWarn, 0.85),
 		tr(31*time.Minute, alert.StateWarn, alert.StateCrit, 0.95),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ type issue struct {
 	Fields   map[string]any
 	Status   string
 	Comments []any
+	Edits    []map[string]any // the fields of every edit (PUT), in order
 }
 
 // fakeJira keeps issues and enforces what Jira enforces: auth, JSON bodies
@@ -122,6 +124,7 @@ func (f *fakeJira) routes() {
 	}
 	f.Handle("POST "+search, f.search)
 	f.Handle("POST "+api+"/issue", f.create)
+	f.Handle("GET "+api+"/issue/{key}", f.get)
 	f.Handle("PUT "+api+"/issue/{key}", f.withIssue(f.update))
 	f.Handle("POST "+api+"/issue/{key}/comment", f.withIssue(f.comment))
 	f.Handle("GET "+api+"/issue/{key}/transitions", f.withIssue(f.transitions))
@@ -182,12 +185,42 @@ func (f *fakeJira) withIssue(h func(w http.ResponseWriter, is *issue, body map[s
 	}
 }
 
+// update edits the issue as PUT /issue/{key} {"fields": …} does: a
+// one-line summary, a priority by a name Jira has, components by name; any
+// other field is not on the edit screen. 204 on success.
 func (f *fakeJira) update(w http.ResponseWriter, is *issue, body map[string]any) {
-	for k, v := range body["fields"].(map[string]any) {
+	fl, ok := body["fields"].(map[string]any)
+	if !ok {
+		jerr(w, 400, "fields: want an object")
+		return
+	}
+	for k, v := range fl {
+		switch k {
+		case "summary":
+			if s, _ := v.(string); s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 255 {
+				jerr(w, 400, "summary: You must specify a summary of the issue.")
+				return
+			}
+		case "priority":
+			if p, _ := v.(map[string]any); p == nil || !slices.Contains(priorities, fmt.Sprint(p["name"])) {
+				jerr(w, 400, "priority: The priority selected is invalid.")
+				return
+			}
+		case "components":
+		default:
+			jerr(w, 400, fmt.Sprintf("Field '%s' cannot be set. It is not on the appropriate screen, or unknown.", k))
+			return
+		}
+	}
+	for k, v := range fl {
 		is.Fields[k] = v
 	}
+	is.Edits = append(is.Edits, fl)
 	w.WriteHeader(204)
 }
+
+// priorities are the priority names of the fake Jira.
+var priorities = []string{"Highest", "High", "Medium", "Low", "Lowest"}
 
 func (f *fakeJira) comment(w http.ResponseWriter, is *issue, body map[string]any) {
 	if e := f.checkText(body["body"]); e != "" {

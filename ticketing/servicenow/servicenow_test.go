@@ -33,6 +33,9 @@ type fakeSN struct {
 	auth  string
 	inc   map[string]map[string]any
 	order []string
+	// ruled are fields a business rule sets back after an update: the
+	// change is refused without an error, as ServiceNow does.
+	ruled map[string]bool
 }
 
 var fields = map[string]bool{"short_description": true, "description": true, "correlation_id": true, "correlation_display": true,
@@ -41,7 +44,7 @@ var fields = map[string]bool{"short_description": true, "description": true, "co
 
 func newFake(t *testing.T, bearer bool) (*fakeSN, *Backend) {
 	t.Helper()
-	f := &fakeSN{inc: map[string]map[string]any{}}
+	f := &fakeSN{inc: map[string]map[string]any{}, ruled: map[string]bool{}}
 	o := Options{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
 	o.UrgencyWarn, o.ImpactWarn, o.UrgencyCrit, o.ImpactCrit = 2, 2, 1, 1
 	o.CloseCode, o.ResolveState, o.ReopenState = "Solved (Permanently)", 6, 1
@@ -60,6 +63,7 @@ func newFake(t *testing.T, bearer bool) (*fakeSN, *Backend) {
 	f.Handle("GET "+tablePath, f.find)
 	f.Handle("POST "+tablePath, f.withFields(f.insert))
 	f.Handle("PATCH "+tablePath+"/{id}", f.withFields(f.update))
+	f.Handle("GET "+tablePath+"/{id}", f.get)
 	o.URL = f.URL
 	b, err := New("snow", o, 5*time.Second)
 	require.NoError(t, err)
@@ -162,7 +166,9 @@ func (f *fakeSN) update(w http.ResponseWriter, r *http.Request, body map[string]
 			in["notes"] = append(asList(in["notes"]), v)
 			continue
 		}
-		in[k] = v
+		if !f.ruled[k] {
+			in[k] = v
+		}
 	}
 	result(w, 200, in)
 }
