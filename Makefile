@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/l2agent/l2agent/agent.Version=$(VERSION)
 RUN_ARGS  ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-env unit lint bench fuzz package clean
+.PHONY: all build run test test-env unit lint bench fuzz soak package clean
 
 all: build
 
@@ -42,6 +42,12 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## soak: the full soak test (TestSoak with L2AGENT_SOAK=full): 200 kill -9s, 20 graceful
+## restarts, 2 RT outages of 2 minutes, a 429 storm and reloads against a real Request
+## Tracker; about an hour. `make test` runs its short version.
+soak: test-env
+	L2AGENT_SOAK=full $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./cmd/l2agent/
 
 ## bench: Go benchmarks, then the agent against prometheus-node-exporter
 bench:

@@ -69,6 +69,7 @@ func fileEvents(t *testing.T, path, key string) []string {
 type hookReceiver struct {
 	mu     sync.Mutex
 	events []string // "event key"
+	idems  []struct{ key, event string }
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +81,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	h.events = append(h.events, p.Event+" "+p.Key)
+	h.idems = append(h.idems, struct{ key, event string }{r.Header.Get("Idempotency-Key"), p.Event})
 	h.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -263,41 +263,52 @@ func (r RT) TicketsWithCF(t testing.TB, name, value string) []RTTicket {
 	return out
 }
 
-// Messages returns the texts of ticket id's transactions, oldest first.
+// Messages returns the texts of ticket id's transactions, oldest first,
+// however many pages they take.
 func (r RT) Messages(t testing.TB, id int) []RTMessage {
 	t.Helper()
-	// Items have both "type" (always "transaction") and "Type", which
-	// encoding/json would confuse: read the keys exactly.
-	var txns struct {
-		Items []map[string]json.RawMessage `json:"items"`
-	}
-	r.get(t, "/ticket/"+strconv.Itoa(id)+"/history", url.Values{"fields": {"Type"}, "per_page": {"100"}}, &txns)
 	types := map[string]string{}
-	for _, tx := range txns.Items {
-		var txID rtString
-		var typ string
-		if json.Unmarshal(tx["id"], &txID) != nil || json.Unmarshal(tx["Type"], &typ) != nil {
-			t.Fatalf("testenv: RT history of ticket %d: unexpected item %v", id, tx)
+	for page := 1; ; page++ {
+		// Items have both "type" (always "transaction") and "Type", which
+		// encoding/json would confuse: read the keys exactly.
+		var txns struct {
+			Items []map[string]json.RawMessage `json:"items"`
 		}
-		types[string(txID)] = typ
+		r.get(t, "/ticket/"+strconv.Itoa(id)+"/history", url.Values{"fields": {"Type"}, "per_page": {"100"}, "page": {strconv.Itoa(page)}}, &txns)
+		for _, tx := range txns.Items {
+			var txID rtString
+			var typ string
+			if json.Unmarshal(tx["id"], &txID) != nil || json.Unmarshal(tx["Type"], &typ) != nil {
+				t.Fatalf("testenv: RT history of ticket %d: unexpected item %v", id, tx)
+			}
+			types[string(txID)] = typ
+		}
+		if len(txns.Items) < 100 {
+			break
+		}
 	}
-	var atts struct {
-		Items []struct {
-			TransactionID rtString `json:"TransactionId"`
-			ContentType   string   `json:"ContentType"`
-			Content       string   `json:"Content"`
-		} `json:"items"`
-	}
-	r.get(t, "/ticket/"+strconv.Itoa(id)+"/attachments", url.Values{
-		"fields": {"TransactionId,ContentType,Content"}, "per_page": {"100"}, "orderby": {"id"},
-	}, &atts)
 	var out []RTMessage
-	for _, a := range atts.Items {
-		if !strings.HasPrefix(a.ContentType, "text/") {
-			continue
+	for page := 1; ; page++ {
+		var atts struct {
+			Items []struct {
+				TransactionID rtString `json:"TransactionId"`
+				ContentType   string   `json:"ContentType"`
+				Content       string   `json:"Content"`
+			} `json:"items"`
 		}
-		txn, _ := strconv.Atoi(string(a.TransactionID))
-		out = append(out, RTMessage{TransactionID: txn, Type: types[string(a.TransactionID)], ContentType: a.ContentType, Content: a.Content})
+		r.get(t, "/ticket/"+strconv.Itoa(id)+"/attachments", url.Values{
+			"fields": {"TransactionId,ContentType,Content"}, "per_page": {"100"}, "orderby": {"id"}, "page": {strconv.Itoa(page)},
+		}, &atts)
+		for _, a := range atts.Items {
+			if !strings.HasPrefix(a.ContentType, "text/") {
+				continue
+			}
+			txn, _ := strconv.Atoi(string(a.TransactionID))
+			out = append(out, RTMessage{TransactionID: txn, Type: types[string(a.TransactionID)], ContentType: a.ContentType, Content: a.Content})
+		}
+		if len(atts.Items) < 100 {
+			break
+		}
 	}
 	return out
 }
