@@ -76,6 +76,18 @@ func maybeApplied(err error) bool {
 	return !errors.As(err, &dns)
 }
 
+// mayBeInProgress reports whether the request of a failed attempt may
+// still be going on in the ticket system: it may have been applied, and
+// no answer came back (a timeout, a connection lost, a cancellation). A
+// server that answered, even with a 5xx, is done with it.
+func mayBeInProgress(err error) bool {
+	var de *DeliveryError
+	if errors.As(err, &de) && strings.HasPrefix(de.Reason, "http_") {
+		return false
+	}
+	return maybeApplied(err)
+}
+
 // headSeq is the sequence number of the n-th op queued for backend, or of
 // the last one when fewer are queued; 0 when none is.
 func (s *Store) headSeq(backend string, n int) (uint64, error) {

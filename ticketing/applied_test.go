@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +143,10 @@ type onceEnv struct {
 	dir string
 	be  Ticketer
 	svc *Service
+	// waits are the waits of the deliverers (settling, no backoff in
+	// Flush); onWait, when set, runs at each, as time passing would.
+	waits  []time.Duration
+	onWait func()
 }
 
 func newOnceEnv(t *testing.T, be Ticketer) *onceEnv {
@@ -155,6 +160,15 @@ func (e *onceEnv) start() {
 	st, err := OpenStore(filepath.Join(e.dir, "l2agent.db"), false, testkit.QuietLogger())
 	require.NoError(e.t, err)
 	e.svc = NewService(testConfig(), st, []string{"rec"}, map[string]Ticketer{"rec": e.be}, "test", testkit.QuietLogger(), nil)
+	for _, d := range e.svc.Deliverers() {
+		d.sleep = func(ctx context.Context, wait time.Duration) error {
+			e.waits = append(e.waits, wait)
+			if e.onWait != nil {
+				e.onWait()
+			}
+			return ctx.Err()
+		}
+	}
 }
 
 // crash delivers until the backend dies, then starts the service again
@@ -211,7 +225,14 @@ func TestCrashAfterAppliedNoDuplicates(t *testing.T) {
 				require.Equal(t, 1, be.marked("1", op), "%s %d is in the ticket once", op.Kind, op.Event)
 			}
 			require.Len(t, be.texts["1"], 5, "nothing else")
-			require.Equal(t, "comment 2, escalate 3, resolve 4, reopen 5, comment 6", be.takeLookups(),
+			lookups := []string{"comment 2", "escalate 3", "resolve 4", "reopen 5", "comment 6"}
+			if n < len(ops) { // the first op not found is looked up again once its send cannot be in progress
+				lookups = slices.Insert(lookups, n-1, lookups[n-1])
+				require.Len(t, e.waits, 1)
+			} else {
+				require.Empty(t, e.waits)
+			}
+			require.Equal(t, strings.Join(lookups, ", "), be.takeLookups(),
 				"after the start, the ops at the head of the outbox are looked up, the open is found by key")
 			require.Equal(t, "open", be.status["1"], "reopened last")
 			require.Equal(t, L3, be.tier["1"])
@@ -248,6 +269,9 @@ func TestOnlyTheHeadIsLookedUp(t *testing.T) {
 	var want []string
 	for i := 1; i <= groupMax; i++ {
 		want = append(want, fmt.Sprint("comment ", i))
+		if i == 4 { // not found: looked up again once its send cannot be in progress
+			want = append(want, fmt.Sprint("comment ", i))
+		}
 	}
 	require.Equal(t, strings.Join(want, ", "), be.takeLookups())
 	for _, op := range ops {
@@ -372,4 +396,76 @@ func TestRefusedIsNotInDoubt(t *testing.T) {
 	err := c.Do(context.Background(), "comment", rest.Request{Method: http.MethodPost, Path: "/comment", Body: map[string]string{}}, nil)
 	require.Error(t, err)
 	require.False(t, maybeApplied(err), "%v", err)
+}
+
+// cutApplier is an applierRec whose comments can be cut off: the request
+// hangs until the agent gives up on it (a stop, reload or kill), and the
+// ticket system applies it later, as RT goes on with a request whose
+// client has gone.
+type cutApplier struct {
+	*applierRec
+	cut     bool
+	hanging chan struct{} // closed when a comment hangs
+	late    []func()      // comments the ticket system has yet to apply
+}
+
+func (c *cutApplier) Comment(ctx context.Context, ref Ref, text string) error {
+	if !c.cut {
+		return c.applierRec.Comment(ctx, ref, text)
+	}
+	c.cut = false
+	close(c.hanging)
+	<-ctx.Done()
+	c.late = append(c.late, func() { _ = c.applierRec.Comment(context.Background(), ref, text) })
+	return rest.TransportError(ctx, ctx.Err())
+}
+
+func (c *cutApplier) finish() {
+	for _, f := range c.late {
+		f()
+	}
+	c.late = nil
+}
+
+// TestCutOffSendStillInProgress: a comment whose request a stop (or
+// reload, or kill) cut off is applied by the ticket system only after the
+// next run first looks for it. The next run waits until that request can
+// no longer be in progress (the backend's timeout), looks again and finds
+// it: the comment is in the ticket once. Without a send cut off, nothing
+// waits.
+func TestCutOffSendStillInProgress(t *testing.T) {
+	be := &cutApplier{applierRec: newApplierRec(), hanging: make(chan struct{})}
+	e := newOnceEnv(t, be)
+	t0 := time.Now()
+	require.NoError(t, e.svc.Manager.Handle(tr("k", "ok", "warn", t0)))
+	require.Equal(t, 0, e.svc.Flush(context.Background())["rec"])
+	require.NoError(t, e.svc.Manager.Handle(tr("k", "warn", "crit", t0.Add(time.Minute)))) // comment, escalate
+	ops := outbox(t, e.svc.Store, "rec")
+	require.Equal(t, []OpKind{OpComment, OpEscalate}, kinds(ops))
+
+	be.cut = true
+	ctx, stop := context.WithCancel(context.Background())
+	go func() { <-be.hanging; stop() }()
+	require.Equal(t, 2, e.svc.Flush(ctx)["rec"], "the comment was cut off: both wait")
+	require.NoError(t, e.svc.Stop())
+	require.Empty(t, be.takeLookups())
+
+	e.start() // the next run (or the deliverer after a reload)
+	e.onWait = be.finish
+	require.Equal(t, 0, e.svc.Flush(context.Background())["rec"])
+	require.Equal(t, "comment 2, comment 2, escalate 3", be.takeLookups(), "not found, waited, found; the escalation was never sent")
+	require.Len(t, e.waits, 1)
+	require.InDelta(t, (groupTime + 15*time.Second).Seconds(), e.waits[0].Seconds(), 1, "until the cut-off request can no longer be in progress")
+	for _, op := range ops {
+		require.Equal(t, 1, be.marked("1", op), "%s once", op.Kind)
+	}
+
+	// Every answer came back: the next run has nothing to wait for.
+	require.NoError(t, e.svc.Stop())
+	e.start()
+	e.waits = nil
+	require.NoError(t, e.svc.Manager.Handle(tr("k", "crit", "ok", t0.Add(2*time.Minute))))
+	require.NoError(t, e.svc.Manager.Handle(tr("k", "ok", "crit", t0.Add(3*time.Minute))))
+	require.Equal(t, 0, e.svc.Flush(context.Background())["rec"])
+	require.Empty(t, e.waits)
 }

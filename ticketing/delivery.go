@@ -1,6 +1,7 @@
 package ticketing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,17 @@ type Deliverer struct {
 	applier     Applier
 	unsure      uint64
 	unsureKnown bool
+
+	// Settle is how long an op may still be in progress in the ticket
+	// system after its answer was cut off (a crash, a stop or reload, a
+	// timeout): the backend's timeout. An op in doubt that a lookup does
+	// not find within that time of its sending is looked up once more
+	// before it is sent again. sendingAt is when the last send whose answer
+	// may be missing began (also in the store, for the next run), waitUntil
+	// the end of its settling time as seen when the group began.
+	Settle    time.Duration
+	sendingAt time.Time
+	waitUntil time.Time
 }
 
 // NewDeliverer returns a deliverer for backend.
@@ -46,10 +58,12 @@ func NewDeliverer(name string, backend Ticketer, store *Store, log *slog.Logger,
 	d := &Deliverer{
 		Name: name, backend: backend, store: store, log: log.With("backend", name), metrics: metrics,
 		wake: make(chan struct{}, 1), MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, sleep: ctxutil.Sleep,
+		Settle: 15 * time.Second,
 	}
 	if d.applier, _ = backend.(Applier); d.applier != nil {
 		// Now, before anything new is queued; else at the first delivery.
 		_ = d.findUnsure()
+		d.sendingAt, _ = store.sendingSince(name)
 	}
 	return d
 }
@@ -139,6 +153,7 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 			return 0, Op{}, Retryable("store", err)
 		}
 	}
+	d.waitUntil = d.settleBy(time.Now())
 	var outs []Outcome
 	refs := map[string]Ref{} // tickets opened in this group, not yet recorded
 	var after uint64
@@ -164,11 +179,16 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 		outs = append(outs, out)
 		after = op.Seq
 	}
-	if len(outs) > 0 {
-		if err := d.store.Commit(d.Name, outs); err != nil {
+	// Every answer of the group came back: nothing of it is in progress.
+	settled := d.applier != nil && !d.sendingAt.IsZero() && (stop == nil || !mayBeInProgress(stop))
+	if len(outs) > 0 || settled {
+		if err := d.store.commit(d.Name, outs, settled); err != nil {
 			// Delivered, not recorded: looked up before they are sent again.
 			d.unsure = max(d.unsure, after)
 			return 0, stopOp, Retryable("store", fmt.Errorf("record deliveries: %w", err))
+		}
+		if settled {
+			d.sendingAt = time.Time{}
 		}
 	}
 	d.metrics.pending.WithLabelValues(d.Name).Set(float64(d.store.Pending(d.Name)))
@@ -271,11 +291,61 @@ func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (
 		ref = found
 	}
 	if d.applier != nil && op.Seq <= d.unsure {
-		if applied, err := d.alreadyApplied(ctx, ref, op); err != nil || applied {
-			return ref, applied, err
+		applied, err := d.alreadyApplied(ctx, ref, op)
+		if err == nil && !applied && d.settling(ctx, op) {
+			applied, err = d.alreadyApplied(ctx, ref, op)
+		}
+		if err != nil || applied || ctx.Err() != nil {
+			return ref, applied, cmp.Or(err, ctx.Err())
 		}
 	}
+	if err := d.markSending(); err != nil {
+		return ref, false, err
+	}
 	return ref, false, d.send(ctx, ref, op)
+}
+
+// settleBy is when the last send whose answer may be missing can no longer
+// be in progress in the ticket system (zero: none may be). It is never
+// further than Settle from now, whatever the clock did meanwhile.
+func (d *Deliverer) settleBy(now time.Time) time.Time {
+	if d.sendingAt.IsZero() {
+		return time.Time{}
+	}
+	limit := now.Add(groupTime + d.Settle)
+	if t := d.sendingAt.Add(groupTime + d.Settle); t.Before(limit) {
+		return t
+	}
+	return limit
+}
+
+// settling waits, when op is in doubt and was not found, until an attempt
+// that may have sent it can no longer be in progress in the ticket system
+// (a request cut off by a crash, stop or reload goes on there): it reports
+// whether it waited, and op is then looked up again.
+func (d *Deliverer) settling(ctx context.Context, op Op) bool {
+	wait := time.Until(d.waitUntil)
+	if wait <= 0 {
+		return false
+	}
+	d.log.Info("ticket operation not found in the ticket system yet; an earlier attempt may still be in progress there, looking again before sending it", "key", op.Key, "op", op.Kind, "event", op.Event, "wait", wait.Round(time.Millisecond))
+	d.waitUntil = time.Time{}
+	return d.sleep(ctx, wait) == nil
+}
+
+// markSending records, before a send to an Applier, when the send begins:
+// at most once per groupTime, so that every send whose answer may be
+// missing began within groupTime of the time recorded.
+func (d *Deliverer) markSending() error {
+	if d.applier == nil || time.Since(d.sendingAt) < groupTime {
+		return nil
+	}
+	now := time.Now()
+	if err := d.store.markSending(d.Name, now); err != nil {
+		return Retryable("store", err)
+	}
+	d.sendingAt = now
+	return nil
 }
 
 // open files the ticket of op, unless the incident has one (ref) or the
@@ -288,10 +358,22 @@ func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Re
 	if err != nil {
 		return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
 	}
+	if !ok && d.applier != nil && op.Seq <= d.unsure && d.settling(ctx, op) {
+		// A create cut off may still be in progress: look again.
+		if found, ok, err = d.backend.Find(ctx, op.Key); err != nil {
+			return Ref{}, fmt.Errorf("find %s: %w", op.Key, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return Ref{}, ctx.Err()
+	}
 	// The key's previous ticket (resolved, past the reopen window) is not this one.
 	if ok && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
 		d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
 		return found, nil
+	}
+	if err := d.markSending(); err != nil {
+		return Ref{}, err
 	}
 	ref, err = d.backend.Open(ctx, op.Ticket)
 	if err != nil {

@@ -77,17 +77,23 @@ func NewService(cfg configs.Ticketing, store *Store, names []string, backends ma
 		metrics = NewMetrics(nil)
 	}
 	s := &Service{Store: store, log: log, metrics: metrics, queue: make(chan *alert.Transition, 4*maxBatch), tick: cfg.Interval.D()}
-	s.deliverers = s.newDeliverers(names, backends)
+	s.deliverers = s.newDeliverers(cfg, names, backends)
 	s.Manager = NewManager(cfg, store, names, version, log, s.wakeAll)
 	s.openStale.Store(true)
 	metrics.svc.Store(s)
 	return s
 }
 
-func (s *Service) newDeliverers(names []string, backends map[string]Ticketer) []*Deliverer {
+func (s *Service) newDeliverers(cfg configs.Ticketing, names []string, backends map[string]Ticketer) []*Deliverer {
 	var ds []*Deliverer
 	for _, n := range names {
-		ds = append(ds, NewDeliverer(n, backends[n], s.Store, s.log, s.metrics))
+		d := NewDeliverer(n, backends[n], s.Store, s.log, s.metrics)
+		for _, b := range cfg.Backends {
+			if b.Name == n && b.Timeout > 0 {
+				d.Settle = b.Timeout.D()
+			}
+		}
+		ds = append(ds, d)
 	}
 	return ds
 }
@@ -163,7 +169,7 @@ func (s *Service) Reconfigure(cfg configs.Ticketing, names []string, backends ma
 	s.halt()
 	old := s.Deliverers()
 	s.mu.Lock()
-	s.deliverers, s.tick = s.newDeliverers(names, backends), cfg.Interval.D()
+	s.deliverers, s.tick = s.newDeliverers(cfg, names, backends), cfg.Interval.D()
 	s.mu.Unlock()
 	for _, d := range old {
 		if !slices.Contains(names, d.Name) {

@@ -92,6 +92,12 @@ var bucketIncidents = []byte("incidents")
 func outboxBucket(backend string) []byte { return []byte("outbox/" + backend) }
 func deadBucket(backend string) []byte   { return []byte("dead/" + backend) }
 
+// bucketSending holds, per backend that can say whether an op was applied
+// (Applier), when its deliverer last began sending a group: an op of that
+// group may still be in progress in the ticket system after a crash,
+// reload or stop cut its answer off.
+var bucketSending = []byte("sending")
+
 // Store keeps incidents and the outbox in a bbolt file. Every write is one
 // transaction, synced to disk before it returns.
 type Store struct {
@@ -351,11 +357,58 @@ type Outcome struct {
 	Dead string // non-empty: the op could not be delivered, and why
 }
 
+// markSending records that backend's deliverer begins sending a group at
+// at; commit clears the record once nothing of it can be in progress.
+func (s *Store) markSending(backend string, at time.Time) error {
+	v, err := at.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSending)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(backend), v)
+	})
+	if err != nil {
+		return fmt.Errorf("record the start of a delivery to %s: %w", backend, err)
+	}
+	return nil
+}
+
+// sendingSince is when backend's deliverer began the group whose answers
+// may not all have come back; false when none may be in progress.
+func (s *Store) sendingSince(backend string) (time.Time, bool) {
+	var at time.Time
+	var ok bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSending); b != nil {
+			if v := b.Get([]byte(backend)); v != nil {
+				ok = at.UnmarshalBinary(v) == nil
+			}
+		}
+		return nil
+	})
+	return at, ok
+}
+
 // Commit removes delivered ops from the outbox and records the tickets the
 // backend named, in one transaction. Undeliverable ops are kept aside in a
 // dead-letter bucket for inspection.
 func (s *Store) Commit(backend string, outs []Outcome) error {
+	return s.commit(backend, outs, false)
+}
+
+// commit is Commit; settled also clears backend's sending record (every op
+// of the group was answered).
+func (s *Store) commit(backend string, outs []Outcome, settled bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSending); settled && b != nil {
+			if err := b.Delete([]byte(backend)); err != nil {
+				return err
+			}
+		}
 		box := tx.Bucket(outboxBucket(backend))
 		for _, o := range outs {
 			if box != nil {

@@ -159,6 +159,10 @@ func (a *agent) start(t *testing.T) {
 	var cfg configs.Ticketing
 	cfg.ApplyDefaults(a.dir)
 	a.svc = ticketing.NewService(cfg, st, []string{backendName}, map[string]ticketing.Ticketer{backendName: a.be}, "test", log, nil)
+	for _, d := range a.svc.Deliverers() {
+		// A fake answers at once: a send cut off cannot be in progress for long.
+		d.Settle = 10 * time.Millisecond
+	}
 }
 
 // restart starts the service again from its store, as after a kill -9.
