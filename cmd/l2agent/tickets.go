@@ -31,15 +31,37 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
+	var synopsis string
+	switch sub {
+	case "-h", "--help", "help":
 		fmt.Fprint(stdout, ticketsUsage)
 		return 0
+	case "list":
+		synopsis = "tickets list [--config FILE] [--json]"
+	case "flush":
+		synopsis = "tickets flush [--config FILE]"
+	case "test":
+		synopsis = "tickets test [--config FILE] BACKEND"
+	default:
+		fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
+		return 2
 	}
-	fs := newFlags("tickets "+sub, "tickets "+sub+" [--config FILE] [--json] [BACKEND]", stdout, stderr)
+	fs := newFlags("tickets "+sub, synopsis, stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
-	asJSON := fs.Bool("json", false, "print JSON (list)")
+	var asJSON *bool
+	if sub == "list" {
+		asJSON = fs.Bool("json", false, "print JSON instead of a table")
+	}
 	if done, code := parse(fs, args[1:], stdout); done {
 		return code
+	}
+	if want := map[string]int{"list": 0, "flush": 0, "test": 1}[sub]; fs.NArg() != want {
+		if sub == "test" {
+			fmt.Fprint(stderr, "l2agent tickets test: name one BACKEND from the config\n")
+		} else {
+			fmt.Fprintf(stderr, "l2agent tickets %s: unexpected arguments %q\n", sub, fs.Args())
+		}
+		return 2
 	}
 	cfg, err := configs.Load(*cfgFile)
 	if err != nil {
@@ -53,15 +75,8 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 		return ticketsList(ctx, cfg, *asJSON, stdout, stderr)
 	case "flush":
 		return ticketsFlush(ctx, cfg, stdout, stderr)
-	case "test":
-		if fs.NArg() != 1 {
-			fmt.Fprint(stderr, "l2agent tickets test: name one BACKEND from the config\n")
-			return 2
-		}
-		return ticketsTest(ctx, cfg, fs.Arg(0), stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
-	return 2
+	return ticketsTest(ctx, cfg, fs.Arg(0), stdout, stderr)
 }
 
 // fromDaemon asks the running agent; ok is false when none answers.

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/deploy/testenv"
+)
+
+// runCLI runs the command in-process and returns its exit code and output.
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestHelpOnce: every command's --help (and -h) prints its usage once, on
+// stdout, and does nothing else: `config default --help` does not print the
+// config, `version --help` not the version.
+func TestHelpOnce(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"run", "--help"}, {"check", "--help"},
+		{"config", "--help"}, {"config", "validate", "--help"}, {"config", "default", "--help"},
+		{"version", "--help"},
+		{"tickets", "--help"}, {"tickets", "list", "--help"}, {"tickets", "flush", "--help"}, {"tickets", "test", "--help"},
+		{"remediate", "--help"}, {"remediate", "list", "--help"}, {"remediate", "plan", "--help"}, {"remediate", "run", "--help"},
+	} {
+		for _, h := range []string{"--help", "-h"} {
+			args := slices.Clone(args)
+			if args[len(args)-1] == "--help" {
+				args[len(args)-1] = h
+			}
+			code, out, errs := runCLI(args...)
+			require.Equal(t, 0, code, "%v: %s", args, errs)
+			require.Empty(t, errs, "%v: help goes to stdout only", args)
+			require.Equal(t, 1, strings.Count(out, "Usage"), "%v prints its usage once:\n%s", args, out)
+			require.NotContains(t, out, "checks:", "%v: not the config", args)
+			require.NotContains(t, out, "(revision ", "%v: not the version", args)
+		}
+	}
+	_, out, _ := runCLI("config", "default")
+	require.Equal(t, string(configs.DefaultYAML), out)
+	_, out, _ = runCLI("version")
+	require.True(t, strings.HasPrefix(out, "l2agent "), out)
+}
+
+// TestHelpFlagError: a bad flag is reported once with the usage, on stderr,
+// and exits 2 (3 for check: unknown, as a Nagios plugin).
+func TestHelpFlagError(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"check", "--nope"}, 3},
+		{[]string{"run", "--nope"}, 2},
+		{[]string{"tickets", "list", "--nope"}, 2},
+		{[]string{"version", "--nope"}, 2},
+		{[]string{"config", "default", "--nope"}, 2},
+		{[]string{"version", "extra"}, 2},
+	} {
+		code, out, errs := runCLI(tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, errs)
+		require.Empty(t, out, "%v", tc.args)
+		if strings.HasPrefix(tc.args[len(tc.args)-1], "-") {
+			require.Equal(t, 1, strings.Count(errs, "flag provided but not defined"), "%v:\n%s", tc.args, errs)
+			require.Equal(t, 1, strings.Count(errs, "Usage"), "%v:\n%s", tc.args, errs)
+		}
+	}
+}
+
+// TestRemediateCLIHelp: only `remediate run` takes --yes, so only its help
+// says so, and plan refuses it.
+func TestRemediateCLIHelp(t *testing.T) {
+	for sub, wantYes := range map[string]bool{"list": false, "plan": false, "run": true} {
+		code, out, _ := runCLI("remediate", sub, "--help")
+		require.Equal(t, 0, code)
+		require.Equal(t, wantYes, strings.Contains(out, "-yes"), "remediate %s --help:\n%s", sub, out)
+		require.Equal(t, sub != "list", strings.Contains(out, "-alert"), "remediate %s --help:\n%s", sub, out)
+	}
+	code, _, errs := runCLI("remediate", "plan", "--yes", "disk_cleanup")
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, "flag provided but not defined: -yes")
+}
+
+// TestTicketsCLIFlagsAfterBackend: `tickets test BACKEND --config F` uses F,
+// as `tickets test --config F BACKEND` does.
+func TestTicketsCLIFlagsAfterBackend(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: 127.0.0.1:%d\n", dir, testenv.FreePort(t))), 0o600))
+	code, out, errs := runCLI("tickets", "test", "file", "--config", cfg)
+	require.Equal(t, 0, code, "%s%s", out, errs)
+	require.Contains(t, out, "resolve: ok")
+	lines, err := os.ReadFile(filepath.Join(dir, "tickets.jsonl"))
+	require.NoError(t, err, "the ticket went to the file of --config")
+	require.Equal(t, 3, strings.Count(string(lines), "\n"))
+
+	code, _, errs = runCLI("tickets", "list", "--config", cfg, "extra")
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, `unexpected arguments ["extra"]`)
+	code, _, errs = runCLI("tickets", "test", "file", "--", "--config")
+	require.Equal(t, 2, code, "after --, --config is an argument: two backends named")
+	require.Contains(t, errs, "name one BACKEND")
+}
