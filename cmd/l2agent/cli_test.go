@@ -2,17 +2,23 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/deploy/testenv"
+	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/testkit"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // runCLI runs the command in-process and returns its exit code and output.
@@ -109,4 +115,36 @@ func TestTicketsCLIFlagsAfterBackend(t *testing.T) {
 	code, _, errs = runCLI("tickets", "test", "file", "--", "--config")
 	require.Equal(t, 2, code, "after --, --config is an argument: two backends named")
 	require.Contains(t, errs, "name one BACKEND")
+}
+
+// TestTicketsCLIListAge: `tickets list` shows an incident's age for people
+// ("198d 15h", not "4766h36m56s"); --json has it in exact seconds.
+func TestTicketsCLIListAge(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: 127.0.0.1:%d\n", dir, testenv.FreePort(t))), 0o600))
+	store, err := ticketing.OpenStore(filepath.Join(dir, agent.StoreFile), false, testkit.QuietLogger())
+	require.NoError(t, err)
+	age := 4766*time.Hour + 36*time.Minute + 56*time.Second
+	key := "web-7/antivirus/antivirus_signature_age_seconds{engine=\"clamav\"}"
+	require.NoError(t, store.Save(&ticketing.Incident{Key: key, Open: true, Severity: alert.StateCrit, Tier: ticketing.L3,
+		Opened: time.Now().Add(-age), Refs: map[string]ticketing.Ref{"file": {ID: "7"}}}, nil, nil))
+	require.NoError(t, store.Close())
+
+	code, out, errs := runCLI("tickets", "list", "--config", cfg)
+	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `#7\s+L3\s+open\s+crit\s+198d 15h\n`, out)
+
+	code, out, errs = runCLI("tickets", "list", "--json", "--config", cfg)
+	require.Equal(t, 0, code, errs)
+	var doc struct {
+		Incidents []struct {
+			Key        string  `json:"key"`
+			AgeSeconds float64 `json:"age_seconds"`
+		} `json:"incidents"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
+	require.Len(t, doc.Incidents, 1)
+	require.Equal(t, key, doc.Incidents[0].Key)
+	require.InDelta(t, age.Seconds(), doc.Incidents[0].AgeSeconds, 60)
 }

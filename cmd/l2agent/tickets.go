@@ -16,6 +16,7 @@ import (
 
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -154,15 +155,12 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 			st.Pending[b.Name] = store.Pending(b.Name)
 		}
 	}
+	now := time.Now()
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
-		return 0
+		return printTicketsJSON(stdout, stderr, st, now)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tBACKEND\tTICKET\tTIER\tSTATE\tSEVERITY\tAGE")
-	now := time.Now()
 	for _, inc := range st.Incidents {
 		state := "resolved"
 		if inc.Open {
@@ -184,7 +182,7 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 			if r, ok := inc.Refs[b]; ok {
 				ref = "#" + r.ID
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, now.Sub(inc.Opened).Round(time.Second))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, textfmt.Duration(now.Sub(inc.Opened)))
 		}
 	}
 	tw.Flush()
@@ -192,6 +190,30 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 		if n > 0 {
 			fmt.Fprintf(stdout, "outbox %s: %d operation(s) waiting\n", b, n)
 		}
+	}
+	return 0
+}
+
+// listedIncident is an incident of `tickets list --json`: as the agent
+// serves it, with its age in exact seconds (the table shows it rounded).
+type listedIncident struct {
+	ticketing.Incident
+	AgeSeconds float64 `json:"age_seconds"`
+}
+
+func printTicketsJSON(stdout, stderr io.Writer, st agent.TicketsStatus, now time.Time) int {
+	doc := struct {
+		Incidents []listedIncident `json:"incidents"`
+		Pending   map[string]int   `json:"pending"`
+	}{Pending: st.Pending}
+	for _, inc := range st.Incidents {
+		doc.Incidents = append(doc.Incidents, listedIncident{Incident: inc, AgeSeconds: now.Sub(inc.Opened).Seconds()})
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets list: %v\n", err)
+		return 1
 	}
 	return 0
 }
