@@ -26,9 +26,14 @@ import (
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
+
+// The version every HTTP client names in its User-Agent is the one
+// `l2agent version` prints.
+func init() { version.Set(readBuildInfo().Version) }
 
 // Options configure an Agent.
 type Options struct {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,4 +151,40 @@ func TestTicketsCLIListAge(t *testing.T) {
 	require.Len(t, doc.Incidents, 1)
 	require.Equal(t, key, doc.Incidents[0].Key)
 	require.InDelta(t, age.Seconds(), doc.Incidents[0].AgeSeconds, 60)
+}
+
+// TestUserAgentIsTheVersion: the binary built with a version names it in the
+// User-Agent of its ticket backends' requests (l2agent/<version>), as
+// `l2agent version` prints it.
+func TestUserAgentIsTheVersion(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "l2agent")
+	out, err := exec.Command("go", "build", "-ldflags", "-X github.com/l2agent/l2agent/agent.Version=9.8.7-test", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var (
+		mu     sync.Mutex
+		agents []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		agents = append(agents, r.Header.Get("User-Agent"))
+		fmt.Fprint(w, `{"id":"T-1"}`)
+	}))
+	defer srv.Close()
+	cfg := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: 127.0.0.1:%d\nticketing:\n  backends:\n    - {name: hook, kind: webhook, webhook: {url: %q, secret_file: %s}}\n",
+		dir, testenv.FreePort(t), srv.URL, filepath.Join(dir, "secret"))), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("s3cret"), 0o600))
+	out, err = exec.Command(bin, "tickets", "test", "--config", cfg, "hook").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command(bin, "version").Output()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(out), "l2agent 9.8.7-test "), "%s", out)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, agents)
+	for _, ua := range agents {
+		require.Equal(t, "l2agent/9.8.7-test", ua)
+	}
 }

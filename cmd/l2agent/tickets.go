@@ -17,6 +17,7 @@ import (
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -86,6 +87,7 @@ func fromDaemon(ctx context.Context, cfg *configs.Config, method, path string, v
 	if err != nil {
 		return false, err
 	}
+	req.Header.Set("User-Agent", version.UserAgent())
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return false, nil // not running
