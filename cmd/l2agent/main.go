@@ -264,7 +264,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	logger := cliLogger(stderr, slog.LevelError) // and on a terminal, what takes a second or more
 	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: logger, Paths: *paths})
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent check: %v\n", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/progress"
 	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/ticketing"
@@ -76,9 +77,9 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "list":
 		return ticketsList(ctx, cfg, *asJSON, stdout, stderr)
 	case "flush":
-		return ticketsFlush(ctx, cfg, stdout, stderr)
+		return ticketsFlush(ctx, cfg, cliLogger(stderr, slog.LevelInfo), stdout, stderr)
 	}
-	return ticketsTest(ctx, cfg, fs.Arg(0), stdout, stderr)
+	return ticketsTest(ctx, cfg, fs.Arg(0), cliLogger(stderr, slog.LevelWarn), stdout, stderr)
 }
 
 // fromDaemon asks the running agent; ok is false when none answers.
@@ -220,11 +221,17 @@ func printTicketsJSON(stdout, stderr io.Writer, st agent.TicketsStatus, now time
 	return 0
 }
 
-func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) int {
+func ticketsFlush(ctx context.Context, cfg *configs.Config, log *slog.Logger, stdout, stderr io.Writer) int {
 	var res struct {
 		Pending map[string]int `json:"pending"`
 	}
+	task := progress.Start(log, "outbox delivery", "agent", cfg.ListenAddress)
 	ok, err := fromDaemon(ctx, cfg, http.MethodPost, "/api/v1/tickets/flush", &res)
+	if ok {
+		task.End()
+	} else {
+		task.Forget() // none runs: this command delivers the store itself
+	}
 	var refused *daemonError
 	if errors.As(err, &refused) {
 		if msg := flushRefused(refused); msg != "" {
@@ -237,7 +244,7 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 		return 1
 	}
 	if !ok {
-		a, err := agent.New(agent.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		a, err := agent.New(agent.Options{Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
 			return 1
@@ -248,7 +255,9 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 			return 1
 		}
 		defer svc.Stop()
+		task := progress.Start(log, "outbox delivery")
 		res.Pending = svc.Flush(ctx)
+		task.End()
 	}
 	code := 0
 	names := make([]string, 0, len(res.Pending))
@@ -265,7 +274,7 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 	return code
 }
 
-func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, stderr io.Writer) int {
+func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slog.Logger, stdout, stderr io.Writer) int {
 	var bc *configs.Backend
 	for i := range cfg.Ticketing.Backends {
 		if cfg.Ticketing.Backends[i].Name == name {
@@ -284,7 +293,11 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, 
 	host, _ := os.Hostname()
 	key := fmt.Sprintf("%s/l2agent-test/%d", host, time.Now().Unix())
 	ctx = ticketing.WithEvent(ctx, ticketing.Event{Key: key, Seq: 1})
-	step := func(what string, err error) bool {
+	// step runs one operation, shown while it takes a second or more.
+	step := func(what string, op func() error) bool {
+		task := progress.Start(log, "tickets test", "backend", name, "step", what)
+		err := op()
+		task.End()
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", what, err)
 			return false
@@ -292,19 +305,25 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, 
 		fmt.Fprintf(stdout, "%s: ok\n", what)
 		return true
 	}
-	ref, err := b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
-		Body: "A test ticket from `l2agent tickets test " + name + "`, to prove credentials and permissions. It is resolved right away."})
-	if !step("open", err) {
+	var ref ticketing.Ref
+	if !step("open", func() (err error) {
+		ref, err = b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
+			Body: "A test ticket from `l2agent tickets test " + name + "`, to prove credentials and permissions. It is resolved right away."})
+		return err
+	}) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ticket #%s %s\n", ref.ID, ref.URL)
-	if found, ok, err := b.Find(ctx, key); err != nil || (ok && found.ID != ref.ID) {
-		step("find", errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID)))
-		return 1
-	} else {
-		step("find", nil)
-	}
-	if !step("comment", b.Comment(ctx, ref, "l2agent tickets test: comment")) || !step("resolve", b.Resolve(ctx, ref, "l2agent tickets test: resolved")) {
+	ok := step("find", func() error {
+		found, ok, err := b.Find(ctx, key)
+		if err != nil || ok && found.ID != ref.ID {
+			return errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID))
+		}
+		return nil
+	}) &&
+		step("comment", func() error { return b.Comment(ctx, ref, "l2agent tickets test: comment") }) &&
+		step("resolve", func() error { return b.Resolve(ctx, ref, "l2agent tickets test: resolved") })
+	if !ok {
 		return 1
 	}
 	return 0
