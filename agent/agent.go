@@ -26,9 +26,14 @@ import (
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/ticketing"
 )
+
+// The version every HTTP client names in its User-Agent is the one
+// `l2agent version` prints.
+func init() { version.Set(readBuildInfo().Version) }
 
 // Options configure an Agent.
 type Options struct {
@@ -129,7 +134,8 @@ func New(opts Options) (*Agent, error) {
 	a.kpi = ticketing.NewKPI(a.reg)
 	a.tmetrics = ticketing.NewMetrics(a.reg)
 	a.opts.Sinks = append(a.opts.Sinks, ticketSink{a})
-	if e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now); err != nil {
+	// The engine tags its own lines component=remediate.
+	if e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log, a.reg, time.Now); err != nil {
 		a.log.Error("remediation disabled", "err", err)
 	} else {
 		a.remediation.Store(e)
@@ -251,12 +257,16 @@ func (a *Agent) Start(listen bool) error {
 		}
 		webCfg := a.opts.WebConfigFile
 		go func() {
-			err := web.Serve(ln, a.srv, &web.FlagConfig{WebConfigFile: &webCfg}, a.log.With("component", "web"))
+			err := web.Serve(ln, a.srv, &web.FlagConfig{WebConfigFile: &webCfg}, toolkitLog(a.log))
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("HTTP server stopped", "err", err)
 			}
 		}()
-		a.log.Info("listening", "address", ln.Addr().String())
+		attrs := []any{"address", ln.Addr().String()}
+		if webCfg != "" {
+			attrs = append(attrs, "web_config", webCfg) // TLS and basic auth as it says
+		}
+		a.log.Info("listening", attrs...) // the one line: the toolkit's own are at debug (toolkitLog)
 	}
 	a.restoreAlerts(a.Config())
 	a.startTicketing(a.Config())
@@ -412,7 +422,7 @@ func (a *Agent) reloadRemediation(old, cfg *configs.Config) {
 	if reflect.DeepEqual(cfg.Remediation, old.Remediation) && cfg.StateDir == old.StateDir {
 		return
 	}
-	e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log.With("component", "remediation"), a.reg, time.Now)
+	e, err := remediate.New(cfg.Remediation, cfg.StateDir, a.log, a.reg, time.Now) // tagged component=remediate by the engine
 	if err != nil {
 		a.log.Error("remediation not reloaded; keeping the running policy", "err", err)
 		return

@@ -269,7 +269,7 @@ func (e *Evaluator) step(a *entry, now time.Time, emit func(*entry, alert.State,
 		e.startBreach(a, now, set, desc)
 	case alert.StatePending:
 		if now.Sub(a.BreachAt) >= a.rule.For.D() || e.IgnoreFor {
-			set(sev, desc()+fmt.Sprintf(" for %s", now.Sub(a.BreachAt).Round(time.Second)))
+			set(sev, desc()+" for "+textfmt.Duration(now.Sub(a.BreachAt)))
 		}
 	default: // ok
 		a.BreachAt = now

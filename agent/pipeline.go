@@ -10,6 +10,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/progress"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -69,8 +70,10 @@ func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
 	r := cr.r
 	log := a.log.With("check", r.cfg.Name)
 	cr.start = time.Now()
+	task := progress.Start(log, "check run") // every run in the log: debug, info from a second
 	res, ran := r.runOnce(ctx)
 	if !ran {
+		task.Forget()
 		r.mu.RLock()
 		first := !r.firstDone
 		r.mu.RUnlock()
@@ -82,6 +85,11 @@ func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
 		return false
 	}
 	cr.res = res
+	if res.err != nil {
+		task.End("err", res.err)
+	} else {
+		task.End("observations", len(res.obs))
+	}
 	d := time.Since(cr.start)
 	prevErr := r.lastError()
 	r.record(res, cr.start, d)
@@ -184,7 +192,9 @@ func (a *Agent) diagnostics(ctx context.Context, r *runner, obs []checks.Observa
 	}
 	dctx, cancel := context.WithTimeout(ctx, a.opts.DiagnoseTimeout)
 	defer cancel()
+	task := progress.Start(a.log, "diagnostics", "check", r.cfg.Name, "key", al.Key)
 	text, err := d.Diagnose(dctx, o)
+	task.End()
 	if err != nil {
 		a.log.Warn("diagnostics failed", "check", r.cfg.Name, "key", al.Key, "err", err)
 		text += "\n(diagnostics incomplete: " + err.Error() + ")"

@@ -317,7 +317,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		// Back within the reopen window: the same ticket.
 		inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
 		inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
-		text := fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, a.At.Sub(inc.Resolved).Round(time.Second))
+		text := fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, textfmt.Duration(a.At.Sub(inc.Resolved)))
 		if a.Starts() && strings.TrimSpace(a.Details) != "" { // taken as it started firing again
 			text += "\n\nDiagnostics now:\n" + indent(a.Details, "  ")
 		}
@@ -386,18 +386,18 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, 
 			inc.Flapping = false
 		}
 		inc.Open, inc.Resolved, inc.Unknown = false, now, false
-		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, now.Sub(inc.OKSince).Round(time.Second), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
+		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, textfmt.Duration(now.Sub(inc.OKSince)), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
 		changed = true
 	case inc.Open && !inc.Unreported.IsZero():
 		if m.cfg.Unreported.KeepOpen || now.Sub(inc.Unreported) < m.cfg.Unreported.CloseAfter.D() {
 			return nil
 		}
 		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
-		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, now.Sub(inc.Unreported).Round(time.Second), inc.UnreportedWhy), 0)
+		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, textfmt.Duration(now.Sub(inc.Unreported)), inc.UnreportedWhy), 0)
 		changed = true
 	default:
 		if sla, due := slaDue(m.cfg, inc, now); due {
-			why := fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, now.Sub(inc.TierSince).Round(time.Minute), inc.Severity, sla)
+			why := fmt.Sprintf("open at %s for %s, past the %s SLA of %s", inc.Tier, textfmt.Duration(now.Sub(inc.TierSince).Round(time.Minute)), inc.Severity, textfmt.Duration(sla))
 			d.escalate(inc.Tier+1, why+fresh.apply(inc))
 			changed = true
 		} else if !inc.Open && !inc.Resolved.IsZero() && now.Sub(inc.Resolved) > max(m.cfg.ReopenWindow.D(), m.cfg.Recurrence.Window.D()) {

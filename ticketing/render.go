@@ -93,7 +93,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	}
 	line("Severity / tier", fmt.Sprintf("%s / %s", inc.Severity, inc.Tier))
 	if !inc.Since.IsZero() {
-		line("Breached since", fmt.Sprintf("%s (%s ago)", inc.Since.UTC().Format(time.RFC3339), now.Sub(inc.Since).Round(time.Second)))
+		line("Breached since", fmt.Sprintf("%s (%s ago)", inc.Since.UTC().Format(time.RFC3339), textfmt.Duration(now.Sub(inc.Since))))
 	}
 	line("Alert key", inc.Key)
 	if inc.RunbookURL != "" {

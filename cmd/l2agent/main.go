@@ -60,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "remediate":
 		return cmdRemediate(args[1:], stdout, stderr)
 	case "version", "--version":
+		if done, code := noArgs("version", "Prints the version, the VCS revision and the Go version.", args[1:], stdout, stderr); done {
+			return code
+		}
 		fmt.Fprintln(stdout, agent.BuildVersion())
 		return 0
 	case "help", "-h", "--help":
@@ -70,24 +73,76 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// newFlags makes a flag set that prints its help to stdout on --help.
+// newFlags makes a flag set whose usage names synopsis; parse prints it
+// once: to stdout on --help, to stderr after a flag error.
 func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: l2agent %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: l2agent %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
 
+// parse parses args, flags also after the arguments ("tickets test rt
+// --config F"); "--" ends the flags. Afterwards fs.Args() holds the
+// arguments. done is true when the command is to end with code: after
+// --help (usage on stdout, 0) or a bad flag (error and usage on stderr, 2).
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (done bool, code int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return true, 0
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package would print it on stderr before we know why
+	pos, err := parseInterspersed(fs, args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return true, 0
+	case err != nil:
+		fs.Usage() // after the error the flag package printed
+		return true, 2
+	}
+	// Leave the arguments in fs.Args(): everything after "--" is one.
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
+		return true, 2
+	}
+	return false, 0
+}
+
+// parseInterspersed parses flags wherever they stand among args and returns
+// the arguments in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// noArgs parses a command that takes no arguments, only --help, which says
+// what it does.
+func noArgs(name, what string, args []string, stdout, stderr io.Writer) (done bool, code int) {
+	fs := newFlags(name, name+"\n\n"+what, stdout, stderr)
+	if done, code := parse(fs, args, stdout); done {
+		return done, code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "l2agent %s: unexpected arguments %q\n", name, fs.Args())
 		return true, 2
 	}
 	return false, 0
@@ -209,7 +264,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	logger := cliLogger(stderr, slog.LevelError) // and on a terminal, what takes a second or more
 	a, err := agent.New(agent.Options{ConfigFile: *cfgFile, Logger: logger, Paths: *paths})
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
@@ -312,6 +367,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "default":
+		if done, code := noArgs("config default", "Prints the embedded default config: start your own file from it.", args[1:], stdout, stderr); done {
+			return code
+		}
 		stdout.Write(configs.DefaultYAML)
 		return 0
 	case "validate":

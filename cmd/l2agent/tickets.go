@@ -16,6 +16,9 @@ import (
 
 	"github.com/l2agent/l2agent/agent"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/progress"
+	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -31,15 +34,37 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
+	var synopsis string
+	switch sub {
+	case "-h", "--help", "help":
 		fmt.Fprint(stdout, ticketsUsage)
 		return 0
+	case "list":
+		synopsis = "tickets list [--config FILE] [--json]"
+	case "flush":
+		synopsis = "tickets flush [--config FILE]"
+	case "test":
+		synopsis = "tickets test [--config FILE] BACKEND"
+	default:
+		fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
+		return 2
 	}
-	fs := newFlags("tickets "+sub, "tickets "+sub+" [--config FILE] [--json] [BACKEND]", stdout, stderr)
+	fs := newFlags("tickets "+sub, synopsis, stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
-	asJSON := fs.Bool("json", false, "print JSON (list)")
+	var asJSON *bool
+	if sub == "list" {
+		asJSON = fs.Bool("json", false, "print JSON instead of a table")
+	}
 	if done, code := parse(fs, args[1:], stdout); done {
 		return code
+	}
+	if want := map[string]int{"list": 0, "flush": 0, "test": 1}[sub]; fs.NArg() != want {
+		if sub == "test" {
+			fmt.Fprint(stderr, "l2agent tickets test: name one BACKEND from the config\n")
+		} else {
+			fmt.Fprintf(stderr, "l2agent tickets %s: unexpected arguments %q\n", sub, fs.Args())
+		}
+		return 2
 	}
 	cfg, err := configs.Load(*cfgFile)
 	if err != nil {
@@ -52,16 +77,9 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "list":
 		return ticketsList(ctx, cfg, *asJSON, stdout, stderr)
 	case "flush":
-		return ticketsFlush(ctx, cfg, stdout, stderr)
-	case "test":
-		if fs.NArg() != 1 {
-			fmt.Fprint(stderr, "l2agent tickets test: name one BACKEND from the config\n")
-			return 2
-		}
-		return ticketsTest(ctx, cfg, fs.Arg(0), stdout, stderr)
+		return ticketsFlush(ctx, cfg, cliLogger(stderr, slog.LevelInfo), stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
-	return 2
+	return ticketsTest(ctx, cfg, fs.Arg(0), cliLogger(stderr, slog.LevelWarn), stdout, stderr)
 }
 
 // fromDaemon asks the running agent; ok is false when none answers.
@@ -70,6 +88,7 @@ func fromDaemon(ctx context.Context, cfg *configs.Config, method, path string, v
 	if err != nil {
 		return false, err
 	}
+	req.Header.Set("User-Agent", version.UserAgent())
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return false, nil // not running
@@ -139,15 +158,12 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 			st.Pending[b.Name] = store.Pending(b.Name)
 		}
 	}
+	now := time.Now()
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
-		return 0
+		return printTicketsJSON(stdout, stderr, st, now)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tBACKEND\tTICKET\tTIER\tSTATE\tSEVERITY\tAGE")
-	now := time.Now()
 	for _, inc := range st.Incidents {
 		state := "resolved"
 		if inc.Open {
@@ -169,7 +185,7 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 			if r, ok := inc.Refs[b]; ok {
 				ref = "#" + r.ID
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, now.Sub(inc.Opened).Round(time.Second))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, textfmt.Duration(now.Sub(inc.Opened)))
 		}
 	}
 	tw.Flush()
@@ -181,11 +197,41 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 	return 0
 }
 
-func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) int {
+// listedIncident is an incident of `tickets list --json`: as the agent
+// serves it, with its age in exact seconds (the table shows it rounded).
+type listedIncident struct {
+	ticketing.Incident
+	AgeSeconds float64 `json:"age_seconds"`
+}
+
+func printTicketsJSON(stdout, stderr io.Writer, st agent.TicketsStatus, now time.Time) int {
+	doc := struct {
+		Incidents []listedIncident `json:"incidents"`
+		Pending   map[string]int   `json:"pending"`
+	}{Pending: st.Pending}
+	for _, inc := range st.Incidents {
+		doc.Incidents = append(doc.Incidents, listedIncident{Incident: inc, AgeSeconds: now.Sub(inc.Opened).Seconds()})
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		fmt.Fprintf(stderr, "l2agent tickets list: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func ticketsFlush(ctx context.Context, cfg *configs.Config, log *slog.Logger, stdout, stderr io.Writer) int {
 	var res struct {
 		Pending map[string]int `json:"pending"`
 	}
+	task := progress.Start(log, "outbox delivery", "agent", cfg.ListenAddress)
 	ok, err := fromDaemon(ctx, cfg, http.MethodPost, "/api/v1/tickets/flush", &res)
+	if ok {
+		task.End()
+	} else {
+		task.Forget() // none runs: this command delivers the store itself
+	}
 	var refused *daemonError
 	if errors.As(err, &refused) {
 		if msg := flushRefused(refused); msg != "" {
@@ -198,7 +244,7 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 		return 1
 	}
 	if !ok {
-		a, err := agent.New(agent.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		a, err := agent.New(agent.Options{Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)
 			return 1
@@ -209,7 +255,9 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 			return 1
 		}
 		defer svc.Stop()
+		task := progress.Start(log, "outbox delivery")
 		res.Pending = svc.Flush(ctx)
+		task.End()
 	}
 	code := 0
 	names := make([]string, 0, len(res.Pending))
@@ -226,7 +274,7 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, stdout, stderr io.Wr
 	return code
 }
 
-func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, stderr io.Writer) int {
+func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slog.Logger, stdout, stderr io.Writer) int {
 	var bc *configs.Backend
 	for i := range cfg.Ticketing.Backends {
 		if cfg.Ticketing.Backends[i].Name == name {
@@ -245,7 +293,11 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, 
 	host, _ := os.Hostname()
 	key := fmt.Sprintf("%s/l2agent-test/%d", host, time.Now().Unix())
 	ctx = ticketing.WithEvent(ctx, ticketing.Event{Key: key, Seq: 1})
-	step := func(what string, err error) bool {
+	// step runs one operation, shown while it takes a second or more.
+	step := func(what string, op func() error) bool {
+		task := progress.Start(log, "tickets test", "backend", name, "step", what)
+		err := op()
+		task.End()
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", what, err)
 			return false
@@ -253,19 +305,25 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, stdout, 
 		fmt.Fprintf(stdout, "%s: ok\n", what)
 		return true
 	}
-	ref, err := b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
-		Body: "A test ticket from `l2agent tickets test " + name + "`, to prove credentials and permissions. It is resolved right away."})
-	if !step("open", err) {
+	var ref ticketing.Ref
+	if !step("open", func() (err error) {
+		ref, err = b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
+			Body: "A test ticket from `l2agent tickets test " + name + "`, to prove credentials and permissions. It is resolved right away."})
+		return err
+	}) {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ticket #%s %s\n", ref.ID, ref.URL)
-	if found, ok, err := b.Find(ctx, key); err != nil || (ok && found.ID != ref.ID) {
-		step("find", errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID)))
-		return 1
-	} else {
-		step("find", nil)
-	}
-	if !step("comment", b.Comment(ctx, ref, "l2agent tickets test: comment")) || !step("resolve", b.Resolve(ctx, ref, "l2agent tickets test: resolved")) {
+	ok := step("find", func() error {
+		found, ok, err := b.Find(ctx, key)
+		if err != nil || ok && found.ID != ref.ID {
+			return errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID))
+		}
+		return nil
+	}) &&
+		step("comment", func() error { return b.Comment(ctx, ref, "l2agent tickets test: comment") }) &&
+		step("resolve", func() error { return b.Resolve(ctx, ref, "l2agent tickets test: resolved") })
+	if !ok {
 		return 1
 	}
 	return 0

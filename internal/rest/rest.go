@@ -21,8 +21,9 @@
 //
 // The client is resty/v2, configured the way each backend configured it
 // before, so the requests on the wire are the same: headers are only the
-// ones asked for (resty adds its User-Agent when none is set, and Accept:
-// application/json to a JSON request without one).
+// ones asked for, User-Agent: l2agent/<version> (version.UserAgent, as
+// every HTTP client of the agent) and, as resty does, Accept:
+// application/json to a JSON request without one.
 package rest
 
 import (
@@ -34,6 +35,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/l2agent/l2agent/internal/version"
 )
 
 // DefaultTimeout bounds a request when Config.Timeout is not set.
@@ -48,7 +51,8 @@ type Config struct {
 	Name string
 	// BaseURL is joined with Request.Path; empty: Path is a full URL.
 	BaseURL string
-	// Header is sent with every request (Accept, User-Agent, …).
+	// Header is sent with every request (Accept, …); User-Agent is
+	// version.UserAgent().
 	Header map[string]string
 	Auth   Auth
 	// Timeout bounds each request (DefaultTimeout when <= 0).
@@ -131,7 +135,8 @@ func New(c Config) *Client {
 	rc := resty.New().
 		SetTimeout(c.Timeout).
 		SetResponseBodyLimit(c.BodyLimit).
-		SetLogger(quietLogger{})
+		SetLogger(quietLogger{}).
+		SetHeader("User-Agent", version.UserAgent())
 	if c.BaseURL != "" {
 		rc.SetBaseURL(c.BaseURL)
 	}

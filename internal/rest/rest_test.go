@@ -1,11 +1,43 @@
 package rest
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/internal/version"
 )
+
+// TestUserAgent: every request says it comes from the agent, in its
+// version, not from resty.
+func TestUserAgent(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.Header.Get("User-Agent"))
+	}))
+	defer srv.Close()
+	for _, c := range []Config{{}, {BaseURL: srv.URL, Header: map[string]string{"Accept": "application/json"}, Auth: Bearer("t")}} {
+		path := srv.URL + "/x"
+		if c.BaseURL != "" {
+			path = "/x"
+		}
+		_, err := New(c).Send(context.Background(), "test", Request{Method: http.MethodPost, Path: path, Body: map[string]int{"a": 1}})
+		require.NoError(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"l2agent/" + version.Get(), "l2agent/" + version.Get()}, got)
+}
 
 func TestBearerOrBasic(t *testing.T) {
 	value := func(v string) func() (string, error) { return func() (string, error) { return v, nil } }

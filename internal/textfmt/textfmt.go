@@ -6,6 +6,7 @@ package textfmt
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -83,7 +84,8 @@ func HumanBytes[T integer](n T) string {
 }
 
 // FormatValue writes an observation's value for people, in the unit its
-// metric name says: "93.4%", "1.2 GiB", "4h0m0s", else the number.
+// metric name says: "93.4%", "1.2 GiB", "198d 15h" (Duration), else the
+// number.
 func FormatValue(metric string, v float64) string {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
@@ -95,7 +97,53 @@ func FormatValue(metric string, v float64) string {
 	case strings.HasSuffix(metric, "_timestamp_seconds") && v > 0 && v < 1e11:
 		return time.Unix(int64(v), 0).UTC().Format(time.RFC3339)
 	case strings.HasSuffix(metric, "_seconds") && math.Abs(v) < float64(math.MaxInt64/int64(time.Second)):
-		return time.Duration(v * float64(time.Second)).Round(time.Second).String()
+		return Duration(time.Duration(v * float64(time.Second)))
 	}
 	return fmt.Sprintf("%g", v)
+}
+
+// durationUnits are the units Duration writes, largest first.
+var durationUnits = []struct {
+	d    time.Duration
+	name string
+}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
+
+// Duration writes d for people in its two largest units, rounded to the
+// second: "198d 15h", "3h 5m", "1m 30s", "2h" (a zero second unit is left
+// out). Under a minute it shows seconds, with one decimal under ten
+// ("45s", "1.2s"), and under a second milliseconds ("350ms"). Machine
+// outputs (JSON) carry exact seconds instead.
+func Duration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + Duration(-d)
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < 10*time.Second:
+		return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', -1, 64) + "s"
+	case d < time.Minute-time.Second/2:
+		return d.Round(time.Second).String()
+	}
+	i := largestUnit(d)
+	d = d.Round(durationUnits[i+1].d)
+	if j := largestUnit(d); j != i { // rounding carried into a larger unit
+		i, d = j, d.Round(durationUnits[j+1].d)
+	}
+	big, small := durationUnits[i], durationUnits[i+1]
+	s := fmt.Sprintf("%d%s", d/big.d, big.name)
+	if n := (d % big.d) / small.d; n > 0 {
+		s += fmt.Sprintf(" %d%s", n, small.name)
+	}
+	return s
+}
+
+// largestUnit is the index of the largest unit not above d, minutes at
+// least.
+func largestUnit(d time.Duration) int {
+	for i, u := range durationUnits[:len(durationUnits)-1] {
+		if d >= u.d {
+			return i
+		}
+	}
+	return len(durationUnits) - 2
 }

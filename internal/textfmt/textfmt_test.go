@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -19,13 +20,36 @@ func TestFormatValue(t *testing.T) {
 		{"disk_used_ratio", 0.9388, "93.9%"},
 		{"disk_free_bytes", 1536, "1.5 KiB"},
 		{"disk_free_bytes", 12, "12 B"},
-		{"disk_time_to_full_seconds", 14400, "4h0m0s"},
+		{"disk_time_to_full_seconds", 14400, "4h"},
+		{"antivirus_signature_age_seconds", 4766*3600 + 36*60 + 56, "198d 15h"},
 		{"patches_pending", 3, "3"},
 		{"patches_last_upgrade_timestamp_seconds", 1764028800, "2025-11-25T00:00:00Z"},
 		{"disk_used_ratio", math.NaN(), "NaN"},
 		{"disk_time_to_full_seconds", 1e300, "1e+300"},
 	} {
 		require.Equal(t, tc.want, FormatValue(tc.metric, tc.v), "%s %v", tc.metric, tc.v)
+	}
+}
+
+func TestDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		0:                                     "0s",
+		350 * time.Millisecond:                "350ms",
+		1234 * time.Millisecond:               "1.2s",
+		3 * time.Second:                       "3s",
+		45 * time.Second:                      "45s",
+		59*time.Second + 600*time.Millisecond: "1m",
+		90 * time.Second:                      "1m 30s",
+		time.Hour:                             "1h",
+		3*time.Hour + 5*time.Minute + 10*time.Second:           "3h 5m",
+		59*time.Minute + 59*time.Second + 600*time.Millisecond: "1h",
+		23*time.Hour + 59*time.Minute + 30*time.Second:         "1d",
+		4766*time.Hour + 36*time.Minute + 56*time.Second:       "198d 15h",
+		7 * 24 * time.Hour: "7d",
+		-90 * time.Second:  "-1m 30s",
+	} {
+		require.Equal(t, want, Duration(d), "%s", d)
 	}
 }
 

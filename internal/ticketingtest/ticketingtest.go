@@ -1,6 +1,8 @@
 // Package ticketingtest is the kit for fake ticket servers in tests: an
 // httptest server that records every request, checks the Authorization
-// header and the JSON body of every request that has one, routes by
+// header, the agent's User-Agent (l2agent/<version>; a test's own requests
+// with net/http's default one pass) and the JSON body of
+// every request that has one, routes by
 // "METHOD /path/{name}" patterns (net/http.ServeMux), and can be told to
 // answer everything with a failure (a status, 429 + Retry-After, a delay).
 // Each fake keeps only what is its system's own: its routes, its state and
@@ -20,9 +22,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/version"
 )
 
 // Options are what a fake checks and how it says no.
@@ -113,6 +118,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rq))
 	r.Body = io.NopCloser(bytes.NewReader(raw))
+	// The agent names itself; the requests a test makes itself with
+	// net/http's own client are not the agent's.
+	if ua, want := r.Header.Get("User-Agent"), version.UserAgent(); ua != want && !strings.HasPrefix(ua, "Go-http-client/") {
+		s.t.Errorf("%s %s: User-Agent %q, want %q", r.Method, r.URL.Path, ua, want)
+	}
 	s.serve.Lock()
 	defer s.serve.Unlock()
 	switch {

@@ -27,6 +27,7 @@ import (
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/rest"
 	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -292,7 +293,7 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 		return ticketing.Final("config", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "l2agent")
+	req.Header.Set("User-Agent", version.UserAgent())
 	if b.user != "" {
 		req.SetBasicAuth(b.user, b.password)
 	}

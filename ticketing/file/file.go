@@ -29,8 +29,10 @@ type Line struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// Backend writes tickets to a JSON-lines file. Ticket numbers are the line
-// numbers of their open events.
+// Backend writes tickets to a JSON-lines file. Tickets are numbered 1, 2,
+// 3… in the order they are opened: one more than the highest number in
+// the file, so a file written when numbers were line numbers keeps its
+// tickets and new ones never take a number already used.
 type Backend struct {
 	path string
 	mu   sync.Mutex
@@ -107,7 +109,7 @@ func (b *Backend) Find(_ context.Context, key string) (ticketing.Ref, bool, erro
 	return ticketing.Ref{}, false, nil
 }
 
-// Open appends an open event.
+// Open appends an open event with the next ticket number.
 func (b *Backend) Open(_ context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -115,34 +117,67 @@ func (b *Backend) Open(_ context.Context, t ticketing.Ticket) (ticketing.Ref, er
 	if err != nil {
 		return ticketing.Ref{}, err
 	}
-	id := strconv.Itoa(len(ls) + 1)
+	id := strconv.Itoa(lastNumber(ls) + 1)
 	err = b.append(Line{Time: time.Now().UTC(), Event: "open", Ticket: id, Key: t.Key, Tier: t.Tier.String(), Title: t.Title, Body: t.Body, Labels: t.Labels})
 	return b.ref(id), err
 }
 
-func (b *Backend) event(r ticketing.Ref, event string, l Line) error {
+// lastNumber is the highest ticket number opened in ls; 0 for none.
+func lastNumber(ls []Line) int {
+	n := 0
+	for _, l := range ls {
+		if v, err := strconv.Atoi(l.Ticket); err == nil && l.Event == "open" {
+			n = max(n, v)
+		}
+	}
+	return n
+}
+
+// event appends an event of ticket r with the alert key of the ticket: the
+// key of its open event, else the key of the event being delivered.
+func (b *Backend) event(ctx context.Context, r ticketing.Ref, event string, l Line) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if l.Key == "" {
+		ls, err := b.lines()
+		if err != nil {
+			return err
+		}
+		l.Key = keyOf(ls, r.ID)
+		if ev, ok := ticketing.EventFrom(ctx); ok && l.Key == "" {
+			l.Key = ev.Key
+		}
+	}
 	l.Time, l.Event, l.Ticket = time.Now().UTC(), event, r.ID
 	return b.append(l)
 }
 
+// keyOf is the key ticket id was opened for; "" when ls has no open of it.
+func keyOf(ls []Line, id string) string {
+	for i := len(ls) - 1; i >= 0; i-- {
+		if ls[i].Event == "open" && ls[i].Ticket == id {
+			return ls[i].Key
+		}
+	}
+	return ""
+}
+
 // Comment appends a comment event.
-func (b *Backend) Comment(_ context.Context, r ticketing.Ref, text string) error {
-	return b.event(r, "comment", Line{Text: text})
+func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
+	return b.event(ctx, r, "comment", Line{Text: text})
 }
 
 // Escalate appends an escalate event with the ticket as it is now.
-func (b *Backend) Escalate(_ context.Context, r ticketing.Ref, tier ticketing.Tier, t ticketing.Ticket) error {
-	return b.event(r, "escalate", Line{Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body})
+func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tier ticketing.Tier, t ticketing.Ticket) error {
+	return b.event(ctx, r, "escalate", Line{Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body})
 }
 
 // Resolve appends a resolve event.
-func (b *Backend) Resolve(_ context.Context, r ticketing.Ref, text string) error {
-	return b.event(r, "resolve", Line{Text: text})
+func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) error {
+	return b.event(ctx, r, "resolve", Line{Text: text})
 }
 
 // Reopen appends a reopen event.
-func (b *Backend) Reopen(_ context.Context, r ticketing.Ref, text string) error {
-	return b.event(r, "reopen", Line{Text: text})
+func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
+	return b.event(ctx, r, "reopen", Line{Text: text})
 }

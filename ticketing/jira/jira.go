@@ -69,7 +69,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	c := rest.New(rest.Config{
 		Name:    "jira",
 		BaseURL: base,
-		Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-jira"},
+		Header:  map[string]string{"Accept": "application/json"},
 		Auth:    auth,
 		Timeout: timeout,
 	})

@@ -95,7 +95,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 		client: rest.New(rest.Config{
 			Name:    "rt",
 			BaseURL: base + "/REST/2.0",
-			Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-rt"},
+			Header:  map[string]string{"Accept": "application/json"},
 			Auth:    rest.Token("token", token),
 			Timeout: timeout,
 		}),

@@ -62,7 +62,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	c := rest.New(rest.Config{
 		Name:    "servicenow",
 		BaseURL: base,
-		Header:  map[string]string{"Accept": "application/json", "User-Agent": "l2agent-servicenow"},
+		Header:  map[string]string{"Accept": "application/json"},
 		Auth:    auth,
 		Timeout: timeout,
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/l2agent/l2agent/internal/version"
 	"github.com/l2agent/l2agent/ticketing"
 )
 
@@ -24,10 +25,14 @@ type receiver struct {
 	seen   map[string]bool
 	events []Payload
 	bad    int
+	agents []string // User-Agent of each request
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.agents = append(r.agents, req.Header.Get("User-Agent"))
+	r.mu.Unlock()
 	if !hmac.Equal([]byte(req.Header.Get(SignatureHeader)), []byte(Sign(r.secret, body))) {
 		r.mu.Lock()
 		r.bad++
@@ -67,6 +72,7 @@ func TestWebhookSignatureAndIdempotency(t *testing.T) {
 	require.Equal(t, key+"#1", rcv.events[0].IdempotencyKey)
 	require.Equal(t, "comment", rcv.events[1].Event)
 	require.Equal(t, key, rcv.events[1].Key)
+	require.Equal(t, []string{version.UserAgent(), version.UserAgent(), version.UserAgent()}, rcv.agents, "the agent names itself: l2agent/<version>")
 
 	wrong := New(srv.URL, "other", 5*time.Second)
 	err = wrong.Comment(ctx2, ref, "x")
