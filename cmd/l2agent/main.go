@@ -101,9 +101,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "logfmt":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
+		return slog.New(logHandler(w, opts, textHandler)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+		return slog.New(logHandler(w, opts, jsonHandler)), lv, nil
 	}
 	return nil, nil, fmt.Errorf("log format %q: want logfmt or json", format)
 }
