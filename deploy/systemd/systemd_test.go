@@ -9,6 +9,7 @@ package systemd_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +110,7 @@ func TestUnderSystemd(t *testing.T) {
 	debs := buildPackages(t, root)
 	c := bootWithPackage(t, debs[v1])
 
+	t.Run("the container", func(t *testing.T) { container(c, t) })
 	t.Run("enabled in a chroot, started at boot", func(t *testing.T) { enabledAtBoot(c, t) })
 	t.Run("reload", func(t *testing.T) { reload(c, t) })
 	t.Run("journal priorities", func(t *testing.T) { journalPriorities(c, t) })
@@ -157,6 +159,9 @@ func bootWithPackage(t *testing.T, deb string) ct {
 		if err := sc.Stop(ctx); err != nil {
 			t.Errorf("stop the container: %v", err)
 		}
+		if _, err := os.Stat(sc.Root); !os.IsNotExist(err) {
+			t.Errorf("stopped, the container's tree %s is still there (%v)", sc.Root, err)
+		}
 	})
 	b, err := os.ReadFile(deb)
 	require.NoError(t, err)
@@ -179,8 +184,32 @@ func enabledAtBoot(c ct, t *testing.T) {
 	require.Regexp(t, `l2agent_build_info\{[^}]*version="`+regexp.QuoteMeta(v1)+`"`, metrics)
 	require.Contains(t, metrics, "l2agent_config_last_reload_successful 1")
 
-	// Start-up time: from `systemctl restart` until /-/ready (every check has run once).
+	// Start-up time: from `systemctl start` until it listens (/-/healthy) and until it is
+	// ready (/-/ready: every check has run once).
+	c.run("systemctl", "stop", unit)
 	t0 := time.Now()
-	c.run("systemctl", "restart", unit)
-	t.Logf("start-up: ready %s after `systemctl restart` began", c.ready(t0).Round(time.Millisecond))
+	c.run("systemctl", "start", unit)
+	c.until(30*time.Second, "l2agent listening", func() (bool, string) {
+		code, out := c.exec("curl", "-sf", "http://127.0.0.1:10061/-/healthy")
+		return code == 0, out
+	})
+	listening := time.Since(t0)
+	t.Logf("start-up: listening after %s, ready after %s (from `systemctl start`, each poll a command in the container)",
+		listening.Round(time.Millisecond), c.ready(t0).Round(time.Millisecond))
+}
+
+// container: what the tests rely on: exit statuses pass through, and the container's
+// 127.0.0.1 is its own.
+func container(c ct, t *testing.T) {
+	code, out := c.exec("sh", "-c", "echo out; echo err >&2; exit 7")
+	require.Equal(t, 7, code)
+	require.Equal(t, "out\nerr\n", out)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	code, out = c.exec("curl", "-s", "--max-time", "5", "http://"+l.Addr().String()+"/")
+	require.NotEqual(t, 0, code, "the host's 127.0.0.1 reached from the container: %s", out)
+	links := c.run("ip", "-o", "link", "show")
+	require.Equal(t, 1, strings.Count(links, "\n"), "only lo: %s", links)
+	require.Contains(t, links, ": lo:")
 }
