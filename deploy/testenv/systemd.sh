@@ -14,6 +14,7 @@
 #   copy NAME SRC DEST   copy a host file into the running container (through its own mounts:
 #                        nspawn mounts a tmpfs on its /tmp)
 #   stop NAME            orderly halt (bounded), then kill what is left; removes the tree
+#                        (its boot log stays in the state dir until the next start)
 #   gc                   stop the containers whose owner process is gone
 #
 # The container has a private network (only its own lo): what listens on its 127.0.0.1 is not
@@ -314,12 +315,17 @@ cmd_stop() {
 	log "container $name: stopped in $((SECONDS - t0)) s"
 }
 
-# Stops every container whose owner process is gone.
+# Stops every container whose owner process is gone, and forgets the stopped ones (their
+# nspawn.log is kept until then, for a post-mortem).
 cmd_gc() {
 	local d name owner
 	for d in "$STATE_ROOT"/*/; do
-		[[ -s $d/owner ]] || continue
+		[[ -d $d ]] || continue
 		name=$(basename "$d")
+		if [[ ! -s $d/owner ]]; then
+			running "$name" || rm -rf "${d:?}"
+			continue
+		fi
 		owner=$(cat "$d/owner")
 		alive "$owner" && continue
 		log "container $name: its owner $owner is gone; stopping it"
