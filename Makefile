@@ -22,8 +22,9 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible
+	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible packaging systemd
 	bash deploy/testenv/rt.sh --prepare
+	bash deploy/testenv/systemd.sh prepare
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -58,6 +59,8 @@ bench:
 clean:
 	rm -rf bin
 
-## package: .deb and .rpm (nfpm, run as a Go tool) into bin/
+## package: .deb and .rpm (nfpm, run as a Go tool) into bin/. The package version is
+## VERSION=… when given, else one from git (deploy/packaging/version.sh), never the raw
+## `git describe` of `make build`, which dpkg may refuse or sort above every release.
 package:
-	VERSION=$(VERSION) bash deploy/packaging/build.sh bin
+	$(if $(filter command line environment,$(origin VERSION)),VERSION=$(VERSION)) sh deploy/packaging/build.sh bin

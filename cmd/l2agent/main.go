@@ -34,6 +34,7 @@ Usage:
   l2agent config default              print the embedded default config
   l2agent tickets list|flush|test     incidents and tickets; deliver the outbox; test a backend
   l2agent remediate list|plan|run     remediation actions, their policy and last runs; dry-run; run by hand
+  l2agent reload --pid PID            SIGHUP the daemon and wait: exit 1 if it rejects the config
   l2agent version                     print the version
 
 Run 'l2agent COMMAND --help' for the flags of a command.
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTickets(args[1:], stdout, stderr)
 	case "remediate":
 		return cmdRemediate(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "version", "--version":
 		if done, code := noArgs("version", "Prints the version, the VCS revision and the Go version.", args[1:], stdout, stderr); done {
 			return code
@@ -156,9 +159,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "logfmt":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
+		return slog.New(logHandler(w, opts, textHandler)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+		return slog.New(logHandler(w, opts, jsonHandler)), lv, nil
 	}
 	return nil, nil, fmt.Errorf("log format %q: want logfmt or json", format)
 }
@@ -217,10 +220,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	reloads := newReloadReporter(logger) // for `l2agent reload` (ExecReload)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			logger.Info("SIGHUP: reloading config")
-			_ = a.Reload() // logged by Reload; the old config keeps running
+			reloads.reload(a.Reload) // logged by Reload; the old config keeps running
 			continue
 		}
 		logger.Info("stopping", "signal", sig.String())

@@ -35,6 +35,11 @@ COMPONENTS=(
 	"alertmanager amtool                  prometheus-alertmanager"
 	"ansible    ansible-playbook         ansible-core"
 	"ansible    /usr/lib/python3/dist-packages/apt/__init__.py python3-apt"
+	"packaging  rpm                      rpm"
+	"packaging  lintian                  lintian"
+	"systemd    mmdebstrap               mmdebstrap"
+	"systemd    systemd-nspawn           systemd-container"
+	"systemd    nsenter                  util-linux"
 )
 
 # Default listen ports of the daemons the packages would start.
@@ -163,11 +168,21 @@ else
 	log "wrote temporary $policy (exit 101: no daemon starts during install)"
 fi
 
+# systemd-container must have exactly the installed systemd's version: a plain install would
+# upgrade the host's systemd to the archive's newest. Pinned when the archive still has it.
+for i in "${!missing_pkgs[@]}"; do
+	[[ ${missing_pkgs[$i]} == systemd-container ]] || continue
+	v=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true)
+	if [[ -n $v ]] && apt-cache madison systemd-container | awk -v v="$v" '$3 == v { f = 1 } END { exit !f }'; then
+		missing_pkgs[$i]="systemd-container=$v"
+	fi
+done
+
 export DEBIAN_FRONTEND=noninteractive
 log "apt-get update"
 apt-get update -q
 log "apt-get install ${missing_pkgs[*]}"
-apt-get install -y -q --no-install-recommends "${missing_pkgs[@]}"
+apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing_pkgs[@]}"
 
 failed=0
 for bin in "${missing_bins[@]}"; do
@@ -179,7 +194,7 @@ for bin in "${missing_bins[@]}"; do
 	fi
 done
 for pkg in "${missing_pkgs[@]}"; do
-	log "package: $(dpkg-query -W -f='${Package} ${Version}' "$pkg")"
+	log "package: $(dpkg-query -W -f='${Package} ${Version}' "${pkg%%=*}")"
 done
 for port in "${DAEMON_PORTS[@]}"; do
 	if port_listening "$port"; then
