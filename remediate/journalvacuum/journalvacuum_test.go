@@ -42,7 +42,7 @@ func TestCommand(t *testing.T) {
 	dir := filepath.Join(root, machine)
 	size := journals(t, dir, 3)
 	tc := remediatetest.CommandCase{Action: "journal_vacuum", Check: "disk", Params: "{vacuum_size: 500M, vacuum_time: 7d}", Root: root,
-		Script: fmt.Sprintf("rm -f '%s'/*@*\necho 'Vacuuming done, freed 96.0K of archived journals from /var/log/journal.' >&2", dir),
+		Script:   fmt.Sprintf("rm -f '%s'/*@*\necho 'Vacuuming done, freed 96.0K of archived journals from /var/log/journal.' >&2", dir),
 		WantArgs: []string{"--vacuum-size=500M", "--vacuum-time=604800s"}, WantFreed: size,
 		WantResult: "success: journal vacuumed, freed " + textfmt.HumanBytes(size) + "; alert cleared"}
 	tc.Run(t)
