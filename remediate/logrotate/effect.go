@@ -23,7 +23,6 @@ const (
 	maxConfigFiles = 100     // the config and what it includes
 	maxIncludes    = 3       // include levels followed
 	maxLogs        = 1000    // log files measured
-	stRDONLY       = 0x1     // statfs(2) f_flags: a read-only mount
 )
 
 // scriptStarts open a script block that runs to endscript.
@@ -59,7 +58,7 @@ func measureLogs(_ context.Context, r allowlisted.Run) func(context.Context) (st
 			a, ok := after[p]
 			if hasRotated(before[p], a, ok) {
 				rotated = append(rotated, host(p))
-			} else if dir := host(filepath.Dir(p)); isReadOnly(filepath.Dir(p)) && !slices.Contains(readOnly, dir) {
+			} else if dir := host(filepath.Dir(p)); space.ReadOnly(filepath.Dir(p)) && !slices.Contains(readOnly, dir) {
 				readOnly = append(readOnly, dir)
 			}
 		}
@@ -120,11 +119,6 @@ func siblings(p string) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-func isReadOnly(dir string) bool {
-	var st syscall.Statfs_t
-	return syscall.Statfs(dir, &st) == nil && st.Flags&stRDONLY != 0
 }
 
 // configPatterns lists the log file patterns of a logrotate config under

@@ -79,6 +79,12 @@ func Measure(ctx context.Context, dir string, match func(name string) bool) Usag
 	return u
 }
 
+// ReadOnly says whether dir is on a read-only mount.
+func ReadOnly(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && st.Flags&stRDONLY != 0
+}
+
 // Under returns the absolute paths dirs under root ("" or "/": the host's).
 func Under(root string, dirs ...string) []string {
 	out := make([]string, len(dirs))
