@@ -135,7 +135,7 @@ func Freed(what string, before, after []Usage) (freed int64, effect, noEffect st
 	case len(readOnly) > 0:
 		return 0, "", fmt.Sprintf("read-only file system (%s: %s of %s left)", strings.Join(readOnly, ", "), ha, what)
 	}
-	return 0, "", fmt.Sprintf("nothing freed (%s still hold %s of %s)", strings.Join(existing, ", "), ha, what)
+	return 0, "", fmt.Sprintf("nothing freed (%s: %s of %s left)", strings.Join(existing, ", "), ha, what)
 }
 
 func dirList(us []Usage) string {
