@@ -28,6 +28,8 @@ type Record struct {
 	Alert           auditAlert `json:"alert"`
 	Plan            string     `json:"plan,omitempty"`
 	Outcome         string     `json:"outcome,omitempty"` // the action's own summary
+	Expect          string     `json:"expect,omitempty"`  // the effect the plan expected
+	Effect          string     `json:"effect,omitempty"`  // the effect measured; empty: none
 	Output          string     `json:"output,omitempty"`  // excerpt, bounded by MaxOutput
 	FreedBytes      int64      `json:"freed_bytes,omitempty"`
 	RebootRequired  bool       `json:"reboot_required,omitempty"`

@@ -85,6 +85,10 @@ func ArgvString(argv []string) string {
 	return strings.Join(parts, " ")
 }
 
+// Exited0 says that argv ran and exited 0: the result of a run whose
+// expected effect did not show.
+func Exited0(argv []string) string { return ArgvString(argv) + " exited 0" }
+
 // CommandOutcome turns what RunCommand returned into an Outcome: success
 // with okText as its result, or the error; the output excerpt either way.
 func CommandOutcome(r CommandResult, err error, okText string) (Outcome, error) {

@@ -58,7 +58,10 @@ type fakeAction struct {
 	plans    int
 	applies  int
 	applyErr error
-	hang     bool // Apply blocks until ctx ends
+	hang     bool   // Apply blocks until ctx ends
+	expect   string // the plan's expected effect; "" states none
+	effect   string // what Apply measured of it
+	noEffect string // why Apply saw no effect
 }
 
 func (f *fakeAction) Name() string { return f.name }
@@ -67,7 +70,7 @@ func (f *fakeAction) Plan(ctx context.Context, a remediate.Alert) (remediate.Pla
 	f.mu.Lock()
 	f.plans++
 	f.mu.Unlock()
-	return remediate.Plan{Action: f.name, Text: "would fix " + a.Key}, nil
+	return remediate.Plan{Action: f.name, Text: "would fix " + a.Key, Expect: f.expect}, nil
 }
 
 func (f *fakeAction) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
@@ -81,7 +84,7 @@ func (f *fakeAction) Apply(ctx context.Context, p remediate.Plan) (remediate.Out
 	if f.applyErr != nil {
 		return remediate.Outcome{Result: "broke"}, f.applyErr
 	}
-	return remediate.Outcome{Success: true, Result: "fixed", Output: "all good", FreedBytes: 100}, nil
+	return remediate.Outcome{Success: true, Result: "fixed", Output: "all good", FreedBytes: 100, Effect: f.effect, NoEffect: f.noEffect}, nil
 }
 
 func (f *fakeAction) counts() (int, int) {

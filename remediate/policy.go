@@ -312,6 +312,8 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a a
 	}
 	out, err := act.Apply(actx, plan)
 	rec.Output, rec.Outcome, rec.FreedBytes, rec.RebootRequired = out.Output, out.Result, out.FreedBytes, out.RebootRequired
+	rec.Expect, rec.Effect = plan.Expect, out.Effect
+	none, noEff := noEffect(plan, out)
 	switch {
 	case timedOut():
 		rec.Result, rec.Reason = ResultTimeout, fmt.Sprintf("killed at its timeout of %s", p.Timeout.D())
@@ -320,6 +322,8 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a a
 		if err != nil {
 			rec.Reason = err.Error()
 		}
+	case noEff:
+		rec.Result, rec.Reason = ResultFailed, none
 	case verify == nil || !p.VerifyEnabled():
 		rec.Result, rec.Reason = ResultSuccess, "not verified: no check to re-run"
 		if verify != nil {

@@ -113,6 +113,17 @@ func TestPolicy(t *testing.T) {
 		{name: "apply fails", applyFn: func(f *fakeAction) { f.applyErr = errors.New("disk on fire") }, steps: []step{
 			{check: "disk", key: "a", want: remediate.ResultFailed},
 		}},
+		{name: "applied without effect", applyFn: func(f *fakeAction) { f.expect, f.noEffect = "space freed", "read-only file system (/x)" }, steps: []step{
+			{check: "disk", key: "a", want: remediate.ResultFailed},
+			{advance: time.Hour, check: "disk", key: "a", verify: remediatetest.Cleared(false), want: remediate.ResultFailed},
+		}},
+		{name: "expected effect not measured", applyFn: func(f *fakeAction) { f.expect = "space freed" }, steps: []step{
+			{check: "disk", key: "a", want: remediate.ResultFailed},
+		}},
+		{name: "expected effect measured", applyFn: func(f *fakeAction) { f.expect, f.effect = "space freed", "freed 100 B" }, steps: []step{
+			{check: "disk", key: "a", want: remediate.ResultSuccess},
+			{advance: time.Hour, check: "disk", key: "a", verify: remediatetest.Cleared(false), want: remediate.ResultNotVerified},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := tc.start
@@ -291,4 +302,43 @@ func TestMaintenanceWindow(t *testing.T) {
 		require.Equal(t, tc.want, p.InMaintenanceWindow(testkit.NewClock(tc.at).Now()), tc.at)
 	}
 	require.True(t, configs.ActionPolicy{}.InMaintenanceWindow(testkit.NewClock("2026-08-03T02:30:00Z").Now()))
+}
+
+// An action that ran without error but measured no effect fails with the
+// reason, in the attempt (the ticket's "What was tried"), the audit and the
+// metrics, and its alert is not verified: a run that changed nothing is
+// never counted as a fix, even when the alert cleared by itself.
+func TestPolicyNoEffect(t *testing.T) {
+	clk := testkit.NewClock("2026-08-01T12:00:00Z")
+	e, reg, dir := remediatetest.NewEngine(t, policyYAML, clk)
+	fake := &fakeAction{name: "fake_cleanup", expect: "space freed in /x", noEffect: "read-only file system (/x)"}
+	e.SetAction("fake_cleanup", fake)
+	verified := false
+	at, attempted := e.Remediate(context.Background(), firingAlert("disk", "a"), func(context.Context) (bool, error) {
+		verified = true
+		return true, nil
+	})
+	require.True(t, attempted)
+	require.False(t, at.Success)
+	require.Equal(t, "failed: fixed; no effect: read-only file system (/x)", at.Result)
+	require.False(t, verified, "a run without effect is not verified")
+	recs, err := remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, remediate.ResultFailed, recs[0].Result)
+	require.Equal(t, "no effect: read-only file system (/x)", recs[0].Reason)
+	require.Equal(t, "space freed in /x", recs[0].Expect)
+	require.Empty(t, recs[0].Effect)
+	require.Equal(t, 1.0, remediatetest.Counter(t, reg, "l2agent_remediation_runs_total", map[string]string{"action": "fake_cleanup", "result": "failed"}))
+	require.Zero(t, remediatetest.Counter(t, reg, "l2agent_remediation_runs_total", map[string]string{"result": "success"}))
+
+	// The same action measuring its effect succeeds once the alert cleared;
+	// the audit has both the expected and the measured effect.
+	fake.noEffect, fake.effect = "", "freed 100 B in /x"
+	at, _ = e.Remediate(context.Background(), firingAlert("disk", "b"), remediatetest.Cleared(true))
+	require.Equal(t, "success: fixed; alert cleared", at.Result)
+	recs, err = remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
+	require.NoError(t, err)
+	require.Equal(t, "freed 100 B in /x", recs[1].Effect)
+	require.Equal(t, "space freed in /x", recs[1].Expect)
 }

@@ -1,8 +1,9 @@
 // Package remediate runs guarded fixes for firing alerts: an Action plans
 // what it would do and applies the plan; the Engine decides, per the
 // configured policy (enabled, dry-run, allowlists, cooldown, rate limits,
-// maintenance window, timeout), whether it may run, verifies that the alert
-// cleared, audits every decision and reports what was tried.
+// maintenance window, timeout), whether it may run, checks that the action
+// measured the effect its plan expected, verifies that the alert cleared,
+// audits every decision and reports what was tried.
 //
 // Each action is a unit of its own under remediate/<action>/ that
 // registers itself from init() (Register); remediate/all links them all.
@@ -32,7 +33,12 @@ type Action interface {
 type Plan struct {
 	Action string
 	Text   string // human readable: what would be done, e.g. the files with sizes
-	Data   any    // what Apply needs; action specific
+	// Expect states the effect applying the plan should have and that Apply
+	// measures, e.g. "space freed in /var/cache/apt/archives" or
+	// "clamav-daemon.service active". A plan that states one succeeds only
+	// when its Outcome reports the effect measured (see Outcome.Effect).
+	Expect string
+	Data   any // what Apply needs; action specific
 }
 
 // Outcome is what applying a plan did.
@@ -42,13 +48,35 @@ type Outcome struct {
 	Output         string // excerpt of the command output, bounded by MaxOutput
 	FreedBytes     int64
 	RebootRequired bool // security_updates: /var/run/reboot-required exists afterwards
+	// Effect is the plan's expected effect as Apply measured it, e.g.
+	// "freed 96.0 MiB in /var/cache/apt/archives (96.0 MiB → 0 B)"; empty
+	// when it did not show.
+	Effect string
+	// NoEffect says why the expected effect did not show although the
+	// action ran without error, e.g. "read-only file system (…)",
+	// "nothing to free (…)", "unit still inactive (…)". The engine counts
+	// such a run as failed, whatever the program's exit status.
+	NoEffect string
+}
+
+// noEffect is the reason the engine gives a run that had no effect: the
+// outcome says why, or the plan expected an effect the outcome did not
+// measure.
+func noEffect(p Plan, o Outcome) (string, bool) {
+	switch {
+	case o.NoEffect != "":
+		return "no effect: " + o.NoEffect, true
+	case p.Expect != "" && o.Effect == "":
+		return "no effect: the effect (" + p.Expect + ") was not measured", true
+	}
+	return "", false
 }
 
 // Results: the result label of l2agent_remediation_runs_total and of the
 // audit log.
 const (
 	ResultSuccess          = "success"            // applied and the alert cleared
-	ResultFailed           = "failed"             // plan or apply failed
+	ResultFailed           = "failed"             // plan or apply failed, or applying had no effect
 	ResultNotVerified      = "not_verified"       // applied, the alert did not clear
 	ResultDryRun           = "dry_run"            // planned only
 	ResultSkippedCooldown  = "skipped_cooldown"   // ran for this alert key too recently

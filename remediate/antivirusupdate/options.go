@@ -8,8 +8,8 @@ import (
 )
 
 func init() {
-	remediate.Register("antivirus_update", func(s configs.Options, _ configs.Params, _ remediate.Env) (remediate.Action, error) {
-		return &antivirusUpdate{command: s.(*Settings).Command}, nil
+	remediate.Register("antivirus_update", func(s configs.Options, _ configs.Params, ev remediate.Env) (remediate.Action, error) {
+		return &antivirusUpdate{command: s.(*Settings).Command, root: ev.Root}, nil
 	}, func() configs.Options { return &Settings{} }, nil)
 }
 

@@ -70,6 +70,7 @@ func (f diskFile) path() string { return f.Root + "/" + f.Rel }
 type diskPlan struct {
 	Cutoff time.Time
 	Files  []diskFile
+	What   string // what it looked for, e.g. "older than 7d matching *.gz in /var/log"
 }
 
 // walkStats counts what a walk skipped, for the plan text.
@@ -162,8 +163,8 @@ func (d *diskCleanup) Plan(ctx context.Context, a remediate.Alert) (remediate.Pl
 	for _, f := range dp.Files {
 		total += f.Bytes
 	}
-	fmt.Fprintf(&b, "delete %d file(s) (%s on disk) older than %s matching %s in %s",
-		len(dp.Files), textfmt.HumanBytes(total), days(d.params.OlderThan.D()), strings.Join(d.params.Globs, " "), strings.Join(roots, " "))
+	dp.What = fmt.Sprintf("older than %s matching %s in %s", days(d.params.OlderThan.D()), strings.Join(d.params.Globs, " "), strings.Join(roots, " "))
+	fmt.Fprintf(&b, "delete %d file(s) (%s on disk) %s", len(dp.Files), textfmt.HumanBytes(total), dp.What)
 	if len(dp.Files) > 0 {
 		b.WriteString(":")
 	}
@@ -181,7 +182,7 @@ func (d *diskCleanup) Plan(ctx context.Context, a remediate.Alert) (remediate.Pl
 	for _, e := range stats.errs {
 		fmt.Fprintf(&b, "  %s\n", e)
 	}
-	return remediate.Plan{Action: d.Name(), Text: strings.TrimRight(b.String(), "\n"), Data: dp}, nil
+	return remediate.Plan{Action: d.Name(), Text: strings.TrimRight(b.String(), "\n"), Expect: "space freed in " + strings.Join(roots, " "), Data: dp}, nil
 }
 
 // Apply deletes the planned files that are still what the plan saw.
@@ -191,7 +192,7 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		return remediate.Outcome{}, errors.New("disk_cleanup: not a disk_cleanup plan")
 	}
 	if len(dp.Files) == 0 {
-		return remediate.Outcome{Success: true, Result: "nothing to delete"}, nil
+		return remediate.Outcome{Success: true, Result: "nothing to delete", NoEffect: "nothing to free (no file " + dp.What + ")"}, nil
 	}
 	planned := map[string]diskFile{}
 	var roots []string
@@ -202,10 +203,11 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		}
 	}
 	var (
-		deleted int
-		freed   int64
-		out     strings.Builder
-		failed  []string
+		deleted  int
+		freed    int64
+		out      strings.Builder
+		failed   []string
+		firstErr error
 	)
 	stats := &walkStats{}
 	err := d.walkRoots(ctx, roots, dp.Cutoff, stats, func(dirfd int, f diskFile, name string) {
@@ -221,6 +223,9 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		delete(planned, f.Root+"\x00"+f.Rel)
 		if err := syscall.Unlinkat(dirfd, name); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", showPath(f.path()), err))
+			if firstErr == nil {
+				firstErr = err
+			}
 			return
 		}
 		deleted++
@@ -235,13 +240,27 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
 	}
 	o := remediate.Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: remediate.Excerpt(out.String(), remediate.MaxOutput), FreedBytes: freed}
+	o.Effect, o.NoEffect = effect(deleted, len(dp.Files), freed, roots)
 	if err != nil {
 		return o, err
 	}
 	if len(failed) > 0 {
-		return o, fmt.Errorf("%d files could not be deleted", len(failed))
+		return o, fmt.Errorf("%d files could not be deleted: %w", len(failed), firstErr)
 	}
 	return o, nil
+}
+
+// effect is what deleting files measured: the files deleted and the
+// allocated blocks they freed, or why there was none.
+func effect(deleted, planned int, freed int64, roots []string) (effect, noEffect string) {
+	where := strings.Join(roots, " ")
+	switch {
+	case deleted > 0 && freed > 0:
+		return fmt.Sprintf("deleted %d files, freed %s in %s", deleted, textfmt.HumanBytes(freed), where), ""
+	case deleted > 0:
+		return "", fmt.Sprintf("nothing freed (the %d deleted files held no disk blocks)", deleted)
+	}
+	return "", fmt.Sprintf("nothing freed (none of the %d planned files in %s was deleted)", planned, where)
 }
 
 // showPath prints a path as is when it is printable UTF-8, else quoted, so

@@ -225,9 +225,59 @@ remediation:
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	require.Equal(t, int64(8192), recs[0].FreedBytes)
+	require.Equal(t, "space freed in "+mnt, recs[0].Expect)
+	require.Equal(t, "deleted 1 files, freed 8.0 KiB in "+mnt, recs[0].Effect)
 	line, _ := os.ReadFile(filepath.Join(dir, remediate.AuditFile))
 	t.Logf("audit line: %s", line)
 	if f := os.Getenv("REMEDIATE_AUDIT_SAMPLE"); f != "" {
 		_ = os.WriteFile(f, line, 0o644)
 	}
+}
+
+// A cleanup that frees nothing fails with the reason, whether no file
+// matched or the directory is on a read-only file system (as /var/log under
+// the packaged systemd unit without a ReadWritePaths= drop-in); it is not
+// verified, so an alert that clears by itself is not counted as a fix.
+func TestDiskCleanupNoEffect(t *testing.T) {
+	run := func(t *testing.T, dir string) (remediate.Record, alert.Attempt) {
+		t.Helper()
+		yaml := fmt.Sprintf(`
+remediation:
+  actions:
+    disk_cleanup: {enabled: true, allow_paths: [%s]}
+  rules:
+    - {check: disk, action: disk_cleanup, params: {globs: ["*.log.[0-9]*"], older_than: 7d}}
+`, dir)
+		e, reg, auditDir := remediatetest.NewEngine(t, yaml, testkit.NewClock("2026-08-01T12:00:00Z"))
+		a := remediate.Alert{Key: "h/disk/x", Check: "disk", Metric: "disk_used_ratio", State: alert.StateCrit}
+		at, attempted := e.Remediate(context.Background(), a, func(context.Context) (bool, error) {
+			t.Error("a cleanup without effect must not be verified")
+			return true, nil
+		})
+		require.True(t, attempted)
+		require.False(t, at.Success)
+		require.Equal(t, 1.0, remediatetest.Counter(t, reg, "l2agent_remediation_runs_total", map[string]string{"action": "disk_cleanup", "result": "failed"}))
+		recs, err := remediate.ReadAudit(filepath.Join(auditDir, remediate.AuditFile), 0)
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		return recs[0], at
+	}
+	t.Run("nothing to free", func(t *testing.T) {
+		dir := t.TempDir()
+		writeAged(t, filepath.Join(dir, "a.log.1"), 5000, time.Hour) // too new
+		rec, at := run(t, dir)
+		want := "nothing to free (no file older than 7d matching *.log.[0-9]* in " + dir + ")"
+		require.Equal(t, "failed: nothing to delete; no effect: "+want, at.Result)
+		require.Equal(t, "no effect: "+want, rec.Reason)
+	})
+	t.Run("read-only file system", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "log")
+		remediatetest.ReadOnlyTmpfs(t, dir, func() { writeAged(t, filepath.Join(dir, "a.log.1"), 5000, 10*24*time.Hour) })
+		rec, at := run(t, dir)
+		require.Equal(t, "failed: deleted 0 of 1 planned files, freed 0 B; 1 files could not be deleted: read-only file system", at.Result)
+		require.Contains(t, at.Output, "a.log.1: read-only file system")
+		require.Empty(t, rec.Effect)
+		_, err := os.Stat(filepath.Join(dir, "a.log.1"))
+		require.NoError(t, err)
+	})
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/remediate"
+	"github.com/l2agent/l2agent/remediate/internal/space"
 )
 
 // journalVacuum removes archived systemd journal files beyond a size or an
@@ -19,6 +19,7 @@ import (
 type journalVacuum struct {
 	command string
 	params  Params
+	root    string // the host's root (Env.Root), where the journals are measured
 }
 
 func (j *journalVacuum) Name() string { return "journal_vacuum" }
@@ -45,39 +46,40 @@ func (j *journalVacuum) Plan(ctx context.Context, a remediate.Alert) (remediate.
 	if err != nil {
 		return remediate.Plan{}, err
 	}
-	return remediate.Plan{Action: j.Name(), Text: "run " + remediate.ArgvString(argv) + " (removes archived journal files only; the active ones stay)", Data: argv}, nil
+	return remediate.Plan{Action: j.Name(), Text: "run " + remediate.ArgvString(argv) + " (removes archived journal files only; the active ones stay)",
+		Expect: "space freed by archived journal files in " + strings.Join(journalDirs, ", "), Data: argv}, nil
 }
 
+// journalDirs are where journalctl vacuums the system journals.
+var journalDirs = []string{"/var/log/journal", "/run/log/journal"}
+
+// archived says whether a file name is an archived journal file, the only
+// kind a vacuum removes: system@….journal, and system@….journal~ that
+// journald set aside as dirty. The active ones (system.journal) stay.
+func archived(name string) bool {
+	return strings.Contains(name, "@") && (strings.HasSuffix(name, ".journal") || strings.HasSuffix(name, ".journal~"))
+}
+
+// Apply runs the vacuum and measures the archived journal files on disk
+// before and after: the space freed is the effect. journalctl exits 0 when
+// it could not delete (a read-only /var/log/journal) or had nothing to.
 func (j *journalVacuum) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	argv, ok := p.Data.([]string)
 	if !ok {
 		return remediate.Outcome{}, errors.New("journal_vacuum: not a journal_vacuum plan")
 	}
+	dirs := space.Under(j.root, journalDirs...)
+	before := space.MeasureAll(ctx, dirs, archived)
 	r, err := remediate.RunCommand(ctx, argv...)
-	freed := journalFreed(r.Output)
-	o, err := remediate.CommandOutcome(r, err, "journal vacuumed, freed "+textfmt.HumanBytes(freed))
-	o.FreedBytes = freed
+	after := space.MeasureAll(ctx, dirs, archived)
+	freed, effect, none := space.Freed("archived journals", before, after)
+	text := "journal vacuumed, freed " + textfmt.HumanBytes(freed)
+	if freed <= 0 {
+		text = remediate.Exited0(argv) + ", freed 0 B"
+	}
+	o, err := remediate.CommandOutcome(r, err, text)
+	o.FreedBytes, o.Effect, o.NoEffect = freed, effect, none
 	return o, err
 }
 
 var vacuumSizeRe = regexp.MustCompile(`^[0-9]+[KMGT]?$`)
-
-var freedRe = regexp.MustCompile(`freed ([0-9.]+)([BKMGTP]?)`)
-
-// journalFreed sums "freed 1.2G" of journalctl's vacuum messages, e.g.
-// "Vacuuming done, freed 96.0M of archived journals from /var/log/journal."
-func journalFreed(out string) int64 {
-	var total float64
-	for _, m := range freedRe.FindAllStringSubmatch(out, -1) {
-		v, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			continue
-		}
-		mult := 1.0
-		if m[2] != "" && m[2] != "B" {
-			mult = float64(int64(1) << (10 * (strings.Index("BKMGTP", m[2]))))
-		}
-		total += v * mult
-	}
-	return int64(total)
-}

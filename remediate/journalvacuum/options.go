@@ -6,8 +6,8 @@ import (
 )
 
 func init() {
-	remediate.Register("journal_vacuum", func(s configs.Options, p configs.Params, _ remediate.Env) (remediate.Action, error) {
-		return &journalVacuum{command: s.(*Settings).Command, params: *remediate.ParamsOr[Params](p)}, nil
+	remediate.Register("journal_vacuum", func(s configs.Options, p configs.Params, ev remediate.Env) (remediate.Action, error) {
+		return &journalVacuum{command: s.(*Settings).Command, params: *remediate.ParamsOr[Params](p), root: ev.Root}, nil
 	}, func() configs.Options { return &Settings{} },
 		func() configs.Params { return &Params{} })
 }

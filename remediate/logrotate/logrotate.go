@@ -23,4 +23,6 @@ var kind = &allowlisted.Kind{
 		}
 		return ""
 	},
+	Expect:  func(c string) string { return "the logs of " + c + " rotated" },
+	Measure: measureLogs,
 }

@@ -6,9 +6,9 @@ import (
 )
 
 func init() {
-	remediate.Register("logrotate", func(s configs.Options, p configs.Params, _ remediate.Env) (remediate.Action, error) {
+	remediate.Register("logrotate", func(s configs.Options, p configs.Params, ev remediate.Env) (remediate.Action, error) {
 		o := s.(*Settings)
-		return kind.New(o.Command, o.AllowConfigs, remediate.ParamsOr[Params](p).Config), nil
+		return kind.New(o.Command, o.AllowConfigs, remediate.ParamsOr[Params](p).Config, ev.Root), nil
 	}, func() configs.Options { return &Settings{} }, func() configs.Params { return &Params{} })
 }
 

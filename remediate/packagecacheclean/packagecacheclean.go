@@ -6,11 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/l2agent/l2agent/internal/textfmt"
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/remediate/internal/pkgmgr"
+	"github.com/l2agent/l2agent/remediate/internal/space"
 )
 
 // packageCacheClean empties the package manager's download cache:
@@ -39,30 +39,29 @@ func (c *packageCacheClean) Plan(ctx context.Context, a remediate.Alert) (remedi
 	}
 	argv := append([]string{cmd}, m.Clean...)
 	return remediate.Plan{Action: c.Name(), Text: fmt.Sprintf("run %s (empties %s)", remediate.ArgvString(argv), m.Cache),
-		Data: cachePlan{argv: argv, cache: pkgmgr.JoinRoot(c.root, m.Cache)}}, nil
+		Expect: "space freed in " + m.Cache,
+		Data:   cachePlan{argv: argv, cache: pkgmgr.JoinRoot(c.root, m.Cache)}}, nil
 }
 
+// Apply runs the manager's clean and measures what the cache holds on disk
+// before and after: the space freed is the effect. A cache that was empty,
+// or on a read-only file system, where the manager exits 0 all the same,
+// is no effect.
 func (c *packageCacheClean) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	cp, ok := p.Data.(cachePlan)
 	if !ok {
 		return remediate.Outcome{}, errors.New("package_cache_clean: not a package_cache_clean plan")
 	}
-	before, okBefore := freeBytes(cp.cache)
+	dirs := []string{cp.cache}
+	before := space.MeasureAll(ctx, dirs, nil)
 	r, err := remediate.RunCommand(ctx, cp.argv...)
-	var freed int64
-	if after, okAfter := freeBytes(cp.cache); okBefore && okAfter && after > before {
-		freed = after - before // about: other writers share the filesystem
+	after := space.MeasureAll(ctx, dirs, nil)
+	freed, effect, none := space.Freed("cached packages", before, after)
+	text := "package cache cleaned, freed " + textfmt.HumanBytes(freed)
+	if freed <= 0 {
+		text = remediate.Exited0(cp.argv) + ", freed 0 B"
 	}
-	o, err := remediate.CommandOutcome(r, err, "package cache cleaned, about "+textfmt.HumanBytes(freed)+" freed")
-	o.FreedBytes = freed
+	o, err := remediate.CommandOutcome(r, err, text)
+	o.FreedBytes, o.Effect, o.NoEffect = freed, effect, none
 	return o, err
-}
-
-// freeBytes is the free space of the filesystem holding p.
-func freeBytes(p string) (int64, bool) {
-	var s syscall.Statfs_t
-	if syscall.Statfs(p, &s) != nil {
-		return 0, false
-	}
-	return int64(s.Bfree) * s.Bsize, true
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/remediate/internal/pkgmgr"
+	"github.com/l2agent/l2agent/remediate/internal/space"
 )
 
 // securityUpdates applies pending security updates (apt: unattended-upgrade,
@@ -58,7 +59,16 @@ func (s *securityUpdates) Plan(ctx context.Context, a remediate.Alert) (remediat
 	}
 	argv := append([]string{cmd}, m.Security...)
 	return remediate.Plan{Action: s.Name(), Text: "run " + remediate.ArgvString(argv) + " (installs security updates; never reboots)",
-		Data: updatePlan{argv: argv, manager: m.Name}}, nil
+		Expect: "installed packages upgraded (" + packageDB(m.Name) + ")", Data: updatePlan{argv: argv, manager: m.Name}}, nil
+}
+
+// packageDB is the directory of the database the installed versions are
+// read from, which an upgrade writes.
+func packageDB(manager string) string {
+	if manager == "apt" {
+		return "/var/lib/dpkg"
+	}
+	return "/var/lib/rpm"
 }
 
 func (s *securityUpdates) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
@@ -70,7 +80,12 @@ func (s *securityUpdates) Apply(ctx context.Context, p remediate.Plan) (remediat
 	r, err := remediate.RunCommand(ctx, up.argv...)
 	after := s.installed(ctx, up.manager)
 	changes := diffPackages(before, after)
-	o, err := remediate.CommandOutcome(r, err, fmt.Sprintf("%d packages changed", len(changes)))
+	text := fmt.Sprintf("%d packages changed", len(changes))
+	if len(changes) == 0 {
+		text = remediate.Exited0(up.argv) + ", no package changed"
+	}
+	o, err := remediate.CommandOutcome(r, err, text)
+	o.Effect, o.NoEffect = s.effect(up.manager, changes, len(after))
 	if _, serr := os.Stat(pkgmgr.JoinRoot(s.root, "/var/run/reboot-required")); serr == nil {
 		o.RebootRequired = true
 		o.Result += "; a reboot is required (not done)"
@@ -79,6 +94,29 @@ func (s *securityUpdates) Apply(ctx context.Context, p remediate.Plan) (remediat
 		o.Output = remediate.Excerpt("changed: "+strings.Join(changes, ", ")+"\n"+o.Output, remediate.MaxOutput)
 	}
 	return o, err
+}
+
+// effect is what the versions before and after measured: the packages
+// changed, or why none did.
+func (s *securityUpdates) effect(manager string, changes []string, installed int) (effect, noEffect string) {
+	db := packageDB(manager)
+	switch {
+	case len(changes) > 0:
+		return fmt.Sprintf("%d packages upgraded: %s", len(changes), listed(changes, 10)), ""
+	case installed == 0:
+		return "", fmt.Sprintf("cannot read the installed packages (%s)", db)
+	case space.ReadOnly(pkgmgr.JoinRoot(s.root, db)):
+		return "", fmt.Sprintf("read-only file system (%s)", db)
+	}
+	return "", fmt.Sprintf("nothing upgraded (no installed package changed; %d read from %s)", installed, db)
+}
+
+// listed joins the first n of ss, with how many more.
+func listed(ss []string, n int) string {
+	if len(ss) <= n {
+		return strings.Join(ss, ", ")
+	}
+	return strings.Join(ss[:n], ", ") + fmt.Sprintf(" and %d more", len(ss)-n)
 }
 
 // installed lists name → version of the installed packages; empty when the

@@ -69,6 +69,43 @@ remediation:
 	recs, err := remediate.ReadAudit(filepath.Join(dir, remediate.AuditFile), 0)
 	require.NoError(t, err)
 	require.True(t, recs[len(recs)-1].RebootRequired)
+	require.Equal(t, "installed packages upgraded (/var/lib/dpkg)", recs[len(recs)-1].Expect)
+	require.Equal(t, "1 packages upgraded: openssl:amd64 3.0.1 → 3.0.2", recs[len(recs)-1].Effect)
+}
+
+const dpkgStatus = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.1\n"
+
+// unattended-upgrade exits 0 when it found nothing it may upgrade, and when
+// it could not write a package database the sandbox left read-only: no
+// installed version changed, a failure with the reason.
+func TestNoEffect(t *testing.T) {
+	const settings = `manager: apt, maintenance_window: "0 * * * *"`
+	const ran = "failed: STANDIN -v exited 0, no package changed; no effect: "
+	t.Run("nothing upgraded", func(t *testing.T) {
+		root := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(dpkgStatus), 0o644))
+		tc := remediatetest.CommandCase{Action: "security_updates", Check: "patches", Settings: settings, Params: "{}", Root: root,
+			Script:   "echo 'No packages found that can be upgraded unattended and no pending auto-removals'",
+			WantArgs: []string{"-v"}, WantResult: ran + "nothing upgraded (no installed package changed; 1 read from /var/lib/dpkg)"}
+		tc.Run(t)
+	})
+	t.Run("read-only file system", func(t *testing.T) {
+		root := t.TempDir()
+		dpkg := filepath.Join(root, "var/lib/dpkg")
+		remediatetest.ReadOnlyTmpfs(t, dpkg, func() {
+			require.NoError(t, os.WriteFile(filepath.Join(dpkg, "status"), []byte(dpkgStatus), 0o644))
+		})
+		tc := remediatetest.CommandCase{Action: "security_updates", Check: "patches", Settings: settings, Params: "{}", Root: root,
+			Script:   fmt.Sprintf("sed -i 's/3.0.1/3.0.2/' '%s/status' 2>/dev/null", dpkg), // fails; exits 0 all the same
+			WantArgs: []string{"-v"}, WantResult: ran + "read-only file system (/var/lib/dpkg)"}
+		tc.Run(t)
+	})
+	t.Run("no package database", func(t *testing.T) {
+		tc := remediatetest.CommandCase{Action: "security_updates", Check: "patches", Settings: settings, Params: "{}", Root: t.TempDir(),
+			WantArgs: []string{"-v"}, WantResult: ran + "cannot read the installed packages (/var/lib/dpkg)"}
+		tc.Run(t)
+	})
 }
 
 func TestValidation(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 )
 
 func init() {
-	remediate.Register("service_restart", func(s configs.Options, p configs.Params, _ remediate.Env) (remediate.Action, error) {
+	remediate.Register("service_restart", func(s configs.Options, p configs.Params, ev remediate.Env) (remediate.Action, error) {
 		o := s.(*Settings)
-		return kind.New(o.Command, o.AllowUnits, remediate.ParamsOr[Params](p).Unit), nil
+		return kind.New(o.Command, o.AllowUnits, remediate.ParamsOr[Params](p).Unit, ev.Root), nil
 	}, func() configs.Options { return &Settings{} }, func() configs.Params { return &Params{} })
 }
 

@@ -4,9 +4,13 @@
 package servicerestart
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"strings"
 
+	"github.com/l2agent/l2agent/internal/textfmt"
+	"github.com/l2agent/l2agent/remediate"
 	"github.com/l2agent/l2agent/remediate/internal/allowlisted"
 )
 
@@ -26,4 +30,36 @@ var kind = &allowlisted.Kind{
 		}
 		return ""
 	},
+	Expect:  func(u string) string { return u + " active" },
+	Measure: measureUnit,
+}
+
+// measureUnit asks systemctl is-active for the unit before the restart and
+// returns what asks again after it: the effect is the unit active. A unit
+// that is inactive, failed or still activating after a restart that exited
+// 0 (a Type=simple service that dies at once, a unit in its auto-restart
+// loop) is no effect.
+func measureUnit(ctx context.Context, r allowlisted.Run) func(context.Context) (string, string) {
+	was := activeState(ctx, r.Command, r.Value)
+	return func(ctx context.Context) (string, string) {
+		now := activeState(ctx, r.Command, r.Value)
+		if now == "active" {
+			return fmt.Sprintf("%s active (was %s)", r.Value, was), ""
+		}
+		return "", fmt.Sprintf("unit still inactive (%s is %s after the restart; was %s)", r.Value, now, was)
+	}
+}
+
+// activeState is the unit's state as systemctl is-active prints it
+// (active, inactive, failed, activating, …); it exits 3 for all but active.
+func activeState(ctx context.Context, command, unit string) string {
+	r, err := remediate.RunCommand(ctx, command, "is-active", unit)
+	state, _, _ := strings.Cut(strings.TrimSpace(r.Output), "\n")
+	switch {
+	case state != "":
+		return textfmt.TruncateMark(textfmt.Sanitize(state), 64, "…")
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	}
+	return "unknown"
 }

@@ -1,6 +1,7 @@
 package servicerestart
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -9,16 +10,42 @@ import (
 	"github.com/l2agent/l2agent/internal/remediatetest"
 )
 
+// systemctlScript is a stand-in systemctl: is-active prints the unit's
+// state (kept next to the stand-in) and exits 3 unless it is active;
+// restart sets the state to restarted.
+func systemctlScript(initial, restarted string) string {
+	return fmt.Sprintf(`state=STANDIN.state
+[ -f "$state" ] || echo %s > "$state"
+case "$1" in
+is-active) cat "$state"; [ "$(cat "$state")" = active ] && exit 0; exit 3;;
+--no-ask-password) echo %s > "$state";;
+esac`, initial, restarted)
+}
+
+var unitCalls = [][]string{{"is-active", "clamav-daemon.service"}, {"--no-ask-password", "restart", "clamav-daemon.service"}, {"is-active", "clamav-daemon.service"}}
+
 func TestCommand(t *testing.T) {
 	for _, tc := range []remediatetest.CommandCase{
 		{Action: "service_restart", Check: "antivirus", Settings: "allow_units: [clamav-daemon.service]", Params: "{unit: clamav-daemon.service}",
-			WantArgs: []string{"--no-ask-password", "restart", "clamav-daemon.service"}, WantResult: "success: restarted clamav-daemon.service; alert cleared"},
+			Script:    systemctlScript("failed", "active"),
+			WantCalls: unitCalls, WantResult: "success: restarted clamav-daemon.service; alert cleared"},
 		{Action: "service_restart", Check: "antivirus", Settings: "allow_units: [clamav-daemon.service]", Params: "{unit: clamav-daemon.service}",
-			Script: "echo 'Job for clamav-daemon.service failed.' >&2", Code: 1,
-			WantArgs: []string{"--no-ask-password", "restart", "clamav-daemon.service"}, WantResult: "failed: STANDIN exited with status 1"},
+			Script: "[ \"$1\" = is-active ] && { echo failed; exit 3; }\necho 'Job for clamav-daemon.service failed.' >&2", Code: 1,
+			WantCalls: unitCalls[:2], WantResult: "failed: STANDIN exited with status 1"},
 	} {
 		t.Run(tc.Name(), tc.Run)
 	}
+}
+
+// systemctl restart exits 0 for a Type=simple service that dies at once:
+// the unit is still not active, and the restart is a failure that says so.
+func TestNoEffect(t *testing.T) {
+	tc := remediatetest.CommandCase{Action: "service_restart", Check: "antivirus", Settings: "allow_units: [clamav-daemon.service]", Params: "{unit: clamav-daemon.service}",
+		Script:    systemctlScript("failed", "failed"),
+		WantCalls: unitCalls,
+		WantResult: "failed: STANDIN --no-ask-password restart clamav-daemon.service exited 0; " +
+			"no effect: unit still inactive (clamav-daemon.service is failed after the restart; was failed)"}
+	tc.Run(t)
 }
 
 func TestValidation(t *testing.T) {

@@ -27,6 +27,20 @@ type Kind struct {
 	// Check says what is wrong with a value of the allowlist ("" when
 	// nothing), e.g. `allow_configs "x": must be a clean absolute path`.
 	Check func(v string) string
+	// Expect states the effect of running the program on a value, e.g.
+	// "clamav-daemon.service active"; nil: the action states none.
+	Expect func(value string) string
+	// Measure measures, before the run, what the program should change,
+	// and returns what measures it after a run that exited 0: the effect
+	// when it showed, else why not.
+	Measure func(ctx context.Context, r Run) (after func(ctx context.Context) (effect, noEffect string))
+}
+
+// Run is one run of the program on a value, as Measure sees it.
+type Run struct {
+	Command string // the program, as configured
+	Value   string // the allowlisted value, e.g. the unit
+	Root    string // the host's root (remediate.Env.Root)
 }
 
 // DefaultCommand fills in the default program.
@@ -61,9 +75,10 @@ func (k *Kind) CompleteValue(at string, errf configs.Errorf, value string) {
 	}
 }
 
-// New builds the action: command run on value, which must be in allow.
-func (k *Kind) New(command string, allow []string, value string) remediate.Action {
-	return &action{kind: k, command: command, allow: allow, value: value}
+// New builds the action: command run on value, which must be in allow;
+// root is the host's root its effect is measured under.
+func (k *Kind) New(command string, allow []string, value, root string) remediate.Action {
+	return &action{kind: k, command: command, allow: allow, value: value, root: root}
 }
 
 type action struct {
@@ -71,6 +86,7 @@ type action struct {
 	command string
 	allow   []string
 	value   string
+	root    string
 }
 
 func (a *action) Name() string { return a.kind.Action }
@@ -85,14 +101,35 @@ func (a *action) Plan(ctx context.Context, _ remediate.Alert) (remediate.Plan, e
 		return remediate.Plan{}, fmt.Errorf("%s %q is not in %s", k.ValueKey, a.value, k.AllowKey)
 	}
 	argv := append(append([]string{a.command}, k.Args...), a.value)
-	return remediate.Plan{Action: a.Name(), Text: "run " + remediate.ArgvString(argv), Data: argv}, nil
+	p := remediate.Plan{Action: a.Name(), Text: "run " + remediate.ArgvString(argv), Data: argv}
+	if k.Expect != nil {
+		p.Expect = k.Expect(a.value)
+	}
+	return p, nil
 }
 
+// Apply runs the program on the value; with Measure, it measures the
+// effect before and after a run that exited 0.
 func (a *action) Apply(ctx context.Context, p remediate.Plan) (remediate.Outcome, error) {
 	argv, ok := p.Data.([]string)
 	if !ok {
 		return remediate.Outcome{}, errors.New(a.kind.Action + ": not a " + a.kind.Action + " plan")
 	}
+	if a.kind.Measure == nil {
+		r, err := remediate.RunCommand(ctx, argv...)
+		return remediate.CommandOutcome(r, err, a.kind.Done+" "+a.value)
+	}
+	after := a.kind.Measure(ctx, Run{Command: a.command, Value: a.value, Root: a.root})
 	r, err := remediate.RunCommand(ctx, argv...)
-	return remediate.CommandOutcome(r, err, a.kind.Done+" "+a.value)
+	if err != nil {
+		return remediate.CommandOutcome(r, err, "")
+	}
+	effect, none := after(ctx)
+	text := a.kind.Done + " " + a.value
+	if effect == "" {
+		text = remediate.Exited0(argv)
+	}
+	o, err := remediate.CommandOutcome(r, nil, text)
+	o.Effect, o.NoEffect = effect, none
+	return o, err
 }
