@@ -203,6 +203,13 @@ func TestPolicyDefaultFilesNoTicket(t *testing.T) {
 			require.Equal(t, alert.StateOK, empty.State)
 			require.Empty(t, empty.ReportOnly, "empty passwords are a finding whatever the policy")
 
+			// /api/v1/status and `l2agent check --json` say why, and only where set.
+			status, err := json.Marshal(a.Results())
+			require.NoError(t, err)
+			require.Contains(t, string(status), `"ReportOnly":"antivirus is not required`)
+			require.Contains(t, string(status), `"report_only":"two-factor authentication is not required`)
+			require.NotContains(t, string(status), `"ReportOnly":""`)
+
 			incs, err := a.Tickets().Store.Incidents()
 			require.NoError(t, err)
 			require.Empty(t, incs)

@@ -45,8 +45,9 @@ type Observation struct {
 	// ticket: a finding of a policy the config does not require (no
 	// antivirus at all while antivirus.required is false). The series keeps
 	// its metric and alert state; ticketing leaves it alone. The check
-	// decides, from its options, series by series.
-	ReportOnly string
+	// decides, from its options, series by series. (Left out of JSON when
+	// empty: /api/v1/status and `l2agent check --json` show it only when set.)
+	ReportOnly string `json:",omitempty"`
 }
 
 // BoolValue is the Observation value of a yes/no finding: 1 or 0.
