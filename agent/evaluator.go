@@ -140,8 +140,13 @@ func (e *Evaluator) Evaluate(check string, rules []configs.Rule, obs []checks.Ob
 			a = &entry{Alert: alert.Alert{Key: key, Host: e.host, Check: check, Metric: o.Metric, Labels: maps.Clone(o.Labels), State: alert.StateOK, Since: now}}
 			e.alerts[key] = a
 		}
-		a.rule, a.Value, a.Direction, a.RunbookURL = r, o.Value, directionOf(r), r.RunbookURL
+		wasReportOnly := a.ReportOnly != ""
+		a.rule, a.Value, a.Direction, a.RunbookURL, a.ReportOnly = r, o.Value, directionOf(r), r.RunbookURL, o.ReportOnly
+		n := len(out)
 		e.step(a, now, emit)
+		if len(out) == n && a.State.Firing() && wasReportOnly != (a.ReportOnly != "") {
+			emit(a, a.State, ticketingReason(a.ReportOnly))
+		}
 	}
 
 	// Series the check no longer reports (an unmounted filesystem) are gone.
@@ -158,6 +163,16 @@ func (e *Evaluator) Evaluate(check string, rules []configs.Rule, obs []checks.Ob
 		delete(e.alerts, a.Key)
 	}
 	return out
+}
+
+// ticketingReason is the reason of a transition that changes only whether
+// a firing alert is ticketed: its check reports it for dashboards only from
+// now on (why), or no longer does.
+func ticketingReason(why string) string {
+	if why != "" {
+		return "report only from now on, no ticket: " + why
+	}
+	return "ticketed from now on: the config requires it"
 }
 
 // unreportedWhy says why the run left out a's series: the check did not

@@ -226,3 +226,56 @@ func TestEvaluatorSaveRestore(t *testing.T) {
 	_, err = NewEvaluator("web-7").Restore(path, []string{"disk"})
 	require.ErrorContains(t, err, "read alert state")
 }
+
+// A series its check marks report-only keeps its state; when the mark turns
+// on or off while it fires, one transition from the state to itself says
+// so (what ticketing acts on); the mark is saved and restored.
+func TestEvaluatorReportOnly(t *testing.T) {
+	const why = "antivirus is not required"
+	rule := []configs.Rule{{Metric: "antivirus_up", Direction: "below", Crit: f(0)}}
+	obs := func(v float64, reportOnly string) []checks.Observation {
+		return []checks.Observation{{Metric: "antivirus_up", Labels: map[string]string{"engine": "none"}, Value: v, ReportOnly: reportOnly}}
+	}
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	e := NewEvaluator("web-7")
+	key := alert.Key("web-7", "antivirus", "antivirus_up", map[string]string{"engine": "none"})
+
+	ts := e.Evaluate("antivirus", rule, obs(0, why), nil, t0)
+	require.Len(t, ts, 1)
+	require.Equal(t, alert.StateCrit, ts[0].State, "report-only keeps its alert state")
+	require.Equal(t, why, ts[0].ReportOnly)
+	require.False(t, ts[0].TicketingChange())
+	require.Empty(t, e.Evaluate("antivirus", rule, obs(0, why), nil, t0.Add(time.Minute)), "no change, nothing")
+
+	ts = e.Evaluate("antivirus", rule, obs(0, ""), nil, t0.Add(2*time.Minute))
+	require.Len(t, ts, 1, "required now: ticketed from now on")
+	require.True(t, ts[0].TicketingChange())
+	require.Equal(t, alert.StateCrit, ts[0].State)
+	require.Empty(t, ts[0].ReportOnly)
+	require.Contains(t, ts[0].Reason, "ticketed from now on")
+
+	ts = e.Evaluate("antivirus", rule, obs(0, why), nil, t0.Add(3*time.Minute))
+	require.Len(t, ts, 1, "not required any more")
+	require.True(t, ts[0].TicketingChange())
+	require.Equal(t, why, ts[0].ReportOnly)
+	require.Contains(t, ts[0].Reason, why)
+
+	// A change of state that comes with the change of mark is one transition.
+	ts = e.Evaluate("antivirus", rule, obs(1, ""), nil, t0.Add(4*time.Minute))
+	require.Len(t, ts, 1)
+	require.Equal(t, "crit>ok", ts[0].From.String()+">"+ts[0].State.String())
+	// Not firing: the mark changes in silence.
+	require.Empty(t, e.Evaluate("antivirus", rule, obs(1, why), nil, t0.Add(5*time.Minute)))
+
+	ts = e.Evaluate("antivirus", rule, obs(0, why), nil, t0.Add(6*time.Minute))
+	require.Len(t, ts, 1)
+	path := filepath.Join(t.TempDir(), AlertStateFile)
+	require.NoError(t, e.Save(path, t0.Add(6*time.Minute)))
+	r := NewEvaluator("web-7")
+	_, err := r.Restore(path, []string{"antivirus"})
+	require.NoError(t, err)
+	al, ok := r.Alert(key)
+	require.True(t, ok)
+	require.Equal(t, why, al.ReportOnly, "restored with its mark: a restart is no change")
+	require.Empty(t, r.Evaluate("antivirus", rule, obs(0, why), nil, t0.Add(7*time.Minute)))
+}

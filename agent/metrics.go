@@ -163,6 +163,10 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		d := c.desc(namespace+"_alert_state", "State of an alert key: -1 unknown, 0 ok, 1 pending, 2 warn, 3 crit. An empty metric label is the check run itself.", labels)
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, al.State.MetricValue(), values...)
+		if al.ReportOnly != "" {
+			d := c.desc(namespace+"_alert_report_only", "1 for an alert key its check reports for dashboards only (a policy the config does not require): it files no ticket. Absent for every other key.", labels)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, 1, values...)
+		}
 	}
 }
 

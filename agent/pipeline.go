@@ -124,12 +124,13 @@ func (a *Agent) publish(context.Context, *checkRun) bool {
 }
 
 // diagnose takes diagnostics for every alert that starts firing (a new
-// ticket, or a reopen) or whose severity rises (warn → crit: an
-// escalation), so that the ticket shows the host as it is then.
+// ticket, or a reopen), whose severity rises (warn → crit: an escalation)
+// or that is ticketed from now on while it fires, so that the ticket shows
+// the host as it is then.
 func (a *Agent) diagnose(ctx context.Context, cr *checkRun) bool {
 	for i := range cr.ts {
 		t := &cr.ts[i]
-		if t.Starts() || t.From == alert.StateWarn && t.State == alert.StateCrit {
+		if t.Starts() || t.From == alert.StateWarn && t.State == alert.StateCrit || t.TicketingChange() && t.ReportOnly == "" {
 			t.Details = a.diagnostics(ctx, cr.r, cr.res.obs, t.Alert)
 			a.eval.SetDetails(t.Key, t.Details)
 		}
@@ -216,7 +217,14 @@ func (a *Agent) logTransitions(_ context.Context, cr *checkRun) bool {
 		if t.Metric != "" && t.State != alert.StateUnknown {
 			attrs = append(attrs, "value", t.Value)
 		}
-		a.log.Log(context.Background(), level, "alert state changed", attrs...)
+		if t.ReportOnly != "" {
+			attrs = append(attrs, "report_only", t.ReportOnly) // why no ticket follows
+		}
+		msg := "alert state changed"
+		if t.TicketingChange() {
+			msg, level = "alert ticketing changed", slog.LevelInfo
+		}
+		a.log.Log(context.Background(), level, msg, attrs...)
 	}
 	return true
 }

@@ -218,6 +218,16 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 	if err != nil {
 		return err
 	}
+	if a.ReportOnly != "" && a.Unreported == "" && a.State.Firing() {
+		// Reported for dashboards only: no ticket, and an open one is closed.
+		if inc == nil || !inc.Open {
+			return nil
+		}
+		d := newDecision(m, inc, a.At)
+		m.record(inc, a)
+		m.reportOnly(d, a.Alert)
+		return m.commit(tx, d, queued)
+	}
 	if inc == nil {
 		if !a.State.Firing() {
 			return nil // nothing open and nothing to open

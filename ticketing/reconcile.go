@@ -25,12 +25,30 @@ func (m *Manager) unreported(d *decision, why string) {
 	d.add(OpComment, fmt.Sprintf("No longer reported: %s. The last value was %s (%s). %s", why, textfmt.FormatValue(inc.Metric, inc.Value), inc.Severity, policy), 0)
 }
 
+// reportOnly closes the open incident of an alert that still fires but
+// that its check reports for dashboards only from now on (a policy the
+// config no longer requires): one comment saying so, never as fixed. If the
+// config requires it again, the alert is ticketed again (reopened within
+// reopen_window).
+func (m *Manager) reportOnly(d *decision, a alert.Alert) {
+	inc := d.inc
+	if !inc.Open {
+		return
+	}
+	inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, d.now, false, time.Time{}
+	// Kept, as when an unreported incident is closed: closed without a fix,
+	// so not a resolution in the KPIs.
+	inc.Unreported, inc.UnreportedWhy = d.now, a.ReportOnly
+	d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s is still %s (value %s), but from now on it is reported for dashboards only and files no ticket: %s. It was not verified as fixed.", inc.Metric, a.State, textfmt.FormatValue(inc.Metric, a.Value), a.ReportOnly), 0)
+}
+
 // Reconcile squares the open incidents of check with the alerts its first
 // successful run after a start or reload saw (alerts: every alert of the
 // check the evaluator holds). An incident whose alert is ok starts its
 // resolve_after (its clearing may have been lost in a crash, or happened
-// while the agent was stopped); one still firing gets nothing new; one the
-// run did not report is unreported.
+// while the agent was stopped); one still firing gets nothing new, unless
+// its check reports it for dashboards only now (closed, see reportOnly);
+// one the run did not report is unreported.
 func (m *Manager) Reconcile(check string, alerts []alert.Alert, now time.Time) error {
 	byKey := make(map[string]alert.Alert, len(alerts))
 	for _, a := range alerts {
@@ -41,6 +59,8 @@ func (m *Manager) Reconcile(check string, alerts []alert.Alert, now time.Time) e
 		switch {
 		case !ok:
 			m.unreported(d, "the check's first run after a start or reload did not report this series")
+		case a.ReportOnly != "" && a.State.Firing():
+			m.reportOnly(d, a)
 		case a.State == alert.StateOK && d.inc.OKSince.IsZero():
 			d.inc.OKSince, d.inc.Unreported, d.inc.UnreportedWhy = now, time.Time{}, ""
 			d.inc.Value = a.Value

@@ -37,7 +37,9 @@ type Incident struct {
 	Reopens   []time.Time       `json:"reopens,omitempty"` // within the recurrence window
 	Unknown   bool              `json:"unknown,omitempty"` // the check is failing; said once in a comment
 	// Unreported: since when the alert is no longer evaluated (and why);
-	// said once in a comment, closed by the unreported policy.
+	// said once in a comment, closed by the unreported policy. On an
+	// incident closed because its alert became report-only: since then,
+	// and the check's reason.
 	Unreported    time.Time       `json:"unreported,omitzero"`
 	UnreportedWhy string          `json:"unreported_why,omitempty"`
 	Value         float64         `json:"value"`

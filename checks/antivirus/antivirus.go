@@ -126,7 +126,8 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]checks.Observation, error) 
 	if len(results) == 0 {
 		return []checks.Observation{{Metric: "antivirus_up", Labels: map[string]string{"engine": "none"}, Value: 0,
 			Details: fmt.Sprintf("No antivirus engine found: no %s, no %s, and no processes: configured.",
-				c.rootPath(c.opts.ClamAV.ClamdConf), c.opts.MDATP.Path)}}, nil
+				c.rootPath(c.opts.ClamAV.ClamdConf), c.opts.MDATP.Path),
+			ReportOnly: c.noEngineReportOnly()}}, nil
 	}
 	now := c.now()
 	var obs []checks.Observation
@@ -157,6 +158,19 @@ func (c *antivirusCheck) Run(ctx context.Context) ([]checks.Observation, error) 
 		}
 	}
 	return obs, nil
+}
+
+// notRequired is why a host without any engine files no ticket while
+// antivirus is not required.
+const notRequired = "antivirus is not required by the config (antivirus: {required: false}): a host without an engine is reported, not ticketed"
+
+// noEngineReportOnly is the ReportOnly of the engine="none" series: set
+// unless the config requires antivirus.
+func (c *antivirusCheck) noEngineReportOnly() string {
+	if c.opts.Required {
+		return ""
+	}
+	return notRequired
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -17,6 +17,12 @@ var Engines = []string{"clamav", "mdatp"}
 
 // Options configure the antivirus check.
 type Options struct {
+	// Required makes antivirus a policy of this host: a host without any
+	// engine (engine "none") is a finding that files a ticket. Left false,
+	// that series keeps its metric and alert state but files no ticket. An
+	// engine that is installed (or named in Engines or Processes) and down,
+	// stale or finding infected files is a finding either way.
+	Required bool `yaml:"required"`
 	// Engines to check: clamav, mdatp. Empty: every one that is installed
 	// (clamd.conf present; mdatp binary present).
 	Engines []string `yaml:"engines"`

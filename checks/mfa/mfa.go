@@ -135,7 +135,29 @@ func (c *mfaCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		}
 		obs = append(obs, eo...)
 	}
-	return obs, nil
+	return c.policy(obs), nil
+}
+
+// notRequired is why a finding of the check files no ticket while
+// two-factor authentication is not required.
+const notRequired = "two-factor authentication is not required by the config (mfa: {required: false}): its findings are reported, not ticketed"
+
+// alwaysFinding are the series that are findings whatever the policy: an
+// sshd that lets an empty password in asks for no factor at all.
+var alwaysFinding = []string{"mfa_sshd_permit_empty_passwords"}
+
+// policy marks obs report-only unless the config requires two-factor
+// authentication.
+func (c *mfaCheck) policy(obs []checks.Observation) []checks.Observation {
+	if c.opts.Required {
+		return obs
+	}
+	for i := range obs {
+		if !slices.Contains(alwaysFinding, obs[i].Metric) {
+			obs[i].ReportOnly = notRequired
+		}
+	}
+	return obs
 }
 
 // pamService evaluates the auth stack of a PAM service; nil when the service

@@ -32,6 +32,12 @@ var DefaultPAMModuleDirs = []string{
 // members of the admin groups have one enrolled. Paths other than the sshd
 // ones are read under paths.rootfs.
 type Options struct {
+	// Required makes two-factor authentication a policy of this host: a
+	// control that lets one factor in, an unenrolled admin, sshd accepting
+	// passwords or root files a ticket. Left false, these series keep their
+	// metrics and alert states but file no ticket. sshd accepting empty
+	// passwords (no factor at all) is a finding either way.
+	Required bool `yaml:"required"`
 	// Controls to evaluate: sshd, pam (the sshd PAM stack), sudo (the sudo
 	// PAM stack), enrolment.
 	Controls []string `yaml:"controls"`

@@ -90,6 +90,10 @@ type Alert struct {
 	Error      string            `json:"error,omitempty"`       // why the state is unknown
 	Details    string            `json:"details,omitempty"`     // diagnostics taken when it fired
 	RunbookURL string            `json:"runbook_url,omitempty"`
+	// ReportOnly, when set, says why the alert files no ticket: its check
+	// reports it for dashboards only (a policy the config does not
+	// require). Its state and metrics are kept as for any other alert.
+	ReportOnly string `json:"report_only,omitempty"`
 }
 
 // Clone returns a copy of a that shares no map with it.
@@ -99,7 +103,8 @@ func (a Alert) Clone() Alert {
 }
 
 // Transition is one change of state of an alert key, as it travels from
-// the evaluator through remediation to the sinks.
+// the evaluator through remediation to the sinks; or, with From equal to
+// State (TicketingChange), a change of whether a firing alert is ticketed.
 type Transition struct {
 	Alert            // the alert after the change
 	From   State     `json:"from"`
@@ -118,6 +123,10 @@ type Transition struct {
 // Starts reports whether t is the start of firing (from not firing to
 // warn or crit): the transition that is diagnosed and remediated.
 func (t Transition) Starts() bool { return t.State.Firing() && !t.From.Firing() }
+
+// TicketingChange reports whether t changes only whether a firing alert
+// files tickets (its ReportOnly turned on or off), not its state.
+func (t Transition) TicketingChange() bool { return t.From == t.State }
 
 // Attempt is one remediation tried, for a ticket's "What was tried".
 type Attempt struct {
