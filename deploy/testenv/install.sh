@@ -35,6 +35,8 @@ COMPONENTS=(
 	"alertmanager amtool                  prometheus-alertmanager"
 	"ansible    ansible-playbook         ansible-core"
 	"ansible    /usr/lib/python3/dist-packages/apt/__init__.py python3-apt"
+	"image      mmdebstrap               mmdebstrap"
+	"image      systemd-nspawn           systemd-container"
 )
 
 # Default listen ports of the daemons the packages would start.
@@ -166,8 +168,18 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 log "apt-get update"
 apt-get update -q
-log "apt-get install ${missing_pkgs[*]}"
-apt-get install -y -q --no-install-recommends "${missing_pkgs[@]}"
+# systemd-container must be exactly the installed systemd's version: a plain install would
+# upgrade the host's systemd along with it. Pin it when the archive still has that version.
+install_pkgs=()
+for pkg in "${missing_pkgs[@]}"; do
+	if [[ $pkg == systemd-container ]] && v=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null) && [[ -n $v ]] &&
+		apt-cache madison systemd-container | awk -v v="$v" '$3 == v { f = 1 } END { exit !f }'; then
+		pkg="systemd-container=$v"
+	fi
+	install_pkgs+=("$pkg")
+done
+log "apt-get install ${install_pkgs[*]}"
+apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${install_pkgs[@]}"
 
 failed=0
 for bin in "${missing_bins[@]}"; do
