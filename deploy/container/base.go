@@ -40,7 +40,7 @@ func BaseTar(ctx context.Context, b Base, cacheDir string, log io.Writer) (strin
 	args := []string{"--variant=minbase", "--skip=output/dev", "--aptopt=APT::Install-Recommends \"false\"",
 		// usrmerge brings full perl into minbase, not into debian:bookworm-slim: it is replaced by
 		// usr-is-merged (perl-base stays). Before resolv.conf goes: apt fetches usr-is-merged.
-		"--customize-hook=chroot \"$1\" apt-get -y -q purge --autoremove perl",
+		"--customize-hook=chroot \"$1\" apt-get -y -q purge --autoremove perl libperl5.36 perl-modules-5.36",
 		"--customize-hook=rm -f \"$1/etc/hostname\" \"$1/etc/resolv.conf\""}
 	if len(b.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(b.Packages, ","))
