@@ -287,6 +287,10 @@ func (o Options) writeArchive(out string, manifest, config []byte, layers []*blo
 		return 0, fmt.Errorf("image archive: %w", err)
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600
+		f.Close()
+		return 0, fmt.Errorf("image archive: %w", err)
+	}
 	tw := tar.NewWriter(f)
 	err = o.writeEntries(tw, map[string][]byte{
 		"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`), "index.json": index, "manifest.json": docker,
