@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/l2agent/l2agent/agent.Version=$(VERSION)
 RUN_ARGS  ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-env unit lint bench fuzz soak package clean
+.PHONY: all build run test test-env unit lint bench fuzz soak package image clean
 
 all: build
 
@@ -22,7 +22,7 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible packaging systemd
+	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible packaging systemd image
 	bash deploy/testenv/rt.sh --prepare
 	bash deploy/testenv/systemd.sh prepare
 
@@ -58,6 +58,14 @@ bench:
 
 clean:
 	rm -rf bin
+
+## image: the container image as an OCI archive, bin/l2agent-image.tar, tagged as
+## deploy/kubernetes/daemonset.yaml says; no container daemon or registry needed
+## (deploy/container/README.md). The Debian base is made once with mmdebstrap (root) and cached.
+IMAGE_ARCHIVE ?= bin/l2agent-image.tar
+image: build
+	bash deploy/testenv/install.sh image
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(GO) run ./deploy/container/build -o $(IMAGE_ARCHIVE)
 
 ## package: .deb and .rpm (nfpm, run as a Go tool) into bin/. The package version is
 ## VERSION=… when given, else one from git (deploy/packaging/version.sh), never the raw

@@ -76,6 +76,15 @@ func (e Env) Log() *slog.Logger {
 	return slog.Default()
 }
 
+// CommandRoot is the root the programs of the checks run chrooted into
+// (command.Options.Root): paths.rootfs when paths.chroot is set, else "".
+func (e Env) CommandRoot() string {
+	if e.Paths.Chroot && e.Paths.Rootfs != "" && e.Paths.Rootfs != "/" {
+		return e.Paths.Rootfs
+	}
+	return ""
+}
+
 // Context returns ctx carrying the settable roots for gopsutil.
 func (e Env) Context(ctx context.Context) context.Context {
 	return context.WithValue(ctx, common.EnvKey, common.EnvMap{

@@ -45,6 +45,11 @@ type Paths struct {
 	Procfs string `yaml:"procfs"`
 	Sysfs  string `yaml:"sysfs"`
 	Rootfs string `yaml:"rootfs"`
+	// Chroot runs the programs the checks start (apt-get, dnf, zypper, apk,
+	// sshd -T, mdatp, systemctl) chrooted into Rootfs: the host's own
+	// programs, libraries and configuration, not the container's. It needs
+	// CAP_SYS_CHROOT; with Rootfs "/" it changes nothing.
+	Chroot bool `yaml:"chroot"`
 }
 
 // Log configures log/slog output.

@@ -11,12 +11,12 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/command"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -75,7 +75,7 @@ func newAntivirusCheck(c configs.Check, env checks.Env) (checks.Check, error) {
 		env.Paths.Procfs = "/proc"
 	}
 	var d net.Dialer
-	return &antivirusCheck{name: c.Name, env: env, opts: o, run: command.Capture, now: time.Now, dial: d.DialContext}, nil
+	return &antivirusCheck{name: c.Name, env: env, opts: o, run: command.CaptureIn(env.CommandRoot()), now: time.Now, dial: d.DialContext}, nil
 }
 
 // Name implements Check.
@@ -91,7 +91,7 @@ func (c *antivirusCheck) engines() []string {
 	if _, err := os.Stat(c.rootPath(c.opts.ClamAV.ClamdConf)); err == nil {
 		es = append(es, "clamav")
 	}
-	if _, err := os.Stat(c.opts.MDATP.Path); err == nil {
+	if _, err := os.Stat(c.programPath(c.opts.MDATP.Path)); err == nil {
 		es = append(es, "mdatp")
 	}
 	return es
@@ -175,12 +175,22 @@ func (c *antivirusCheck) noEngineReportOnly() string {
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-// rootPath returns p as seen through the configured rootfs.
+// rootPath returns p as seen through the configured rootfs, following the
+// host's symbolic links inside it (its /var/run → /run).
 func (c *antivirusCheck) rootPath(p string) string {
 	if c.env.Paths.Rootfs == "/" {
 		return p
 	}
-	return strings.TrimSuffix(c.env.Paths.Rootfs, "/") + "/" + strings.TrimPrefix(p, "/")
+	return fsutil.InRoot(c.env.Paths.Rootfs, p)
+}
+
+// programPath is where the agent finds a program the check runs: as it is,
+// unless programs run chrooted into the rootfs (paths.chroot).
+func (c *antivirusCheck) programPath(p string) string {
+	if c.env.CommandRoot() == "" {
+		return p
+	}
+	return c.rootPath(p)
 }
 
 // command runs argv bounded by the engine timeout.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -46,7 +48,9 @@ type mfaCheck struct {
 
 func newMFACheck(c configs.Check, env checks.Env) (checks.Check, error) {
 	o := *c.Options.(*Options)
-	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: mfaCommand}, nil
+	root := env.CommandRoot()
+	run := func(ctx context.Context, argv []string) ([]byte, error) { return mfaCommand(ctx, root, argv) }
+	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: run}, nil
 }
 
 // Name implements Check.
@@ -67,8 +71,40 @@ func (c *mfaCheck) rootfs() string {
 	return c.env.Paths.Rootfs
 }
 
-// path puts an absolute host path under the rootfs.
-func (c *mfaCheck) path(p string) string { return filepath.Join(c.rootfs(), p) }
+// path puts an absolute host path under the rootfs, following the host's
+// symbolic links inside it.
+func (c *mfaCheck) path(p string) string { return fsutil.InRoot(c.rootfs(), p) }
+
+// sshdPath is where the agent finds sshd.binary and sshd.config: as they are,
+// since sshd runs in the agent's own root, unless sshd runs chrooted into the
+// rootfs (paths.chroot): then they are the host's, under the rootfs.
+func (c *mfaCheck) sshdPath(p string) string {
+	if c.env.CommandRoot() == "" {
+		return p
+	}
+	return c.path(p)
+}
+
+// sshdConfigReader reads sshd.config where sshd reads it (sshdPath), naming
+// its files as sshd does.
+func (c *mfaCheck) sshdConfigReader() sshdConfigReader {
+	if c.env.CommandRoot() == "" {
+		return sshdConfigReader{}
+	}
+	root := c.rootfs()
+	return sshdConfigReader{
+		open: func(name string) (io.ReadCloser, error) { return os.Open(c.path(name)) },
+		glob: func(pattern string) ([]string, error) {
+			files, err := filepath.Glob(c.path(pattern))
+			for i, f := range files {
+				if rel, err := filepath.Rel(root, f); err == nil {
+					files[i] = filepath.Join("/", rel)
+				}
+			}
+			return files, err
+		},
+	}
+}
 
 func (c *mfaCheck) exists(p string) (bool, error) {
 	_, err := os.Stat(p)
@@ -91,7 +127,7 @@ func (c *mfaCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 			return nil, err
 		}
 	}
-	sshdInstalled, err := c.exists(o.SSHD.Binary)
+	sshdInstalled, err := c.exists(c.sshdPath(o.SSHD.Binary))
 	if err != nil {
 		return nil, fmt.Errorf("sshd binary: %w", err)
 	}
@@ -314,7 +350,7 @@ func (r *sshdResult) observations() []checks.Observation {
 // checks every effective configuration.
 func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdict) (*sshdResult, error) {
 	r := newSSHDResult()
-	cfg, err := sshdConfigReader{}.read(c.opts.SSHD.Config)
+	cfg, err := c.sshdConfigReader().read(c.opts.SSHD.Config)
 	if err != nil {
 		r.notes = append(r.notes, fmt.Sprintf("%v: file:line not available", err))
 		cfg = &sshdConfig{Main: c.opts.SSHD.Config}

@@ -1,6 +1,7 @@
 package mfa
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,4 +145,51 @@ func TestMFAFormatBounded(t *testing.T) {
 	s := formatMFA("head", fs, nil)
 	require.LessOrEqual(t, len(s), checks.MaxDetails)
 	require.True(t, strings.HasSuffix(s, "(truncated)"))
+}
+
+// TestMFAChroot: with paths.chroot sshd -T runs chrooted into the rootfs, so
+// its binary and config are named as the host names them, and the agent
+// finds both under the rootfs, includes and all, for file:line.
+func TestMFAChroot(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	mfaWriteFiles(t, root, map[string]string{
+		"etc/passwd":                      "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+		"etc/group":                       "root:x:0:\nsudo:x:27:alice\n",
+		"etc/ssh/sshd_config":             "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n",
+		"etc/ssh/sshd_config.d/pass.conf": "# for the old scanner\nPasswordAuthentication yes\n",
+		"etc/pam.d/sshd":                  "auth required pam_unix.so\n",
+		"usr/sbin/sshd":                   "",
+	})
+	sshdT, err := os.ReadFile("testdata/sshd-T-debian12.txt")
+	require.NoError(t, err)
+	var o Options
+	o.Controls = []string{"sshd"}
+	o.ApplyDefaults("")
+	ch, err := checks.New(configs.Check{Name: "mfa", Kind: "mfa", Options: &o}, checks.Env{Paths: configs.Paths{Rootfs: root, Chroot: true}})
+	require.NoError(t, err)
+	c := ch.(*mfaCheck)
+	var calls [][]string
+	c.run = func(_ context.Context, argv []string) ([]byte, error) {
+		calls = append(calls, argv)
+		return sshdT, nil
+	}
+	obs, err := c.Run(context.Background())
+	require.NoError(t, err)
+	require.NotEmpty(t, calls, "sshd is installed under the rootfs")
+	for _, argv := range calls {
+		require.Equal(t, []string{"/usr/sbin/sshd", "-T", "-f", "/etc/ssh/sshd_config"}, argv[:4], "the host's paths, as the chrooted sshd sees them")
+	}
+	pw := mfaObs(t, obs, "mfa_sshd_password_authentication", "")
+	require.Equal(t, 1.0, pw.Value)
+	require.Contains(t, pw.Details, "/etc/ssh/sshd_config.d/pass.conf:2", "the include found under the rootfs, named as on the host")
+	require.NotContains(t, pw.Details, root)
+
+	// Not chrooted, sshd.binary is the agent's own: absent here, so sshd is not reported.
+	o.SSHD.Binary = filepath.Join(root, "nonexistent/sshd")
+	ch, err = checks.New(configs.Check{Name: "mfa", Kind: "mfa", Options: &o}, checks.Env{Paths: configs.Paths{Rootfs: root}})
+	require.NoError(t, err)
+	obs, err = ch.Run(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, obs)
 }

@@ -627,11 +627,12 @@ func sshdSynthName(list, def string) string {
 
 // mfaCommand runs argv without a shell, with LC_ALL=C, bounded by ctx: on
 // cancellation its whole process group is killed. A non-zero exit is an error
-// carrying stderr.
-func mfaCommand(ctx context.Context, argv []string) ([]byte, error) {
+// carrying stderr. With root other than "" and "/" it runs chrooted into root.
+func mfaCommand(ctx context.Context, root string, argv []string) ([]byte, error) {
 	stdout := &command.Buffer{Max: mfaMaxOutput}
 	stderr := &command.Buffer{Max: mfaMaxOutput}
 	res, err := command.Run(ctx, argv, command.Options{
+		Root:   root,
 		Env:    []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 		Stdout: stdout, Stderr: stderr,
 	})

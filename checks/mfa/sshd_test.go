@@ -327,10 +327,10 @@ func TestMFASSHDErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = mfaCommand(ctx, []string{"/bin/sh", "-c", "sleep 30 & sleep 30"})
+	_, err = mfaCommand(ctx, "", []string{"/bin/sh", "-c", "sleep 30 & sleep 30"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 5*time.Second)
-	_, err = mfaCommand(context.Background(), []string{"/bin/sh", "-c", "echo oops >&2; exit 3"})
+	_, err = mfaCommand(context.Background(), "", []string{"/bin/sh", "-c", "echo oops >&2; exit 3"})
 	require.ErrorContains(t, err, "exit status 3: oops")
 }
 

@@ -41,10 +41,12 @@ type aptPaths struct {
 }
 
 // aptArgs returns the -o arguments every apt command gets. With a rootfs
-// other than / and no Dir option of its own, apt reads the host through it.
+// other than / and no Dir option of its own, apt reads the host through it,
+// unless apt runs chrooted into the rootfs (paths.chroot): then it is the
+// host's apt with the host's configuration, and needs no Dir.
 func (c *patchesCheck) aptArgs() []string {
 	opts := c.opts.Apt.Options
-	if c.env.Paths.Rootfs != "/" && !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "Dir=") }) {
+	if c.env.Paths.Rootfs != "/" && c.env.CommandRoot() == "" && !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "Dir=") }) {
 		opts = append([]string{"Dir=" + c.env.Paths.Rootfs}, opts...)
 	}
 	args := make([]string, 0, 2*len(opts))
@@ -60,6 +62,11 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 	paths, err := c.aptConfig(ctx, base)
 	if err != nil {
 		return nil, err
+	}
+	if c.env.CommandRoot() != "" { // apt-config named the files as the chrooted apt sees them
+		for _, p := range []*string{&paths.Status, &paths.Lists, &paths.State, &paths.History} {
+			*p = c.rootPath(*p)
+		}
 	}
 	if err := dpkgLocked(filepath.Dir(paths.Status)); err != nil {
 		return nil, err

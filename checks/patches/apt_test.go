@@ -438,3 +438,49 @@ func TestHelperHoldLock(t *testing.T) {
 	b.ReadFrom(os.Stdin) // until the parent closes it
 	os.Exit(0)
 }
+
+// TestAptChroot: with paths.chroot apt runs chrooted into the rootfs (the
+// host's own apt and configuration), so it gets no Dir option, and the files
+// apt-config names are read under the rootfs, through the host's symbolic
+// links (its /var/run → /run).
+func TestAptChroot(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for p, content := range map[string]string{
+		"var/lib/dpkg/status":      testDpkgStatus,
+		"run/reboot-required":      "*** System restart required ***\n",
+		"run/reboot-required.pkgs": "libc6\n",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, p), []byte(content), 0o644))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "var/lib/apt/lists"), 0o755))
+	require.NoError(t, os.Symlink("/run", filepath.Join(root, "var/run")))
+	procfs := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(procfs, "sys", "kernel"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(procfs, "sys", "kernel", "osrelease"), []byte("6.1.0-18-amd64\n"), 0o644))
+
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: procfs, Chroot: true}}, Options{Backend: "apt"})
+	require.Equal(t, root, c.env.CommandRoot())
+	f := &fakeRunner{outputs: map[string]command.Output{
+		"apt-config": {Stdout: []byte("STATUS='/var/lib/dpkg/status'\nLISTS='/var/lib/apt/lists/'\nSTATE='/var/lib/apt/'\nHISTORY='/var/log/apt/history.log'\nUU='1'\n")},
+		"apt-get":    {Stdout: []byte("Inst libc6 [2.36-9+deb12u4] (2.36-9+deb12u7 Debian-Security:12/stable-security [amd64])\n")},
+	}}
+	c.run = f.run
+	obs, err := c.Run(context.Background())
+	require.NoError(t, err)
+	got, details := checktest.ObsByKey(t, obs)
+	require.Equal(t, 1.0, got[`patches_pending{kind="security"}`])
+	require.Equal(t, 1.0, got["patches_held"], "nginx of the fixture, from the rootfs's dpkg status")
+	require.Equal(t, 1.0, got["reboot_required"], "the flag under the rootfs's /run, through its /var/run link")
+	require.Contains(t, details["reboot_required"], "libc6")
+	require.Len(t, f.calls, 2)
+	for _, argv := range f.calls {
+		require.NotContains(t, strings.Join(argv, " "), "Dir=", "the chrooted apt reads its own root")
+	}
+
+	// Without chroot, the same rootfs gives apt a Dir option instead.
+	c = newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: procfs}}, Options{Backend: "apt"})
+	require.Empty(t, c.env.CommandRoot())
+	require.Equal(t, []string{"-o", "Dir=" + root}, c.aptArgs())
+}

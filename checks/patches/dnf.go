@@ -27,8 +27,8 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 	if dnf == "" {
 		dnf = backend
 		if backend == "dnf" {
-			if _, err := exec.LookPath("dnf"); err != nil {
-				if _, err := exec.LookPath("yum"); err == nil {
+			if _, err := c.lookPath("dnf"); err != nil {
+				if _, err := c.lookPath("yum"); err == nil {
 					dnf = "yum"
 				}
 			}

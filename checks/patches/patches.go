@@ -99,7 +99,7 @@ func newPatchesCheck(c configs.Check, env checks.Env) (checks.Check, error) {
 	}
 	return &patchesCheck{
 		name: c.Name, env: env, opts: o, secRE: re,
-		run: command.Capture, now: time.Now, firstSeen: map[string]time.Time{},
+		run: command.CaptureIn(env.CommandRoot()), now: time.Now, firstSeen: map[string]time.Time{},
 	}, nil
 }
 
@@ -220,7 +220,7 @@ func (c *patchesCheck) backend() (string, error) {
 			continue
 		}
 		osr := parseOSRelease(b)
-		if be := backendFor(osr["ID"], osr["ID_LIKE"], exec.LookPath); be != "" {
+		if be := backendFor(osr["ID"], osr["ID_LIKE"], c.lookPath); be != "" {
 			return be, nil
 		}
 		return "", fmt.Errorf("no patches backend for ID=%q ID_LIKE=%q; set patches.backend", osr["ID"], osr["ID_LIKE"])
@@ -368,8 +368,18 @@ func (c *patchesCheck) saveState() {
 	}
 }
 
-// rootPath returns p as seen through the configured rootfs.
-func (c *patchesCheck) rootPath(p string) string { return filepath.Join(c.env.Paths.Rootfs, p) }
+// rootPath returns p as seen through the configured rootfs, following the
+// host's symbolic links inside it (its /var/run → /run).
+func (c *patchesCheck) rootPath(p string) string { return fsutil.InRoot(c.env.Paths.Rootfs, p) }
+
+// lookPath finds a program where the check runs it: in the agent's PATH, or
+// under the rootfs when the programs run chrooted into it.
+func (c *patchesCheck) lookPath(name string) (string, error) {
+	if root := c.env.CommandRoot(); root != "" {
+		return command.LookPathIn(root, name, nil)
+	}
+	return exec.LookPath(name)
+}
 
 // command runs argv bounded by the command timeout.
 func (c *patchesCheck) command(ctx context.Context, argv ...string) (command.Output, error) {

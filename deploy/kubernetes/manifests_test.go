@@ -20,6 +20,7 @@ import (
 
 	_ "github.com/l2agent/l2agent/checks/all" // registers the check kinds for validation
 	"github.com/l2agent/l2agent/configs"
+	imagebuild "github.com/l2agent/l2agent/deploy/container"
 	_ "github.com/l2agent/l2agent/remediate/all" // the remediation actions
 	_ "github.com/l2agent/l2agent/ticketing/all" // and the ticket backends
 )
@@ -252,8 +253,10 @@ func TestDaemonSetPathsMatchMounts(t *testing.T) {
 	if sc["runAsUser"] != 0 || sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false {
 		t.Errorf("securityContext %v", sc)
 	}
+	// The unit's two, plus SYS_CHROOT for paths.chroot (the host's programs run chrooted
+	// into /host/root; on the host they are the host's already).
 	caps := get(t, sc, "capabilities").(object)
-	if !slices.Equal(caps["drop"].([]any), []any{"ALL"}) || !slices.Equal(caps["add"].([]any), []any{"DAC_READ_SEARCH", "SYS_PTRACE"}) {
+	if !slices.Equal(caps["drop"].([]any), []any{"ALL"}) || !slices.Equal(caps["add"].([]any), []any{"DAC_READ_SEARCH", "SYS_PTRACE", "SYS_CHROOT"}) {
 		t.Errorf("capabilities %v", caps)
 	}
 	unit, err := os.ReadFile("../systemd/l2agent.service")
@@ -371,6 +374,47 @@ func TestConfigMapIsValid(t *testing.T) {
 	}
 	if !slices.Equal(names, want) {
 		t.Errorf("checks %v, the default has %v", names, want)
+	}
+}
+
+// TestImage: the DaemonSet runs the image `make image` builds (its tag), and
+// the ConfigMap runs the checks' programs chrooted into the host's root, which
+// the container may do (SYS_CHROOT): the image has no apt or sshd of its own.
+func TestImage(t *testing.T) {
+	m := byKind(t, load(t))
+	c, _ := container(t, m["DaemonSet"])
+	if img := str(t, c, "image"); img != imagebuild.DefaultTag {
+		t.Errorf("DaemonSet image %q, but make image tags %q", img, imagebuild.DefaultTag)
+	}
+	cfg, err := configs.Parse("configmap.yaml agent.yaml", []byte(str(t, m["ConfigMap"], "data", "agent.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Paths.Chroot {
+		t.Error("paths.chroot is off: patches and mfa would run the image's apt and sshd, which it does not have")
+	}
+	add := get(t, c, "securityContext", "capabilities", "add").([]any)
+	if !slices.Contains(add, any("SYS_CHROOT")) {
+		t.Error("paths.chroot needs SYS_CHROOT")
+	}
+	// apt-get, chrooted into the host's read-only root, writes its temporary files to
+	// the host's /tmp: mounted writable over it.
+	_, spec := container(t, m["DaemonSet"])
+	var tmpVolume string
+	for _, v := range list(t, spec, "volumes") {
+		if hp, ok := v.(object)["hostPath"].(object); ok && hp["path"] == "/tmp" {
+			tmpVolume = str(t, v, "name")
+		}
+	}
+	found := false
+	for _, vm := range list(t, c, "volumeMounts") {
+		o := vm.(object)
+		if o["name"] == tmpVolume && o["mountPath"] == cfg.Paths.Rootfs+"/tmp" && o["readOnly"] != true {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the host's /tmp is not mounted writable at %s/tmp", cfg.Paths.Rootfs)
 	}
 }
 

@@ -40,6 +40,8 @@ COMPONENTS=(
 	"systemd    mmdebstrap               mmdebstrap"
 	"systemd    systemd-nspawn           systemd-container"
 	"systemd    nsenter                  util-linux"
+	"image      mmdebstrap               mmdebstrap"
+	"image      systemd-nspawn           systemd-container"
 )
 
 # Default listen ports of the daemons the packages would start.

@@ -31,9 +31,22 @@ const (
 // plus LC_ALL=C, killing its process group when ctx ends, and captures stdout
 // (bounded: more is an error) and the tail of stderr. It is a Runner.
 func Capture(ctx context.Context, argv ...string) (Output, error) {
+	return capture(ctx, "", argv)
+}
+
+// CaptureIn returns a Runner that runs argv as Capture does, chrooted into
+// root (Options.Root); with root "" or "/" it is Capture.
+func CaptureIn(root string) Runner {
+	if root == "" || root == "/" {
+		return Capture
+	}
+	return func(ctx context.Context, argv ...string) (Output, error) { return capture(ctx, root, argv) }
+}
+
+func capture(ctx context.Context, root string, argv []string) (Output, error) {
 	stdout := &Buffer{Max: MaxStdout}
 	stderr := &Buffer{Max: MaxStderr, Tail: true}
-	res, err := Run(ctx, argv, Options{Env: LocaleC(os.Environ()), Stdout: stdout, Stderr: stderr})
+	res, err := Run(ctx, argv, Options{Env: LocaleC(os.Environ()), Root: root, Stdout: stdout, Stderr: stderr})
 	out := Output{Stdout: stdout.Bytes(), Stderr: stderr.String()}
 	switch {
 	case len(argv) == 0:

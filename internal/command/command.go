@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/l2agent/l2agent/internal/fsutil"
 )
 
 // WaitDelay bounds how long Run waits for the output pipes to close once the
@@ -21,12 +25,18 @@ const WaitDelay = 2 * time.Second
 // Options says how to run a command.
 type Options struct {
 	Env    []string  // the whole environment; nil or empty: none at all
-	Dir    string    // working directory; "": the agent's
+	Dir    string    // working directory; "": the agent's ("/" with Root)
 	Stdout io.Writer // nil: discarded
 	Stderr io.Writer // nil: discarded; the same writer as Stdout interleaves both
 	// Grace is the time between SIGTERM and SIGKILL to the process group
 	// when ctx ends; 0 sends SIGKILL at once.
 	Grace time.Duration
+	// Root, when neither "" nor "/", is the directory the command runs
+	// chrooted into (it needs CAP_SYS_CHROOT): a host's root filesystem
+	// mounted in a container, so that the program, its libraries and its
+	// configuration are the host's. argv[0] without a slash is looked up in
+	// the PATH of Env under Root.
+	Root string
 }
 
 // Result is how a command ended.
@@ -52,6 +62,13 @@ func Run(ctx context.Context, argv []string, o Options) (Result, error) {
 	cmd.Dir = o.Dir
 	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if o.Root != "" && o.Root != "/" {
+		cmd.Path, cmd.Err = LookPathIn(o.Root, argv[0], o.Env)
+		cmd.SysProcAttr.Chroot = o.Root
+		if cmd.Dir == "" {
+			cmd.Dir = "/" // else its working directory would be outside the root
+		}
+	}
 	cmd.WaitDelay = WaitDelay
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start %s: %w", argv[0], err)
@@ -76,6 +93,32 @@ func Run(ctx context.Context, argv []string, o Options) (Result, error) {
 		return res, fmt.Errorf("%s: %w", argv[0], err)
 	}
 	return res, nil
+}
+
+// LookPathIn finds the program name as a process chrooted into root sees it:
+// a name with a slash as it is, else the first PATH entry of env (by default
+// the usual system directories) that holds an executable file of that name
+// under root. Symbolic links are followed inside root.
+func LookPathIn(root, name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			continue // a relative entry would depend on the working directory
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(fsutil.InRoot(root, p)); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w in the PATH under %s", name, exec.ErrNotFound, root)
 }
 
 // killGroup ends the process group pgid: SIGTERM, then SIGKILL after grace

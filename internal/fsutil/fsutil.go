@@ -1,4 +1,5 @@
-// Package fsutil reads bounded parts of files and replaces files atomically.
+// Package fsutil reads bounded parts of files, replaces files atomically and
+// resolves a host's paths under the root it is mounted at.
 package fsutil
 
 import (
