@@ -23,8 +23,8 @@ var _ ticketing.Applier = (*Backend)(nil)
 
 // Applied reports whether issue r holds op: whether one of its comments
 // (GET /rest/api/N/issue/KEY/comment, newest first) carries op's marker.
-// Every operation ends with its comment (the transitions carry theirs in
-// the same request), so a marker found means the whole operation was
+// Every operation ends with its comment (a transition, when there is one,
+// runs before it), so a marker found means the whole operation was
 // applied.
 func (b *Backend) Applied(ctx context.Context, r ticketing.Ref, op ticketing.Op) (bool, error) {
 	what := "look for event " + strconv.FormatUint(op.Event, 10) + " in " + r.ID
@@ -35,7 +35,7 @@ func (b *Backend) Applied(ctx context.Context, r ticketing.Ref, op ticketing.Op)
 				Body json.RawMessage `json:"body"` // a string (v2) or an ADF document (v3)
 			} `json:"comments"`
 		}
-		err := b.client.Do(ctx, what, rest.Request{Method: http.MethodGet, Path: b.issuePath(r) + "/comment", Query: url.Values{
+		err := b.do(ctx, what, rest.Request{Method: http.MethodGet, Path: issuePath(r) + "/comment", Query: url.Values{
 			"orderBy":    {"-created"},
 			"startAt":    {strconv.Itoa(start)},
 			"maxResults": {strconv.Itoa(appliedPageSize)},

@@ -1,11 +1,13 @@
 // Package jira is the Jira ticket backend: Jira Cloud (REST v3, bodies in
-// Atlassian Document Format) and Jira Data Center (REST v2, plain text).
+// Atlassian Document Format) and Jira Data Center (REST v2, plain text),
+// chosen by the flavor option or asked of Jira (flavor.go).
 //
 // The alert key is kept as a label, "l2agent-" + the first 16 hex digits of
 // its SHA-256 (labels cannot hold spaces, quotes or braces); Find looks it up
-// with JQL, in any status, newest first. Tiers map to a priority and
-// components; resolve, reopen and (optionally) escalate are workflow
-// transitions found by name.
+// with JQL among the issues that are not done, newest first. Tiers map to a
+// priority and components; resolve, reopen and (optionally) escalate are
+// workflow transitions found by name (transition.go), each followed by its
+// own comment. A create whose answer was lost is not repeated (create.go).
 package jira
 
 import (
@@ -13,10 +15,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,10 +35,17 @@ const maxSummary = 255
 type Backend struct {
 	name   string
 	base   string // no trailing slash
-	api    string // /rest/api/2 or /rest/api/3
-	v3     bool
 	o      Options
 	client *rest.Client
+	log    *slog.Logger
+
+	mu    sync.Mutex // api, cloud: known once the flavor is (flavor.go)
+	api   string     // /rest/api/2 or /rest/api/3; "" until known
+	cloud bool
+
+	journal *journal      // creates whose answer may be lost (create.go)
+	settle  time.Duration // how long a create in doubt waits for the search to show it
+	now     func() time.Time
 }
 
 var _ ticketing.Ticketer = (*Backend)(nil)
@@ -46,11 +56,10 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("jira backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
-	if o.APIVersion == 0 {
-		o.APIVersion = 3
-	}
-	if o.APIVersion != 2 && o.APIVersion != 3 {
-		return nil, fmt.Errorf("jira backend %q: api_version %d: want 2 or 3", name, o.APIVersion)
+	var bad []string
+	o.validateFlavor("jira", func(_ string, format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) })
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("jira backend %q: %s", name, strings.Join(bad, "; "))
 	}
 	if o.Project == "" {
 		return nil, fmt.Errorf("jira backend %q: project is empty", name)
@@ -73,7 +82,13 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 		Auth:    auth,
 		Timeout: timeout,
 	})
-	return &Backend{name: name, base: base, api: "/rest/api/" + strconv.Itoa(o.APIVersion), v3: o.APIVersion == 3, o: o, client: c}, nil
+	log := slog.Default().With("backend", name)
+	b := &Backend{name: name, base: base, o: o, client: c, log: log, settle: createSettle, now: time.Now}
+	b.journal = newJournal(o.journalPath(name), log, func() time.Time { return b.now() })
+	if o.Flavor != "" {
+		b.setFlavor(o.Flavor == FlavorCloud)
+	}
+	return b, nil
 }
 
 func or(a, b string) string {
@@ -89,9 +104,15 @@ func Label(key string) string {
 	return "l2agent-" + hex.EncodeToString(s[:8])
 }
 
-// JQL is the query that finds the issues of key, in any status, newest first.
+// JQL is the query that finds the issues of key that are not done, newest
+// first.
 func (b *Backend) JQL(key string) string {
-	return fmt.Sprintf("project = %s AND labels = %s ORDER BY created DESC", quoteJQL(b.o.Project), quoteJQL(Label(key)))
+	return fmt.Sprintf("project = %s AND labels = %s AND statusCategory != Done ORDER BY created DESC", quoteJQL(b.o.Project), quoteJQL(Label(key)))
+}
+
+// jqlAny finds the issues with label in any status, newest first.
+func (b *Backend) jqlAny(label string) string {
+	return fmt.Sprintf("project = %s AND labels = %s ORDER BY created DESC", quoteJQL(b.o.Project), quoteJQL(label))
 }
 
 func quoteJQL(s string) string {
@@ -102,34 +123,70 @@ func (b *Backend) ref(key string) ticketing.Ref {
 	return ticketing.Ref{ID: key, URL: b.base + "/browse/" + url.PathEscape(key)}
 }
 
-// Find returns the newest issue carrying the key's label. Cloud searches
-// with POST /rest/api/3/search/jql, Data Center with POST /rest/api/2/search.
+// found is an issue as the search answers it.
+type found struct {
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Fields struct {
+		Labels []string `json:"labels"`
+		Status status   `json:"status"`
+	} `json:"fields"`
+}
+
+func (f found) hasLabel(l string) bool {
+	for _, x := range f.Fields.Labels {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// Find returns the newest issue carrying the key's label that can still be
+// used for the incident: one whose status is not in the done category. A
+// done issue is never returned, whenever it was resolved: the deliverer
+// would take it as the incident's ticket without reopening it. While the
+// agent remembers the incident (reopen_window after a resolve, and
+// longer), a recurrence reopens its ticket through the ticket it recorded;
+// after that, a recurrence gets a new issue that links the old one. On
+// Cloud the issues this backend created recently are named in
+// reconcileIssues, so that the search, eventually consistent, shows them
+// as they are now.
 func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, error) {
-	path := b.api + "/search"
-	if b.v3 {
-		path += "/jql"
-	}
-	var res struct {
-		Issues []struct {
-			Key    string `json:"key"`
-			Fields struct {
-				Labels []string `json:"labels"`
-			} `json:"fields"`
-		} `json:"issues"`
-	}
-	req := map[string]any{"jql": b.JQL(key), "fields": []string{"labels", "created"}, "maxResults": 5}
-	if err := b.call(ctx, "find "+key, http.MethodPost, path, req, &res); err != nil {
+	l := Label(key)
+	res, err := b.search(ctx, "find "+key, b.JQL(key), b.journal.ids(l))
+	if err != nil {
 		return ticketing.Ref{}, false, err
 	}
-	l := Label(key)
-	for _, is := range res.Issues {
-		for _, x := range is.Fields.Labels {
-			if x == l {
-				return b.ref(is.Key), true, nil
-			}
+	for _, is := range res {
+		if is.hasLabel(l) && !is.Fields.Status.done() {
+			return b.ref(is.Key), true, nil
 		}
 	}
 	return ticketing.Ref{}, false, nil
+}
+
+// search runs jql: POST /rest/api/3/search/jql on Cloud (with reconcile as
+// reconcileIssues), POST /rest/api/2/search on Data Center.
+func (b *Backend) search(ctx context.Context, what, jql string, reconcile []int64) ([]found, error) {
+	if _, err := b.apiPath(ctx); err != nil {
+		return nil, err
+	}
+	path := "/rest/api/2/search"
+	req := map[string]any{"jql": jql, "fields": []string{"labels", "status", "created"}, "maxResults": 5}
+	if b.isCloud() {
+		path = "/rest/api/3/search/jql"
+		if len(reconcile) > 0 {
+			req["reconcileIssues"] = reconcile
+		}
+	}
+	var res struct {
+		Issues []found `json:"issues"`
+	}
+	if err := b.client.Do(ctx, what, rest.Request{Method: http.MethodPost, Path: path, Body: req}, &res); err != nil {
+		return nil, err
+	}
+	return res.Issues, nil
 }
 
 // tierFields are the fields that place an issue at tier t.
@@ -155,108 +212,72 @@ func (b *Backend) tierFields(t ticketing.Tier) map[string]any {
 	return f
 }
 
-// Open creates an issue in the project with the dedup label.
-func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
-	tr := max(t.Tier, ticketing.L2)
-	f := b.tierFields(tr)
-	f["project"] = map[string]string{"key": b.o.Project}
-	f["issuetype"] = map[string]string{"name": b.o.IssueType}
-	f["summary"] = summary(t.Title)
-	f["description"] = b.text(t.Body)
-	f["labels"] = []string{Label(t.Key), "l2agent"}
-	var created struct {
-		Key string `json:"key"`
-	}
-	what := "open " + t.Key
-	if err := b.call(ctx, what, http.MethodPost, b.api+"/issue", map[string]any{"fields": f}, &created); err != nil {
-		return ticketing.Ref{}, err
-	}
-	if created.Key == "" {
-		return ticketing.Ref{}, ticketing.Final("api", fmt.Errorf("jira %s: Jira answered without an issue key", what))
-	}
-	return b.ref(created.Key), nil
-}
-
 // Comment adds a comment.
 func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
-	return b.call(ctx, "comment on "+r.ID, http.MethodPost, b.issuePath(r)+"/comment", map[string]any{"body": b.text(text)}, nil)
+	return b.comment(ctx, "comment on "+r.ID, r, text)
 }
 
-// Escalate sets the tier's priority and components and the current summary,
-// then runs transition_escalate (if configured) with a comment, or just
-// comments.
+// comment adds text as a comment: POST /issue/KEY/comment.
+func (b *Backend) comment(ctx context.Context, what string, r ticketing.Ref, text string) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	return b.call(ctx, what, http.MethodPost, issuePath(r)+"/comment", map[string]any{"body": b.text(text)}, nil)
+}
+
+// Escalate sets the tier's priority and components and the current
+// summary, runs transition_escalate (if configured, and the issue is not
+// already where it leads), then adds the reason as a comment of its own.
 func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Tier, t ticketing.Ticket) error {
 	what := fmt.Sprintf("escalate %s to %s", r.ID, tr)
 	f := b.tierFields(tr)
 	if t.Title != "" {
 		f["summary"] = summary(t.Title)
 	}
-	if err := b.call(ctx, what, http.MethodPut, b.issuePath(r), map[string]any{"fields": f}, nil); err != nil {
+	if err := b.call(ctx, what, http.MethodPut, issuePath(r), map[string]any{"fields": f}, nil); err != nil {
 		return err
+	}
+	if b.o.TransitionEscalate != "" {
+		if err := b.move(ctx, what, r, b.escalateMove()); err != nil {
+			return err
+		}
 	}
 	note := fmt.Sprintf("l2agent escalated this issue to %s.", tr)
 	if t.Body != "" {
 		note += "\n\n" + t.Body
 	}
-	if b.o.TransitionEscalate != "" {
-		return b.transition(ctx, what, r, b.o.TransitionEscalate, note, nil)
-	}
-	return b.call(ctx, what, http.MethodPost, b.issuePath(r)+"/comment", map[string]any{"body": b.text(note)}, nil)
+	return b.comment(ctx, what, r, note)
 }
 
-// Resolve runs transition_resolve with text as its comment.
+// Resolve runs transition_resolve (unless the issue is already done), then
+// adds text as a comment.
 func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) error {
-	var fields map[string]any
-	if b.o.Resolution != "" {
-		fields = map[string]any{"resolution": map[string]string{"name": b.o.Resolution}}
-	}
-	return b.transition(ctx, "resolve "+r.ID, r, b.o.TransitionResolve, or(text, "l2agent: resolved"), fields)
-}
-
-// Reopen runs transition_reopen with text as its comment.
-func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
-	return b.transition(ctx, "reopen "+r.ID, r, b.o.TransitionReopen, or(text, "l2agent: reopened"), nil)
-}
-
-// transition finds the transition called name (case-insensitive) among
-// those available now and runs it, adding comment in the same request.
-func (b *Backend) transition(ctx context.Context, what string, r ticketing.Ref, name, comment string, fields map[string]any) error {
-	var av struct {
-		Transitions []struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"transitions"`
-	}
-	if err := b.call(ctx, what, http.MethodGet, b.issuePath(r)+"/transitions", nil, &av); err != nil {
+	what := "resolve " + r.ID
+	if err := b.move(ctx, what, r, b.resolveMove()); err != nil {
 		return err
 	}
-	id, names := "", []string{}
-	for _, t := range av.Transitions {
-		names = append(names, strconv.Quote(t.Name))
-		if strings.EqualFold(strings.TrimSpace(t.Name), strings.TrimSpace(name)) && id == "" {
-			id = t.ID
-		}
-	}
-	if id == "" {
-		return ticketing.Final("no_transition", fmt.Errorf("jira %s: no transition %q from the issue's status; available: %s", what, name, strings.Join(names, ", ")))
-	}
-	req := map[string]any{
-		"transition": map[string]string{"id": id},
-		"update":     map[string]any{"comment": []any{map[string]any{"add": map[string]any{"body": b.text(comment)}}}},
-	}
-	if fields != nil {
-		req["fields"] = fields
-	}
-	return b.call(ctx, what, http.MethodPost, b.issuePath(r)+"/transitions", req, nil)
+	return b.comment(ctx, what, r, or(text, "l2agent: resolved"))
 }
 
-func (b *Backend) issuePath(r ticketing.Ref) string {
-	return b.api + "/issue/" + url.PathEscape(r.ID)
+// Reopen runs transition_reopen (unless the issue is already not done),
+// then adds text as a comment.
+func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
+	what := "reopen " + r.ID
+	if err := b.move(ctx, what, r, b.reopenMove()); err != nil {
+		return err
+	}
+	return b.comment(ctx, what, r, or(text, "l2agent: reopened"))
+}
+
+// issuePath is the path of issue r below the API's root.
+func issuePath(r ticketing.Ref) string {
+	return "/issue/" + url.PathEscape(r.ID)
 }
 
 // text is a comment or description body: ADF for v3, plain text for v2.
+// The flavor must be known (ready).
 func (b *Backend) text(s string) any {
-	if !b.v3 {
+	if !b.v3() {
 		return s
 	}
 	return ADF(s)
@@ -297,7 +318,19 @@ func summary(s string) string {
 	return string([]rune(s)[:maxSummary-1]) + "…"
 }
 
-// call makes one request and decodes the JSON answer into out (if not nil).
+// call makes one request to path below the API's root (/rest/api/N) and
+// decodes the JSON answer into out (if not nil).
 func (b *Backend) call(ctx context.Context, what, method, path string, body, out any) error {
-	return b.client.Do(ctx, what, rest.Request{Method: method, Path: path, Body: body}, out)
+	return b.do(ctx, what, rest.Request{Method: method, Path: path, Body: body}, out)
+}
+
+// do makes request r, its path below the API's root (/rest/api/N), once
+// the flavor is known.
+func (b *Backend) do(ctx context.Context, what string, r rest.Request, out any) error {
+	api, err := b.apiPath(ctx)
+	if err != nil {
+		return err
+	}
+	r.Path = api + r.Path
+	return b.client.Do(ctx, what, r, out)
 }

@@ -2,13 +2,7 @@ package jira
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,252 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 	"github.com/l2agent/l2agent/internal/ticketingtest"
 	"github.com/l2agent/l2agent/ticketing"
 )
-
-const (
-	testKey   = `web-7/disk/disk_used_ratio{mountpoint="/var"}`
-	testEmail = "bot@example.com"
-	testToken = "ATATT3xFfGF0-token"
-	testPAT   = "NjM4OTk0-pat"
-)
-
-type issue struct {
-	Key      string
-	Fields   map[string]any
-	Status   string
-	Comments []any
-	Edits    []map[string]any // the fields of every edit (PUT), in order
-}
-
-// fakeJira keeps issues and enforces what Jira enforces: auth, JSON bodies
-// (the kit), the body format of the API version (ADF for v3, a string for
-// v2), required create fields, JQL on the search endpoint of the version,
-// transition ids valid from the current status. It answers 400 with Jira's
-// error object otherwise.
-type fakeJira struct {
-	*ticketingtest.Server
-	v3     bool
-	auth   string
-	issues map[string]*issue
-	order  []string
-}
-
-// transitions of the fake workflow: name → (id, target status), available
-// from every status but the target.
-var workflow = []struct{ id, name, to string }{
-	{"11", "To Do", "To Do"}, {"21", "In Progress", "In Progress"}, {"31", "Done", "Done"}, {"51", "Escalate", "Escalated"},
-}
-
-func newFake(t *testing.T, v3, pat bool) (*fakeJira, *Backend) {
-	t.Helper()
-	f := &fakeJira{v3: v3, issues: map[string]*issue{}}
-	dir := t.TempDir()
-	o := Options{PriorityL2: "Medium", PriorityL3: "High", Project: "OPS",
-		ComponentsL3: []string{"Platform"}, TransitionEscalate: "escalate"}
-	if v3 {
-		o.APIVersion = 3
-	} else {
-		o.APIVersion = 2
-	}
-	if pat {
-		o.PATFile = filepath.Join(dir, "pat")
-		require.NoError(t, os.WriteFile(o.PATFile, []byte(testPAT+"\n"), 0o600))
-		f.auth = ticketingtest.Bearer(testPAT)
-	} else {
-		o.Email, o.TokenFile = testEmail, filepath.Join(dir, "token")
-		require.NoError(t, os.WriteFile(o.TokenFile, []byte(testToken), 0o600))
-		f.auth = ticketingtest.Basic(testEmail, testToken)
-	}
-	f.Server = ticketingtest.New(t, ticketingtest.Options{Auth: f.auth, Error: jerr})
-	f.routes()
-	o.URL = f.URL + "/"
-	b, err := New("jira", o, 5*time.Second)
-	require.NoError(t, err)
-	return f, b
-}
-
-func jerr(w http.ResponseWriter, code int, msg string) {
-	ticketingtest.WriteJSON(w, code, map[string]any{"errorMessages": []string{msg}, "errors": map[string]string{}})
-}
-
-// checkText: v3 wants an ADF doc with non-empty text nodes, v2 a string.
-func (f *fakeJira) checkText(v any) string {
-	if !f.v3 {
-		if _, ok := v.(string); !ok {
-			return "Operation value must be a string"
-		}
-		return ""
-	}
-	d, ok := v.(map[string]any)
-	if !ok || d["type"] != "doc" || d["version"] != float64(1) {
-		return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
-	}
-	for _, p := range d["content"].([]any) {
-		for _, n := range p.(map[string]any)["content"].([]any) {
-			if n := n.(map[string]any); n["type"] == "text" && n["text"] == "" {
-				return "INVALID_INPUT: empty text node"
-			}
-		}
-	}
-	return ""
-}
-
-var (
-	jqlRe   = regexp.MustCompile(`^project = "OPS" AND labels = "(l2agent-[0-9a-f]{16})" ORDER BY created DESC$`)
-	issueRe = regexp.MustCompile(`^OPS-\d+$`)
-)
-
-// routes serves the endpoints of one API version only: the other
-// version's paths are unknown (404).
-func (f *fakeJira) routes() {
-	api := "/rest/api/2"
-	search := api + "/search"
-	if f.v3 {
-		api = "/rest/api/3"
-		search = api + "/search/jql" // the old /rest/api/3/search is gone from Cloud
-	}
-	f.Handle("POST "+search, f.search)
-	f.Handle("POST "+api+"/issue", f.create)
-	f.Handle("GET "+api+"/issue/{key}", f.get)
-	f.Handle("PUT "+api+"/issue/{key}", f.withIssue(f.update))
-	f.Handle("POST "+api+"/issue/{key}/comment", f.withIssue(f.comment))
-	f.Handle("GET "+api+"/issue/{key}/transitions", f.withIssue(f.transitions))
-	f.Handle("POST "+api+"/issue/{key}/transitions", f.withIssue(f.transition))
-}
-
-func (f *fakeJira) search(w http.ResponseWriter, r *http.Request) {
-	body := ticketingtest.Received(r).Body
-	jm := jqlRe.FindStringSubmatch(fmt.Sprint(body["jql"]))
-	if jm == nil {
-		jerr(w, 400, fmt.Sprintf("Error in the JQL Query: %v", body["jql"]))
-		return
-	}
-	var out []any
-	for i := len(f.order) - 1; i >= 0; i-- { // newest first
-		is := f.issues[f.order[i]]
-		for _, l := range is.Fields["labels"].([]any) {
-			if l == jm[1] {
-				out = append(out, map[string]any{"key": is.Key, "fields": map[string]any{"labels": is.Fields["labels"]}})
-			}
-		}
-	}
-	json.NewEncoder(w).Encode(map[string]any{"issues": out})
-}
-
-func (f *fakeJira) create(w http.ResponseWriter, r *http.Request) {
-	fl, _ := ticketingtest.Received(r).Body["fields"].(map[string]any)
-	p, _ := fl["project"].(map[string]any)
-	it, _ := fl["issuetype"].(map[string]any)
-	s, _ := fl["summary"].(string)
-	switch {
-	case p == nil || p["key"] != "OPS":
-		jerr(w, 400, "project: valid project is required")
-	case it == nil || it["name"] == "":
-		jerr(w, 400, "issuetype: valid issue type is required")
-	case s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 255:
-		jerr(w, 400, "summary: You must specify a summary of the issue.")
-	case f.checkText(fl["description"]) != "":
-		jerr(w, 400, "description: "+f.checkText(fl["description"]))
-	default:
-		k := fmt.Sprintf("OPS-%d", len(f.order)+1)
-		f.issues[k] = &issue{Key: k, Fields: fl, Status: "To Do"}
-		f.order = append(f.order, k)
-		ticketingtest.WriteJSON(w, 201, map[string]string{"id": "1000", "key": k, "self": "x"})
-	}
-}
-
-// withIssue hands the issue of the path and the request body to h, or
-// answers 404 as Jira does for an unknown issue.
-func (f *fakeJira) withIssue(h func(w http.ResponseWriter, is *issue, body map[string]any)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		k := r.PathValue("key")
-		if !issueRe.MatchString(k) || f.issues[k] == nil {
-			jerr(w, 404, "Issue does not exist or you do not have permission to see it.")
-			return
-		}
-		h(w, f.issues[k], ticketingtest.Received(r).Body)
-	}
-}
-
-// update edits the issue as PUT /issue/{key} {"fields": …} does: a
-// one-line summary, a priority by a name Jira has, components by name; any
-// other field is not on the edit screen. 204 on success.
-func (f *fakeJira) update(w http.ResponseWriter, is *issue, body map[string]any) {
-	fl, ok := body["fields"].(map[string]any)
-	if !ok {
-		jerr(w, 400, "fields: want an object")
-		return
-	}
-	for k, v := range fl {
-		switch k {
-		case "summary":
-			if s, _ := v.(string); s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 255 {
-				jerr(w, 400, "summary: You must specify a summary of the issue.")
-				return
-			}
-		case "priority":
-			if p, _ := v.(map[string]any); p == nil || !slices.Contains(priorities, fmt.Sprint(p["name"])) {
-				jerr(w, 400, "priority: The priority selected is invalid.")
-				return
-			}
-		case "components":
-		default:
-			jerr(w, 400, fmt.Sprintf("Field '%s' cannot be set. It is not on the appropriate screen, or unknown.", k))
-			return
-		}
-	}
-	for k, v := range fl {
-		is.Fields[k] = v
-	}
-	is.Edits = append(is.Edits, fl)
-	w.WriteHeader(204)
-}
-
-// priorities are the priority names of the fake Jira.
-var priorities = []string{"Highest", "High", "Medium", "Low", "Lowest"}
-
-func (f *fakeJira) comment(w http.ResponseWriter, is *issue, body map[string]any) {
-	if e := f.checkText(body["body"]); e != "" {
-		jerr(w, 400, "comment: "+e)
-		return
-	}
-	is.Comments = append(is.Comments, body["body"])
-	ticketingtest.Reply(201, `{"id":"10000"}`)(w, nil)
-}
-
-func (f *fakeJira) transitions(w http.ResponseWriter, is *issue, _ map[string]any) {
-	var ts []any
-	for _, t := range workflow {
-		if t.to != is.Status {
-			ts = append(ts, map[string]any{"id": t.id, "name": t.name, "to": map[string]string{"name": t.to}})
-		}
-	}
-	json.NewEncoder(w).Encode(map[string]any{"expand": "transitions", "transitions": ts})
-}
-
-func (f *fakeJira) transition(w http.ResponseWriter, is *issue, body map[string]any) {
-	id := fmt.Sprint(body["transition"].(map[string]any)["id"])
-	for _, t := range workflow {
-		if t.id == id && t.to != is.Status {
-			if u, ok := body["update"].(map[string]any); ok {
-				for _, c := range u["comment"].([]any) {
-					cb := c.(map[string]any)["add"].(map[string]any)["body"]
-					if e := f.checkText(cb); e != "" {
-						jerr(w, 400, "comment: "+e)
-						return
-					}
-					is.Comments = append(is.Comments, cb)
-				}
-			}
-			is.Status = t.to
-			w.WriteHeader(204)
-			return
-		}
-	}
-	jerr(w, 400, "It seems that you have tried to perform a workflow operation ("+id+") that is not valid for the current state of this issue.")
-}
 
 func TestLifecycle(t *testing.T) {
 	for _, tc := range []struct {
@@ -280,6 +32,7 @@ func TestLifecycle(t *testing.T) {
 			_, found, err := b.Find(ctx, testKey)
 			require.NoError(t, err)
 			require.False(t, found)
+			require.Equal(t, []string{"GET /rest/api/2/serverInfo", "POST " + search}, f.Take(), "the flavor asked once, first")
 
 			ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "disk\nfull on web-7", Body: "line 1\nline 2\n\npara 2", Severity: "warn", Tier: ticketing.L2})
 			require.NoError(t, err)
@@ -290,6 +43,7 @@ func TestLifecycle(t *testing.T) {
 			require.Equal(t, []any{Label(testKey), "l2agent"}, is.Fields["labels"])
 			require.Equal(t, map[string]any{"name": "Medium"}, is.Fields["priority"])
 			require.Equal(t, map[string]any{"name": "Task"}, is.Fields["issuetype"])
+			require.NotEmpty(t, is.Props[propKey].(map[string]any)["open"], "the create's id, in the issue property")
 			if tc.v3 {
 				d := is.Fields["description"].(map[string]any)
 				require.Len(t, d["content"], 2)
@@ -309,46 +63,185 @@ func TestLifecycle(t *testing.T) {
 			require.NoError(t, b.Comment(ctx, ref, "still bad"))
 			f.Take()
 			require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "disk full", Body: "SLA passed"}))
-			require.Equal(t, []string{"PUT " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.Take())
+			require.Equal(t, []string{"PUT " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1/transitions",
+				"POST " + api + "/issue/OPS-1/transitions", "PUT " + api + "/issue/OPS-1/properties/l2agent", "POST " + api + "/issue/OPS-1/comment"}, f.Take())
 			require.Equal(t, map[string]any{"name": "High"}, is.Fields["priority"])
 			require.Equal(t, []any{map[string]any{"name": "Platform"}}, is.Fields["components"])
 			require.Equal(t, "Escalated", is.Status)
 
 			require.NoError(t, b.Resolve(ctx, ref, "recovered"))
 			require.Equal(t, "Done", is.Status)
-			got, found, err = b.Find(ctx, testKey) // resolved issues are still found
+			_, found, err = b.Find(ctx, testKey)
 			require.NoError(t, err)
-			require.True(t, found)
-			require.Equal(t, "OPS-1", got.ID)
+			require.False(t, found, "a done issue is not the ticket of a new incident")
 			f.Take()
 			require.NoError(t, b.Reopen(ctx, ref, "back"))
-			require.Equal(t, []string{"GET " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/transitions"}, f.Take())
+			require.Equal(t, []string{"GET " + api + "/issue/OPS-1", "GET " + api + "/issue/OPS-1/transitions",
+				"POST " + api + "/issue/OPS-1/transitions", "POST " + api + "/issue/OPS-1/comment"}, f.Take())
 			require.Equal(t, "To Do", is.Status)
-			require.Len(t, is.Comments, 4)
-			if tc.v3 {
-				require.Equal(t, "recovered", is.Comments[2].(map[string]any)["content"].([]any)[0].(map[string]any)["content"].([]any)[0].(map[string]any)["text"])
-			} else {
-				require.Equal(t, "recovered", is.Comments[2])
-			}
-			f.Take()
-			_, _, err = b.Find(ctx, testKey)
+			require.Equal(t, []string{"still bad", "l2agent escalated this issue to L3.\nSLA passed", "recovered", "back"}, f.Plain(ref),
+				"each operation's text, a comment of its own")
+			got, found, err = b.Find(ctx, testKey)
 			require.NoError(t, err)
-			require.Equal(t, []string{"POST " + search}, f.Take())
+			require.True(t, found, "open again")
+			require.Equal(t, ref, got)
 		})
 	}
 }
 
-func TestMissingTransitionIsFinal(t *testing.T) {
+// TestTransitionText: Jira Cloud's default workflows have no transition
+// screens; Jira drops update.comment there and answers 204. The text of
+// each transition is a comment of its own, after it.
+func TestTransitionText(t *testing.T) {
+	for _, v3 := range []bool{true, false} {
+		f, b := newFake(t, v3, false)
+		ctx := context.Background()
+		ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "disk full", Body: "b"})
+		require.NoError(t, err)
+		require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "disk full", Body: "why"}))
+		require.NoError(t, b.Resolve(ctx, ref, "resolved: fine for 15m"))
+		require.NoError(t, b.Reopen(ctx, ref, "reopened: full again"))
+		require.Equal(t, []string{"l2agent escalated this issue to L3.\nwhy", "resolved: fine for 15m", "reopened: full again"}, f.Plain(ref))
+		for _, r := range f.Requests() {
+			if strings.HasSuffix(r.Path, "/transitions") && r.Method == http.MethodPost {
+				require.NotContains(t, r.Body, "update", "no comment is sent where Jira may drop it")
+			}
+		}
+	}
+}
+
+// TestResolution: resolution is sent only where the resolve transition's
+// screen has the field; one the screen does not offer is a final error.
+func TestResolution(t *testing.T) {
+	ctx := context.Background()
+	f, b := newFakeWith(t, fakeConfig{cloud: true, edit: func(o *Options) { o.Resolution = "Fixed" }})
+	ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.NoError(t, err)
+	require.NoError(t, b.Resolve(ctx, ref, "fixed"), "no screen: resolved without a resolution field")
+	require.Equal(t, "Done", f.issues[ref.ID].Status)
+	require.Equal(t, "Done", f.issues[ref.ID].Resolution, "the one Jira sets itself")
+	require.Equal(t, []string{"fixed"}, f.Plain(ref))
+
+	f, b = newFakeWith(t, fakeConfig{cloud: true, edit: func(o *Options) { o.Resolution = "fixed" }})
+	f.screens["31"] = []string{"resolution", "comment"}
+	ref, err = b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.NoError(t, err)
+	require.NoError(t, b.Resolve(ctx, ref, "fixed"))
+	require.Equal(t, "Fixed", f.issues[ref.ID].Resolution, "on the screen: set, with Jira's spelling")
+	require.Equal(t, []string{"fixed"}, f.Plain(ref), "once")
+
+	f, b = newFakeWith(t, fakeConfig{cloud: false, edit: func(o *Options) { o.Resolution = "Solved" }})
+	f.screens["31"] = []string{"resolution"}
+	ref, err = b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.NoError(t, err)
+	err = b.Resolve(ctx, ref, "fixed")
+	reason, retry, _ := ticketing.Classify(err)
+	require.False(t, retry)
+	require.Equal(t, "bad_resolution", reason)
+	require.ErrorContains(t, err, `it offers "Done", "Won't Do", "Fixed"`)
+	require.Equal(t, "To Do", f.issues[ref.ID].Status)
+}
+
+// TestAlreadyThere: an operation whose status change is already made (an
+// escalation past L3 where the workflow offers Escalate once, a resolve or
+// reopen sent again) changes nothing and adds its text.
+func TestAlreadyThere(t *testing.T) {
 	f, b := newFake(t, true, false)
 	ctx := context.Background()
 	ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
 	require.NoError(t, err)
-	f.issues["OPS-1"].Status = "To Do"
-	err = b.Reopen(ctx, ref, "again") // "To Do" is not offered from To Do
+	require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "t", Body: "crit"}))
+	require.Equal(t, "Escalated", f.issues[ref.ID].Status)
+	f.Take()
+	require.NoError(t, b.Escalate(ctx, ref, ticketing.L4, ticketing.Ticket{Key: testKey, Title: "t", Body: "SLA"}), "L3 → L4: already Escalated")
+	require.NotContains(t, f.Take(), "POST /rest/api/3/issue/OPS-1/transitions")
+	require.Equal(t, "Escalated", f.issues[ref.ID].Status)
+
+	require.NoError(t, b.Resolve(ctx, ref, "ok"))
+	f.Take()
+	require.NoError(t, b.Resolve(ctx, ref, "ok again"), "Done is offered from Done (a global transition): not run")
+	require.NotContains(t, f.Take(), "POST /rest/api/3/issue/OPS-1/transitions")
+	require.NoError(t, b.Reopen(ctx, ref, "back"))
+	f.Take()
+	require.NoError(t, b.Reopen(ctx, ref, "back again"))
+	require.NotContains(t, f.Take(), "POST /rest/api/3/issue/OPS-1/transitions")
+	require.Equal(t, []string{"l2agent escalated this issue to L3.\ncrit", "l2agent escalated this issue to L4.\nSLA", "ok", "ok again", "back", "back again"}, f.Plain(ref))
+}
+
+func TestMissingTransitionIsFinal(t *testing.T) {
+	f, b := newFakeWith(t, fakeConfig{cloud: true, edit: func(o *Options) { o.TransitionResolve = "Close" }})
+	ctx := context.Background()
+	ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.NoError(t, err)
+	err = b.Resolve(ctx, ref, "done")
 	reason, retry, _ := ticketing.Classify(err)
 	require.False(t, retry)
 	require.Equal(t, "no_transition", reason)
-	require.Contains(t, err.Error(), `available: "In Progress", "Done", "Escalate"`)
+	require.Contains(t, err.Error(), `no transition "Close" from the issue's status "To Do"; available: "In Progress", "Done", "Escalate"`)
+	require.Empty(t, f.issues[ref.ID].Comments)
+}
+
+// TestFlavor: the flavor picks the API; without one, Jira is asked
+// (serverInfo), so that Data Center with no api_version works, and an
+// api_version the instance lacks is a clear final error, not a 404 or 410
+// on every open.
+func TestFlavor(t *testing.T) {
+	ctx := context.Background()
+	f, b := newFakeWith(t, fakeConfig{cloud: false})
+	_, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.NoError(t, err, "Data Center, api_version left out: v2")
+	_, found, err := b.Find(ctx, testKey)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "POST /rest/api/2/search", f.Last().Method+" "+f.Last().Path)
+
+	f, b = newFakeWith(t, fakeConfig{cloud: true, flavor: FlavorCloud})
+	_, _, err = b.Find(ctx, testKey)
+	require.NoError(t, err)
+	require.Equal(t, []string{"POST /rest/api/3/search/jql"}, f.Take(), "flavor given: not asked")
+
+	for _, tc := range []struct {
+		cloud bool
+		v     int
+		want  string
+	}{{true, 2, "is Jira Cloud"}, {false, 3, "is Jira Data Center"}} {
+		f, b := newFakeWith(t, fakeConfig{cloud: tc.cloud, apiVersion: tc.v})
+		_, _, err := b.Find(ctx, testKey)
+		reason, retry, _ := ticketing.Classify(err)
+		require.False(t, retry)
+		require.Equal(t, "config", reason)
+		require.ErrorContains(t, err, tc.want)
+		require.Equal(t, []string{"GET /rest/api/2/serverInfo"}, f.Take())
+	}
+
+	_, err = New("jira", Options{URL: "https://x.atlassian.net", Project: "OPS", Flavor: FlavorCloud, APIVersion: 2, PATFile: "/p"}, time.Second)
+	require.ErrorContains(t, err, "removed /rest/api/2/search")
+}
+
+// TestFindOnlyUsable: a done issue is never the ticket of a later incident
+// of its key: after the agent forgot a resolved incident (7 days), a
+// recurrence gets a new issue that links the old one.
+func TestFindOnlyUsable(t *testing.T) {
+	for _, v3 := range []bool{true, false} {
+		f, b := newFake(t, v3, false)
+		svc, m := newService(t, b)
+		ctx := context.Background()
+		t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+		require.NoError(t, m.HandleBatch([]alert.Transition{fire(testKey, t0), settle(testKey, t0.Add(time.Minute))}))
+		require.NoError(t, m.Tick(ctx, t0.Add(20*time.Minute)))
+		require.Equal(t, 0, svc.Flush(ctx)["jira"])
+		require.Equal(t, "Done", f.issues["OPS-1"].Status)
+		require.NoError(t, m.Tick(ctx, t0.Add(8*24*time.Hour)), "forgotten")
+		inc, err := svc.Store.Incident(testKey)
+		require.NoError(t, err)
+		require.Nil(t, inc)
+
+		require.NoError(t, m.HandleBatch([]alert.Transition{fire(testKey, t0.Add(9*24*time.Hour))}))
+		require.Equal(t, 0, svc.Flush(ctx)["jira"])
+		require.Equal(t, 2, f.Tickets(testKey), "a new issue")
+		require.Equal(t, "To Do", f.issues["OPS-2"].Status)
+		require.Equal(t, "Done", f.issues["OPS-1"].Status, "the old one left alone")
+	}
 }
 
 func TestHTTPErrors(t *testing.T) {
@@ -367,12 +260,15 @@ func TestHTTPErrors(t *testing.T) {
 	require.False(t, retry)
 	require.Equal(t, "http_4xx", reason)
 	require.Contains(t, err.Error(), "You must specify a summary of the issue.")
+	_, ok := b.journal.get(Label(testKey))
+	require.False(t, ok, "refused: nothing in doubt")
 }
 
 // The fake rejects what Jira rejects: a test of the tests.
 func TestFakeRejects(t *testing.T) {
 	f, _ := newFake(t, true, false)
-	do := func(auth, path, body string) int {
+	dc, _ := newFake(t, false, false)
+	do := func(f *fakeJira, auth, path, body string) int {
 		req, _ := http.NewRequest(http.MethodPost, f.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", auth)
@@ -381,12 +277,24 @@ func TestFakeRejects(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	require.Equal(t, 401, do("Bearer nope", "/rest/api/3/search/jql", `{"jql":"x"}`))
-	require.Equal(t, 400, do(f.auth, "/rest/api/3/search/jql", `{"jql":"labels = l2agent-x"}`))
-	require.Equal(t, 404, do(f.auth, "/rest/api/2/search", `{"jql":"x"}`))
+	require.Equal(t, 401, do(f, "Bearer nope", "/rest/api/3/search/jql", `{"jql":"x"}`))
+	require.Equal(t, 400, do(f, f.auth, "/rest/api/3/search/jql", `{"jql":"labels = l2agent-x"}`))
+	require.Equal(t, 410, do(f, f.auth, "/rest/api/2/search", `{"jql":"x"}`), "removed from Cloud")
+	require.Equal(t, 410, do(f, f.auth, "/rest/api/3/search", `{"jql":"x"}`), "removed from Cloud")
+	require.Equal(t, 404, do(dc, dc.auth, "/rest/api/3/issue", `{}`), "no v3 on Data Center")
+	require.Equal(t, 404, do(dc, dc.auth, "/rest/api/2/search/jql", `{"jql":"x"}`), "no search/jql on Data Center")
+	jql := `"jql":"project = \"OPS\" AND labels = \"l2agent-0123456789abcdef\" ORDER BY created DESC"`
+	require.Equal(t, 400, do(dc, dc.auth, "/rest/api/2/search", `{`+jql+`,"reconcileIssues":[1]}`), "Data Center has no reconcileIssues")
+	require.Equal(t, 200, do(f, f.auth, "/rest/api/3/search/jql", `{`+jql+`,"reconcileIssues":[1]}`))
 	plain := `{"fields":{"project":{"key":"OPS"},"issuetype":{"name":"Task"},"summary":"s","description":"plain text","labels":[]}}`
-	require.Equal(t, 400, do(f.auth, "/rest/api/3/issue", plain)) // v3 wants ADF
-	require.Equal(t, 400, do(f.auth, "/rest/api/3/issue", strings.Replace(plain, `"OPS"`, `"NOPE"`, 1)))
+	require.Equal(t, 400, do(f, f.auth, "/rest/api/3/issue", plain)) // v3 wants ADF
+	require.Equal(t, 400, do(f, f.auth, "/rest/api/3/issue", strings.Replace(plain, `"OPS"`, `"NOPE"`, 1)))
+	require.Equal(t, 201, do(dc, dc.auth, "/rest/api/2/issue", plain))
+	require.Equal(t, 400, do(dc, dc.auth, "/rest/api/2/issue/OPS-1/transitions", `{"transition":{"id":"31"},"fields":{"resolution":{"name":"Done"}}}`),
+		"a field not on the transition's screen")
+	require.Equal(t, 204, do(dc, dc.auth, "/rest/api/2/issue/OPS-1/transitions", `{"transition":{"id":"51"},"update":{"comment":[{"add":{"body":"lost"}}]}}`))
+	require.Empty(t, dc.issues["OPS-1"].Comments, "update.comment dropped in silence without a screen")
+	require.Equal(t, 400, do(dc, dc.auth, "/rest/api/2/issue/OPS-1/transitions", `{"transition":{"id":"51"}}`), "not offered from Escalated")
 }
 
 func TestConfig(t *testing.T) {
@@ -403,10 +311,22 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, "Task", o.IssueType)
 	require.Equal(t, "Done", o.TransitionResolve)
 	require.Equal(t, "To Do", o.TransitionReopen)
+	require.Equal(t, cfg.StateDir, o.stateDir)
 	require.ErrorContains(t, parse("        url: https://x\n        project: OPS\n"), "pat")
 	require.ErrorContains(t, parse("        url: https://x\n        project: OPS\n        email: a@b.c\n        token: ${JIRA_TOKEN}\n        pat_file: /p\n"), "not both")
 	require.ErrorContains(t, parse("        url: https://x\n        project: OPS\n        token: ${JIRA_TOKEN}\n"), "email")
 	require.ErrorContains(t, parse("        url: ftp://x\n        project: OPS\n        pat_file: /p\n"), "want an http:// or https:// URL")
 	require.ErrorContains(t, parse("        url: https://x\n        project: OPS\n        token: inline\n        email: a@b.c\n"), "never written inline")
 	require.ErrorContains(t, parse("        url: https://x\n        api_version: 4\n        project: OPS\n        pat_file: /p\n"), "api_version")
+
+	for _, ok := range []string{"cloud\n        api_version: 3", "datacenter\n        api_version: 2", "cloud", "datacenter"} {
+		require.NoError(t, parse("        url: https://x\n        flavor: "+ok+"\n        project: OPS\n        pat_file: /p\n"), ok)
+	}
+	err = parse("        url: https://x.atlassian.net\n        flavor: cloud\n        api_version: 2\n        project: OPS\n        pat_file: /p\n")
+	require.ErrorContains(t, err, "agent.yaml:7:")
+	require.ErrorContains(t, err, "removed /rest/api/2/search")
+	err = parse("        url: https://jira.example.com\n        flavor: datacenter\n        api_version: 3\n        project: OPS\n        pat_file: /p\n")
+	require.ErrorContains(t, err, "agent.yaml:7:")
+	require.ErrorContains(t, err, "no REST API v3")
+	require.ErrorContains(t, parse("        url: https://x\n        flavor: server\n        project: OPS\n        pat_file: /p\n"), "agent.yaml:6:")
 }

@@ -1,16 +1,27 @@
 package jira
 
 import (
+	"path/filepath"
+
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/ticketing"
+)
+
+// The flavors of Jira: which REST API and search endpoint the backend uses.
+const (
+	FlavorCloud      = "cloud"      // Jira Cloud: REST v3, POST /rest/api/3/search/jql
+	FlavorDataCenter = "datacenter" // Jira Data Center / Server: REST v2, POST /rest/api/2/search
 )
 
 // Options configure a Jira Cloud (REST v3) or Data Center (REST v2)
 // ticket backend. Auth is basic with email + API token, or a bearer personal
 // access token (pat): exactly one.
 type Options struct {
-	URL        string         `yaml:"url"`         // e.g. https://example.atlassian.net
-	APIVersion int            `yaml:"api_version"` // 3 (Cloud, ADF bodies; default) or 2 (Data Center, plain text)
+	URL string `yaml:"url"` // e.g. https://example.atlassian.net
+	// Flavor is cloud or datacenter; empty: asked of Jira
+	// (GET /rest/api/2/serverInfo, deploymentType) at the first call.
+	Flavor     string         `yaml:"flavor"`
+	APIVersion int            `yaml:"api_version"` // 3 (Cloud, ADF bodies) or 2 (Data Center, plain text); 0: the flavor's
 	Email      string         `yaml:"email"`       // with token: basic auth
 	Token      configs.Secret `yaml:"token"`
 	TokenFile  string         `yaml:"token_file"`
@@ -29,14 +40,17 @@ type Options struct {
 	TransitionResolve  string `yaml:"transition_resolve"`  // default Done
 	TransitionReopen   string `yaml:"transition_reopen"`   // default To Do
 	TransitionEscalate string `yaml:"transition_escalate"` // optional
-	Resolution         string `yaml:"resolution"`          // optional resolution name set with transition_resolve
+	Resolution         string `yaml:"resolution"`          // optional resolution name set with transition_resolve, where its screen has the field
+
+	// stateDir is where the journal of creates is kept (create.go); empty:
+	// in memory only.
+	stateDir string
 }
 
-// ApplyDefaults implements configs.Options: it fills what the config left out.
-func (o *Options) ApplyDefaults(string) {
-	if o.APIVersion == 0 {
-		o.APIVersion = 3
-	}
+// ApplyDefaults implements configs.Options: it fills what the config left
+// out. api_version stays 0 when not given: the flavor's own (3 on Cloud, 2
+// on Data Center) is used.
+func (o *Options) ApplyDefaults(stateDir string) {
 	if o.IssueType == "" {
 		o.IssueType = "Task"
 	}
@@ -46,14 +60,30 @@ func (o *Options) ApplyDefaults(string) {
 	if o.TransitionReopen == "" {
 		o.TransitionReopen = "To Do"
 	}
+	o.stateDir = stateDir
 }
 
-// validate reports bad values.
+// MoveStateDir implements configs.StateDirMover: the journal of creates
+// follows the state dir.
+func (o *Options) MoveStateDir(from, to string) {
+	if o.stateDir == from {
+		o.stateDir = to
+	}
+}
+
+// journalPath is the file of the journal of creates of the backend called
+// name, or "" when there is no state dir.
+func (o *Options) journalPath(name string) string {
+	if o.stateDir == "" {
+		return ""
+	}
+	return filepath.Join(o.stateDir, "jira-"+fileSafe(name)+".creates.json")
+}
+
+// Validate implements configs.Options: it reports bad values.
 func (o *Options) Validate(path string, errf configs.Errorf) {
 	configs.CheckURL(errf, path+".url", o.URL)
-	if o.APIVersion != 2 && o.APIVersion != 3 {
-		errf(path+".api_version", "%s.api_version %d: want 2 (Data Center) or 3 (Cloud)", path, o.APIVersion)
-	}
+	o.validateFlavor(path, errf)
 	if o.Project == "" {
 		errf(path+".project", "%s.project: set the project key", path)
 	}
@@ -72,6 +102,36 @@ func (o *Options) Validate(path string, errf configs.Errorf) {
 	default:
 		errf(path, "%s: set email + token (or token_file) for basic auth, or pat (or pat_file) for a bearer personal access token", path)
 	}
+}
+
+// validateFlavor: flavor is cloud, datacenter or empty; api_version 2 or 3
+// (or left out), and the one the flavor has.
+func (o *Options) validateFlavor(path string, errf configs.Errorf) {
+	switch o.Flavor {
+	case "", FlavorCloud, FlavorDataCenter:
+	default:
+		errf(path+".flavor", "%s.flavor %q: want cloud or datacenter (or leave it out: asked of Jira)", path, o.Flavor)
+		return
+	}
+	if o.APIVersion != 0 && o.APIVersion != 2 && o.APIVersion != 3 {
+		errf(path+".api_version", "%s.api_version %d: want 2 (Data Center) or 3 (Cloud)", path, o.APIVersion)
+		return
+	}
+	if msg := flavorMismatch(o.Flavor == FlavorCloud, o.APIVersion); o.Flavor != "" && msg != "" {
+		errf(path+".api_version", "%s.api_version %d: %s", path, o.APIVersion, msg)
+	}
+}
+
+// flavorMismatch says why api_version v (0: the flavor's) does not work on
+// the flavor, or "".
+func flavorMismatch(cloud bool, v int) string {
+	switch {
+	case cloud && v == 2:
+		return "Jira Cloud removed /rest/api/2/search (it answers 410); use api_version 3 (or leave it out)"
+	case !cloud && v == 3:
+		return "Jira Data Center has no REST API v3 (it answers 404); use api_version 2 (or leave it out)"
+	}
+	return ""
 }
 
 func init() {

@@ -28,7 +28,7 @@ func (b *Backend) Update(ctx context.Context, r ticketing.Ref, t ticketing.Ticke
 			} `json:"priority"`
 		} `json:"fields"`
 	}
-	err := b.client.Do(ctx, what, rest.Request{Method: http.MethodGet, Path: b.issuePath(r),
+	err := b.do(ctx, what, rest.Request{Method: http.MethodGet, Path: issuePath(r),
 		Query: url.Values{"fields": {"summary,priority"}}}, &cur)
 	if err != nil {
 		return err
@@ -46,7 +46,7 @@ func (b *Backend) Update(ctx context.Context, r ticketing.Ref, t ticketing.Ticke
 	if len(f) == 0 {
 		return nil
 	}
-	return b.call(ctx, what, http.MethodPut, b.issuePath(r), map[string]any{"fields": f}, nil)
+	return b.call(ctx, what, http.MethodPut, issuePath(r), map[string]any{"fields": f}, nil)
 }
 
 // priority is the priority name of tier t; "" leaves priorities alone.

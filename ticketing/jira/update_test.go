@@ -2,34 +2,13 @@ package jira
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/ticketing"
 )
-
-// get answers GET /issue/{key}?fields=a,b as Jira does: the issue's key
-// and the fields asked for (all when none), or 404.
-func (f *fakeJira) get(w http.ResponseWriter, r *http.Request) {
-	is := f.issues[r.PathValue("key")]
-	if !issueRe.MatchString(r.PathValue("key")) || is == nil {
-		jerr(w, 404, "Issue does not exist or you do not have permission to see it.")
-		return
-	}
-	want := strings.Split(r.URL.Query().Get("fields"), ",")
-	fl := map[string]any{}
-	for k, v := range is.Fields {
-		if want[0] == "" || slices.Contains(want, k) {
-			fl[k] = v
-		}
-	}
-	json.NewEncoder(w).Encode(map[string]any{"id": "1000", "key": is.Key, "fields": fl})
-}
 
 // TestUpdate: the summary follows the title and the priority the tier;
 // only what differs is edited; a priority someone chose is kept.
@@ -83,7 +62,7 @@ func TestUpdateRejected(t *testing.T) {
 			return
 		}
 		r.SetPathValue("key", ref.ID) // Inject answers before the routes
-		f.get(w, r)
+		f.withIssue(f.get)(w, r)
 	})
 	err = b.Update(ctx, ref, ticketing.Ticket{Key: testKey, Title: "new", Tier: ticketing.L3})
 	reason, retry, _ := ticketing.Classify(err)
