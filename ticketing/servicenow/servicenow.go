@@ -3,9 +3,13 @@
 //
 // The alert key is the incident's correlation_id (a String(100): longer keys
 // are shortened with a hash). Comments are work notes; tiers are assignment
-// groups; urgency and impact follow the severity; resolve and reopen set the
-// state field, and the state in ServiceNow's answer is checked, since a
-// business rule may refuse the change without an error.
+// groups (looked up once when given by name); urgency and impact follow the
+// severity; resolve and reopen set the state field. Every PATCH's answer is
+// checked for the fields sent, since a field ACL or a business rule may
+// leave one out without an error, and a refused change is final rather
+// than retried for ever. Auth is basic, a bearer token, or OAuth tokens the
+// backend gets and renews (auth.go). Find takes back only an incident that
+// can still be used (not Closed or Canceled, or Resolved long ago).
 package servicenow
 
 import (
@@ -20,6 +24,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -37,10 +42,17 @@ const (
 
 // Backend files incidents in one ServiceNow instance. Safe for concurrent use.
 type Backend struct {
-	name   string
-	base   string
-	o      Options
-	client *rest.Client
+	name string
+	base string
+	o    Options
+	auth *authenticator
+	// now is the clock of token renewal and of reuse_resolved.
+	now func() time.Time
+
+	mu       sync.Mutex
+	sysIDs   map[string]string   // "table\x00name" → sys_id of a reference given by name
+	prev     map[string]incident // key → its newest incident that Find could not use, named by Open
+	refusals map[string]int      // "sys_id\x00what" → 5xx answers in a row to a PATCH while reads worked
 }
 
 var _ ticketing.Ticketer = (*Backend)(nil)
@@ -51,22 +63,21 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	if !configs.ValidHTTPURL(o.URL) {
 		return nil, fmt.Errorf("servicenow backend %q: url %q: want an http:// or https:// URL", name, o.URL)
 	}
-	auth, err := rest.BearerOrBasic(
-		rest.Secret{Key: "token", Set: o.Token.Ref != "" || o.TokenFile != "", Read: func() (string, error) { return configs.SecretValue(o.Token, o.TokenFile) }},
-		"user", o.User,
-		rest.Secret{Key: "password", Read: func() (string, error) { return configs.SecretValue(o.Password, o.PasswordFile) }})
-	if err != nil {
-		return nil, fmt.Errorf("servicenow backend %q: %w", name, err)
-	}
 	base := strings.TrimRight(o.URL, "/")
-	c := rest.New(rest.Config{
+	b := &Backend{name: name, base: base, o: o, now: time.Now,
+		sysIDs: map[string]string{}, prev: map[string]incident{}, refusals: map[string]int{}}
+	cfg := rest.Config{
 		Name:    "servicenow",
 		BaseURL: base,
 		Header:  map[string]string{"Accept": "application/json"},
-		Auth:    auth,
 		Timeout: timeout,
-	})
-	return &Backend{name: name, base: base, o: o, client: c}, nil
+	}
+	auth, err := newAuthenticator(&b.o, cfg, func() time.Time { return b.now() })
+	if err != nil {
+		return nil, fmt.Errorf("servicenow backend %q: %w", name, err)
+	}
+	b.auth = auth
+	return b, nil
 }
 
 // CorrelationID is what correlation_id holds for key: the key itself, or
@@ -122,41 +133,118 @@ type incident struct {
 	Number        string `json:"number"`
 	CorrelationID string `json:"correlation_id"`
 	State         string `json:"state"`
+	ResolvedAt    string `json:"resolved_at"` // "2006-01-02 15:04:05", UTC
+	why           string // why Find did not use it
 }
 
-// Find returns the newest incident, in any state, whose correlation_id is
-// the key's.
+// The incident states (incident.state) the backend tells apart.
+const (
+	stateResolved = "6"
+	stateClosed   = "7"
+	stateCanceled = "8"
+)
+
+// Find returns the newest incident whose correlation_id is the key's and
+// that can still take this incident: one not Resolved, Closed or
+// Canceled, or one Resolved within reuse_resolved. Otherwise it remembers
+// the newest one it found, which the next Open of the key names.
 func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, error) {
 	var res []incident
 	err := b.call(ctx, "find "+key, http.MethodGet, tablePath, url.Values{
 		"sysparm_query":  {Query(key)},
-		"sysparm_fields": {"sys_id,number,correlation_id,state"},
+		"sysparm_fields": {"sys_id,number,correlation_id,state,resolved_at"},
 		"sysparm_limit":  {strconv.Itoa(findPageLimit)},
 	}, nil, &res)
 	if err != nil {
 		return ticketing.Ref{}, false, err
 	}
 	id := CorrelationID(key)
-	for _, in := range res {
-		if in.CorrelationID == id && in.SysID != "" {
+	var old *incident
+	for i, in := range res {
+		if in.CorrelationID != id || in.SysID == "" {
+			continue
+		}
+		why := b.unusable(in)
+		if why == "" {
+			b.remember(key, nil)
 			return b.ref(in.SysID), true, nil
 		}
+		if old == nil {
+			old = &res[i]
+			old.why = why
+		}
 	}
+	b.remember(key, old)
 	return ticketing.Ref{}, false, nil
 }
 
-// placement is the fields that put an incident of severity at tier t.
-func (b *Backend) placement(t ticketing.Tier, severity string) map[string]any {
+// unusable says why incident in cannot take the key's incident again, or
+// "" when it can.
+func (b *Backend) unusable(in incident) string {
+	switch in.State {
+	case stateClosed:
+		return "it is Closed"
+	case stateCanceled:
+		return "it is Canceled"
+	case stateResolved, strconv.Itoa(b.o.ResolveState):
+		reuse := DefaultReuseResolved
+		if b.o.ReuseResolved != nil {
+			reuse = b.o.ReuseResolved.D()
+		}
+		at, err := time.Parse(time.DateTime, in.ResolvedAt)
+		if err != nil {
+			return "it is Resolved, at a time ServiceNow did not say"
+		}
+		if ago := b.now().Sub(at); ago > reuse {
+			return fmt.Sprintf("it was Resolved %s ago, longer than reuse_resolved (%s)", ago.Round(time.Minute), reuse)
+		}
+	}
+	return ""
+}
+
+// remember keeps (or with nil forgets) the incident of key that Find could
+// not use, for Open to name.
+func (b *Backend) remember(key string, in *incident) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if in == nil {
+		delete(b.prev, key)
+		return
+	}
+	if len(b.prev) >= 1000 { // Find without Open, many times: keep it bounded
+		clear(b.prev)
+	}
+	b.prev[key] = *in
+}
+
+// previous is what Find remembered of key, forgotten as it is read.
+func (b *Backend) previous(key string) (incident, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in, ok := b.prev[key]
+	delete(b.prev, key)
+	return in, ok
+}
+
+// placement is the fields that put an incident of severity at tier t; an
+// assignment group given by name is looked up (once).
+func (b *Backend) placement(ctx context.Context, t ticketing.Tier, severity string) (map[string]any, error) {
 	f := map[string]any{}
-	g := b.o.AssignmentGroupL2
-	switch t {
-	case ticketing.L3:
-		g = or(b.o.AssignmentGroupL3, g)
-	case ticketing.L4:
-		g = or(b.o.AssignmentGroupL4, or(b.o.AssignmentGroupL3, g))
+	g, key := b.o.AssignmentGroupL2, "assignment_group_l2"
+	switch {
+	case t == ticketing.L3 && b.o.AssignmentGroupL3 != "":
+		g, key = b.o.AssignmentGroupL3, "assignment_group_l3"
+	case t == ticketing.L4 && b.o.AssignmentGroupL4 != "":
+		g, key = b.o.AssignmentGroupL4, "assignment_group_l4"
+	case t == ticketing.L4 && b.o.AssignmentGroupL3 != "":
+		g, key = b.o.AssignmentGroupL3, "assignment_group_l3"
 	}
 	if g != "" {
-		f["assignment_group"] = g
+		id, err := b.sysID(ctx, groups, key, g)
+		if err != nil {
+			return nil, err
+		}
+		f["assignment_group"] = id
 	}
 	u, i := b.o.UrgencyWarn, b.o.ImpactWarn
 	if severity == "crit" {
@@ -168,23 +256,35 @@ func (b *Backend) placement(t ticketing.Tier, severity string) map[string]any {
 	if i > 0 {
 		f["impact"] = strconv.Itoa(i)
 	}
-	return f
+	return f, nil
 }
 
-// Open creates an incident with correlation_id = the key.
+// Open creates an incident with correlation_id = the key. When Find last
+// found only an incident of the key that it could not use, the
+// description names it.
 func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
-	f := b.placement(max(t.Tier, ticketing.L2), t.Severity)
+	what := "open " + t.Key
+	f, err := b.placement(ctx, max(t.Tier, ticketing.L2), t.Severity)
+	if err != nil {
+		return ticketing.Ref{}, err
+	}
 	f["short_description"] = shortDesc(t.Title)
 	f["description"] = t.Body
+	if old, ok := b.previous(t.Key); ok && !strings.Contains(t.Body, old.SysID) {
+		f["description"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier incident of this alert: %s %s (not used again: %s).", old.Number, b.ref(old.SysID).URL, old.why)
+	}
 	f["correlation_id"] = CorrelationID(t.Key)
 	f["correlation_display"] = "l2agent"
 	if b.o.CallerID != "" {
-		f["caller_id"] = b.o.CallerID
+		id, err := b.sysID(ctx, users, "caller_id", b.o.CallerID)
+		if err != nil {
+			return ticketing.Ref{}, err
+		}
+		f["caller_id"] = id
 	}
 	if b.o.Category != "" {
 		f["category"] = b.o.Category
 	}
-	what := "open " + t.Key
 	var got incident
 	if err := b.call(ctx, what, http.MethodPost, tablePath, nil, f, &got); err != nil {
 		return ticketing.Ref{}, err
@@ -197,14 +297,16 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 
 // Comment adds a work note.
 func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
-	_, err := b.patch(ctx, "comment on "+r.ID, r, map[string]any{"work_notes": text}, "")
-	return err
+	return b.patch(ctx, "comment on "+r.ID, r, map[string]any{"work_notes": text})
 }
 
 // Escalate moves the incident to the tier's assignment group, sets urgency
 // and impact and the current title, with a work note, in one request.
 func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Tier, t ticketing.Ticket) error {
-	f := b.placement(tr, t.Severity)
+	f, err := b.placement(ctx, tr, t.Severity)
+	if err != nil {
+		return err
+	}
 	note := fmt.Sprintf("l2agent escalated this incident to %s.", tr)
 	if t.Body != "" {
 		note += "\n\n" + t.Body
@@ -213,43 +315,24 @@ func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tr ticketing.Ti
 	if t.Title != "" {
 		f["short_description"] = shortDesc(t.Title)
 	}
-	_, err := b.patch(ctx, fmt.Sprintf("escalate %s to %s", r.ID, tr), r, f, "")
-	return err
+	return b.patch(ctx, fmt.Sprintf("escalate %s to %s", r.ID, tr), r, f)
 }
 
-// Resolve sets state Resolved with close_code and close_notes = text.
+// Resolve sets the resolve state with close_code and close_notes = text.
 func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) error {
-	st := strconv.Itoa(b.o.ResolveState)
 	text = or(text, "l2agent: resolved")
-	_, err := b.patch(ctx, "resolve "+r.ID, r, map[string]any{
-		"state": st, "close_code": b.o.CloseCode, "close_notes": text, "work_notes": text,
-	}, st)
-	return err
+	return b.patch(ctx, "resolve "+r.ID, r, map[string]any{
+		"state": strconv.Itoa(b.o.ResolveState), "close_code": b.o.CloseCode, "close_notes": text, "work_notes": text,
+	})
 }
 
-// Reopen sets the reopen state (New or In Progress) with a work note.
+// Reopen sets the reopen state (In Progress by default, as the incident
+// form's Reopen does) with a work note.
 func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
-	st := strconv.Itoa(b.o.ReopenState)
-	_, err := b.patch(ctx, "reopen "+r.ID, r, map[string]any{"state": st, "work_notes": or(text, "l2agent: reopened")}, st)
-	return err
+	return b.patch(ctx, "reopen "+r.ID, r, map[string]any{"state": strconv.Itoa(b.o.ReopenState), "work_notes": or(text, "l2agent: reopened")})
 }
 
 var sysIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// patch updates fields; a non-empty state must be the state in the answer.
-func (b *Backend) patch(ctx context.Context, what string, r ticketing.Ref, fields map[string]any, state string) (incident, error) {
-	var got incident
-	if !sysIDRe.MatchString(r.ID) {
-		return got, ticketing.Final("bad_ref", fmt.Errorf("servicenow %s: %q is not a sys_id", what, r.ID))
-	}
-	if err := b.call(ctx, what, http.MethodPatch, tablePath+"/"+r.ID, nil, fields, &got); err != nil {
-		return got, err
-	}
-	if state != "" && got.State != state {
-		return got, ticketing.Final("api", fmt.Errorf("servicenow %s: not done: state is %q, not %q (a business rule or data policy refused it)", what, got.State, state))
-	}
-	return got, nil
-}
 
 func or(a, b string) string {
 	if a != "" {
@@ -270,9 +353,12 @@ func shortDesc(s string) string {
 // ServiceNow's error object {"error":{"message","detail"}} is quoted
 // instead of the raw answer, and is final even with a 2xx status.
 func (b *Backend) call(ctx context.Context, what, method, path string, query url.Values, body, out any) error {
-	resp, err := b.client.Send(ctx, what, rest.Request{Method: method, Path: path, Query: query, Body: body})
+	resp, c, renewed, err := b.send(ctx, what, rest.Request{Method: method, Path: path, Query: query, Body: body})
 	if err != nil {
 		return err
+	}
+	if renewed {
+		what += " (with a new token)"
 	}
 	var env struct {
 		Result json.RawMessage `json:"result"`
@@ -290,7 +376,7 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 		return err
 	}
 	if jerr == nil && env.Error != nil {
-		return ticketing.Final("api", fmt.Errorf("servicenow %s: %s", what, b.client.Redact(string(msg))))
+		return ticketing.Final("api", fmt.Errorf("servicenow %s: %s", what, c.Redact(string(msg))))
 	}
 	if jerr == nil && len(env.Result) > 0 {
 		jerr = json.Unmarshal(env.Result, out)
@@ -301,4 +387,29 @@ func (b *Backend) call(ctx context.Context, what, method, path string, query url
 		return resp.Unexpected("servicenow "+what, jerr)
 	}
 	return nil
+}
+
+// send makes one request with the current credentials. A 401 to a bearer
+// token (expired, revoked, or renewed elsewhere) is answered by renewing
+// the token and sending the request once more; it is final when there is
+// no other token. It returns the answer, the client that got it, and
+// whether that was after a renewal.
+func (b *Backend) send(ctx context.Context, what string, req rest.Request) (*rest.Response, *rest.Client, bool, error) {
+	c, err := b.auth.get(ctx)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("servicenow %s: %w", what, err)
+	}
+	resp, err := c.Send(ctx, what, req)
+	if err != nil || resp.Status != http.StatusUnauthorized || !b.auth.renewable() {
+		return resp, c, false, err
+	}
+	renewed, err := b.auth.renew(ctx, c)
+	if errors.Is(err, errSameToken) {
+		return resp, c, false, nil // the 401 stands
+	}
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("servicenow %s: HTTP 401, and getting a new token failed: %w", what, err)
+	}
+	resp, err = renewed.Send(ctx, what+" (with a new token)", req)
+	return resp, renewed, true, err
 }

@@ -2,10 +2,7 @@ package servicenow
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,165 +20,16 @@ const (
 	testPass = "s3cret"
 )
 
-// fakeSN keeps incidents and enforces the Table API contract: auth, JSON
-// bodies (the kit), the encoded query grammar (conditions joined by ^,
-// operators =, STARTSWITH, LIKE, ENDSWITH, ORDERBYDESC), known fields only,
-// close_code and close_notes required to resolve (the default data policy),
-// and {"error":{"message","detail"}} on failure.
-type fakeSN struct {
-	*ticketingtest.Server
-	auth  string
-	inc   map[string]map[string]any
-	order []string
-	// ruled are fields a business rule sets back after an update: the
-	// change is refused without an error, as ServiceNow does.
-	ruled map[string]bool
-}
-
-var fields = map[string]bool{"short_description": true, "description": true, "correlation_id": true, "correlation_display": true,
-	"assignment_group": true, "urgency": true, "impact": true, "caller_id": true, "category": true, "work_notes": true,
-	"state": true, "close_code": true, "close_notes": true}
-
-func newFake(t *testing.T, bearer bool) (*fakeSN, *Backend) {
-	t.Helper()
-	f := &fakeSN{inc: map[string]map[string]any{}, ruled: map[string]bool{}}
-	o := Options{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: "287ebd7da9fe198100f92cc8d1d2154e"}
-	o.UrgencyWarn, o.ImpactWarn, o.UrgencyCrit, o.ImpactCrit = 2, 2, 1, 1
-	o.CloseCode, o.ResolveState, o.ReopenState = "Solved (Permanently)", 6, 1
-	file := filepath.Join(t.TempDir(), "secret")
-	if bearer {
-		require.NoError(t, os.WriteFile(file, []byte("oauth-token\n"), 0o600))
-		o.TokenFile, f.auth = file, ticketingtest.Bearer("oauth-token")
-	} else {
-		require.NoError(t, os.WriteFile(file, []byte(testPass), 0o600))
-		o.User, o.PasswordFile = testUser, file
-		f.auth = ticketingtest.Basic(testUser, testPass)
-	}
-	f.Server = ticketingtest.New(t, ticketingtest.Options{Auth: f.auth, Error: func(w http.ResponseWriter, code int, msg string) {
-		snErr(w, code, http.StatusText(code), msg)
-	}})
-	f.Handle("GET "+tablePath, f.find)
-	f.Handle("POST "+tablePath, f.withFields(f.insert))
-	f.Handle("PATCH "+tablePath+"/{id}", f.withFields(f.update))
-	f.Handle("GET "+tablePath+"/{id}", f.get)
-	o.URL = f.URL
-	b, err := New("snow", o, 5*time.Second)
-	require.NoError(t, err)
-	return f, b
-}
-
-func snErr(w http.ResponseWriter, code int, msg, detail string) {
-	ticketingtest.WriteJSON(w, code, map[string]any{"error": map[string]string{"message": msg, "detail": detail}, "status": "failure"})
-}
-
-func result(w http.ResponseWriter, code int, v any) {
-	ticketingtest.WriteJSON(w, code, map[string]any{"result": v})
-}
-
-// match evaluates an encoded query on one incident; a bad term is an error.
-func match(q string, in map[string]any) (bool, error) {
-	terms := strings.Split(q, "^")
-	if terms[len(terms)-1] != "ORDERBYDESCsys_created_on" {
-		return false, fmt.Errorf("want ORDERBYDESCsys_created_on last")
-	}
-	ok := true
-	for _, t := range terms[:len(terms)-1] {
-		v := fmt.Sprint(in["correlation_id"])
-		switch {
-		case strings.HasPrefix(t, "correlation_idSTARTSWITH"):
-			ok = ok && strings.HasPrefix(v, strings.TrimPrefix(t, "correlation_idSTARTSWITH"))
-		case strings.HasPrefix(t, "correlation_idENDSWITH"):
-			ok = ok && strings.HasSuffix(v, strings.TrimPrefix(t, "correlation_idENDSWITH"))
-		case strings.HasPrefix(t, "correlation_idLIKE"):
-			ok = ok && strings.Contains(v, strings.TrimPrefix(t, "correlation_idLIKE"))
-		case strings.HasPrefix(t, "correlation_id="):
-			ok = ok && v == strings.TrimPrefix(t, "correlation_id=")
-		default:
-			return false, fmt.Errorf("unsupported term %q", t)
-		}
-	}
-	return ok, nil
-}
-
-func (f *fakeSN) find(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if _, err := match(q.Get("sysparm_query"), nil); err != nil {
-		snErr(w, 400, "Invalid query", err.Error())
-		return
-	}
-	var out []any
-	for i := len(f.order) - 1; i >= 0; i-- {
-		in := f.inc[f.order[i]]
-		ok, err := match(q.Get("sysparm_query"), in)
-		if err != nil {
-			snErr(w, 400, "Invalid query", err.Error())
-			return
-		}
-		if ok {
-			out = append(out, map[string]any{"sys_id": in["sys_id"], "number": in["number"], "correlation_id": in["correlation_id"], "state": in["state"]})
-		}
-	}
-	result(w, 200, out)
-}
-
-// withFields hands the body to h when every field is a known string field.
-func (f *fakeSN) withFields(h func(w http.ResponseWriter, r *http.Request, body map[string]any)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body := ticketingtest.Received(r).Body
-		for k, v := range body {
-			if _, str := v.(string); !fields[k] || !str {
-				snErr(w, 400, "Invalid field", k)
-				return
-			}
-		}
-		h(w, r, body)
-	}
-}
-
-func (f *fakeSN) insert(w http.ResponseWriter, _ *http.Request, body map[string]any) {
-	if body["short_description"] == nil || len(fmt.Sprint(body["correlation_id"])) > 100 {
-		snErr(w, 400, "Invalid insert", "short_description missing or correlation_id too long")
-		return
-	}
-	sid := fmt.Sprintf("%032x", len(f.order)+1)
-	body["sys_id"], body["number"], body["state"] = sid, fmt.Sprintf("INC%07d", len(f.order)+1), "1"
-	delete(body, "work_notes")
-	f.inc[sid] = body
-	f.order = append(f.order, sid)
-	result(w, 201, body)
-}
-
-func (f *fakeSN) update(w http.ResponseWriter, r *http.Request, body map[string]any) {
-	in := f.inc[r.PathValue("id")]
-	if in == nil {
-		snErr(w, 404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
-		return
-	}
-	if body["state"] == "6" && (body["close_code"] == nil || body["close_notes"] == nil) {
-		snErr(w, 403, "Operation Failed", "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes")
-		return
-	}
-	for k, v := range body {
-		if k == "work_notes" {
-			in["notes"] = append(asList(in["notes"]), v)
-			continue
-		}
-		if !f.ruled[k] {
-			in[k] = v
-		}
-	}
-	result(w, 200, in)
-}
-
-func asList(v any) []any {
-	l, _ := v.([]any)
-	return l
+// testOptions are the options of the tests: the L2 group by name, L3 by
+// sys_id.
+func testOptions() Options {
+	return Options{AssignmentGroupL2: "Service Desk", AssignmentGroupL3: groupNetwork}
 }
 
 func TestLifecycle(t *testing.T) {
-	for _, bearer := range []bool{false, true} {
-		t.Run(fmt.Sprint("bearer=", bearer), func(t *testing.T) {
-			f, b := newFake(t, bearer)
+	for name, mode := range map[string]fakeMode{"basic": basicAuth, "bearer": bearerToken, "oauth-client-credentials": oauthClient, "oauth-password": oauthPassword} {
+		t.Run(name, func(t *testing.T) {
+			f, b := newFake(t, mode, testOptions())
 			ctx := context.Background()
 			_, found, err := b.Find(ctx, testKey)
 			require.NoError(t, err)
@@ -194,7 +42,7 @@ func TestLifecycle(t *testing.T) {
 			require.NoError(t, err)
 			in := f.inc[ref.ID]
 			require.Equal(t, testKey, in["correlation_id"])
-			require.Equal(t, "Service Desk", in["assignment_group"])
+			require.Equal(t, groupServiceDesk, in["assignment_group"], "the group given by name is stored as its sys_id")
 			require.Equal(t, "2", in["urgency"])
 			require.Equal(t, "2", in["impact"])
 			require.Contains(t, ref.URL, "/nav_to.do?uri=incident.do%3Fsys_id%3D"+ref.ID)
@@ -206,21 +54,22 @@ func TestLifecycle(t *testing.T) {
 
 			require.NoError(t, b.Comment(ctx, ref, "still bad"))
 			require.NoError(t, b.Escalate(ctx, ref, ticketing.L3, ticketing.Ticket{Key: testKey, Title: "disk full!", Body: "SLA passed", Severity: "crit"}))
-			require.Equal(t, "287ebd7da9fe198100f92cc8d1d2154e", in["assignment_group"])
+			require.Equal(t, groupNetwork, in["assignment_group"])
 			require.Equal(t, "1", in["urgency"])
 			require.Equal(t, "1", in["impact"])
 			require.Equal(t, "disk full!", in["short_description"])
 
 			require.NoError(t, b.Resolve(ctx, ref, "recovered"))
 			require.Equal(t, "6", in["state"])
-			require.Equal(t, "Solved (Permanently)", in["close_code"])
+			require.Equal(t, "Solution provided", in["close_code"], "a close code of the Utah+ choice list")
+			require.True(t, f.isChoice("close_code", in["close_code"]))
 			require.Equal(t, "recovered", in["close_notes"])
 			got, found, err = b.Find(ctx, testKey)
 			require.NoError(t, err)
-			require.True(t, found)
+			require.True(t, found, "resolved just now: still the key's incident")
 			require.Equal(t, ref.ID, got.ID)
 			require.NoError(t, b.Reopen(ctx, ref, "back"))
-			require.Equal(t, "1", in["state"])
+			require.Equal(t, "2", in["state"], "reopened to In Progress, as the form's Reopen does")
 			require.Len(t, in["notes"], 4)
 		})
 	}
@@ -236,7 +85,7 @@ func TestQuery(t *testing.T) {
 }
 
 func TestLongKeyAndCaret(t *testing.T) {
-	_, b := newFake(t, false)
+	_, b := newFake(t, basicAuth, testOptions())
 	ctx := context.Background()
 	for _, k := range []string{strings.Repeat(`k{a="b"}`, 20), `x^y=z`} {
 		ref, err := b.Open(ctx, ticketing.Ticket{Key: k, Title: "t", Severity: "crit"})
@@ -249,7 +98,7 @@ func TestLongKeyAndCaret(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	f, b := newFake(t, false)
+	f, b := newFake(t, basicAuth, Options{AssignmentGroupL2: groupServiceDesk})
 	ctx := context.Background()
 	f.Inject(ticketingtest.Throttle("2", func(w http.ResponseWriter, _ *http.Request) { snErr(w, 429, "Too Many Requests", "rate limit") }))
 	_, _, err := b.Find(ctx, testKey)
@@ -275,48 +124,139 @@ func TestErrors(t *testing.T) {
 	_, retry, _ = ticketing.Classify(err)
 	require.False(t, retry)
 	require.ErrorContains(t, err, `state is "2", not "6"`)
+
+	// Basic auth refused: final, the credentials do not change by waiting.
+	f.Inject(func(w http.ResponseWriter, _ *http.Request) {
+		snErr(w, 401, "User Not Authenticated", "Required to provide Auth information")
+	})
+	err = b.Comment(ctx, ticketing.Ref{ID: strings.Repeat("a", 32)}, "x")
+	reason, retry, _ = ticketing.Classify(err)
+	require.False(t, retry)
+	require.Equal(t, "http_4xx", reason)
+	require.ErrorContains(t, err, "User Not Authenticated")
 }
 
 // The fake rejects what ServiceNow rejects.
 func TestFakeRejects(t *testing.T) {
-	f, _ := newFake(t, false)
-	do := func(method, auth, path, body string) int {
-		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(body))
+	do := func(base, method, auth, path, body string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		if strings.Contains(path, "oauth_token.do") {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	require.Equal(t, 401, do("GET", "Bearer x", tablePath, ""))
-	require.Equal(t, 400, do("GET", f.auth, tablePath+"?sysparm_query=correlation_id=a", "")) // no ORDERBY
-	require.Equal(t, 400, do("POST", f.auth, tablePath, `{"bogus":"x","short_description":"s"}`))
-	require.Equal(t, 201, do("POST", f.auth, tablePath, `{"short_description":"s","correlation_id":"k"}`))
-	require.Equal(t, 403, do("PATCH", f.auth, tablePath+"/"+f.order[0], `{"state":"6"}`))
+	f, _ := newFake(t, basicAuth, testOptions())
+	require.Equal(t, 401, do(f.base, "GET", "Bearer x", tablePath, ""))
+	require.Equal(t, 400, do(f.base, "GET", f.auth, tablePath+"?sysparm_query=correlation_id=a", "")) // no ORDERBY
+	require.Equal(t, 400, do(f.base, "POST", f.auth, tablePath, `{"bogus":"x","short_description":"s"}`))
+	require.Equal(t, 201, do(f.base, "POST", f.auth, tablePath, `{"short_description":"s","correlation_id":"k","assignment_group":"Service Desk"}`))
+	require.Equal(t, "Service Desk", f.inc[f.order[0]]["assignment_group"], "a name in a reference field is kept as it is: a reference to nothing")
+	require.Equal(t, 403, do(f.base, "PATCH", f.auth, tablePath+"/"+f.order[0], `{"state":"6"}`), "data policy: close_code and close_notes")
+	require.Equal(t, 200, do(f.base, "PATCH", f.auth, tablePath+"/"+f.order[0]+"?sysparm_input_display_value=true", `{"assignment_group":"Service Desk","state":"Resolved","close_code":"Solved (Permanently)","close_notes":"n"}`))
+	require.Equal(t, groupServiceDesk, f.inc[f.order[0]]["assignment_group"], "display values in")
+	require.Equal(t, "6", f.inc[f.order[0]]["state"])
+	require.Equal(t, "Solved (Permanently)", f.inc[f.order[0]]["close_code"], "a value outside the choice list is stored as it is")
+	require.False(t, f.isChoice("close_code", "Solved (Permanently)"))
+	require.Equal(t, 200, do(f.base, "PATCH", f.auth, tablePath+"/"+f.order[0], `{"state":"7"}`))
+	require.Equal(t, 403, do(f.base, "PATCH", f.auth, tablePath+"/"+f.order[0], `{"work_notes":"x"}`), "a Closed incident cannot be changed")
+	require.Equal(t, 400, do(f.base, "GET", f.auth, "/api/now/table/sys_user_group?sysparm_query=name=a^active=true&sysparm_limit=1", ""))
+	f.journalDenied = true
+	require.Equal(t, 403, do(f.base, "GET", f.auth, journalPath+"?sysparm_query=element=work_notes&sysparm_fields=sys_id&sysparm_limit=1", ""))
+
+	f, _ = newFake(t, oauthClient, testOptions())
+	form := "grant_type=client_credentials&client_id=" + testClientID + "&client_secret="
+	require.Equal(t, 401, do(f.base, "POST", "", "/oauth_token.do", form+"wrong"))
+	require.Equal(t, 200, do(f.base, "POST", "", "/oauth_token.do", form+testClientSecret))
+	f.oauth.ccDisabled = true
+	require.Equal(t, 401, do(f.base, "POST", "", "/oauth_token.do", form+testClientSecret), "client_credentials not enabled for inbound")
+	require.Equal(t, 200, do(f.base, "GET", "Bearer access-1", "/api/now/table/sys_user_group?sysparm_query=name=a&sysparm_limit=1", ""))
+	f.clock.Add(1800 * time.Second)
+	require.Equal(t, 401, do(f.base, "GET", "Bearer access-1", "/api/now/table/sys_user_group?sysparm_query=name=a&sysparm_limit=1", ""), "expired")
+}
+
+// config parses a servicenow block (indented 8) and returns its options or
+// its errors.
+func config(t *testing.T, block string) (*Options, error) {
+	t.Helper()
+	cfg, err := configs.Parse("agent.yaml", []byte("ticketing:\n  backends:\n    - kind: servicenow\n      servicenow:\n"+block))
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Ticketing.Backends[0].Options.(*Options), nil
 }
 
 func TestConfig(t *testing.T) {
 	t.Setenv("SN_PASSWORD", "pw")
-	parse := func(block string) (*configs.Config, error) {
-		return configs.Parse("agent.yaml", []byte("ticketing:\n  backends:\n    - kind: servicenow\n      servicenow:\n"+block))
-	}
-	cfg, err := parse("        url: https://x.service-now.com\n        user: l2agent\n        password: ${SN_PASSWORD}\n        assignment_group_l2: Service Desk\n")
+	o, err := config(t, "        url: https://x.service-now.com\n        user: l2agent\n        password: ${SN_PASSWORD}\n        assignment_group_l2: Service Desk\n")
 	require.NoError(t, err)
-	o := cfg.Ticketing.Backends[0].Options.(*Options)
-	require.Equal(t, "Solved (Permanently)", o.CloseCode)
+	require.Equal(t, "Solution provided", o.CloseCode, "the Utah+ choice list")
 	require.Equal(t, 6, o.ResolveState)
+	require.Equal(t, 2, o.ReopenState, "In Progress")
+	require.Equal(t, 24*time.Hour, o.ReuseResolved.D())
 	require.Equal(t, "Service Desk", o.AssignmentGroupL3)
-	_, err = parse("        url: https://x.service-now.com\n        token_file: /etc/sn-token\n        reopen_state: 2\n")
-	require.NoError(t, err)
-	_, err = parse("        url: https://x.service-now.com\n")
+	require.Nil(t, o.OAuth)
+	o, err = config(t, "        url: https://x.service-now.com\n        token_file: /etc/sn-token\n        reopen_state: 1\n        close_code: Solved (Permanently)\n        reuse_resolved: 0s\n")
+	require.NoError(t, err, "the old close code and New on reopen are still accepted")
+	require.Equal(t, "Solved (Permanently)", o.CloseCode)
+	require.Equal(t, 1, o.ReopenState)
+	require.Zero(t, *o.ReuseResolved, "0: never reuse a resolved incident")
+	_, err = config(t, "        url: https://x.service-now.com\n")
 	require.ErrorContains(t, err, "token")
-	_, err = parse("        url: https://x\n        user: u\n        password: ${SN_PASSWORD}\n        token_file: /t\n")
+	_, err = config(t, "        url: https://x\n        user: u\n        password: ${SN_PASSWORD}\n        token_file: /t\n")
 	require.ErrorContains(t, err, "not both")
-	_, err = parse("        url: x.service-now.com\n        token_file: /t\n")
+	_, err = config(t, "        url: x.service-now.com\n        token_file: /t\n")
 	require.ErrorContains(t, err, "want an http:// or https:// URL")
-	_, err = parse("        url: https://x\n        password: ${SN_PASSWORD}\n")
+	_, err = config(t, "        url: https://x\n        password: ${SN_PASSWORD}\n")
 	require.ErrorContains(t, err, "user")
-	_, err = parse("        url: https://x\n        token_file: /t\n        urgency_crit: 5\n")
+	_, err = config(t, "        url: https://x\n        token_file: /t\n        urgency_crit: 5\n")
 	require.ErrorContains(t, err, "urgency_crit")
+}
+
+// TestOAuthConfig: the oauth block, its grant chosen by what is set, and
+// every mistake at its FILE:LINE:COL.
+func TestOAuthConfig(t *testing.T) {
+	t.Setenv("SN_PASSWORD", "pw")
+	t.Setenv("SN_CLIENT_SECRET", "cs")
+	t.Setenv("SN_REFRESH", "rt")
+	const head = "        url: https://x.service-now.com\n"
+	o, err := config(t, head+"        oauth:\n          client_id: abc\n          client_secret: ${SN_CLIENT_SECRET}\n")
+	require.NoError(t, err)
+	require.Equal(t, GrantClientCredentials, o.OAuth.Grant)
+	o, err = config(t, head+"        user: l2agent\n        password_file: /p\n        oauth:\n          client_id: abc\n          client_secret_file: /cs\n")
+	require.NoError(t, err)
+	require.Equal(t, GrantPassword, o.OAuth.Grant, "with user and password: the password grant")
+	o, err = config(t, head+"        oauth:\n          client_id: abc\n          client_secret: ${SN_CLIENT_SECRET}\n          refresh_token: ${SN_REFRESH}\n")
+	require.NoError(t, err)
+	require.Equal(t, GrantRefreshToken, o.OAuth.Grant)
+
+	for _, c := range []struct{ block, want string }{
+		{"        oauth:\n          client_secret: ${SN_CLIENT_SECRET}\n",
+			"agent.yaml:7:11: ticketing.backends[0].servicenow.oauth: client_id is required"},
+		{"        oauth:\n          client_id: abc\n",
+			"agent.yaml:7:11: ticketing.backends[0].servicenow.oauth: set client_secret (as ${ENV_VAR}) or client_secret_file"},
+		{"        oauth:\n          client_id: abc\n          client_secret: ${SN_CLIENT_SECRET}\n          client_secret_file: /cs\n",
+			"agent.yaml:8:26: ticketing.backends[0].servicenow.oauth: set client_secret or client_secret_file, not both"},
+		{"        oauth:\n          client_id: abc\n          client_secret_file: /cs\n          grant: implicit\n",
+			`agent.yaml:9:18: ticketing.backends[0].servicenow.oauth.grant "implicit": want client_credentials, password or refresh_token`},
+		{"        oauth:\n          client_id: abc\n          client_secret_file: /cs\n          grant: refresh_token\n",
+			"agent.yaml:7:11: ticketing.backends[0].servicenow.oauth: set refresh_token (as ${ENV_VAR}) or refresh_token_file"},
+		{"        oauth:\n          client_id: abc\n          client_secret_file: /cs\n          grant: password\n",
+			"agent.yaml:9:18: ticketing.backends[0].servicenow.oauth.grant password: set user and password (or password_file) beside oauth"},
+		{"        token: ${SN_PASSWORD}\n        oauth:\n          client_id: abc\n          client_secret_file: /cs\n",
+			"agent.yaml:8:11: ticketing.backends[0].servicenow: set token (a bearer token obtained elsewhere) or oauth (the agent gets its tokens), not both"},
+		{"        password: ${SN_PASSWORD}\n        oauth:\n          client_id: abc\n          client_secret_file: /cs\n",
+			"agent.yaml:6:19: ticketing.backends[0].servicenow: user and password are only for the OAuth password grant (ticketing.backends[0].servicenow.oauth.grant is client_credentials)"},
+		{"        oauth:\n          client_id: abc\n          client_secret_file: /cs\n          token_url: ftp://x/oauth_token.do\n",
+			`agent.yaml:9:22: ticketing.backends[0].servicenow.oauth.token_url "ftp://x/oauth_token.do": want an http:// or https:// URL`},
+		{"        oauth:\n          client_id: abc\n          client_secret: literal\n",
+			"agent.yaml:8:26: ticketing.backends[0].servicenow.oauth.client_secret: secrets are never written inline"},
+	} {
+		_, err := config(t, head+c.block)
+		require.ErrorContains(t, err, c.want, c.block)
+	}
 }

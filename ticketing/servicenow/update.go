@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/l2agent/l2agent/ticketing"
 )
@@ -25,9 +24,8 @@ type titled struct {
 // (urgency_warn/impact_warn or urgency_crit/impact_crit; ServiceNow derives
 // the priority from them), unless a value is neither of the configured ones
 // (someone chose it): that one is kept. The incident is read first (GET
-// /api/now/table/incident/SYS_ID) and only what differs is sent (PATCH);
-// the answer must hold what was sent, since a business rule may refuse a
-// change without an error.
+// /api/now/table/incident/SYS_ID) and only what differs is sent (PATCH,
+// checked as every PATCH is: see patch).
 func (b *Backend) Update(ctx context.Context, r ticketing.Ref, t ticketing.Ticket) error {
 	what := "update " + r.ID
 	if !sysIDRe.MatchString(r.ID) {
@@ -55,20 +53,7 @@ func (b *Backend) Update(ctx context.Context, r ticketing.Ref, t ticketing.Ticke
 	if len(f) == 0 {
 		return nil
 	}
-	var got map[string]any
-	if err := b.call(ctx, what, http.MethodPatch, path, nil, f, &got); err != nil {
-		return err
-	}
-	var problems []string
-	for k, v := range f {
-		if fmt.Sprint(got[k]) != v {
-			problems = append(problems, fmt.Sprintf("%s is %q, not %q", k, fmt.Sprint(got[k]), v))
-		}
-	}
-	if len(problems) > 0 {
-		return ticketing.Final("api", fmt.Errorf("servicenow %s: not done: %s (a business rule or data policy refused it)", what, strings.Join(problems, "; ")))
-	}
-	return nil
+	return b.patch(ctx, what, r, f)
 }
 
 // owned: v is empty or one of the values the backend sets.

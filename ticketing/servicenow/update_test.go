@@ -2,9 +2,6 @@ package servicenow
 
 import (
 	"context"
-	"net/http"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,35 +9,11 @@ import (
 	"github.com/l2agent/l2agent/ticketing"
 )
 
-// get answers GET /api/now/table/incident/{sys_id} as the Table API does:
-// {"result": record}, with only the fields sysparm_fields names (all when
-// it names none), or 404 with the error object.
-func (f *fakeSN) get(w http.ResponseWriter, r *http.Request) {
-	in := f.inc[r.PathValue("id")]
-	if in == nil {
-		snErr(w, 404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
-		return
-	}
-	want := strings.Split(r.URL.Query().Get("sysparm_fields"), ",")
-	out := map[string]any{}
-	for k, v := range in {
-		if k != "notes" && (want[0] == "" || slices.Contains(want, k)) {
-			out[k] = v
-		}
-	}
-	for _, k := range want { // a field never set reads as ""
-		if _, ok := out[k]; !ok && k != "" {
-			out[k] = ""
-		}
-	}
-	result(w, 200, out)
-}
-
 // TestUpdate: the short description follows the title and urgency and
 // impact the severity; only what differs is sent; a value someone chose is
 // kept.
 func TestUpdate(t *testing.T) {
-	f, b := newFake(t, false)
+	f, b := newFake(t, basicAuth, testOptions())
 	ctx := context.Background()
 	ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "disk /var 85.0% (warn ≥ 80.0%)", Severity: "warn", Tier: ticketing.L2})
 	require.NoError(t, err)
@@ -73,7 +46,7 @@ func TestUpdate(t *testing.T) {
 // TestUpdateRefused: a business rule that keeps the old short description
 // answers 200; the backend sees it in the answer and says so, finally.
 func TestUpdateRefused(t *testing.T) {
-	f, b := newFake(t, true)
+	f, b := newFake(t, bearerToken, testOptions())
 	ctx := context.Background()
 	ref, err := b.Open(ctx, ticketing.Ticket{Key: testKey, Title: "old", Severity: "warn"})
 	require.NoError(t, err)
