@@ -493,7 +493,7 @@ type CheckResult struct {
 	Name         string               `json:"name"`
 	Kind         string               `json:"kind"`
 	Schedule     string               `json:"schedule"`
-	State        alert.State          `json:"state"` // worst state of its alerts; unknown when the run failed
+	State        alert.State          `json:"state"` // worst state of its alerts that are not report-only; unknown when the run failed
 	LastRun      time.Time            `json:"last_run,omitzero"`
 	LastSuccess  time.Time            `json:"last_success,omitzero"`
 	Duration     float64              `json:"duration_seconds"`
@@ -523,7 +523,9 @@ func (a *Agent) checkResult(r *runner) CheckResult {
 			continue
 		}
 		cr.Alerts = append(cr.Alerts, al)
-		cr.State = alert.Worst(cr.State, al.State)
+		if al.ReportOnly == "" { // a policy the config does not require is no failure of the check
+			cr.State = alert.Worst(cr.State, al.State)
+		}
 	}
 	return cr
 }
