@@ -86,6 +86,9 @@ type Agent struct {
 	ticketErr atomic.Pointer[string]            // why configured ticketing cannot work
 	tmetrics  *ticketing.Metrics
 
+	// procCfg is the config in force for the procedures tickets show, read
+	// without a.mu (a reload holds it while ticketing renders).
+	procCfg    atomic.Pointer[configs.Config]
 	alertState atomic.Pointer[string] // the evaluator's state file; nil: not kept (one-shot runs)
 	saveMu     sync.Mutex             // one save of the alert state at a time
 
@@ -122,6 +125,7 @@ func New(opts Options) (*Agent, error) {
 		start: time.Now(),
 		cfg:   cfg,
 	}
+	a.procCfg.Store(cfg)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.pipeline = a.compose()
 	a.setLogLevel(cfg)
@@ -401,6 +405,7 @@ func (a *Agent) reloadConfig() (int, error) {
 	}
 	a.reloadRemediation(old, cfg)
 	a.cfg, a.runners = cfg, runners
+	a.procCfg.Store(cfg)
 	a.setLogLevel(cfg)
 	if a.alertState.Load() != nil {
 		path := filepath.Join(cfg.StateDir, AlertStateFile)

@@ -278,3 +278,24 @@ func metricsText(t *testing.T, a *Agent) string {
 	require.NoError(t, err)
 	return string(snap)
 }
+
+// TestProcedureInRealTicket: the ticket of a real finding carries the
+// built-in standard procedure of its metric, or the runbook_file's.
+func TestProcedureInRealTicket(t *testing.T) {
+	h := newPolicyHost(t, true)
+	a := newPolicyAgent(t, h.config(t, "", ""))
+	ls := a.run(t)
+	require.NotEmpty(t, ls)
+	body := ls[0].Body
+	require.Contains(t, body, "\nStandard procedure (no runbook_url for this rule):\n  What it means: The antivirus engine does not answer")
+	require.Contains(t, body, "systemctl status clamav-daemon")
+	require.Contains(t, body, "Reference: https://github.com/l2agent/l2agent/blob/main/checks/antivirus/README.md#procedures")
+
+	runbooks := filepath.Join(t.TempDir(), "runbooks.yaml")
+	require.NoError(t, os.WriteFile(runbooks, []byte("procedures:\n  - metric: antivirus_up\n    check: antivirus\n    meaning: Call the security desk first (ext. 4242).\n"), 0o600))
+	b := newPolicyAgent(t, "runbook_file: "+runbooks+"\n"+h.config(t, "", ""))
+	ls = b.run(t)
+	require.NotEmpty(t, ls)
+	require.Contains(t, ls[0].Body, "Standard procedure (no runbook_url for this rule):\n  What it means: Call the security desk first (ext. 4242).\n")
+	require.NotContains(t, ls[0].Body, "systemctl status clamav-daemon", "the runbook_file's entry replaces the built-in one")
+}

@@ -82,6 +82,7 @@ func (a *Agent) openService(cfg *configs.Config, names []string, bs map[string]t
 	svc := ticketing.NewService(cfg.Ticketing, store, names, bs, a.build.Version, a.log.With("component", "ticketing"), a.tmetrics)
 	svc.Manager.KPI = a.kpi
 	svc.Manager.Diagnostics = a.freshDiagnostics
+	svc.Manager.SetProcedures(a.procedureText)
 	a.tickets.Store(svc)
 	a.ticketErr.Store(nil)
 	return svc, nil
@@ -224,7 +225,23 @@ func (a *Agent) OpenTicketing(cfg *configs.Config) (*ticketing.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ticketing.NewService(cfg.Ticketing, store, names, bs, a.build.Version, a.log.With("component", "ticketing"), nil), nil
+	svc := ticketing.NewService(cfg.Ticketing, store, names, bs, a.build.Version, a.log.With("component", "ticketing"), nil)
+	svc.Manager.SetProcedures(a.procedureText)
+	return svc, nil
+}
+
+// procedureText is the standard procedure a ticket of check's metric
+// shows: the runbook_file's, else the built-in one ("" when none).
+func (a *Agent) procedureText(check, metric string) string {
+	cfg := a.procCfg.Load()
+	if cfg == nil {
+		return ""
+	}
+	p, doc, ok := cfg.ProcedureFor(check, metric)
+	if !ok {
+		return ""
+	}
+	return p.Text(doc)
 }
 
 // writable checks that dir can be created and written to.

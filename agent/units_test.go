@@ -63,6 +63,16 @@ func TestEveryUnitIsDocumented(t *testing.T) {
 					for _, m := range k.Metrics {
 						require.Contains(t, text, "l2agent_"+m, "README.md documents the metric")
 					}
+					require.Contains(t, text, "\n## Procedures", "README.md has the section built-in procedures link to")
+					for _, m := range k.Metrics {
+						p, doc, ok := configs.BuiltinProcedure(m)
+						require.True(t, ok, "metric %s has a built-in procedure (procedures.yaml of its unit)", m)
+						require.Equal(t, strings.TrimPrefix(filepath.ToSlash(filepath.Join(dir, "README.md")), "../")+"#procedures", doc, "its link")
+						require.NotEmpty(t, p.Meaning, "%s: what it means", m)
+						require.NotEmpty(t, p.FirstChecks, "%s: first checks", m)
+						require.NotEmpty(t, p.SafeFixes, "%s: safe fixes", m)
+						require.NotEmpty(t, p.Escalate, "%s: when to escalate", m)
+					}
 				}
 				if k.Options != nil {
 					for _, key := range yamlKeys(k.Options()) {
@@ -100,4 +110,20 @@ func yamlKeys(o any) []string {
 		keys = append(keys, name)
 	}
 	return keys
+}
+
+// TestEveryProcedureHasAMetric: no built-in procedure is left for a metric
+// that no check kind emits (renamed or removed).
+func TestEveryProcedureHasAMetric(t *testing.T) {
+	emitted := map[string]bool{}
+	for _, k := range configs.CheckKinds.Names() {
+		kind, _ := configs.CheckKinds.Lookup(k)
+		for _, m := range kind.Metrics {
+			emitted[m] = true
+		}
+	}
+	require.NotEmpty(t, configs.ProcedureMetrics())
+	for _, m := range configs.ProcedureMetrics() {
+		require.True(t, emitted[m], "procedure for %s, which no check kind emits", m)
+	}
 }

@@ -37,6 +37,11 @@ type Config struct {
 	Checks        []Check     `yaml:"checks"`
 	Ticketing     Ticketing   `yaml:"ticketing"`
 	Remediation   Remediation `yaml:"remediation"` // configs/remediation.go
+	// RunbookFile names a file of procedures that replace or extend the
+	// built-in ones (configs/procedure.go); relative to the config file.
+	RunbookFile string `yaml:"runbook_file"`
+	// Runbooks are the entries of RunbookFile, read and validated by Load.
+	Runbooks []Procedure `yaml:"-"`
 }
 
 // Paths are the roots the agent reads the host through, so that it works in a

@@ -110,6 +110,9 @@ func Parse(file string, data []byte) (*Config, error) {
 			}
 			return errs[i].Column < errs[j].Column
 		})
+	}
+	errs = append(errs, cfg.loadRunbooks(file, d.pos["runbook_file"])...) // positioned in their own file
+	if len(errs) > 0 {
 		return nil, errs
 	}
 	return cfg, nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/l2agent/l2agent/configs"
@@ -40,6 +41,8 @@ type Manager struct {
 	// passed), so that the escalated ticket shows the host as it is now.
 	// It must return when ctx ends. Set it before Start.
 	Diagnostics func(ctx context.Context, key string) (string, error)
+
+	procedures atomic.Pointer[func(check, metric string) string] // SetProcedures
 
 	mu      sync.Mutex // one decision at a time
 	counted []func()   // KPI updates of the transaction in progress
@@ -153,6 +156,7 @@ func (d *decision) escalate(to Tier, why string) {
 func (m *Manager) ticket(inc *Incident, now time.Time, withBody bool) Ticket {
 	body := ""
 	if withBody {
+		inc.Procedure = m.procedure(inc)
 		body = Body(inc, now, m.version)
 	}
 	return Ticket{

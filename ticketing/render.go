@@ -123,6 +123,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 		b.WriteByte('\n')
 	}
 
+	writeProcedure(&b, inc.Procedure)
 	writeAttempts(&b, inc.Attempts)
 
 	b.WriteString("\nDiagnostics:\n")

@@ -54,6 +54,9 @@ type Incident struct {
 	Events        uint64          `json:"events"`              // ticket operations queued so far
 	Refs          map[string]Ref  `json:"refs,omitempty"`      // backend → ticket
 	PrevRefs      map[string]Ref  `json:"prev_refs,omitempty"` // the previous ticket of this key
+	// Procedure is the standard procedure the ticket shows, rendered when
+	// the body is (Manager.SetProcedures); not stored.
+	Procedure string `json:"-"`
 }
 
 // HistoryEntry is one state change, for the ticket body.

@@ -1,0 +1,12 @@
+package mfa
+
+import (
+	_ "embed"
+
+	"github.com/l2agent/l2agent/configs"
+)
+
+//go:embed procedures.yaml
+var procedures []byte
+
+func init() { configs.RegisterProcedures("checks/mfa/README.md#procedures", procedures) }
