@@ -299,3 +299,7 @@ func (e *Evaluator) startBreach(a *entry, now time.Time, set func(alert.State, s
 	}
 	set(alert.StatePending, desc()+fmt.Sprintf(", pending for %s", a.rule.For.D()))
 }
+
+// RuleFor is the rule of rules that judges observation o (the one naming
+// the most labels among those that match), or nil.
+func RuleFor(rules []configs.Rule, o checks.Observation) *configs.Rule { return matchRule(rules, o) }

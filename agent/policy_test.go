@@ -206,9 +206,9 @@ func TestPolicyDefaultFilesNoTicket(t *testing.T) {
 			// /api/v1/status and `l2agent check --json` say why, and only where set.
 			status, err := json.Marshal(a.Results())
 			require.NoError(t, err)
-			require.Contains(t, string(status), `"ReportOnly":"antivirus is not required`)
+			require.Contains(t, string(status), `"report_only":"antivirus is not required`)
 			require.Contains(t, string(status), `"report_only":"two-factor authentication is not required`)
-			require.NotContains(t, string(status), `"ReportOnly":""`)
+			require.NotContains(t, string(status), `"report_only":""`)
 			for _, r := range a.Results() {
 				if r.Name == "antivirus" || r.Name == "mfa" {
 					require.Equal(t, alert.StateOK, r.State, "%s: report-only findings are no failure of the check (the exit code of l2agent check)", r.Name)

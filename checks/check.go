@@ -37,17 +37,17 @@ type Diagnoser interface {
 
 // Observation is one measured value.
 type Observation struct {
-	Metric  string            // e.g. "disk_used_ratio"; exposed as l2agent_<Metric>
-	Labels  map[string]string // e.g. {"mountpoint": "/var"}
-	Value   float64           // base units: ratio 0..1, seconds, bytes, count
-	Details string            // short diagnostics for a ticket, bounded in size
+	Metric  string            `json:"metric"`            // e.g. "disk_used_ratio"; exposed as l2agent_<Metric>
+	Labels  map[string]string `json:"labels,omitempty"`  // e.g. {"mountpoint": "/var"}
+	Value   float64           `json:"value"`             // base units: ratio 0..1, seconds, bytes, count
+	Details string            `json:"details,omitempty"` // short diagnostics for a ticket, bounded in size
 	// ReportOnly, when set, says why a breach of this series files no
 	// ticket: a finding of a policy the config does not require (no
 	// antivirus at all while antivirus.required is false). The series keeps
 	// its metric and alert state; ticketing leaves it alone. The check
 	// decides, from its options, series by series. (Left out of JSON when
 	// empty: /api/v1/status and `l2agent check --json` show it only when set.)
-	ReportOnly string `json:",omitempty"`
+	ReportOnly string `json:"report_only,omitempty"`
 }
 
 // BoolValue is the Observation value of a yes/no finding: 1 or 0.

@@ -136,9 +136,9 @@ func TestCheckJSON(t *testing.T) {
 			Name         string `json:"name"`
 			State        string `json:"state"`
 			Observations []struct {
-				Metric string            `json:"Metric"`
-				Labels map[string]string `json:"Labels"`
-				Value  float64           `json:"Value"`
+				Metric string            `json:"metric"`
+				Labels map[string]string `json:"labels"`
+				Value  float64           `json:"value"`
 			} `json:"observations"`
 		} `json:"checks"`
 	}
@@ -174,9 +174,30 @@ func TestCheckExitCodes(t *testing.T) {
 		out, _ := cmd.CombinedOutput()
 		require.Equal(t, tc.code, cmd.ProcessState.ExitCode(), "%s", out)
 		require.Contains(t, string(out), "memory_total_bytes")
+		// A Nagios plugin's output: status line | perfdata, long text, | more perfdata.
+		first, _, _ := strings.Cut(string(out), "\n")
+		status := []string{"OK", "WARNING", "CRITICAL"}[tc.code]
+		require.True(t, strings.HasPrefix(first, "MEM "+status+" - "), "%s", out)
+		_, perf, ok := strings.Cut(first, " | ")
+		require.True(t, ok, "%s", first)
+		require.Regexp(t, perfItemRe, perf)
+		require.Contains(t, string(out), "\n| ", "the rest of the performance data")
 	}
-	cmd := exec.Command(binary, "check", "nosuchcheck")
+
+	// A rule with `for` is pending on a one-shot run, and says so: exit 0;
+	// --ignore-for fires it at once.
+	pending := filepath.Join(dir, "for.yaml")
+	require.NoError(t, os.WriteFile(pending, []byte("checks:\n  - name: mem\n    kind: memory\n    rules:\n      - {metric: memory_total_bytes, crit: 1, for: 1h}\n"), 0o600))
+	cmd := exec.Command(binary, "check", "--config", pending, "mem")
 	out, _ := cmd.CombinedOutput()
+	require.Equal(t, 0, cmd.ProcessState.ExitCode(), "%s", out)
+	require.Contains(t, string(out), "pending (waiting for the rule's for): mem memory_total_bytes")
+	cmd = exec.Command(binary, "check", "--ignore-for", "--config", pending, "mem")
+	out, _ = cmd.CombinedOutput()
+	require.Equal(t, 2, cmd.ProcessState.ExitCode(), "%s", out)
+
+	cmd = exec.Command(binary, "check", "nosuchcheck")
+	out, _ = cmd.CombinedOutput()
 	require.Equal(t, 3, cmd.ProcessState.ExitCode())
 	require.Contains(t, string(out), `no enabled check named "nosuchcheck"`)
 }

@@ -258,9 +258,10 @@ func describeConfig(f string) string {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "check [--config FILE] [--json] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [NAME...]", stdout, stderr)
+	fs := newFlags("check", "check [--config FILE] [--json] [--ignore-for] [--path.procfs DIR] [--path.sysfs DIR] [--path.rootfs DIR] [NAME...]", stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asJSON := fs.Bool("json", false, "print JSON instead of the plugin output and table")
+	ignoreFor := fs.Bool("ignore-for", false, "fire a rule's breach at once, without waiting for its `for` (a rule with `for` is otherwise pending: exit 0)")
 	paths := pathFlags(fs)
 	if done, code := parse(fs, args, stdout); done {
 		if code != 0 {
@@ -274,7 +275,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "l2agent check: %v\n", err)
 		return 3
 	}
-	a.Evaluator().IgnoreFor = true // one shot: a breach counts now
+	a.Evaluator().IgnoreFor = *ignoreFor // else a breach of a rule with `for` is pending, honestly
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	results, err := a.RunAll(ctx, fs.Args()...)
@@ -289,12 +290,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": a.Host(), "state": worst, "checks": results}); err != nil {
+		if err := enc.Encode(map[string]any{"host": a.Host(), "state": worst, "checks": jsonResults(results)}); err != nil {
 			fmt.Fprintf(stderr, "l2agent check: %v\n", err)
 			return 3
 		}
 	} else {
-		printTable(stdout, results)
+		writePlugin(stdout, results, a.Config(), worst)
 	}
 	return exitCode(worst)
 }
