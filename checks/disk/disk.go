@@ -6,6 +6,7 @@ package disk
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,6 +256,7 @@ func fillRate(s []fillSample) (slope float64, ok bool) {
 
 // mount is one line of mountinfo.
 type mount struct {
+	ID         int    // the mount ID, unique in the namespace; 0 if unknown
 	Root       string // the directory of the filesystem mounted; not "/" for bind mounts of a subdirectory
 	Mountpoint string
 	FSType     string
@@ -261,40 +264,82 @@ type mount struct {
 	ReadOnly   bool
 }
 
+// maxMountinfoLine bounds one line of mountinfo: two paths of PATH_MAX
+// escaped four times over, and options.
+const maxMountinfoLine = 64 << 10
+
 // parseMountinfo parses /proc/<pid>/mountinfo (see proc_pid_mountinfo(5)):
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
+// Fields are separated by one space and lines end at '\n' only: the kernel
+// escapes space, tab, newline and backslash in names (\040 \011 \012
+// \134) and writes every other byte as it is, so a name holding a CR, an
+// NBSP or a NEL is kept exact. Optional fields run up to the "-" field.
 // A mount is read-only when its mount options or its superblock options say
 // "ro": a filesystem remounted read-only after errors shows only in the latter.
 func parseMountinfo(r io.Reader) ([]mount, error) {
 	var ms []mount
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxMountinfoLine)
+	sc.Split(splitLF)
 	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		line := sc.Text()
+		if line == "" {
 			continue
 		}
-		sep := -1
-		if len(f) > 6 {
-			sep = slices.Index(f[6:], "-") + 6 // optional fields come before the "-"
-		}
-		if sep < 6 || len(f) < sep+3 {
-			return nil, fmt.Errorf("line %d: want mount fields, \"-\", fstype and source: %q", n, sc.Text())
-		}
-		m := mount{
-			Root:       unescapeOctal(f[3]),
-			Mountpoint: unescapeOctal(f[4]),
-			FSType:     unescapeOctal(f[sep+1]),
-			Device:     unescapeOctal(f[sep+2]),
-			ReadOnly:   slices.Contains(strings.Split(f[5], ","), "ro"),
-		}
-		if len(f) > sep+3 {
-			m.ReadOnly = m.ReadOnly || slices.Contains(strings.Split(f[sep+3], ","), "ro")
+		m, err := parseMountinfoLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w: %q", n, err, textfmt.Head(line, 200))
 		}
 		ms = append(ms, m)
 	}
-	return ms, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", len(ms)+1, err)
+	}
+	return ms, nil
+}
+
+// splitLF is bufio.ScanLines without its removal of a trailing '\r'.
+func splitLF(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// parseMountinfoLine parses one line of mountinfo, field by field.
+func parseMountinfoLine(line string) (mount, error) {
+	f := strings.Split(line, " ")
+	sep := -1
+	if len(f) > 6 {
+		sep = slices.Index(f[6:], "-") + 6 // optional fields come before the "-"
+	}
+	if sep < 6 || len(f) < sep+3 || f[sep+1] == "" {
+		return mount{}, errors.New(`want mount fields, "-", fstype and source`)
+	}
+	if slices.Contains(f[:6], "") || !strings.Contains(f[2], ":") {
+		return mount{}, errors.New("empty field or no major:minor: fields are separated by one space")
+	}
+	id, err := strconv.Atoi(f[0])
+	if err != nil || id < 0 {
+		return mount{}, fmt.Errorf("mount ID %q is not a number", f[0])
+	}
+	m := mount{
+		ID:         id,
+		Root:       unescapeOctal(f[3]),
+		Mountpoint: unescapeOctal(f[4]),
+		FSType:     unescapeOctal(f[sep+1]),
+		Device:     unescapeOctal(f[sep+2]),
+		ReadOnly:   slices.Contains(strings.Split(f[5], ","), "ro"),
+	}
+	if len(f) > sep+3 {
+		m.ReadOnly = m.ReadOnly || slices.Contains(strings.Split(f[sep+3], ","), "ro")
+	}
+	return m, nil
 }
 
 // unescapeOctal decodes the \ooo escapes the kernel writes for space, tab,
@@ -501,9 +546,9 @@ func (s *dirScan) format(mp string, top int) string {
 		return cmp.Or(cmp.Compare(s.sizes[b], s.sizes[a]), cmp.Compare(a, b))
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Sanitize(mp), s.maxDepth)
+	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Line(mp), s.maxDepth)
 	for _, rel := range rels[:min(top, len(rels))] {
-		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Sanitize(path.Join(mp, rel)))
+		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Line(path.Join(mp, rel)))
 	}
 	if len(rels) == 0 {
 		b.WriteString("  (no subdirectories)\n")

@@ -37,14 +37,14 @@ func TestParseMountinfo(t *testing.T) {
 	ms, err := parseMountinfo(f)
 	require.NoError(t, err)
 	require.Len(t, ms, 18)
-	require.Equal(t, mount{Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}, ms[5])
+	require.Equal(t, mount{ID: 26, Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}, ms[5])
 	byMP := map[string]mount{}
 	for _, m := range ms {
 		byMP[m.Mountpoint] = m // the last of a mountpoint wins, as in dedupeMounts
 	}
-	require.Equal(t, mount{Root: "/", Mountpoint: "/srv/my data", FSType: "xfs", Device: "/dev/vdc"}, byMP["/srv/my data"],
+	require.Equal(t, mount{ID: 43, Root: "/", Mountpoint: "/srv/my data", FSType: "xfs", Device: "/dev/vdc"}, byMP["/srv/my data"],
 		"escaped space; two optional fields")
-	require.Equal(t, mount{Root: "/srv/export", Mountpoint: "/mnt/export", FSType: "ext4", Device: "/dev/vda"}, byMP["/mnt/export"],
+	require.Equal(t, mount{ID: 44, Root: "/srv/export", Mountpoint: "/mnt/export", FSType: "ext4", Device: "/dev/vda"}, byMP["/mnt/export"],
 		"bind mount of a subdirectory")
 	require.True(t, byMP["/boot"].ReadOnly, "ro mount option")
 	require.True(t, byMP["/var"].ReadOnly, "ro superblock option: remounted read-only after errors")
@@ -55,13 +55,23 @@ func TestParseMountinfo(t *testing.T) {
 		"26 1 254:0 / / rw,relatime ext4 /dev/vda rw\n", // no "-"
 		"26 1 254:0 / / rw,relatime - ext4\n",           // no source
 		"26 1 - ext4 /dev/vda rw\n",                     // "-" too early
+		"x 1 254:0 / / rw - ext4 /dev/vda rw\n",         // no mount ID
+		"26  1 254:0 / / rw - ext4 /dev/vda\n",          // two spaces: an empty field shifts the rest
 	} {
 		_, err := parseMountinfo(strings.NewReader(bad))
 		require.ErrorContains(t, err, "line 1", bad)
 	}
 	ms, err = parseMountinfo(strings.NewReader("\n26 1 254:0 / / rw - ext4 /dev/vda\n"))
 	require.NoError(t, err, "superblock options may be missing")
-	require.Equal(t, []mount{{Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}}, ms)
+	require.Equal(t, []mount{{ID: 26, Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}}, ms)
+
+	// Names are data: only space, tab, newline and backslash are escaped by
+	// the kernel; CR, NBSP, NEL, ESC and U+2028 are written as they are and
+	// must neither split a field nor end a line.
+	odd := "/mnt/a b\tc\nd\\e\rf\u00a0g\u0085h\x1b[2Ji\u2028j\r"
+	ms, err = parseMountinfo(strings.NewReader("70 26 0:99 / /mnt/a\\040b\\011c\\012d\\134e\rf\u00a0g\u0085h\x1b[2Ji\u2028j\r rw,relatime shared:9 - tmpfs dev\\012Resolved:\x1b[2J\r rw,size=1024k\r\n"))
+	require.NoError(t, err)
+	require.Equal(t, []mount{{ID: 70, Root: "/", Mountpoint: odd, FSType: "tmpfs", Device: "dev\nResolved:\x1b[2J\r"}}, ms)
 }
 
 func TestUnescapeOctal(t *testing.T) {
@@ -86,6 +96,7 @@ func FuzzParseMountinfo(f *testing.F) {
 		f.Add(string(b))
 	}
 	f.Add(`1 2 3:4 / /a\040b\ rw shared:1 - - \134 ro` + "\n")
+	f.Add("70 26 0:99 / /mnt/a\\012b\rc\u00a0d\u0085e\x1b[2J rw shared:9 - tmpfs dev\\012x\r rw\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		ms, err := parseMountinfo(strings.NewReader(s))
 		if err != nil {
@@ -93,6 +104,11 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 		if len(ms) > strings.Count(s, "\n")+1 {
 			t.Fatalf("%d mounts from %d lines", len(ms), strings.Count(s, "\n")+1)
+		}
+		for _, m := range ms {
+			if m.ID < 0 || m.Mountpoint == "" || m.FSType == "" {
+				t.Fatalf("mount %+v", m)
+			}
 		}
 		if d := dedupeMounts(ms); len(d) > len(ms) {
 			t.Fatal("dedupe added mounts")

@@ -39,10 +39,12 @@ func Line(s string) string {
 	return b.String()
 }
 
-// Block escapes a text of several lines: '\n' stays the line separator and
-// a tab stays a tab; everything else that Line escapes is escaped, so no
-// other character (CR, NEL, U+2028, a vertical tab) can start a line and
-// no escape sequence passes.
+// Block escapes a text of several lines: '\n' stays the line separator, a
+// tab stays a tab and a backslash stays a backslash (the text is usually
+// made by the agent, with names already escaped by Line, which must not be
+// escaped twice); everything else that Line escapes is escaped, so no other
+// character (CR, NEL, U+2028, a vertical tab) can start a line and no
+// escape sequence passes.
 func Block(s string) string {
 	if !needsEscape(s, true) {
 		return s
@@ -91,7 +93,7 @@ func needsEscape(s string, block bool) bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c == '\\' || (c < 0x20 || c == 0x7f) && !(block && (c == '\n' || c == '\t')) {
+			if c == '\\' && !block || (c < 0x20 || c == 0x7f) && !(block && (c == '\n' || c == '\t')) {
 				return true
 			}
 			i++
@@ -112,7 +114,7 @@ func writeEscaped(b *strings.Builder, s string, block bool) {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			b.WriteString(`\x` + hex2(s[i]))
-		case block && (r == '\n' || r == '\t'):
+		case block && (r == '\n' || r == '\t' || r == '\\'):
 			b.WriteRune(r)
 		case r == '\\':
 			b.WriteString(`\\`)

@@ -27,7 +27,7 @@ var hostile = map[string]struct{ line, block string }{
 	"U+2028 U+2029":       {`a\u2028b\u2029c`, `a\u2028b\u2029c`},
 	"bidi override, ZWSP": {`a\u202eb\u200bc`, `a\u202eb\u200bc`},
 	"invalid UTF-8":       {`a\xffb\xc3`, `a\xffb\xc3`},
-	"backslash":           {`C:\\x\\040`, `C:\\x\\040`},
+	"backslash":           {`C:\\x\\040`, `C:\x\040`},
 	"plane 15 private":    {`a\U000f0000b`, `a\U000f0000b`},
 }
 
