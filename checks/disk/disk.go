@@ -7,14 +7,12 @@ package disk
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -404,7 +402,7 @@ func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string,
 	defer cancel()
 	root := filepath.Join(c.env.Paths.Rootfs, mp)
 	done := make(chan *dirScan, 1)
-	go func() { done <- scanDirs(ctx, root, d.MaxDepth, d.MaxEntries) }()
+	go func() { done <- scanDirs(ctx, root, d.MaxDepth, d.MaxEntries, d.Top) }()
 	var s *dirScan
 	select {
 	case s = <-done:
@@ -419,147 +417,4 @@ func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string,
 		return "", s.err
 	}
 	return textfmt.Truncate(s.format(mp, d.Top), checks.MaxDetails), nil
-}
-
-// dirScan is the result of scanDirs.
-type dirScan struct {
-	maxDepth, maxEntries int
-	sizes                map[string]uint64 // allocated bytes by path relative to the root, depth 1..maxDepth
-	entries              int               // directory entries visited
-	unreadable           int               // directories that could not be read
-	stopped              string            // why the scan was cut short; "" if complete
-	elapsed              time.Duration
-	err                  error // the root could not be read
-
-	ctx  context.Context
-	dev  uint64
-	seen map[uint64]bool // inodes with several links, counted once
-}
-
-// scanDirs sums the allocated size (st_blocks*512, so sparse files count what
-// they use) of every directory under root, within root's filesystem and
-// without following symlinks, and keeps the sums of the directories at most
-// maxDepth below root. It stops after maxEntries entries or when ctx ends.
-func scanDirs(ctx context.Context, root string, maxDepth, maxEntries int) *dirScan {
-	s := &dirScan{maxDepth: maxDepth, maxEntries: maxEntries, sizes: map[string]uint64{}, ctx: ctx, seen: map[uint64]bool{}}
-	start := time.Now()
-	s.walk(root, "", 0, 0)
-	s.elapsed = time.Since(start)
-	return s
-}
-
-// walk returns the allocated bytes of dir and everything under it; own is
-// the allocation of dir itself.
-func (s *dirScan) walk(dir, rel string, depth int, own uint64) uint64 {
-	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	var fi os.FileInfo
-	if err == nil {
-		fi, err = f.Stat()
-	}
-	if err != nil {
-		if depth == 0 {
-			s.err = fmt.Errorf("read %s: %w", dir, err)
-		}
-		s.unreadable++
-		if f != nil {
-			f.Close()
-		}
-		return own
-	}
-	if dev := fi.Sys().(*syscall.Stat_t).Dev; depth == 0 {
-		s.dev = dev
-	} else if dev != s.dev { // replaced by a mountpoint since it was listed
-		f.Close()
-		return 0
-	}
-	total := own
-	type subdir struct {
-		name string
-		own  uint64
-	}
-	var subdirs []subdir
-	for s.stopped == "" {
-		batch, err := f.ReadDir(256)
-		for _, e := range batch {
-			if s.stop() {
-				break
-			}
-			s.entries++
-			info, err := e.Info() // lstat: symlinks are not followed
-			if err != nil {
-				continue // removed since listed
-			}
-			st := info.Sys().(*syscall.Stat_t)
-			if st.Dev != s.dev {
-				continue // another filesystem mounted here
-			}
-			size := uint64(st.Blocks) * 512
-			switch {
-			case info.IsDir():
-				subdirs = append(subdirs, subdir{e.Name(), size})
-			case st.Nlink > 1 && s.seen[st.Ino]: // counted under another name
-			default:
-				if st.Nlink > 1 {
-					s.seen[st.Ino] = true
-				}
-				total += size
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				s.unreadable++
-			}
-			break
-		}
-	}
-	f.Close()
-	for _, d := range subdirs {
-		if s.stop() {
-			break
-		}
-		total += s.walk(filepath.Join(dir, d.name), path.Join(rel, d.name), depth+1, d.own)
-	}
-	if depth >= 1 && depth <= s.maxDepth {
-		s.sizes[rel] = total
-	}
-	return total
-}
-
-// stop reports whether the scan must end, recording why.
-func (s *dirScan) stop() bool {
-	switch {
-	case s.stopped != "":
-	case s.entries >= s.maxEntries:
-		s.stopped = fmt.Sprintf("entry limit (%d) reached", s.maxEntries)
-	case errors.Is(s.ctx.Err(), context.DeadlineExceeded):
-		s.stopped = "time limit reached"
-	case s.ctx.Err() != nil:
-		s.stopped = "cancelled: " + context.Cause(s.ctx).Error()
-	}
-	return s.stopped != ""
-}
-
-// format lists the top largest directories, largest first, with mp as the
-// root of the paths shown, and says whether the scan was complete.
-func (s *dirScan) format(mp string, top int) string {
-	rels := slices.SortedFunc(maps.Keys(s.sizes), func(a, b string) int {
-		return cmp.Or(cmp.Compare(s.sizes[b], s.sizes[a]), cmp.Compare(a, b))
-	})
-	var b strings.Builder
-	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Line(mp), s.maxDepth)
-	for _, rel := range rels[:min(top, len(rels))] {
-		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Line(path.Join(mp, rel)))
-	}
-	if len(rels) == 0 {
-		b.WriteString("  (no subdirectories)\n")
-	}
-	if s.unreadable > 0 {
-		fmt.Fprintf(&b, "%d directories could not be read and are not counted.\n", s.unreadable)
-	}
-	if s.stopped != "" {
-		fmt.Fprintf(&b, "PARTIAL scan: %s after %d entries in %s; sizes are lower bounds.\n", s.stopped, s.entries, s.elapsed.Round(time.Millisecond))
-	} else {
-		fmt.Fprintf(&b, "Complete scan: %d entries in %s.\n", s.entries, s.elapsed.Round(time.Millisecond))
-	}
-	return b.String()
 }

@@ -418,7 +418,7 @@ func TestScanDirs(t *testing.T) {
 	require.NoError(t, sparse.Close())
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "out")))
 
-	s := scanDirs(context.Background(), root, 3, 1000)
+	s := scanDirs(context.Background(), root, 3, 1000, 3)
 	require.NoError(t, s.err)
 	require.Empty(t, s.stopped)
 	require.Equal(t, []string{"a", "a/b", "a/b/c", "h", "s"}, slices.Sorted(maps.Keys(s.sizes)), "depth 1..3 only")
@@ -430,27 +430,31 @@ func TestScanDirs(t *testing.T) {
 
 	txt := s.format("/data", 3)
 	lines := strings.Split(strings.TrimSuffix(txt, "\n"), "\n")
-	require.Len(t, lines, 5, txt)
-	require.Equal(t, "Largest directories under /data (allocated size, up to 3 levels deep, this filesystem only):", lines[0])
+	require.Len(t, lines, 9, txt)
+	require.Equal(t, "Largest directories under /data (allocated size, up to 3 levels deep, this mount only):", lines[0])
 	require.Regexp(t, `^\s+3\.\d MiB  /data/a$`, lines[1])
 	require.Regexp(t, `^\s+2\.\d MiB  /data/a/b$`, lines[2])
 	require.Regexp(t, `^\s+2\.\d MiB  /data/a/b/c$`, lines[3])
-	require.Regexp(t, `^Complete scan: 12 entries in [\d.]+m?s\.$`, lines[4])
+	require.Equal(t, "Largest files:", lines[4])
+	require.Equal(t, "   2.0 MiB  /data/a/b/c/d/f", lines[5], "at any depth")
+	require.Equal(t, "   2.0 MiB  /data/h/f", lines[6], "a hard link counts once")
+	require.Equal(t, "   1.0 MiB  /data/a/g", lines[7])
+	require.Regexp(t, `^Complete scan: 12 entries in [\d.]+m?s\.$`, lines[8])
 	require.NotContains(t, txt, "out")
 
-	s = scanDirs(context.Background(), root, 3, 4)
+	s = scanDirs(context.Background(), root, 3, 4, 3)
 	require.Equal(t, "entry limit (4) reached", s.stopped)
 	require.Equal(t, 4, s.entries)
 	require.Contains(t, s.format("/data", 10), "PARTIAL scan: entry limit (4) reached after 4 entries")
 
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	s = scanDirs(ctx, root, 3, 1000)
+	s = scanDirs(ctx, root, 3, 1000, 3)
 	require.Equal(t, "time limit reached", s.stopped)
 	require.Contains(t, s.format("/data", 10), "PARTIAL scan: time limit reached after 0 entries")
 	require.Contains(t, s.format("/data", 10), "(no subdirectories)")
 
-	s = scanDirs(context.Background(), filepath.Join(root, "missing"), 3, 1000)
+	s = scanDirs(context.Background(), filepath.Join(root, "missing"), 3, 1000, 3)
 	require.ErrorContains(t, s.err, "read "+filepath.Join(root, "missing"))
 }
 
@@ -504,12 +508,18 @@ func TestDiskDiagnoseTmpfs(t *testing.T) {
 	s, err := c.Diagnose(context.Background(), checks.Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}})
 	require.NoError(t, err)
 	t.Log("\n" + s)
-	require.Equal(t, fmt.Sprintf(`Largest directories under %[1]s (allocated size, up to 3 levels deep, this filesystem only):
+	require.Equal(t, fmt.Sprintf(`Largest directories under %[1]s (allocated size, up to 3 levels deep, this mount only):
    3.0 MiB  %[1]s/big
    2.0 MiB  %[1]s/big/a
    2.0 MiB  %[1]s/big/a/b
    1.5 MiB  %[1]s/medium
  256.0 KiB  %[1]s/small
+Largest files:
+   2.0 MiB  %[1]s/big/a/b/c/file
+   1.5 MiB  %[1]s/medium/file
+   1.0 MiB  %[1]s/big/file
+ 256.0 KiB  %[1]s/small/file
+1 directories are other mounts (bind mounts included) and are not counted.
 `, mnt), s[:strings.LastIndex(strings.TrimSuffix(s, "\n"), "\n")+1])
 	require.Regexp(t, `Complete scan: 12 entries in [\d.]+m?s\.\n$`, s)
 	require.NotContains(t, s, "inner")
