@@ -294,7 +294,13 @@ func mountID(fd int) uint64 {
 	if err != nil {
 		return 0
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
+	return parseFdinfoMntID(string(b))
+}
+
+// parseFdinfoMntID reads the "mnt_id:" line of /proc/<pid>/fdinfo/<fd>; 0
+// when there is none.
+func parseFdinfoMntID(b string) uint64 {
+	for line := range strings.SplitSeq(b, "\n") {
 		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
 			id, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 			return id

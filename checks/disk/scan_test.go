@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -111,4 +112,25 @@ func TestScanSwapLoop(t *testing.T) {
 	t.Logf("%d swaps, %d entries seen changing", swaps.Load(), changed)
 	require.Positive(t, swaps.Load())
 	require.Positive(t, changed, "the race was exercised")
+}
+
+func TestParseFdinfoMntID(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, uint64(29), parseFdinfoMntID("pos:\t0\nflags:\t02100000\nmnt_id:\t29\nino:\t2\n"))
+	require.Zero(t, parseFdinfoMntID("pos:\t0\n"))
+	require.Zero(t, parseFdinfoMntID("mnt_id:\tx\n"))
+	f, err := os.Open(".")
+	require.NoError(t, err)
+	defer f.Close()
+	require.Positive(t, mountID(int(f.Fd())))
+}
+
+func FuzzParseFdinfoMntID(f *testing.F) {
+	f.Add("pos:\t0\nflags:\t02100000\nmnt_id:\t29\nino:\t2\n")
+	f.Add("mnt_id: 18446744073709551615\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if id := parseFdinfoMntID(s); id != 0 && !strings.Contains(s, "mnt_id:") {
+			t.Fatalf("mount ID %d from %q", id, s)
+		}
+	})
 }

@@ -331,7 +331,12 @@ func fdFlags(fdinfo string) (int64, bool) {
 		return 0, false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return parseFdinfoFlags(f)
+}
+
+// parseFdinfoFlags reads the octal "flags:" line of /proc/<pid>/fdinfo/<fd>.
+func parseFdinfoFlags(r io.Reader) (int64, bool) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "flags:"); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
