@@ -121,7 +121,7 @@ func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		}
 		if err != nil {
 			c.env.Log().Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
-			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), checks.MaxDetails))
+			add(m, "disk_device_error", 1, textfmt.Truncate(textfmt.Line(err.Error()), checks.MaxDetails))
 			continue
 		}
 		unit := uint64(st.Frsize) // the unit of f_blocks; older kernels leave it 0
