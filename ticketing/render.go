@@ -135,7 +135,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	if strings.TrimSpace(inc.Details) == "" {
 		b.WriteString("  (none)\n")
 	} else {
-		b.WriteString(indent(textfmt.TicketText(inc.Details), "  "))
+		b.WriteString(indent(inc.Details, "  "))
 	}
 	fmt.Fprintf(&b, "\n-- \nFiled by l2agent %s on %s.\n", textfmt.TicketField(version), textfmt.TicketField(inc.Host))
 	s := b.String()
@@ -154,15 +154,19 @@ func writeAttempts(b *strings.Builder, attempts []alert.Attempt) {
 	for _, a := range attempts {
 		fmt.Fprintf(b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), textfmt.TicketField(a.Action), textfmt.TicketField(a.Result))
 		if a.Plan != "" {
-			b.WriteString(indent(textfmt.TicketText(a.Plan), "    plan: "))
+			b.WriteString(indent(a.Plan, "    plan: "))
 		}
 		if a.Output != "" {
-			b.WriteString(indent(textfmt.TicketText(a.Output), "    output: "))
+			b.WriteString(indent(a.Output, "    output: "))
 		}
 	}
 }
 
+// indent escapes the multi-line text s for a ticket (textfmt.TicketText)
+// and starts its first line with prefix and every other with as many
+// spaces, so that no line of s starts a line of the ticket.
 func indent(s, prefix string) string {
+	s = textfmt.TicketText(s)
 	var b strings.Builder
 	pad := strings.Repeat(" ", len([]rune(prefix)))
 	for i, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
