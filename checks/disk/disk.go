@@ -7,6 +7,7 @@ package disk
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -402,7 +403,7 @@ func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string,
 	defer cancel()
 	root := filepath.Join(c.env.Paths.Rootfs, mp)
 	done := make(chan *dirScan, 1)
-	go func() { done <- scanDirs(ctx, root, d.MaxDepth, d.MaxEntries, d.Top) }()
+	go func() { done <- scanDirsIn(ctx, cmp.Or(c.env.Paths.Rootfs, "/"), mp, d.MaxDepth, d.MaxEntries, d.Top) }()
 	var s *dirScan
 	select {
 	case s = <-done:

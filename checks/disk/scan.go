@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,10 +63,18 @@ type fileSize struct {
 // symlink during the walk is never followed. It stops after maxEntries
 // entries or when ctx ends.
 func scanDirs(ctx context.Context, root string, maxDepth, maxEntries, top int) *dirScan {
+	return scanDirsIn(ctx, "/", root, maxDepth, maxEntries, top)
+}
+
+// scanDirsIn is scanDirs of root under base: base (the configured rootfs,
+// the admin's) is opened as it is, every component of root below it
+// without following symlinks.
+func scanDirsIn(ctx context.Context, base, root string, maxDepth, maxEntries, top int) *dirScan {
+	root = filepath.Join(base, root)
 	s := &dirScan{maxDepth: maxDepth, maxEntries: maxEntries, top: top, sizes: map[string]uint64{}, ctx: ctx, ino: map[uint64]bool{}}
 	start := time.Now()
 	defer func() { s.elapsed = time.Since(start) }()
-	fd, err := openDirNoFollow(root)
+	fd, err := openDirNoFollow(base, strings.TrimPrefix(root, filepath.Clean(base)))
 	if err != nil {
 		s.err = fmt.Errorf("read %s: %w", root, err)
 		return s
@@ -259,10 +268,10 @@ func (s *dirScan) format(mp string, top int) string {
 	return b.String()
 }
 
-// openDirNoFollow opens an absolute directory one component at a time,
-// refusing symlinks on the way.
-func openDirNoFollow(p string) (int, error) {
-	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// openDirNoFollow opens the directory p below base one component at a
+// time, refusing symlinks on the way; base itself is opened as it is.
+func openDirNoFollow(base, p string) (int, error) {
+	fd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -273,8 +282,8 @@ func openDirNoFollow(p string) (int, error) {
 		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		unix.Close(fd)
 		if err != nil {
-			if errors.Is(err, unix.ELOOP) {
-				return -1, fmt.Errorf("component %q is a symlink: refusing to follow it", c)
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) { // O_DIRECTORY|O_NOFOLLOW on a symlink: ENOTDIR
+				return -1, fmt.Errorf("component %q is a symlink or not a directory: refusing to follow it", textfmt.Line(c))
 			}
 			return -1, err
 		}

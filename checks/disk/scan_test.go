@@ -134,3 +134,18 @@ func FuzzParseFdinfoMntID(f *testing.F) {
 		}
 	})
 }
+
+// TestScanRootComponents: the rootfs is the admin's and may be a symlink;
+// no component of the mountpoint below it is followed.
+func TestScanRootComponents(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "host", "real", "sub", "f"), 8<<10)
+	require.NoError(t, os.Symlink(filepath.Join(dir, "host"), filepath.Join(dir, "rootfs")))
+	require.NoError(t, os.Symlink("real", filepath.Join(dir, "host", "link")))
+	s := scanDirsIn(context.Background(), filepath.Join(dir, "rootfs"), "/real", 3, 100, 3)
+	require.NoError(t, s.err)
+	require.Contains(t, s.sizes, "sub")
+	s = scanDirsIn(context.Background(), filepath.Join(dir, "rootfs"), "/link/sub", 3, 100, 3)
+	require.ErrorContains(t, s.err, `component "link" is a symlink or not a directory: refusing to follow it`)
+}
