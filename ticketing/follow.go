@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
 // Tickets follow the alert: the title and priority a backend keeps change
@@ -82,7 +83,7 @@ func (f *diagnosis) apply(inc *Incident) string {
 	case f == nil:
 		return ""
 	case f.err != nil:
-		return fmt.Sprintf(" (diagnostics could not be taken again: %s; those below are older)", f.err)
+		return fmt.Sprintf(" (diagnostics could not be taken again: %s; those below are older)", textfmt.TicketField(f.err.Error()))
 	case strings.TrimSpace(f.details) != "":
 		inc.Details = f.details
 	}

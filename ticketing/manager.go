@@ -331,7 +331,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		// Back within the reopen window: the same ticket.
 		inc.Open, inc.Opened, inc.OKSince = true, a.At, time.Time{}
 		inc.Reopens = append(prune(inc.Reopens, a.At, m.cfg.Recurrence.Window.D()), a.At)
-		text := fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, a.Reason, textfmt.Duration(a.At.Sub(inc.Resolved)))
+		text := fmt.Sprintf("Reopened: %s is %s again (%s), %s after it was resolved.", inc.Metric, a.State, textfmt.TicketField(a.Reason), textfmt.Duration(a.At.Sub(inc.Resolved)))
 		if a.Starts() && strings.TrimSpace(a.Details) != "" { // taken as it started firing again
 			text += "\n\nDiagnostics now:\n" + indent(a.Details, "  ")
 		}
@@ -347,11 +347,11 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 			inc.Flapping = true
 			d.add(OpComment, fmt.Sprintf("Flapping: %d state changes within %s. This ticket stays open and will not be resolved or reopened until the alert settles.", len(prune(inc.Changes, a.At, m.cfg.Flapping.Window.D())), m.cfg.Flapping.Window.D()), 0)
 		case prevSev != a.State:
-			d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.State, a.Reason), 0)
+			d.add(OpComment, fmt.Sprintf("Severity %s → %s: %s", prevSev, a.State, textfmt.TicketField(a.Reason)), 0)
 		case wasOK && !inc.Flapping:
-			d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", a.Reason), 0)
+			d.add(OpComment, fmt.Sprintf("Firing again before it was resolved: %s", textfmt.TicketField(a.Reason)), 0)
 		case back:
-			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, a.Reason), 0)
+			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, textfmt.TicketField(a.Reason)), 0)
 		}
 	}
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
@@ -407,7 +407,7 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, 
 			return nil
 		}
 		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
-		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, textfmt.Duration(now.Sub(inc.Unreported)), inc.UnreportedWhy), 0)
+		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, textfmt.Duration(now.Sub(inc.Unreported)), textfmt.TicketField(inc.UnreportedWhy)), 0)
 		changed = true
 	default:
 		if sla, due := slaDue(m.cfg, inc, now); due {

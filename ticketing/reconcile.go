@@ -22,7 +22,7 @@ func (m *Manager) unreported(d *decision, why string) {
 	if m.cfg.Unreported.KeepOpen {
 		policy = "This ticket stays open until a person closes it (ticketing.unreported.keep_open)."
 	}
-	d.add(OpComment, fmt.Sprintf("No longer reported: %s. The last value was %s (%s). %s", why, textfmt.FormatValue(inc.Metric, inc.Value), inc.Severity, policy), 0)
+	d.add(OpComment, fmt.Sprintf("No longer reported: %s. The last value was %s (%s). %s", textfmt.TicketField(why), textfmt.FormatValue(inc.Metric, inc.Value), inc.Severity, policy), 0)
 }
 
 // reportOnly closes the open incident of an alert that still fires but

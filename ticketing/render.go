@@ -17,18 +17,20 @@ const MaxBody = 16 * 1024
 // Title renders a ticket title such as
 // "[l2agent] web-7: disk /var disk_used_ratio 93.0% (crit ≥ 90.0%)",
 // with " [flapping]" while the incident is marked flapping. It follows the
-// incident: an op that changes it says so (Ticket.Retitle).
+// incident: an op that changes it says so (Ticket.Retitle). Names from the
+// host (host name, label values) are escaped by textfmt.TicketTitle: the
+// title is one line without control characters or escape sequences.
 func Title(inc *Incident) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[l2agent] %s: %s", inc.Host, inc.Check)
+	fmt.Fprintf(&b, "[l2agent] %s: %s", textfmt.TicketTitle(inc.Host), textfmt.TicketTitle(inc.Check))
 	if s := labelSummary(inc.Labels); s != "" {
-		b.WriteString(" " + s)
+		b.WriteString(" " + textfmt.TicketTitle(s))
 	}
 	if inc.Metric == "" {
 		b.WriteString(": check failing")
 		return b.String()
 	}
-	fmt.Fprintf(&b, " %s %s (%s %s %s)", inc.Metric, textfmt.FormatValue(inc.Metric, firingValue(inc)), inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold))
+	fmt.Fprintf(&b, " %s %s (%s %s %s)", textfmt.TicketTitle(inc.Metric), textfmt.FormatValue(inc.Metric, firingValue(inc)), inc.Severity, op(inc.Direction), textfmt.FormatValue(inc.Metric, inc.Threshold))
 	if inc.Flapping {
 		b.WriteString(" [flapping]")
 	}
@@ -72,9 +74,13 @@ func op(direction string) string {
 
 // Body renders the ticket text, the same for every backend: what breached,
 // since when, what was tried, the diagnostics, and where to read more.
+// Every name from the host is escaped for it (textfmt.TicketField on a
+// "Key: value" line, textfmt.TicketText in an indented block), so no line
+// of the text starts with anything but what Body wrote: a name cannot
+// forge a "Resolved:" line.
 func Body(inc *Incident, now time.Time, version string) string {
 	var b strings.Builder
-	line := func(k, v string) { fmt.Fprintf(&b, "%-17s %s\n", k+":", v) }
+	line := func(k, v string) { fmt.Fprintf(&b, "%-17s %s\n", k+":", textfmt.TicketField(v)) }
 	line("Host", inc.Host)
 	line("Check", inc.Check)
 	if inc.Metric != "" {
@@ -118,7 +124,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	for _, h := range inc.History {
 		fmt.Fprintf(&b, "  %s  %-7s → %-7s %s", h.At.UTC().Format("2006-01-02 15:04:05"), h.From, h.To, textfmt.FormatValue(inc.Metric, h.Value))
 		if h.Reason != "" {
-			b.WriteString("  " + h.Reason)
+			b.WriteString("  " + textfmt.TicketField(h.Reason))
 		}
 		b.WriteByte('\n')
 	}
@@ -132,7 +138,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	} else {
 		b.WriteString(indent(inc.Details, "  "))
 	}
-	fmt.Fprintf(&b, "\n-- \nFiled by l2agent %s on %s.\n", version, inc.Host)
+	fmt.Fprintf(&b, "\n-- \nFiled by l2agent %s on %s.\n", textfmt.TicketField(version), textfmt.TicketField(inc.Host))
 	s := b.String()
 	if len(s) > MaxBody {
 		s = textfmt.Head(s, MaxBody-64) + "\n… (truncated to " + fmt.Sprint(MaxBody) + " bytes)\n"
@@ -147,7 +153,7 @@ func writeAttempts(b *strings.Builder, attempts []alert.Attempt) {
 		b.WriteString("  nothing: no remediation is configured for this alert\n")
 	}
 	for _, a := range attempts {
-		fmt.Fprintf(b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), a.Action, a.Result)
+		fmt.Fprintf(b, "  %s  %s: %s\n", a.At.UTC().Format("2006-01-02 15:04:05"), textfmt.TicketField(a.Action), textfmt.TicketField(a.Result))
 		if a.Plan != "" {
 			b.WriteString(indent(a.Plan, "    plan: "))
 		}
@@ -157,7 +163,11 @@ func writeAttempts(b *strings.Builder, attempts []alert.Attempt) {
 	}
 }
 
+// indent escapes the multi-line text s for a ticket (textfmt.TicketText)
+// and starts its first line with prefix and every other with as many
+// spaces, so that no line of s starts a line of the ticket.
 func indent(s, prefix string) string {
+	s = textfmt.TicketText(s)
 	var b strings.Builder
 	pad := strings.Repeat(" ", len([]rune(prefix)))
 	for i, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {

@@ -6,6 +6,7 @@ package disk
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -13,10 +14,10 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,7 +122,7 @@ func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		}
 		if err != nil {
 			c.env.Log().Debug("statfs failed", "mountpoint", m.Mountpoint, "err", err)
-			add(m, "disk_device_error", 1, textfmt.Truncate(err.Error(), checks.MaxDetails))
+			add(m, "disk_device_error", 1, textfmt.Truncate(textfmt.Line(err.Error()), checks.MaxDetails))
 			continue
 		}
 		unit := uint64(st.Frsize) // the unit of f_blocks; older kernels leave it 0
@@ -254,6 +255,7 @@ func fillRate(s []fillSample) (slope float64, ok bool) {
 
 // mount is one line of mountinfo.
 type mount struct {
+	ID         int    // the mount ID, unique in the namespace; 0 if unknown
 	Root       string // the directory of the filesystem mounted; not "/" for bind mounts of a subdirectory
 	Mountpoint string
 	FSType     string
@@ -261,40 +263,82 @@ type mount struct {
 	ReadOnly   bool
 }
 
+// maxMountinfoLine bounds one line of mountinfo: two paths of PATH_MAX
+// escaped four times over, and options.
+const maxMountinfoLine = 64 << 10
+
 // parseMountinfo parses /proc/<pid>/mountinfo (see proc_pid_mountinfo(5)):
 //
 //	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
+// Fields are separated by one space and lines end at '\n' only: the kernel
+// escapes space, tab, newline and backslash in names (\040 \011 \012
+// \134) and writes every other byte as it is, so a name holding a CR, an
+// NBSP or a NEL is kept exact. Optional fields run up to the "-" field.
 // A mount is read-only when its mount options or its superblock options say
 // "ro": a filesystem remounted read-only after errors shows only in the latter.
 func parseMountinfo(r io.Reader) ([]mount, error) {
 	var ms []mount
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxMountinfoLine)
+	sc.Split(splitLF)
 	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		line := sc.Text()
+		if line == "" {
 			continue
 		}
-		sep := -1
-		if len(f) > 6 {
-			sep = slices.Index(f[6:], "-") + 6 // optional fields come before the "-"
-		}
-		if sep < 6 || len(f) < sep+3 {
-			return nil, fmt.Errorf("line %d: want mount fields, \"-\", fstype and source: %q", n, sc.Text())
-		}
-		m := mount{
-			Root:       unescapeOctal(f[3]),
-			Mountpoint: unescapeOctal(f[4]),
-			FSType:     unescapeOctal(f[sep+1]),
-			Device:     unescapeOctal(f[sep+2]),
-			ReadOnly:   slices.Contains(strings.Split(f[5], ","), "ro"),
-		}
-		if len(f) > sep+3 {
-			m.ReadOnly = m.ReadOnly || slices.Contains(strings.Split(f[sep+3], ","), "ro")
+		m, err := parseMountinfoLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w: %q", n, err, textfmt.Head(line, 200))
 		}
 		ms = append(ms, m)
 	}
-	return ms, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", len(ms)+1, err)
+	}
+	return ms, nil
+}
+
+// splitLF is bufio.ScanLines without its removal of a trailing '\r'.
+func splitLF(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// parseMountinfoLine parses one line of mountinfo, field by field.
+func parseMountinfoLine(line string) (mount, error) {
+	f := strings.Split(line, " ")
+	sep := -1
+	if len(f) > 6 {
+		sep = slices.Index(f[6:], "-") + 6 // optional fields come before the "-"
+	}
+	if sep < 6 || len(f) < sep+3 || f[sep+1] == "" {
+		return mount{}, errors.New(`want mount fields, "-", fstype and source`)
+	}
+	if slices.Contains(f[:6], "") || !strings.Contains(f[2], ":") {
+		return mount{}, errors.New("empty field or no major:minor: fields are separated by one space")
+	}
+	id, err := strconv.Atoi(f[0])
+	if err != nil || id < 0 {
+		return mount{}, fmt.Errorf("mount ID %q is not a number", f[0])
+	}
+	m := mount{
+		ID:         id,
+		Root:       unescapeOctal(f[3]),
+		Mountpoint: unescapeOctal(f[4]),
+		FSType:     unescapeOctal(f[sep+1]),
+		Device:     unescapeOctal(f[sep+2]),
+		ReadOnly:   slices.Contains(strings.Split(f[5], ","), "ro"),
+	}
+	if len(f) > sep+3 {
+		m.ReadOnly = m.ReadOnly || slices.Contains(strings.Split(f[sep+3], ","), "ro")
+	}
+	return m, nil
 }
 
 // unescapeOctal decodes the \ooo escapes the kernel writes for space, tab,
@@ -359,7 +403,7 @@ func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string,
 	defer cancel()
 	root := filepath.Join(c.env.Paths.Rootfs, mp)
 	done := make(chan *dirScan, 1)
-	go func() { done <- scanDirs(ctx, root, d.MaxDepth, d.MaxEntries) }()
+	go func() { done <- scanDirsIn(ctx, cmp.Or(c.env.Paths.Rootfs, "/"), mp, d.MaxDepth, d.MaxEntries, d.Top) }()
 	var s *dirScan
 	select {
 	case s = <-done:
@@ -374,147 +418,4 @@ func (c *diskCheck) Diagnose(ctx context.Context, o checks.Observation) (string,
 		return "", s.err
 	}
 	return textfmt.Truncate(s.format(mp, d.Top), checks.MaxDetails), nil
-}
-
-// dirScan is the result of scanDirs.
-type dirScan struct {
-	maxDepth, maxEntries int
-	sizes                map[string]uint64 // allocated bytes by path relative to the root, depth 1..maxDepth
-	entries              int               // directory entries visited
-	unreadable           int               // directories that could not be read
-	stopped              string            // why the scan was cut short; "" if complete
-	elapsed              time.Duration
-	err                  error // the root could not be read
-
-	ctx  context.Context
-	dev  uint64
-	seen map[uint64]bool // inodes with several links, counted once
-}
-
-// scanDirs sums the allocated size (st_blocks*512, so sparse files count what
-// they use) of every directory under root, within root's filesystem and
-// without following symlinks, and keeps the sums of the directories at most
-// maxDepth below root. It stops after maxEntries entries or when ctx ends.
-func scanDirs(ctx context.Context, root string, maxDepth, maxEntries int) *dirScan {
-	s := &dirScan{maxDepth: maxDepth, maxEntries: maxEntries, sizes: map[string]uint64{}, ctx: ctx, seen: map[uint64]bool{}}
-	start := time.Now()
-	s.walk(root, "", 0, 0)
-	s.elapsed = time.Since(start)
-	return s
-}
-
-// walk returns the allocated bytes of dir and everything under it; own is
-// the allocation of dir itself.
-func (s *dirScan) walk(dir, rel string, depth int, own uint64) uint64 {
-	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	var fi os.FileInfo
-	if err == nil {
-		fi, err = f.Stat()
-	}
-	if err != nil {
-		if depth == 0 {
-			s.err = fmt.Errorf("read %s: %w", dir, err)
-		}
-		s.unreadable++
-		if f != nil {
-			f.Close()
-		}
-		return own
-	}
-	if dev := fi.Sys().(*syscall.Stat_t).Dev; depth == 0 {
-		s.dev = dev
-	} else if dev != s.dev { // replaced by a mountpoint since it was listed
-		f.Close()
-		return 0
-	}
-	total := own
-	type subdir struct {
-		name string
-		own  uint64
-	}
-	var subdirs []subdir
-	for s.stopped == "" {
-		batch, err := f.ReadDir(256)
-		for _, e := range batch {
-			if s.stop() {
-				break
-			}
-			s.entries++
-			info, err := e.Info() // lstat: symlinks are not followed
-			if err != nil {
-				continue // removed since listed
-			}
-			st := info.Sys().(*syscall.Stat_t)
-			if st.Dev != s.dev {
-				continue // another filesystem mounted here
-			}
-			size := uint64(st.Blocks) * 512
-			switch {
-			case info.IsDir():
-				subdirs = append(subdirs, subdir{e.Name(), size})
-			case st.Nlink > 1 && s.seen[st.Ino]: // counted under another name
-			default:
-				if st.Nlink > 1 {
-					s.seen[st.Ino] = true
-				}
-				total += size
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				s.unreadable++
-			}
-			break
-		}
-	}
-	f.Close()
-	for _, d := range subdirs {
-		if s.stop() {
-			break
-		}
-		total += s.walk(filepath.Join(dir, d.name), path.Join(rel, d.name), depth+1, d.own)
-	}
-	if depth >= 1 && depth <= s.maxDepth {
-		s.sizes[rel] = total
-	}
-	return total
-}
-
-// stop reports whether the scan must end, recording why.
-func (s *dirScan) stop() bool {
-	switch {
-	case s.stopped != "":
-	case s.entries >= s.maxEntries:
-		s.stopped = fmt.Sprintf("entry limit (%d) reached", s.maxEntries)
-	case errors.Is(s.ctx.Err(), context.DeadlineExceeded):
-		s.stopped = "time limit reached"
-	case s.ctx.Err() != nil:
-		s.stopped = "cancelled: " + context.Cause(s.ctx).Error()
-	}
-	return s.stopped != ""
-}
-
-// format lists the top largest directories, largest first, with mp as the
-// root of the paths shown, and says whether the scan was complete.
-func (s *dirScan) format(mp string, top int) string {
-	rels := slices.SortedFunc(maps.Keys(s.sizes), func(a, b string) int {
-		return cmp.Or(cmp.Compare(s.sizes[b], s.sizes[a]), cmp.Compare(a, b))
-	})
-	var b strings.Builder
-	fmt.Fprintf(&b, "Largest directories under %s (allocated size, up to %d levels deep, this filesystem only):\n", textfmt.Sanitize(mp), s.maxDepth)
-	for _, rel := range rels[:min(top, len(rels))] {
-		fmt.Fprintf(&b, "%10s  %s\n", textfmt.HumanBytes(s.sizes[rel]), textfmt.Sanitize(path.Join(mp, rel)))
-	}
-	if len(rels) == 0 {
-		b.WriteString("  (no subdirectories)\n")
-	}
-	if s.unreadable > 0 {
-		fmt.Fprintf(&b, "%d directories could not be read and are not counted.\n", s.unreadable)
-	}
-	if s.stopped != "" {
-		fmt.Fprintf(&b, "PARTIAL scan: %s after %d entries in %s; sizes are lower bounds.\n", s.stopped, s.entries, s.elapsed.Round(time.Millisecond))
-	} else {
-		fmt.Fprintf(&b, "Complete scan: %d entries in %s.\n", s.entries, s.elapsed.Round(time.Millisecond))
-	}
-	return b.String()
 }

@@ -37,14 +37,14 @@ func TestParseMountinfo(t *testing.T) {
 	ms, err := parseMountinfo(f)
 	require.NoError(t, err)
 	require.Len(t, ms, 18)
-	require.Equal(t, mount{Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}, ms[5])
+	require.Equal(t, mount{ID: 26, Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}, ms[5])
 	byMP := map[string]mount{}
 	for _, m := range ms {
 		byMP[m.Mountpoint] = m // the last of a mountpoint wins, as in dedupeMounts
 	}
-	require.Equal(t, mount{Root: "/", Mountpoint: "/srv/my data", FSType: "xfs", Device: "/dev/vdc"}, byMP["/srv/my data"],
+	require.Equal(t, mount{ID: 43, Root: "/", Mountpoint: "/srv/my data", FSType: "xfs", Device: "/dev/vdc"}, byMP["/srv/my data"],
 		"escaped space; two optional fields")
-	require.Equal(t, mount{Root: "/srv/export", Mountpoint: "/mnt/export", FSType: "ext4", Device: "/dev/vda"}, byMP["/mnt/export"],
+	require.Equal(t, mount{ID: 44, Root: "/srv/export", Mountpoint: "/mnt/export", FSType: "ext4", Device: "/dev/vda"}, byMP["/mnt/export"],
 		"bind mount of a subdirectory")
 	require.True(t, byMP["/boot"].ReadOnly, "ro mount option")
 	require.True(t, byMP["/var"].ReadOnly, "ro superblock option: remounted read-only after errors")
@@ -55,13 +55,23 @@ func TestParseMountinfo(t *testing.T) {
 		"26 1 254:0 / / rw,relatime ext4 /dev/vda rw\n", // no "-"
 		"26 1 254:0 / / rw,relatime - ext4\n",           // no source
 		"26 1 - ext4 /dev/vda rw\n",                     // "-" too early
+		"x 1 254:0 / / rw - ext4 /dev/vda rw\n",         // no mount ID
+		"26  1 254:0 / / rw - ext4 /dev/vda\n",          // two spaces: an empty field shifts the rest
 	} {
 		_, err := parseMountinfo(strings.NewReader(bad))
 		require.ErrorContains(t, err, "line 1", bad)
 	}
 	ms, err = parseMountinfo(strings.NewReader("\n26 1 254:0 / / rw - ext4 /dev/vda\n"))
 	require.NoError(t, err, "superblock options may be missing")
-	require.Equal(t, []mount{{Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}}, ms)
+	require.Equal(t, []mount{{ID: 26, Root: "/", Mountpoint: "/", FSType: "ext4", Device: "/dev/vda"}}, ms)
+
+	// Names are data: only space, tab, newline and backslash are escaped by
+	// the kernel; CR, NBSP, NEL, ESC and U+2028 are written as they are and
+	// must neither split a field nor end a line.
+	odd := "/mnt/a b\tc\nd\\e\rf\u00a0g\u0085h\x1b[2Ji\u2028j\r"
+	ms, err = parseMountinfo(strings.NewReader("70 26 0:99 / /mnt/a\\040b\\011c\\012d\\134e\rf\u00a0g\u0085h\x1b[2Ji\u2028j\r rw,relatime shared:9 - tmpfs dev\\012Resolved:\x1b[2J\r rw,size=1024k\r\n"))
+	require.NoError(t, err)
+	require.Equal(t, []mount{{ID: 70, Root: "/", Mountpoint: odd, FSType: "tmpfs", Device: "dev\nResolved:\x1b[2J\r"}}, ms)
 }
 
 func TestUnescapeOctal(t *testing.T) {
@@ -86,6 +96,7 @@ func FuzzParseMountinfo(f *testing.F) {
 		f.Add(string(b))
 	}
 	f.Add(`1 2 3:4 / /a\040b\ rw shared:1 - - \134 ro` + "\n")
+	f.Add("70 26 0:99 / /mnt/a\\012b\rc\u00a0d\u0085e\x1b[2J rw shared:9 - tmpfs dev\\012x\r rw\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		ms, err := parseMountinfo(strings.NewReader(s))
 		if err != nil {
@@ -93,6 +104,11 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 		if len(ms) > strings.Count(s, "\n")+1 {
 			t.Fatalf("%d mounts from %d lines", len(ms), strings.Count(s, "\n")+1)
+		}
+		for _, m := range ms {
+			if m.ID < 0 || m.Mountpoint == "" || m.FSType == "" {
+				t.Fatalf("mount %+v", m)
+			}
 		}
 		if d := dedupeMounts(ms); len(d) > len(ms) {
 			t.Fatal("dedupe added mounts")
@@ -402,7 +418,7 @@ func TestScanDirs(t *testing.T) {
 	require.NoError(t, sparse.Close())
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "out")))
 
-	s := scanDirs(context.Background(), root, 3, 1000)
+	s := scanDirs(context.Background(), root, 3, 1000, 3)
 	require.NoError(t, s.err)
 	require.Empty(t, s.stopped)
 	require.Equal(t, []string{"a", "a/b", "a/b/c", "h", "s"}, slices.Sorted(maps.Keys(s.sizes)), "depth 1..3 only")
@@ -414,27 +430,31 @@ func TestScanDirs(t *testing.T) {
 
 	txt := s.format("/data", 3)
 	lines := strings.Split(strings.TrimSuffix(txt, "\n"), "\n")
-	require.Len(t, lines, 5, txt)
-	require.Equal(t, "Largest directories under /data (allocated size, up to 3 levels deep, this filesystem only):", lines[0])
+	require.Len(t, lines, 9, txt)
+	require.Equal(t, "Largest directories under /data (allocated size, up to 3 levels deep, this mount only):", lines[0])
 	require.Regexp(t, `^\s+3\.\d MiB  /data/a$`, lines[1])
 	require.Regexp(t, `^\s+2\.\d MiB  /data/a/b$`, lines[2])
 	require.Regexp(t, `^\s+2\.\d MiB  /data/a/b/c$`, lines[3])
-	require.Regexp(t, `^Complete scan: 12 entries in [\d.]+m?s\.$`, lines[4])
+	require.Equal(t, "Largest files:", lines[4])
+	require.Equal(t, "   2.0 MiB  /data/a/b/c/d/f", lines[5], "at any depth")
+	require.Equal(t, "   2.0 MiB  /data/h/f", lines[6], "a hard link counts once")
+	require.Equal(t, "   1.0 MiB  /data/a/g", lines[7])
+	require.Regexp(t, `^Complete scan: 12 entries in [\d.]+m?s\.$`, lines[8])
 	require.NotContains(t, txt, "out")
 
-	s = scanDirs(context.Background(), root, 3, 4)
+	s = scanDirs(context.Background(), root, 3, 4, 3)
 	require.Equal(t, "entry limit (4) reached", s.stopped)
 	require.Equal(t, 4, s.entries)
 	require.Contains(t, s.format("/data", 10), "PARTIAL scan: entry limit (4) reached after 4 entries")
 
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	s = scanDirs(ctx, root, 3, 1000)
+	s = scanDirs(ctx, root, 3, 1000, 3)
 	require.Equal(t, "time limit reached", s.stopped)
 	require.Contains(t, s.format("/data", 10), "PARTIAL scan: time limit reached after 0 entries")
 	require.Contains(t, s.format("/data", 10), "(no subdirectories)")
 
-	s = scanDirs(context.Background(), filepath.Join(root, "missing"), 3, 1000)
+	s = scanDirs(context.Background(), filepath.Join(root, "missing"), 3, 1000, 3)
 	require.ErrorContains(t, s.err, "read "+filepath.Join(root, "missing"))
 }
 
@@ -488,12 +508,18 @@ func TestDiskDiagnoseTmpfs(t *testing.T) {
 	s, err := c.Diagnose(context.Background(), checks.Observation{Metric: "disk_used_ratio", Labels: map[string]string{"mountpoint": mnt}})
 	require.NoError(t, err)
 	t.Log("\n" + s)
-	require.Equal(t, fmt.Sprintf(`Largest directories under %[1]s (allocated size, up to 3 levels deep, this filesystem only):
+	require.Equal(t, fmt.Sprintf(`Largest directories under %[1]s (allocated size, up to 3 levels deep, this mount only):
    3.0 MiB  %[1]s/big
    2.0 MiB  %[1]s/big/a
    2.0 MiB  %[1]s/big/a/b
    1.5 MiB  %[1]s/medium
  256.0 KiB  %[1]s/small
+Largest files:
+   2.0 MiB  %[1]s/big/a/b/c/file
+   1.5 MiB  %[1]s/medium/file
+   1.0 MiB  %[1]s/big/file
+ 256.0 KiB  %[1]s/small/file
+1 directories are other mounts (bind mounts included) and are not counted.
 `, mnt), s[:strings.LastIndex(strings.TrimSuffix(s, "\n"), "\n")+1])
 	require.Regexp(t, `Complete scan: 12 entries in [\d.]+m?s\.\n$`, s)
 	require.NotContains(t, s, "inner")

@@ -317,7 +317,7 @@ func printTable(w io.Writer, results []agent.CheckResult) {
 	fmt.Fprintln(tw, "CHECK\tMETRIC\tLABELS\tVALUE\tSTATE\tTHRESHOLD")
 	for _, r := range results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\tunknown\t%s\n", r.Name, r.Error)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tunknown\t%s\n", textfmt.TerminalCell(r.Name), textfmt.TerminalCell(r.Error))
 			continue
 		}
 		states := map[string]alert.Alert{}
@@ -338,14 +338,15 @@ func printTable(w io.Writer, results []agent.CheckResult) {
 					th = fmt.Sprintf("%s %s %g", al.State, op, al.Threshold)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, o.Metric, labelText(o.Labels), textfmt.FormatValue(o.Metric, o.Value), state, th)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", textfmt.TerminalCell(r.Name), textfmt.TerminalCell(o.Metric),
+				textfmt.TerminalCell(labelText(o.Labels)), textfmt.FormatValue(o.Metric, o.Value), state, th)
 		}
 	}
 	tw.Flush()
 	for _, r := range results {
 		for _, al := range r.Alerts {
 			if al.State.Firing() && al.Details != "" {
-				fmt.Fprintf(w, "\n%s — diagnostics:\n%s\n", al.Key, al.Details)
+				fmt.Fprintf(w, "\n%s — diagnostics:\n%s\n", textfmt.TerminalCell(al.Key), textfmt.TerminalText(al.Details))
 			}
 		}
 	}

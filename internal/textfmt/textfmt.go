@@ -1,6 +1,7 @@
 // Package textfmt formats text and values for people: rune-safe truncation
 // with a visible mark, IEC byte sizes, metric values in their unit, and
-// sanitising of names read from the host.
+// sanitising and escaping of names read from the host for the medium they
+// go to (escape.go).
 package textfmt
 
 import (

@@ -73,11 +73,37 @@ type diskPlan struct {
 	What   string // what it looked for, e.g. "older than 7d matching *.gz in /var/log"
 }
 
-// walkStats counts what a walk skipped, for the plan text.
+// walkStats counts what a walk looked at and skipped, for the plan text.
 type walkStats struct {
 	tooNew, symlinks, otherMount, openForWrite, hardLinked, other, changed, errors int
-	truncated                                                                      bool
+	tooDeep                                                                        int // directories below maxDepth, not entered
 	errs                                                                           []string
+
+	entries, dirs int      // directory entries read and directories entered, the whole walk
+	stopped       bool     // the entry bound was reached: the walk ended there
+	stoppedIn     string   // the directory being read when it was reached
+	notWalked     []string // roots not started because of it
+}
+
+// stop records that the walk reached its entry bound while reading dir.
+func (s *walkStats) stop(dir string) {
+	if !s.stopped {
+		s.stopped, s.stoppedIn = true, dir
+	}
+}
+
+// bound says how far a walk stopped by its entry bound got; "" if it was
+// not.
+func (s *walkStats) bound(maxEntries int) string {
+	if !s.stopped {
+		return ""
+	}
+	t := fmt.Sprintf("walk stopped at its entry limit (%d entries) while reading %s, after %d directories: files past it were not looked at",
+		maxEntries, showPath(s.stoppedIn), s.dirs)
+	if len(s.notWalked) > 0 {
+		t += fmt.Sprintf(" (%s not walked at all)", showPath(strings.Join(s.notWalked, " ")))
+	}
+	return t
 }
 
 func (s *walkStats) String() string {
@@ -95,11 +121,8 @@ func (s *walkStats) String() string {
 	add(s.other, "not regular files")
 	add(s.changed, "changed during the walk")
 	add(s.errors, "unreadable")
-	out := strings.Join(parts, ", ")
-	if s.truncated {
-		out += " (walk stopped at its bounds)"
-	}
-	return out
+	add(s.tooDeep, "directories deeper than the depth limit (not entered)")
+	return strings.Join(parts, ", ")
 }
 
 func (s *walkStats) errorf(format string, args ...any) {
@@ -179,6 +202,11 @@ func (d *diskCleanup) Plan(ctx context.Context, a remediate.Alert) (remediate.Pl
 	if s := stats.String(); s != "" {
 		fmt.Fprintf(&b, "left alone: %s\n", s)
 	}
+	if s := stats.bound(d.maxEntries); s != "" {
+		fmt.Fprintf(&b, "PARTIAL: %s; a later run continues\n", s)
+	} else {
+		fmt.Fprintf(&b, "complete walk: %d entries in %d directories\n", stats.entries, stats.dirs)
+	}
 	for _, e := range stats.errs {
 		fmt.Fprintf(&b, "  %s\n", e)
 	}
@@ -236,8 +264,13 @@ func (d *diskCleanup) Apply(ctx context.Context, p remediate.Plan) (remediate.Ou
 		fmt.Fprintf(&out, "failed: %s\n", f)
 	}
 	res := fmt.Sprintf("deleted %d of %d planned files, freed %s", deleted, len(dp.Files), textfmt.HumanBytes(freed))
-	if n := len(planned); n > 0 {
+	if n := len(planned); n > 0 && stats.stopped {
+		res += fmt.Sprintf("; %d not reached or changed since the plan, left alone (%s)", n, stats.bound(d.maxEntries))
+	} else if n > 0 {
 		res += fmt.Sprintf("; %d changed or gone since the plan, left alone", n)
+	}
+	if stats.stopped {
+		res += "; the walk ended at its entry limit again: files past it are for a later run"
 	}
 	o := remediate.Outcome{Success: err == nil && len(failed) == 0, Result: res, Output: remediate.Excerpt(out.String(), remediate.MaxOutput), FreedBytes: freed}
 	o.Effect, o.NoEffect = effect(deleted, len(dp.Files), freed, roots)

@@ -49,9 +49,12 @@ func (d *diskCleanup) walkRoots(ctx context.Context, roots []string, cutoff time
 		devs[uint64(st.Dev)] = true
 	}
 	writers := openForWriting(ctx, d.ev.Procfs, devs, d.maxFDs)
-	entries := 0
 	for _, o := range ops {
-		w := &walker{d: d, ctx: ctx, root: o.root, dev: o.dev, mntID: o.mntID, cutoff: cutoff, writers: writers, stats: stats, visit: visit, entries: &entries}
+		if stats.stopped {
+			stats.notWalked = append(stats.notWalked, o.root)
+			continue
+		}
+		w := &walker{d: d, ctx: ctx, root: o.root, dev: o.dev, mntID: o.mntID, cutoff: cutoff, writers: writers, stats: stats, visit: visit}
 		fd, err := syscall.Dup(o.fd)
 		if err != nil {
 			return err
@@ -74,13 +77,13 @@ type walker struct {
 	writers map[[2]uint64]bool
 	stats   *walkStats
 	visit   func(dirfd int, f diskFile, name string)
-	entries *int
 }
 
 // dir walks the directory open as fd (which it closes), rel below the root.
 func (w *walker) dir(fd int, rel string, depth int) {
 	f := os.NewFile(uintptr(fd), w.root+"/"+rel)
 	defer f.Close()
+	w.stats.dirs++
 	names := w.readNames(f, rel)
 	dirfd := int(f.Fd())
 	for _, name := range names {
@@ -96,22 +99,27 @@ func (w *walker) dir(fd int, rel string, depth int) {
 }
 
 // readNames reads the names in the directory f (rel below the root),
-// sorted, and stops reading past maxEntries of the whole walk.
+// sorted. The entry bound is the whole walk's: it reads at most the entries
+// left under it, and once it is reached the walk stops everywhere (stats
+// says where), so neither the names held nor the plan grow past it.
 func (w *walker) readNames(f *os.File, rel string) []string {
 	var names []string
 	for {
-		chunk, err := f.Readdirnames(1024)
+		left := w.d.maxEntries - w.stats.entries
+		if left <= 0 {
+			if more, _ := f.Readdirnames(1); len(more) > 0 { // else the directory ended at the bound
+				w.stats.stop(w.root + "/" + rel)
+			}
+			break
+		}
+		chunk, err := f.Readdirnames(min(1024, left))
 		names = append(names, chunk...)
-		*w.entries += len(chunk)
+		w.stats.entries += len(chunk)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			w.stats.errorf("read %s: %v", showPath(w.root+"/"+rel), err)
-			break
-		}
-		if *w.entries > w.d.maxEntries {
-			w.stats.truncated = true
 			break
 		}
 	}
@@ -153,8 +161,11 @@ func (w *walker) subdir(dirfd int, name, relName string, st *syscall.Stat_t, dep
 		return
 	}
 	if depth+1 > w.d.maxDepth {
-		w.stats.truncated = true
+		w.stats.tooDeep++
 		return
+	}
+	if w.stats.stopped {
+		return // past the entry bound: nothing more is entered
 	}
 	w.d.hook("opendir", w.root+"/"+relName)
 	cfd, ok := w.openSubdir(dirfd, name, relName, st)
@@ -320,7 +331,12 @@ func fdFlags(fdinfo string) (int64, bool) {
 		return 0, false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return parseFdinfoFlags(f)
+}
+
+// parseFdinfoFlags reads the octal "flags:" line of /proc/<pid>/fdinfo/<fd>.
+func parseFdinfoFlags(r io.Reader) (int64, bool) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "flags:"); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
