@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -58,7 +59,39 @@ func isJournal(w io.Writer) bool {
 type newHandlerFunc func(w io.Writer, opts *slog.HandlerOptions) slog.Handler
 
 func textHandler(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }
-func jsonHandler(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewJSONHandler(w, o) }
+func jsonHandler(w io.Writer, o *slog.HandlerOptions) slog.Handler {
+	safe := *o
+	if prev := o.ReplaceAttr; prev != nil {
+		safe.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr { return jsonSafe(groups, prev(groups, a)) }
+	} else {
+		safe.ReplaceAttr = jsonSafe
+	}
+	return slog.NewJSONHandler(w, &safe)
+}
+
+// jsonSafe escapes, in string values, the characters that encoding/json
+// writes raw and a terminal or log viewer acts on: DEL, the C1 controls
+// (NEL, the 8-bit CSI) and the bidirectional overrides a host's names may
+// carry ("\u0085"). JSON escapes every other control character itself.
+func jsonSafe(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindString || !strings.ContainsFunc(a.Value.String(), rawInJSON) {
+		return a
+	}
+	var b strings.Builder
+	for _, r := range a.Value.String() {
+		if rawInJSON(r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return slog.String(a.Key, b.String())
+}
+
+func rawInJSON(r rune) bool {
+	return r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x200e || r == 0x200f ||
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
 
 // logHandler is mk's handler on w, with each line prefixed by its priority when w is the
 // journal.

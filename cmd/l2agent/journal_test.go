@@ -107,3 +107,18 @@ func TestPrefixWriter(t *testing.T) {
 	}
 	require.Equal(t, "<3>a\n<3>b\n<3>cd\n<3>\n", buf.String())
 }
+
+// TestJSONLogEscapesRawControls: the JSON log escapes what encoding/json
+// writes raw (DEL, C1, bidi overrides) in a host's names; newlines stay as
+// JSON writes them.
+func TestJSONLogEscapesRawControls(t *testing.T) {
+	var b bytes.Buffer
+	log := slog.New(jsonHandler(&b, &slog.HandlerOptions{}))
+	log.Info("alert", "mountpoint", "/srv/a\u0085b\u009b2J\u202ec\x7fd", "details", "line 1\nline 2")
+	out := b.String()
+	require.Contains(t, out, `"mountpoint":"/srv/a\\u0085b\\u009b2J\\u202ec\\u007fd"`)
+	require.Contains(t, out, `"details":"line 1\nline 2"`)
+	for _, r := range []rune{0x85, 0x9b, 0x202e, 0x7f} {
+		require.NotContains(t, out, string(r))
+	}
+}
