@@ -24,6 +24,7 @@ var (
 	ErrTimeout    = errors.New("did not answer in time (read abandoned)")
 	ErrBusy       = errors.New("too many earlier reads still blocked")
 	ErrBadPath    = errors.New("is not a plain relative path")
+	ErrChanged    = errors.New("was replaced while it was opened")
 )
 
 // UnsafeError is why a file below a trusted root was not read: Path is the
@@ -250,8 +251,11 @@ func openErr(dir int, name string, err error) error {
 		if unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			return err
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
 			return ErrSymlink
+		case unix.S_IFDIR: // a link then, swapped back since
+			return ErrChanged
 		}
 		return fmt.Errorf("%w (%s)", ErrNotDir, FileType(st.Mode))
 	}
