@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,12 +55,29 @@ type Beneath struct {
 // MaxStuck is how many abandoned reads may still be blocked in the kernel
 // (a FUSE file system its user stalls, a hung NFS server) before ReadBeneath
 // and ListBeneath refuse at once with ErrBusy instead of starting another.
+// A path whose earlier read is still blocked is refused at once with
+// ErrTimeout, so one stalled file holds one goroutine, however many runs.
 const MaxStuck = 32
 
-var stuck atomic.Int64
+var (
+	stuck      atomic.Int64
+	stuckMu    sync.Mutex
+	stuckPaths = map[string]int{} // path -> abandoned reads of it still blocked
+)
 
 // Stuck returns how many abandoned reads are still blocked in the kernel.
 func Stuck() int64 { return stuck.Load() }
+
+// unstick counts an abandoned read of where as returned (d -1) or as
+// abandoned (d 1).
+func unstick(where string, d int) {
+	stuckMu.Lock()
+	defer stuckMu.Unlock()
+	stuck.Add(int64(d))
+	if stuckPaths[where] += d; stuckPaths[where] <= 0 {
+		delete(stuckPaths, where)
+	}
+}
 
 // ReadBeneath reads the regular file at rel below the directory root, for
 // a file whose path a user controls (their home directory, a tree they can
@@ -150,6 +168,12 @@ func ListBeneath(ctx context.Context, root, rel string, match func(name string) 
 func bounded[T any](ctx context.Context, root, rel string, timeout time.Duration, work func() (T, error)) (T, error) {
 	var zero T
 	where := filepath.Join(root, rel)
+	stuckMu.Lock()
+	again := stuckPaths[where] > 0
+	stuckMu.Unlock()
+	if again { // one stalled file costs one blocked goroutine, not one per run
+		return zero, &UnsafeError{Path: where, Err: fmt.Errorf("%w: an earlier read of it is still blocked", ErrTimeout)}
+	}
 	if stuck.Load() >= MaxStuck {
 		return zero, &UnsafeError{Path: where, Err: fmt.Errorf("%w (%d)", ErrBusy, stuck.Load())}
 	}
@@ -169,7 +193,7 @@ func bounded[T any](ctx context.Context, root, rel string, timeout time.Duration
 		v, err := work()
 		ch <- result{v, err}
 		if !state.CompareAndSwap(running, done) {
-			stuck.Add(-1)
+			unstick(where, -1)
 		}
 	}()
 	select {
@@ -177,7 +201,7 @@ func bounded[T any](ctx context.Context, root, rel string, timeout time.Duration
 		return r.v, r.err
 	case <-ctx.Done():
 		if state.CompareAndSwap(running, abandoned) {
-			stuck.Add(1)
+			unstick(where, 1)
 			return zero, &UnsafeError{Path: where, Err: fmt.Errorf("%w after %s", ErrTimeout, timeout)}
 		}
 		r := <-ch // finished just now

@@ -3,6 +3,7 @@ package fsutil
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,11 @@ func TestReadBeneathTimeout(t *testing.T) {
 	<-entered
 	require.ErrorIs(t, err, ErrTimeout)
 	require.Equal(t, before+1, Stuck())
+	// the same file again: refused at once, no second goroutine blocked
+	_, _, err = ReadBeneath(context.Background(), root, "f", Beneath{Timeout: time.Hour})
+	require.ErrorIs(t, err, ErrTimeout)
+	require.ErrorContains(t, err, "an earlier read of it is still blocked")
+	require.Equal(t, before+1, Stuck())
 	close(release)
 	require.Eventually(t, func() bool { return Stuck() == before }, 10*time.Second, time.Millisecond)
 
@@ -144,8 +150,10 @@ func TestReadBeneathBusy(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o600))
 	release := make(chan struct{})
 	block := Beneath{Timeout: time.Millisecond, Check: func(*unix.Stat_t) error { <-release; return nil }}
-	for Stuck() < MaxStuck {
-		_, _, err := ReadBeneath(context.Background(), root, "f", block)
+	for i := 0; Stuck() < MaxStuck; i++ {
+		name := fmt.Sprintf("f%d", i)
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), []byte("x"), 0o600))
+		_, _, err := ReadBeneath(context.Background(), root, name, block)
 		require.ErrorIs(t, err, ErrTimeout)
 	}
 	_, _, err := ReadBeneath(context.Background(), root, "f", Beneath{})
