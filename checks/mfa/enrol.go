@@ -2,6 +2,8 @@ package mfa
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/l2agent/l2agent/internal/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // mfaAccount is one line of the passwd file.
@@ -145,42 +148,53 @@ type mfaFactor struct {
 	acc    *mfaAccounts
 }
 
-// errMFAUnreadable marks a factor store the check could not read (not root).
+// errMFAUnreadable marks a factor store the check could not read: a shared
+// file, or any file when the agent is not root. It fails the run.
 var errMFAUnreadable = errors.New("cannot read")
 
-// enrolled reports whether u has a factor for f.module; why says what is
-// missing or wrong. err is set when a shared file could not be read.
-func (f mfaFactor) enrolled(u *mfaAccount) (ok bool, why string, err error) {
+// enrolState is what the check knows of a user's factor.
+type enrolState int
+
+const (
+	enrolNo      enrolState = iota // no factor, or one PAM would refuse
+	enrolYes                       // a factor PAM would accept
+	enrolUnknown                   // its files cannot be read safely: a finding, never enrolled
+)
+
+// Bounds of reading the factor files: per file, and in bytes.
+const (
+	mfaReadTimeout = 2 * time.Second
+	mfaMaxSecret   = 64 << 10 // pam_google_authenticator refuses bigger secret files
+	mfaMaxKeys     = 1 << 20  // a per-user key file
+	mfaMaxShared   = 16 << 20 // users.oath, a central authfile
+)
+
+// enrolled tells whether u has a factor for f.module; why says what is
+// missing or wrong, or why it is unknown. err is set when the run cannot go
+// on (a shared file unreadable, the agent not root).
+func (f mfaFactor) enrolled(ctx context.Context, u *mfaAccount) (st enrolState, why string, err error) {
 	switch f.module {
 	case "pam_google_authenticator":
-		return f.googleAuthenticator(u)
+		return f.googleAuthenticator(ctx, u)
 	case "pam_oath":
-		return f.userInFile(u, f.arg("usersfile", "/etc/users.oath"), func(fields []string) bool {
+		return f.userInFile(ctx, u, f.arg("usersfile", "/etc/users.oath"), func(fields []string) bool {
 			return len(fields) >= 2 && fields[1] == u.Name // TYPE USER PIN SECRET
 		})
 	case "pam_u2f":
 		if p := f.arg("authfile", ""); p != "" {
-			return f.userInFile(u, p, mfaColonUser(u.Name))
+			return f.userInFile(ctx, u, p, mfaColonUser(u.Name))
 		}
-		return f.ownFile(u, f.expand(u, "~/.config/Yubico/u2f_keys"), mfaColonUser(u.Name))
+		return f.ownFile(ctx, u, f.expand(u, "~/.config/Yubico/u2f_keys"), mfaColonUser(u.Name))
 	case "pam_yubico":
 		if strings.Contains(f.arg("mode", ""), "challenge") {
-			dir := f.arg("chalresp_path", "")
-			pat := f.expand(u, "~/.yubico/challenge*")
-			if dir != "" {
-				pat = filepath.Join(f.rootfs, dir, u.Name+"*")
-			}
-			if m, _ := filepath.Glob(pat); len(m) > 0 {
-				return true, "", nil
-			}
-			return false, "no challenge-response file " + strings.TrimPrefix(pat, strings.TrimSuffix(f.rootfs, "/")), nil
+			return f.challengeFile(ctx, u)
 		}
 		if p := f.arg("authfile", ""); p != "" {
-			return f.userInFile(u, p, mfaColonUser(u.Name))
+			return f.userInFile(ctx, u, p, mfaColonUser(u.Name))
 		}
-		return f.ownFile(u, f.expand(u, "~/.yubico/authorized_yubikeys"), mfaColonUser(u.Name))
+		return f.ownFile(ctx, u, f.expand(u, "~/.yubico/authorized_yubikeys"), mfaColonUser(u.Name))
 	}
-	return false, "", fmt.Errorf("no enrolment check for %s", f.module)
+	return enrolNo, "", fmt.Errorf("no enrolment check for %s", f.module)
 }
 
 func mfaColonUser(name string) func([]string) bool {
@@ -199,14 +213,26 @@ func (f mfaFactor) arg(name, def string) string {
 
 func (f mfaFactor) flag(name string) bool { return slices.Contains(f.args, name) }
 
-// expand resolves ~, ${HOME} and ${USER} in a factor path and puts it under
-// the rootfs.
+// expand resolves ~, ${HOME} and ${USER} in a factor path: the host's path,
+// not under the rootfs.
 func (f mfaFactor) expand(u *mfaAccount, p string) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		p = filepath.Join(u.Home, rest)
 	}
 	p = strings.NewReplacer("${HOME}", u.Home, "${USER}", u.Name, "%h", u.Home, "%u", u.Name).Replace(p)
-	return filepath.Join(f.rootfs, p)
+	return filepath.Clean(p)
+}
+
+// locate splits the host path p into a directory the user cannot change
+// (under the rootfs, the host's links followed) and the path below it that
+// is opened without following links: inside the home directory, the home
+// directory itself and every component below it; elsewhere the file itself.
+func (f mfaFactor) locate(u *mfaAccount, p string) (root, rel string) {
+	home := filepath.Clean(u.Home)
+	if r, err := filepath.Rel(home, p); err == nil && home != "/" && filepath.IsAbs(home) && r != "." && !strings.HasPrefix(r, "..") {
+		return fsutil.InRoot(f.rootfs, filepath.Dir(home)), filepath.Join(filepath.Base(home), r)
+	}
+	return fsutil.InRoot(f.rootfs, filepath.Dir(p)), filepath.Base(p)
 }
 
 // show is a path as the admin knows it, without the rootfs.
@@ -220,23 +246,69 @@ func (f mfaFactor) show(p string) string {
 	return p
 }
 
+// read reads the factor file at host path p, which a user controls, with
+// fsutil.ReadBeneath: no link followed, nothing but a regular file, at most
+// max bytes and mfaReadTimeout. check sees the file's fstat before a byte is
+// read. On failure it returns what to report: not enrolled when the file
+// does not exist, unknown with the reason for anything else, or a run error
+// when the agent lacks the permission.
+func (f mfaFactor) read(ctx context.Context, u *mfaAccount, p string, max int64, check func(*unix.Stat_t) error) ([]byte, *unix.Stat_t, enrolState, string, error) {
+	root, rel := f.locate(u, p)
+	b, st, err := fsutil.ReadBeneath(ctx, root, rel, fsutil.Beneath{Max: max, Timeout: mfaReadTimeout, Check: check})
+	if err == nil {
+		return b, st, enrolYes, "", nil
+	}
+	state, why, err := f.judge(p, err)
+	return nil, nil, state, why, err
+}
+
+// judge turns an error of reading a user's file at host path p into the
+// verdict: missing is not enrolled, the agent lacking permission fails the
+// run (as it always has without root), anything else is unknown.
+func (f mfaFactor) judge(p string, err error) (enrolState, string, error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return enrolNo, p + " does not exist", nil
+	}
+	if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+		return enrolNo, "", fmt.Errorf("%w %s: %v", errMFAUnreadable, p, f.unsafeText(err))
+	}
+	var why mfaRefused
+	if errors.As(err, &why) {
+		return enrolNo, f.unsafeText(err), nil
+	}
+	return enrolUnknown, "cannot be read safely: " + f.unsafeText(err), nil
+}
+
+// unsafeText is err with its path as the admin knows it.
+func (f mfaFactor) unsafeText(err error) string {
+	var ue *fsutil.UnsafeError
+	if errors.As(err, &ue) {
+		return f.show(ue.Path) + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// mfaRefused is a verdict on a file's metadata that PAM would refuse too: the
+// user is not enrolled (rather than unknown).
+type mfaRefused string
+
+func (r mfaRefused) Error() string { return string(r) }
+
+// notAlias refuses a file that is not owned by u and has more than one
+// link: a hard link a user made to someone else's file, which root must not
+// read for them.
+func notAlias(u *mfaAccount, st *unix.Stat_t) error {
+	if int(st.Uid) != u.UID && st.Nlink > 1 {
+		return fmt.Errorf("has %d hard links and is owned by uid %d, not by %s (uid %d): not read", st.Nlink, st.Uid, u.Name, u.UID)
+	}
+	return nil
+}
+
 // googleAuthenticator checks the secret file as pam_google_authenticator
 // does: a regular file (not a symlink), owned by the user (or by user=),
 // mode 0400 or 0600 (or within allowed_perm=), holding a secret.
-func (f mfaFactor) googleAuthenticator(u *mfaAccount) (bool, string, error) {
+func (f mfaFactor) googleAuthenticator(ctx context.Context, u *mfaAccount) (enrolState, string, error) {
 	p := f.expand(u, f.arg("secret", "~/.google_authenticator"))
-	fi, err := os.Lstat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, f.show(p) + " does not exist", nil
-	case err != nil:
-		return false, "", fmt.Errorf("%w %s: %v", errMFAUnreadable, f.show(p), err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return false, f.show(p) + " is a symlink", nil
-	case !fi.Mode().IsRegular():
-		return false, f.show(p) + " is not a regular file", nil
-	}
-	st := fi.Sys().(*syscall.Stat_t)
 	owner, ownerName := u.UID, u.Name
 	if o := f.arg("user", ""); o != "" {
 		if ou, ok := f.acc.users[o]; ok {
@@ -245,30 +317,47 @@ func (f mfaFactor) googleAuthenticator(u *mfaAccount) (bool, string, error) {
 			owner, ownerName = n, o
 		}
 	}
-	if int(st.Uid) != owner && !f.flag("no_strict_owner") {
-		return false, fmt.Sprintf("%s is owned by uid %d, not by %s (uid %d)", f.show(p), st.Uid, ownerName, owner), nil
-	}
-	perm := uint32(st.Mode) & 0o7777
-	if allowed := f.arg("allowed_perm", ""); allowed != "" {
-		a, err := strconv.ParseUint(allowed, 8, 32)
-		if err == nil && perm&^uint32(a) != 0 {
-			return false, fmt.Sprintf("%s has mode %04o, allowed_perm is %04o", f.show(p), perm, a), nil
+	b, _, state, why, err := f.read(ctx, u, p, mfaMaxSecret, func(st *unix.Stat_t) error {
+		if int(st.Uid) != owner && !f.flag("no_strict_owner") {
+			return mfaRefused(fmt.Sprintf("%s is owned by uid %d, not by %s (uid %d)", p, st.Uid, ownerName, owner))
 		}
-	} else if perm&0o3577 != 0o400 {
-		return false, fmt.Sprintf("%s has mode %04o, want 0400 or 0600", f.show(p), perm), nil
+		perm := st.Mode & 0o7777
+		if allowed := f.arg("allowed_perm", ""); allowed != "" {
+			a, err := strconv.ParseUint(allowed, 8, 32)
+			if err == nil && perm&^uint32(a) != 0 {
+				return mfaRefused(fmt.Sprintf("%s has mode %04o, allowed_perm is %04o", p, perm, a))
+			}
+		} else if perm&0o3577 != 0o400 {
+			return mfaRefused(fmt.Sprintf("%s has mode %04o, want 0400 or 0600", p, perm))
+		}
+		if st.Size == 0 {
+			return mfaRefused(p + " is empty")
+		}
+		return notAlias(&mfaAccount{Name: ownerName, UID: owner}, st)
+	})
+	if state != enrolYes || err != nil {
+		return state, mfaStripPath(why, p), err
 	}
-	if fi.Size() == 0 {
-		return false, f.show(p) + " is empty", nil
+	if !mfaGASecret(b) {
+		return enrolNo, p + " does not start with a base32 secret", nil
 	}
-	b, err := fsutil.ReadHead(p, 256)
-	if err != nil {
-		return true, "", nil // not readable to this user: the metadata is all there is to check
+	return enrolYes, "", nil
+}
+
+// mfaStripPath drops the repeated path of a refusal: "P: P is empty" is
+// "P is empty".
+func mfaStripPath(why, p string) string {
+	if rest, ok := strings.CutPrefix(why, p+": "+p); ok {
+		return p + rest
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	if !mfaIsBase32(strings.TrimSpace(line)) {
-		return false, f.show(p) + " does not start with a base32 secret", nil
-	}
-	return true, "", nil
+	return why
+}
+
+// mfaGASecret tells whether a google-authenticator secret file starts with
+// a base32 secret line.
+func mfaGASecret(b []byte) bool {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return mfaIsBase32(strings.TrimSpace(string(line)))
 }
 
 func mfaIsBase32(s string) bool {
@@ -284,65 +373,82 @@ func mfaIsBase32(s string) bool {
 }
 
 // userInFile looks for the user in a shared file (users.oath, a central
-// u2f or yubico mapping); a missing file enrols nobody.
-func (f mfaFactor) userInFile(u *mfaAccount, path string, has func([]string) bool) (bool, string, error) {
-	p := filepath.Join(f.rootfs, path)
-	found, err := mfaScanFields(p, has)
+// u2f or yubico mapping); a missing file enrols nobody. The file is the
+// admin's: it is read without following a link in its last component, and
+// any failure fails the run.
+func (f mfaFactor) userInFile(ctx context.Context, u *mfaAccount, path string, has func([]string) bool) (enrolState, string, error) {
+	p := filepath.Clean(path)
+	root, rel := fsutil.InRoot(f.rootfs, filepath.Dir(p)), filepath.Base(p)
+	b, _, err := fsutil.ReadBeneath(ctx, root, rel, fsutil.Beneath{Max: mfaMaxShared, Timeout: mfaReadTimeout})
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, f.show(p) + " does not exist", nil
+		return enrolNo, p + " does not exist", nil
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("%w %s: %v", errMFAUnreadable, f.show(p), err)
+		return enrolNo, "", fmt.Errorf("%w %s: %v", errMFAUnreadable, p, f.unsafeText(err))
 	}
-	if !found {
-		return false, "no entry for " + u.Name + " in " + f.show(p), nil
+	if !mfaHasLine(b, has) {
+		return enrolNo, "no entry for " + u.Name + " in " + p, nil
 	}
-	return true, "", nil
+	return enrolYes, "", nil
 }
 
-// ownFile checks a per-user key file: a regular file owned by the user with
-// a line for the user.
-func (f mfaFactor) ownFile(u *mfaAccount, p string, has func([]string) bool) (bool, string, error) {
-	fi, err := os.Lstat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, f.show(p) + " does not exist", nil
-	case err != nil:
-		return false, "", fmt.Errorf("%w %s: %v", errMFAUnreadable, f.show(p), err)
-	case !fi.Mode().IsRegular():
-		return false, f.show(p) + " is not a regular file", nil
+// ownFile checks a per-user key file: a regular file owned by the user (or
+// root) with a line for the user.
+func (f mfaFactor) ownFile(ctx context.Context, u *mfaAccount, p string, has func([]string) bool) (enrolState, string, error) {
+	b, _, state, why, err := f.read(ctx, u, p, mfaMaxKeys, func(st *unix.Stat_t) error {
+		if int(st.Uid) != u.UID && st.Uid != 0 {
+			return mfaRefused(fmt.Sprintf("%s is owned by uid %d, not by %s (uid %d)", p, st.Uid, u.Name, u.UID))
+		}
+		return notAlias(u, st)
+	})
+	if state != enrolYes || err != nil {
+		return state, mfaStripPath(why, p), err
 	}
-	if uid := int(fi.Sys().(*syscall.Stat_t).Uid); uid != u.UID && uid != 0 {
-		return false, fmt.Sprintf("%s is owned by uid %d, not by %s (uid %d)", f.show(p), uid, u.Name, u.UID), nil
+	if !mfaHasLine(b, has) {
+		return enrolNo, "no entry for " + u.Name + " in " + p, nil
 	}
-	found, err := mfaScanFields(p, has)
-	if err != nil {
-		return true, "", nil // unreadable to this user: it exists with the right owner
-	}
-	if !found {
-		return false, "no entry for " + u.Name + " in " + f.show(p), nil
-	}
-	return true, "", nil
+	return enrolYes, "", nil
 }
 
-// mfaScanFields reports whether a line of the file, split into fields, satisfies
-// has; '#' lines are comments.
-func mfaScanFields(p string, has func([]string) bool) (bool, error) {
-	fh, err := os.Open(p)
-	if err != nil {
-		return false, err
+// challengeFile looks for a pam_yubico challenge-response file: a regular
+// file named challenge* in ~/.yubico, or user* in chalresp_path. The
+// directory is listed without following links.
+func (f mfaFactor) challengeFile(ctx context.Context, u *mfaAccount) (enrolState, string, error) {
+	dir, prefix := f.expand(u, "~/.yubico"), "challenge"
+	if d := f.arg("chalresp_path", ""); d != "" {
+		dir, prefix = filepath.Clean(d), u.Name
 	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	root, rel := f.locate(u, dir)
+	es, err := fsutil.ListBeneath(ctx, root, rel, func(n string) bool { return strings.HasPrefix(n, prefix) },
+		fsutil.Beneath{Timeout: mfaReadTimeout})
+	if err != nil {
+		state, why, err := f.judge(dir, err)
+		if state == enrolNo && err == nil {
+			why = "no challenge-response file " + filepath.Join(dir, prefix+"*") + ": " + why
+		}
+		return state, why, err
+	}
+	for _, e := range es {
+		if e.Stat.Mode&unix.S_IFMT == unix.S_IFREG {
+			return enrolYes, "", nil
+		}
+	}
+	return enrolNo, "no challenge-response file " + filepath.Join(dir, prefix+"*"), nil
+}
+
+// mfaHasLine reports whether a line of a key file, split into fields,
+// satisfies has; '#' lines are comments.
+func mfaHasLine(b []byte, has func([]string) bool) bool {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		s := strings.TrimSpace(string(line))
+		if s == "" || strings.HasPrefix(s, "#") {
 			continue
 		}
-		if has(strings.Fields(line)) {
-			return true, nil
+		if has(strings.Fields(s)) {
+			return true
 		}
 	}
-	return false, sc.Err()
+	return false
 }

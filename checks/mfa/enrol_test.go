@@ -1,6 +1,7 @@
 package mfa
 
 import (
+	"context"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -55,56 +56,56 @@ func TestMFAEnrolmentFiles(t *testing.T) {
 		require.NoError(t, os.Chmod(p, mode))
 	}
 	ga := mfaFactor{module: "pam_google_authenticator", rootfs: root, acc: acc}
-	check := func(f mfaFactor, u *mfaAccount, ok bool, why string) {
+	check := func(f mfaFactor, u *mfaAccount, want enrolState, why string) {
 		t.Helper()
-		got, gotWhy, err := f.enrolled(u)
+		got, gotWhy, err := f.enrolled(context.Background(), u)
 		require.NoError(t, err)
-		require.Equal(t, ok, got, gotWhy)
+		require.Equal(t, want, got, gotWhy)
 		require.Contains(t, gotWhy, why)
 	}
 
 	u := mk("ok")
 	write("/home/ok/.google_authenticator", mfaTestSecret, 0o400)
-	check(ga, u, true, "")
+	check(ga, u, enrolYes, "")
 	u = mk("rw")
 	write("/home/rw/.google_authenticator", mfaTestSecret, 0o600)
-	check(ga, u, true, "")
+	check(ga, u, enrolYes, "")
 	u = mk("none")
-	check(ga, u, false, "/home/none/.google_authenticator does not exist")
+	check(ga, u, enrolNo, "/home/none/.google_authenticator does not exist")
 	u = mk("open")
 	write("/home/open/.google_authenticator", mfaTestSecret, 0o644)
-	check(ga, u, false, "has mode 0644, want 0400 or 0600")
-	check(mfaFactor{module: ga.module, rootfs: root, acc: acc, args: []string{"allowed_perm=0644"}}, u, true, "")
+	check(ga, u, enrolNo, "has mode 0644, want 0400 or 0600")
+	check(mfaFactor{module: ga.module, rootfs: root, acc: acc, args: []string{"allowed_perm=0644"}}, u, enrolYes, "")
 	u = mk("empty")
 	write("/home/empty/.google_authenticator", "", 0o600)
-	check(ga, u, false, "is empty")
+	check(ga, u, enrolNo, "is empty")
 	u = mk("junk")
 	write("/home/junk/.google_authenticator", "not a secret\n", 0o600)
-	check(ga, u, false, "does not start with a base32 secret")
+	check(ga, u, enrolNo, "does not start with a base32 secret")
 	u = mk("link")
 	require.NoError(t, os.Symlink(filepath.Join(root, "/home/ok/.google_authenticator"), filepath.Join(root, "/home/link/.google_authenticator")))
-	check(ga, u, false, "is a symlink")
+	check(ga, u, enrolUnknown, "/home/link/.google_authenticator: is a symbolic link (not followed)")
 	u = mk("custom")
 	write("/var/lib/ga/custom", mfaTestSecret, 0o400)
-	check(mfaFactor{module: ga.module, rootfs: root, acc: acc, args: []string{"secret=/var/lib/ga/${USER}", "user=custom"}}, u, true, "")
+	check(mfaFactor{module: ga.module, rootfs: root, acc: acc, args: []string{"secret=/var/lib/ga/${USER}", "user=custom"}}, u, enrolYes, "")
 
 	oath := mfaFactor{module: "pam_oath", rootfs: root, acc: acc, args: []string{"usersfile=/etc/users.oath"}}
-	check(oath, acc.users["ok"], false, "/etc/users.oath does not exist")
+	check(oath, acc.users["ok"], enrolNo, "/etc/users.oath does not exist")
 	write("/etc/users.oath", "# type user pin secret\nHOTP/T30 ok - 3132333435363738393031323334353637383930\n", 0o600)
-	check(oath, acc.users["ok"], true, "")
-	check(oath, acc.users["none"], false, "no entry for none in /etc/users.oath")
+	check(oath, acc.users["ok"], enrolYes, "")
+	check(oath, acc.users["none"], enrolNo, "no entry for none in /etc/users.oath")
 
 	u2f := mfaFactor{module: "pam_u2f", rootfs: root, acc: acc}
 	write("/home/ok/.config/Yubico/u2f_keys", "ok:keyhandle,pubkey,es256,+presence\n", 0o600)
-	check(u2f, acc.users["ok"], true, "")
-	check(u2f, acc.users["none"], false, "/home/none/.config/Yubico/u2f_keys does not exist")
+	check(u2f, acc.users["ok"], enrolYes, "")
+	check(u2f, acc.users["none"], enrolNo, "/home/none/.config/Yubico/u2f_keys does not exist")
 	write("/etc/u2f_mappings", "rw:kh,pk\n", 0o644)
-	check(mfaFactor{module: "pam_u2f", rootfs: root, acc: acc, args: []string{"authfile=/etc/u2f_mappings"}}, acc.users["rw"], true, "")
+	check(mfaFactor{module: "pam_u2f", rootfs: root, acc: acc, args: []string{"authfile=/etc/u2f_mappings"}}, acc.users["rw"], enrolYes, "")
 
 	yk := mfaFactor{module: "pam_yubico", rootfs: root, acc: acc}
 	write("/home/ok/.yubico/authorized_yubikeys", "ok:ccccccbcgujh\n", 0o600)
-	check(yk, acc.users["ok"], true, "")
-	check(yk, acc.users["rw"], false, "does not exist")
+	check(yk, acc.users["ok"], enrolYes, "")
+	check(yk, acc.users["rw"], enrolNo, "does not exist")
 }
 
 // TestMFAEnrolmentRealUsers creates real users in a real group (useradd,

@@ -165,7 +165,7 @@ func (c *mfaCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		obs = append(obs, pamObservation("sudo", sudoPAM))
 	}
 	if want("enrolment") {
-		eo, err := c.evalEnrolment(acc, sshdPAM, sudoPAM)
+		eo, err := c.evalEnrolment(ctx, acc, sshdPAM, sudoPAM)
 		if err != nil {
 			return nil, err
 		}
@@ -541,8 +541,9 @@ func mfaList(items []string, n int) string {
 	return strings.Join(items[:n], "; ") + fmt.Sprintf("; and %d more", len(items)-n)
 }
 
-// evalEnrolment checks that every member of the groups has a factor.
-func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]checks.Observation, error) {
+// evalEnrolment checks that every member of the groups has a factor. A
+// member whose factor files cannot be read safely counts as without one.
+func (c *mfaCheck) evalEnrolment(ctx context.Context, acc *mfaAccounts, stacks ...*pamVerdict) ([]checks.Observation, error) {
 	o := c.opts
 	modules, args := c.enrolModules(stacks)
 	if len(modules) == 0 {
@@ -561,12 +562,15 @@ func (c *mfaCheck) evalEnrolment(acc *mfaAccounts, stacks ...*pamVerdict) ([]che
 		if acc.groups[g] == nil {
 			continue
 		}
-		missing, n, err := c.unenrolled(acc, g, factors)
+		missing, n, unknown, err := c.unenrolled(ctx, acc, g, factors)
 		if err != nil {
 			return nil, err
 		}
 		checked += n
 		head := fmt.Sprintf("group %s: %d member(s) without a second factor for %s", g, len(missing), strings.Join(modules, " or "))
+		if unknown > 0 {
+			head += fmt.Sprintf(" (%d of them unknown: their factor files cannot be read safely)", unknown)
+		}
 		obs = append(obs, checks.Observation{
 			Metric: "mfa_users_unenrolled", Labels: map[string]string{"group": g}, Value: float64(len(missing)),
 			Details: formatMFA(head, missing, nil),
@@ -626,8 +630,10 @@ func (c *mfaCheck) enrolModules(stacks []*pamVerdict) (modules []string, args ma
 }
 
 // unenrolled returns the members of group g without an account or without
-// any of the factors, and how many members with an account it checked.
-func (c *mfaCheck) unenrolled(acc *mfaAccounts, g string, factors []mfaFactor) (missing []mfaFinding, checked int, err error) {
+// any of the factors, how many members with an account it checked, and how
+// many of the missing are unknown: a factor file that cannot be read safely
+// (a link, a FIFO, too big, too slow) enrols nobody.
+func (c *mfaCheck) unenrolled(ctx context.Context, acc *mfaAccounts, g string, factors []mfaFactor) (missing []mfaFinding, checked, unknown int, err error) {
 	o := c.opts
 	for _, name := range acc.membersOf(g) {
 		u := acc.users[name]
@@ -636,30 +642,42 @@ func (c *mfaCheck) unenrolled(acc *mfaAccounts, g string, factors []mfaFactor) (
 			continue
 		}
 		checked++
-		ok, whys, err := anyEnrolled(u, factors)
+		state, whys, err := anyEnrolled(ctx, u, factors)
 		if err != nil {
-			return nil, 0, fmt.Errorf("enrolment of %s: %w", name, err)
+			return nil, 0, 0, fmt.Errorf("enrolment of %s: %w", name, err)
 		}
-		if !ok {
-			missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g,
-				Rule: "members of " + strings.Join(o.Groups, ", ") + " need a second factor enrolled", Who: strings.Join(whys, "; ")})
+		who := strings.Join(whys, "; ")
+		switch state {
+		case enrolYes:
+			continue
+		case enrolUnknown:
+			unknown++
+			who = "enrolment unknown, counted as not enrolled: " + who
+			c.env.Log().Warn("factor files of a group member cannot be read safely; counted as not enrolled",
+				"check", c.name, "user", name, "group", g, "reason", who)
 		}
+		missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g,
+			Rule: "members of " + strings.Join(o.Groups, ", ") + " need a second factor enrolled", Who: who})
 	}
-	return missing, checked, nil
+	return missing, checked, unknown, nil
 }
 
 // anyEnrolled tells whether u has enrolled one of the factors, trying them
-// in order; whys says, per module tried, why not.
-func anyEnrolled(u *mfaAccount, factors []mfaFactor) (ok bool, whys []string, err error) {
+// in order; whys says, per module tried, why not. Without an enrolled
+// factor, one that is unknown makes the user unknown.
+func anyEnrolled(ctx context.Context, u *mfaAccount, factors []mfaFactor) (state enrolState, whys []string, err error) {
 	for _, f := range factors {
-		yes, why, err := f.enrolled(u)
+		s, why, err := f.enrolled(ctx, u)
 		if err != nil {
-			return false, nil, err
+			return enrolNo, nil, err
 		}
-		if yes {
-			return true, nil, nil
+		if s == enrolYes {
+			return enrolYes, nil, nil
+		}
+		if s == enrolUnknown {
+			state = enrolUnknown
 		}
 		whys = append(whys, f.module+": "+why)
 	}
-	return false, whys, nil
+	return state, whys, nil
 }

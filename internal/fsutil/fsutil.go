@@ -1,5 +1,7 @@
-// Package fsutil reads bounded parts of files, replaces files atomically and
-// resolves a host's paths under the root it is mounted at.
+// Package fsutil reads bounded parts of files, reads files a user controls
+// without following their links or blocking (ReadBeneath, ListBeneath),
+// replaces files atomically and resolves a host's paths under the root it is
+// mounted at.
 package fsutil
 
 import (
