@@ -104,6 +104,9 @@ type pamStack struct {
 	Entries []pamEntry
 	Notes   []string // problems found while reading (unreadable includes, ...)
 	files   int      // files read
+	// lastAuth is the last line of the service's own file that put entries
+	// in the stack (an auth line, an include): where an MFA line belongs.
+	lastAuth *pamEntry
 }
 
 // pamLoader reads service files the way libpam does.
@@ -180,7 +183,11 @@ func (l *pamLoader) load(st *pamStack, name string, level, includeLevel int) err
 			return fmt.Errorf("%s: more than %d auth entries", path, pamMaxEntries)
 		}
 		e := pamEntry{File: path, Line: ln.line, Text: ln.text, Level: level}
+		n := len(st.Entries)
 		l.loadLine(st, e, ln.tokens, includeLevel)
+		if includeLevel == 0 && len(st.Entries) > n {
+			st.lastAuth = &e
+		}
 	}
 	return nil
 }
@@ -731,10 +738,15 @@ func evalPAMStack(st *pamStack, mfaModules []string) pamVerdict {
 		}
 	}
 	if len(v.MFA) == 0 {
-		v.Findings = append(v.Findings, mfaFinding{
+		f := mfaFinding{
 			Where: st.File, Text: fmt.Sprintf("no MFA module in the auth stack of service %s", st.Service),
 			Rule: fmt.Sprintf("the auth stack must run one of %s as required or requisite", strings.Join(mfaModules, ", ")),
-		})
+		}
+		if st.lastAuth != nil { // cite the line after which the MFA module belongs
+			f.Where, f.Text = st.lastAuth.where(), st.lastAuth.Text
+			f.Rule = fmt.Sprintf("no MFA module in the auth stack of service %s: %s, e.g. after this line", st.Service, f.Rule)
+		}
+		v.Findings = append(v.Findings, f)
 	}
 	v.Lockout = pamLockout(st)
 	v.Findings = append(v.Findings, v.Lockout...)

@@ -229,7 +229,7 @@ func TestMFAPAMStacks(t *testing.T) {
 				"common-auth": debianCommonAuth,
 				"sshd":        "@include common-auth\n",
 			},
-			where: "sshd", rule: "must run one of pam_google_authenticator",
+			where: "sshd:1", rule: "no MFA module in the auth stack of service sshd: the auth stack must run one of pam_google_authenticator",
 		},
 		{
 			name: "missing include fails closed",
@@ -326,6 +326,9 @@ func FuzzMFAPAMStack(f *testing.F) {
 		v := evalPAMStack(st, DefaultModules)
 		if v.Compliant && len(v.MFA) == 0 {
 			t.Fatal("compliant without an MFA module")
+		}
+		if len(v.Lockout) > 0 && pamSearch(st.Entries, pamAnyOutcome) != nil {
+			t.Fatal("a lockout while some run of the stack succeeds")
 		}
 		_ = formatMFA("x", v.Findings, st.Notes)
 	})

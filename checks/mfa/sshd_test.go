@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -276,7 +277,7 @@ func TestMFASSHDReal(t *testing.T) {
 			name:   "password through a PAM stack without an MFA module",
 			files:  map[string]string{"sshd_config": "UsePAM yes\nAuthenticationMethods publickey,password\n"},
 			pamSvc: "sshd-empty",
-			where:  []string{filepath.Join(pamDir, "sshd-empty")},
+			where:  []string{filepath.Join(pamDir, "sshd-empty") + ":1"},
 			texts:  []string{"no MFA module in the auth stack"},
 		},
 		{
@@ -534,5 +535,34 @@ func FuzzMFASSHDConfig(f *testing.F) {
 			}
 			_ = cfg.source("authenticationmethods", p, nil)
 		}
+	})
+}
+
+// FuzzMFASSHDRefusal: whatever sshd prints when it fails, a refusal is a
+// finding citing FILE:LINE, and anything else stays the run's error.
+func FuzzMFASSHDRefusal(f *testing.F) {
+	fileLine := regexp.MustCompile(`^\S+:\d+$`)
+	f.Add("/etc/ssh/sshd_config: line 1: Bad configuration option: NoSuchOption\n/etc/ssh/sshd_config: terminating, 1 bad configuration options\n")
+	f.Add("/etc/ssh/sshd_config.d/x.conf line 3: Directive 'Port' is not allowed within a Match block\n")
+	f.Add("Disabled method \"keyboard-interactive\" in AuthenticationMethods list \"publickey,keyboard-interactive\"\n" + sshdUnsatisfiable + "\n")
+	f.Add("sshd: no hostkeys available -- exiting.\n")
+	cfg, err := sshdConfigReader{}.read("testdata/sshd_config-debian12")
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, stderr string) {
+		err := fmt.Errorf("sshd effective config: %w: %w", errSSHDRefused, errors.New("exit status 255: "+stderr))
+		r := newSSHDResult(ScopeAll)
+		if got := r.refusal(cfg, err, sshdProbe{}, nil); got != nil {
+			require.Equal(t, err, got)
+			require.Empty(t, r.set.order)
+			return
+		}
+		fs := r.set.list()
+		require.Len(t, fs, 1)
+		require.Contains(t, fs[0].Rule, lockoutRule)
+		// FILE:LINE, or the main file when the AuthenticationMethods that
+		// cannot be satisfied is sshd's default
+		require.True(t, fileLine.MatchString(fs[0].Where) || fs[0].Where == cfg.Main, "FILE:LINE: %q", fs[0].Where)
+		plain := errors.New("exit status 1: " + stderr)
+		require.Equal(t, plain, r.refusal(cfg, plain, sshdProbe{}, nil), "not marked as a refusal: the run's error")
 	})
 }
