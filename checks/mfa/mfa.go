@@ -27,8 +27,8 @@ func init() {
 	checks.Register("mfa", newMFACheck, func() configs.Options { return &Options{} },
 		checks.MetricInfo{Name: "mfa_compliant", Help: "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
 		checks.MetricInfo{Name: "mfa_users_unenrolled", Help: "Members of the group without an enrolled second factor for the MFA module(s) in use."},
-		checks.MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
-		checks.MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection judged (mfa.scope), else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection judged (mfa.scope), else 0."},
 		checks.MetricInfo{Name: "mfa_sshd_permit_empty_passwords", Help: "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
 	)
 }
