@@ -265,6 +265,10 @@ func (r *sshdResult) refusal(cfg *sshdConfig, err error, p sshdProbe, acc *mfaAc
 	if !errors.Is(err, errSSHDRefused) {
 		return err
 	}
+	who := "every connection: sshd -T fails"
+	if p.spec() != "" {
+		who = p.String() + ": sshd -T -C fails"
+	}
 	msg := err.Error()
 	m := sshdRefusalRE.FindStringSubmatch(msg)
 	if m == nil && strings.Contains(msg, sshdUnsatisfiable) {
@@ -281,7 +285,7 @@ func (r *sshdResult) refusal(cfg *sshdConfig, err error, p sshdProbe, acc *mfaAc
 			off = append(off, fmt.Sprintf("%q needs what %s: %s turns off", dm[2], w, t))
 		}
 		r.set.add(mfaFinding{Where: where, Text: text,
-			Rule: fmt.Sprintf("%s: sshd refuses its configuration (%s), so sshd does not start or restart with it: %s", lockoutRule, sshdUnsatisfiable, strings.Join(off, "; "))}, "every connection: sshd -T fails")
+			Rule: fmt.Sprintf("%s: sshd refuses its configuration (%s), so sshd does not start or restart with it: %s", lockoutRule, sshdUnsatisfiable, strings.Join(off, "; "))}, who)
 		return nil
 	}
 	if m == nil {
@@ -302,7 +306,7 @@ func (r *sshdResult) refusal(cfg *sshdConfig, err error, p sshdProbe, acc *mfaAc
 	r.set.add(mfaFinding{
 		Where: fmt.Sprintf("%s:%d", m[1], n), Text: text,
 		Rule: fmt.Sprintf("%s: sshd refuses its configuration (%s), so sshd does not start or restart with it", lockoutRule, m[3]),
-	}, "every connection: sshd -T fails")
+	}, who)
 	return nil
 }
 
