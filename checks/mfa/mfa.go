@@ -7,7 +7,6 @@
 package mfa
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +27,8 @@ func init() {
 	checks.Register("mfa", newMFACheck, func() configs.Options { return &Options{} },
 		checks.MetricInfo{Name: "mfa_compliant", Help: "1 if the control requires a second factor that cannot be skipped, else 0: sshd (effective sshd config), pam (sshd PAM auth stack), sudo (sudo PAM auth stack), enrolment (every member of the admin groups has a factor). Absent when the control does not apply (sshd or sudo not installed)."},
 		checks.MetricInfo{Name: "mfa_users_unenrolled", Help: "Members of the group without an enrolled second factor for the MFA module(s) in use."},
-		checks.MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection probed, else 0."},
-		checks.MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection probed, else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_permit_root_login", Help: "1 if sshd lets root log in (PermitRootLogin other than no) for some connection judged (mfa.scope), else 0."},
+		checks.MetricInfo{Name: "mfa_sshd_password_authentication", Help: "1 if sshd accepts passwords (PasswordAuthentication yes) for some connection judged (mfa.scope), else 0."},
 		checks.MetricInfo{Name: "mfa_sshd_permit_empty_passwords", Help: "1 if sshd accepts empty passwords (PermitEmptyPasswords yes) for some connection probed, else 0."},
 	)
 }
@@ -152,7 +151,7 @@ func (c *mfaCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 
 	var obs []checks.Observation
 	if want("sshd") && sshdInstalled {
-		r, err := c.evalSSHD(ctx, acc, sshdPAM)
+		r, err := c.evalSSHD(ctx, acc, sshdPAM, want("pam") && sshdPAM != nil)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +224,8 @@ func pamObservation(control string, v *pamVerdict) checks.Observation {
 			mods = append(mods, fmt.Sprintf("%s (%s, %s)", e.Name, pamControlOf(e), e.where()))
 		}
 		head = fmt.Sprintf("%s: compliant: the auth stack of PAM service %s (%s) requires %s", control, v.Stack.Service, v.Stack.File, strings.Join(mods, " and "))
+	} else if len(v.Lockout) > 0 {
+		head = fmt.Sprintf("%s: NOT compliant: %s through PAM service %s (%s): the stack requires a module that is not on disk", control, lockoutRule, v.Stack.Service, v.Stack.File)
 	} else {
 		head = fmt.Sprintf("%s: NOT compliant: the auth stack of PAM service %s (%s) lets users in without a second factor", control, v.Stack.Service, v.Stack.File)
 	}
@@ -249,288 +250,6 @@ func formatMFA(head string, findings []mfaFinding, notes []string) string {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	return textfmt.Truncate(b.String(), checks.MaxDetails)
-}
-
-// sshdResult is the evaluation of sshd over every connection probed.
-type sshdResult struct {
-	findings []mfaFinding
-	notes    []string
-	probes   int
-	methods  string // AuthenticationMethods of the plain sshd -T, for the compliant summary
-	flags    [3]sshdFlag
-
-	// While probing: each finding once, with the probes that showed it,
-	// in the order first found.
-	merged map[string]*sshdMerged
-	order  []string
-}
-
-// sshdMerged is one finding and the probes that showed it.
-type sshdMerged struct {
-	f   mfaFinding
-	who []string
-}
-
-// sshdFlag is the worst value of a yes/no setting over the probes.
-type sshdFlag struct {
-	metric, keyword string
-	bad             func(v string) bool
-	value           float64
-	details         string
-}
-
-func newSSHDResult() *sshdResult {
-	return &sshdResult{flags: [3]sshdFlag{
-		{metric: "mfa_sshd_permit_root_login", keyword: "permitrootlogin", bad: func(v string) bool { return v != "no" }},
-		{metric: "mfa_sshd_password_authentication", keyword: "passwordauthentication", bad: func(v string) bool { return v == "yes" }},
-		{metric: "mfa_sshd_permit_empty_passwords", keyword: "permitemptypasswords", bad: func(v string) bool { return v == "yes" }},
-	}, merged: map[string]*sshdMerged{}}
-}
-
-// observe records what the effective configuration eff of probe p shows:
-// its findings, and the settings of the flags.
-func (r *sshdResult) observe(cfg *sshdConfig, p sshdProbe, eff map[string][]string, acc *mfaAccounts, findings []mfaFinding) {
-	r.probes++
-	for _, f := range findings {
-		k := f.Where + "\x00" + f.Text + "\x00" + f.Rule
-		m := r.merged[k]
-		if m == nil {
-			m = &sshdMerged{f: f}
-			r.merged[k] = m
-			r.order = append(r.order, k)
-		}
-		m.who = append(m.who, p.String())
-	}
-	for i := range r.flags {
-		r.flags[i].observe(cfg, p, eff, acc)
-	}
-}
-
-// observe keeps the value probe p got, with the line that set it, unless
-// the flag already holds a bad value: the first probe's, then the first bad
-// one.
-func (fl *sshdFlag) observe(cfg *sshdConfig, p sshdProbe, eff map[string][]string, acc *mfaAccounts) {
-	v := sshdFirst(eff, fl.keyword, "")
-	if fl.value == 0 && fl.bad(v) || fl.details == "" {
-		where, text := sshdWhere(cfg, cfg.source(fl.keyword, p, acc), sshdDisplay[fl.keyword], v)
-		fl.details = fmt.Sprintf("%s %s for %s (%s: %s)", sshdDisplay[fl.keyword], v, p, where, text)
-		fl.value = checks.BoolValue(fl.bad(v))
-	}
-}
-
-// finish sets r.findings from what the probes showed, each finding naming
-// the probes it was seen for.
-func (r *sshdResult) finish() {
-	for _, k := range r.order {
-		m := r.merged[k]
-		f := m.f
-		f.Who = "for: " + mfaList(m.who, 5)
-		r.findings = append(r.findings, f)
-	}
-}
-
-func (r *sshdResult) observations() []checks.Observation {
-	var head string
-	if len(r.findings) == 0 {
-		head = fmt.Sprintf("sshd: compliant: every connection probed (%d) needs a second factor: AuthenticationMethods %s", r.probes, r.methods)
-	} else {
-		head = fmt.Sprintf("sshd: NOT compliant: %d finding(s) in the effective configuration (sshd -T, %d connection(s) probed)", len(r.findings), r.probes)
-	}
-	obs := []checks.Observation{{
-		Metric: "mfa_compliant", Labels: map[string]string{"control": "sshd"}, Value: checks.BoolValue(len(r.findings) == 0),
-		Details: formatMFA(head, r.findings, r.notes),
-	}}
-	for _, f := range r.flags {
-		obs = append(obs, checks.Observation{Metric: f.metric, Value: f.value, Details: textfmt.Truncate(f.details, checks.MaxDetails)})
-	}
-	return obs
-}
-
-// evalSSHD runs sshd -T for a plain connection and for the probes, and
-// checks every effective configuration.
-func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdict) (*sshdResult, error) {
-	r := newSSHDResult()
-	cfg, err := c.sshdConfigReader().read(c.opts.SSHD.Config)
-	if err != nil {
-		r.notes = append(r.notes, fmt.Sprintf("%v: file:line not available", err))
-		cfg = &sshdConfig{Main: c.opts.SSHD.Config}
-	}
-	plain, err := c.sshdEffective(ctx, sshdProbe{})
-	if err != nil {
-		return nil, err
-	}
-	r.methods = sshdFirst(plain, "authenticationmethods", "any")
-	probes := c.sshdProbes(r, cfg, plain, acc)
-	r.observe(cfg, sshdProbe{}, plain, acc, c.sshdFindings(cfg, plain, sshdProbe{}, acc, pam))
-	for _, p := range probes {
-		eff, err := c.sshdEffective(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		r.observe(cfg, p, eff, acc, c.sshdFindings(cfg, eff, p, acc, pam))
-	}
-	r.finish()
-	return r, nil
-}
-
-// sshdEffective runs sshd -T for the connection p (the zero probe: no -C)
-// and returns the effective configuration.
-func (c *mfaCheck) sshdEffective(ctx context.Context, p sshdProbe) (map[string][]string, error) {
-	o := c.opts.SSHD
-	argv := append([]string{o.Binary, "-T", "-f", o.Config}, o.Args...)
-	if s := p.spec(); s != "" {
-		argv = append(argv, "-C", s)
-	}
-	out, err := c.run(ctx, argv)
-	if err != nil {
-		if os.Geteuid() != 0 {
-			err = fmt.Errorf("%w (sshd -T needs root to read the host keys; run as root or leave sshd out of mfa.controls)", err)
-		}
-		return nil, fmt.Errorf("sshd effective config: %w", err)
-	}
-	eff, err := parseSSHDT(bytes.NewReader(out))
-	if err != nil {
-		return nil, fmt.Errorf("sshd effective config: parse %s output: %w", strings.Join(argv, " "), err)
-	}
-	return eff, nil
-}
-
-// sshdProbes returns the connections to probe besides the plain one, for
-// the users who matter: the members of the groups, the configured users,
-// root if it may log in. It puts the notes of reading the config, and what
-// it left out, in r.
-func (c *mfaCheck) sshdProbes(r *sshdResult, cfg *sshdConfig, plain map[string][]string, acc *mfaAccounts) []sshdProbe {
-	var users []string
-	for _, g := range c.opts.Groups {
-		users = append(users, acc.membersOf(g)...)
-	}
-	users = append(users, c.opts.SSHD.ProbeUsers...)
-	if sshdFirst(plain, "permitrootlogin", "no") != "no" {
-		users = append(users, "root")
-	}
-	slices.Sort(users)
-	users = slices.Compact(users)
-	var probes []sshdProbe
-	if len(cfg.Matches) > 0 || len(cfg.Notes) > 0 {
-		probes = cfg.probes(users, c.opts.SSHD.ProbeAddress, acc)
-	}
-	r.notes = append(r.notes, cfg.Notes...)
-	if len(probes) > sshdMaxProbes {
-		r.notes = append(r.notes, fmt.Sprintf("%d connections to probe, only the first %d were", len(probes), sshdMaxProbes))
-		probes = probes[:sshdMaxProbes]
-	}
-	return probes
-}
-
-// sshdDisplay is how sshd_config(5) spells the keywords the check reports.
-var sshdDisplay = map[string]string{
-	"authenticationmethods":        "AuthenticationMethods",
-	"permitrootlogin":              "PermitRootLogin",
-	"passwordauthentication":       "PasswordAuthentication",
-	"permitemptypasswords":         "PermitEmptyPasswords",
-	"usepam":                       "UsePAM",
-	"kbdinteractiveauthentication": "KbdInteractiveAuthentication",
-}
-
-func sshdFirst(eff map[string][]string, kw, def string) string {
-	if v := eff[kw]; len(v) > 0 {
-		return strings.ToLower(v[0])
-	}
-	return def
-}
-
-// sshdWhere names the line that set a value: file:line, with the Match
-// block it is in; the main file when the value is sshd's default.
-func sshdWhere(cfg *sshdConfig, d *sshdDirective, display, value string) (where, text string) {
-	if d == nil {
-		return cfg.Main, fmt.Sprintf("%s not set (default: %s)", display, value)
-	}
-	where = fmt.Sprintf("%s:%d", d.File, d.Line)
-	if d.Match != nil {
-		where += fmt.Sprintf(" (in %q at %s)", d.Match.Text, d.Match.where())
-	}
-	text = d.Text
-	if got := strings.ToLower(strings.Join(d.Args, " ")); got != value && !sshdSameValue(d.Keyword, got, value) {
-		text += fmt.Sprintf(" [sshd -T reports %s %s]", display, value)
-	}
-	return where, text
-}
-
-// sshdSameValue knows the spellings sshd -T normalises.
-func sshdSameValue(kw, written, effective string) bool {
-	if kw == "permitrootlogin" {
-		norm := func(s string) string {
-			if s == "prohibit-password" {
-				return "without-password"
-			}
-			return s
-		}
-		return norm(written) == norm(effective)
-	}
-	return false
-}
-
-// sshdFindings checks one effective configuration: AuthenticationMethods
-// must demand two methods in every usable list, one of them a second factor,
-// and keyboard-interactive must go through a PAM stack with an MFA module.
-func (c *mfaCheck) sshdFindings(cfg *sshdConfig, eff map[string][]string, p sshdProbe, acc *mfaAccounts, pam *pamVerdict) []mfaFinding {
-	second := c.opts.SSHD.SecondFactorMethods
-	am := sshdFirst(eff, "authenticationmethods", "any")
-	where, text := sshdWhere(cfg, cfg.source("authenticationmethods", p, acc), "AuthenticationMethods", am)
-	want := fmt.Sprintf("every AuthenticationMethods list must demand two methods, one of them a second factor (%s)", strings.Join(second, ", "))
-	if am == "any" {
-		return []mfaFinding{{Where: where, Text: text, Rule: want + `; with "any" one method is enough`}}
-	}
-	var fs []mfaFinding
-	var problems []string
-	needPAM := false
-	for _, list := range strings.Fields(am) {
-		var methods []string
-		usable := true
-		for _, m := range strings.Split(list, ",") {
-			m, _, _ = strings.Cut(m, ":") // keyboard-interactive:pam
-			if opt, ok := sshdMethodOption[m]; ok && sshdFirst(eff, opt, "yes") != "yes" {
-				usable = false // sshd skips a list with a disabled method
-			}
-			if !slices.Contains(methods, m) {
-				methods = append(methods, m)
-			}
-		}
-		if !usable {
-			continue
-		}
-		var factors []string
-		for _, m := range methods {
-			if slices.Contains(second, m) {
-				factors = append(factors, m)
-			}
-		}
-		switch {
-		case len(methods) < 2:
-			problems = append(problems, fmt.Sprintf("%q is one method", list))
-		case len(factors) == 0:
-			problems = append(problems, fmt.Sprintf("%q has none", list))
-		case slices.Equal(factors, []string{"keyboard-interactive"}):
-			needPAM = true
-		}
-	}
-	if len(problems) > 0 {
-		fs = append(fs, mfaFinding{Where: where, Text: text, Rule: want + "; " + strings.Join(problems, "; ")})
-	}
-	if needPAM {
-		usePAM := sshdFirst(eff, "usepam", "no")
-		switch {
-		case usePAM != "yes":
-			w, t := sshdWhere(cfg, cfg.source("usepam", p, acc), "UsePAM", usePAM)
-			fs = append(fs, mfaFinding{Where: w, Text: t, Rule: "keyboard-interactive is the second factor only through PAM with an MFA module: UsePAM must be yes"})
-		case pam == nil:
-			fs = append(fs, mfaFinding{Where: cfg.Main, Text: "UsePAM yes", Rule: "keyboard-interactive goes through PAM, but there is no PAM configuration for sshd"})
-		case !pam.Compliant:
-			fs = append(fs, mfaFinding{Where: pam.Stack.File, Text: "keyboard-interactive goes through PAM service " + pam.Stack.Service,
-				Rule: "the PAM auth stack of sshd must require an MFA module that cannot be skipped (see control pam)"})
-		}
-	}
-	return fs
 }
 
 // mfaList joins at most n items, saying how many more there are.

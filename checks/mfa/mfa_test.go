@@ -29,6 +29,10 @@ func TestMFAConfig(t *testing.T) {
 	require.Equal(t, "sudo", o.PAM.SudoService)
 	require.Equal(t, "/etc/passwd", o.Accounts.Passwd)
 	require.Equal(t, DefaultModules, o.Modules)
+	require.Equal(t, ScopeAll, o.Scope, "every connection is judged unless the config says otherwise")
+	cfg, err = configs.Parse("agent.yaml", []byte("checks:\n  - name: mfa\n    kind: mfa\n    mfa: {scope: groups}\n"))
+	require.NoError(t, err)
+	require.Equal(t, ScopeGroups, cfg.Checks[0].Options.(*Options).Scope)
 
 	_, err = configs.Parse("agent.yaml", []byte(`checks:
   - name: mfa
@@ -45,10 +49,12 @@ func TestMFAConfig(t *testing.T) {
       enrolment:
         modules: [pam_duo]
       nope: 1
+      scope: admins
 `))
 	require.Error(t, err)
 	for _, want := range []string{
 		`agent.yaml:15:7: unknown key "nope"`,
+		`agent.yaml:16:14: mfa scope "admins": want one of all, groups`,
 		`mfa control "ssh": want one of sshd, pam, sudo, enrolment`,
 		`mfa control "sshd" listed twice`,
 		`group "a b": want a plain name`,
@@ -106,9 +112,12 @@ func TestMFAAllControls(t *testing.T) {
 		require.Equal(t, 0.0, mfaObs(t, obs, "mfa_compliant", ctl).Value, ctl)
 	}
 	require.Equal(t, 1.0, mfaObs(t, obs, "mfa_users_unenrolled", group).Value)
-	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "sshd").Details, filepath.Join(dir, "ssh/sshd_config.d/admins.conf")+":3")
+	sshdDetails := mfaObs(t, obs, "mfa_compliant", "sshd").Details
+	require.Contains(t, sshdDetails, "\n- "+filepath.Join(dir, "ssh/sshd_config.d/admins.conf")+":3")
+	require.Equal(t, 1, strings.Count(sshdDetails, "\n- "), "the nullok of the PAM stack is control pam's finding, not sshd's too")
+	require.Contains(t, sshdDetails, "note: the second factor goes through PAM service sshd")
 	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "pam").Details, filepath.Join(dir, "pam.d/sshd")+":3")
-	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "sudo").Details, "no MFA module in the auth stack of service sudo")
+	require.Contains(t, mfaObs(t, obs, "mfa_compliant", "sudo").Details, "\n- "+filepath.Join(dir, "pam.d/sudo")+":2: @include common-auth\n  rule: no MFA module in the auth stack of service sudo")
 	require.Contains(t, mfaObs(t, obs, "mfa_users_unenrolled", group).Details, "- "+users[1]+": member of group "+group)
 }
 
@@ -192,4 +201,43 @@ func TestMFAChroot(t *testing.T) {
 	obs, err = ch.Run(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, obs)
+}
+
+// TestMFAOneDefectOneFinding: a defect of the sshd PAM stack fails control
+// pam only; sshd, whose own settings are right, stays compliant. A stack
+// that requires a module not on disk is "users cannot log in", with its
+// FILE:LINE, and no bypass.
+func TestMFAOneDefectOneFinding(t *testing.T) {
+	sshd, hostKey := mfaSSHDEnv(t)
+	mfaRealModule(t, "pam_google_authenticator")
+	group, _ := mfaTestGroup(t, "alice")
+	dir := t.TempDir()
+	mfaWriteFiles(t, dir, map[string]string{
+		"ssh/sshd_config": "UsePAM yes\nKbdInteractiveAuthentication yes\nPermitRootLogin no\nPasswordAuthentication no\nAuthenticationMethods publickey,keyboard-interactive\n",
+		"pam.d/sshd":      "auth required pam_unix.so\nauth required pam_google_authenticator.so nullok\n",
+		"pam.d/sshd-gone": "auth required pam_unix.so\nauth required pam_google_authenticator.so\nauth required pam_u2f_removed.so\n",
+	})
+	opts := Options{
+		Controls: []string{"sshd", "pam"},
+		Groups:   []string{group},
+		SSHD:     SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "ssh/sshd_config"), Args: []string{"-h", hostKey}},
+		PAM:      PAMOptions{Dir: filepath.Join(dir, "pam.d")},
+	}
+	for _, tc := range []struct{ service, where, rule, head string }{
+		{"sshd", "pam.d/sshd:2", "nullok: users without an enrolled factor pass pam_google_authenticator without one", "lets users in without a second factor"},
+		{"sshd-gone", "pam.d/sshd-gone:3", "users cannot log in through PAM service sshd-gone: the module file pam_u2f_removed.so is not on disk", "pam: NOT compliant: users cannot log in through PAM service sshd-gone"},
+	} {
+		opts.PAM.SSHDService = tc.service
+		obs := runMFA(t, opts)
+		s, p := mfaObs(t, obs, "mfa_compliant", "sshd"), mfaObs(t, obs, "mfa_compliant", "pam")
+		t.Logf("\n%s\n%s", s.Details, p.Details)
+		require.Equal(t, 1.0, s.Value, "sshd's settings are right: %s", s.Details)
+		require.NotContains(t, s.Details, "\n- ")
+		require.Contains(t, s.Details, "note: the second factor goes through PAM service "+tc.service)
+		require.Equal(t, 0.0, p.Value)
+		require.Contains(t, p.Details, tc.head)
+		require.Contains(t, p.Details, "\n- "+filepath.Join(dir, tc.where)+": ")
+		require.Contains(t, p.Details, tc.rule)
+		require.Equal(t, 1, strings.Count(p.Details, "\n- "), "one finding")
+	}
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// metrics and alert states but file no ticket. sshd accepting empty
 	// passwords (no factor at all) is a finding either way.
 	Required bool `yaml:"required"`
+	// Scope is whose logins are judged: "all" (every connection sshd
+	// accepts) or "groups" (only members of Groups, ProbeUsers, and root
+	// where root may log in).
+	Scope string `yaml:"scope"`
 	// Controls to evaluate: sshd, pam (the sshd PAM stack), sudo (the sudo
 	// PAM stack), enrolment.
 	Controls []string `yaml:"controls"`
@@ -98,8 +102,20 @@ type EnrolOptions struct {
 	Modules []string `yaml:"modules"`
 }
 
+// Scopes are the values of Options.Scope.
+var Scopes = []string{ScopeAll, ScopeGroups}
+
+const (
+	// ScopeAll judges every connection sshd accepts (the default).
+	ScopeAll = "all"
+	// ScopeGroups judges only the policy users: the members of the groups,
+	// the probe users, and root where root may log in.
+	ScopeGroups = "groups"
+)
+
 // ApplyDefaults implements configs.Options: it fills what the config left out.
 func (o *Options) ApplyDefaults(string) {
+	mfaOrString(&o.Scope, ScopeAll)
 	if o.Controls == nil {
 		o.Controls = slices.Clone(Controls)
 	}
@@ -139,6 +155,9 @@ func mfaOrString(s *string, def string) {
 // validate reports bad values; path is the position of the block, e.g.
 // "checks[2].mfa"; errf(path+".field", format, args...) places an error.
 func (o *Options) Validate(path string, errf configs.Errorf) {
+	if !slices.Contains(Scopes, o.Scope) {
+		errf(path+".scope", "mfa scope %q: want one of %s", o.Scope, strings.Join(Scopes, ", "))
+	}
 	seen := map[string]bool{}
 	for i, c := range o.Controls {
 		p := fmt.Sprintf("%s.controls[%d]", path, i)

@@ -104,6 +104,9 @@ type pamStack struct {
 	Entries []pamEntry
 	Notes   []string // problems found while reading (unreadable includes, ...)
 	files   int      // files read
+	// lastAuth is the last line of the service's own file that put entries
+	// in the stack (an auth line, an include): where an MFA line belongs.
+	lastAuth *pamEntry
 }
 
 // pamLoader reads service files the way libpam does.
@@ -180,7 +183,11 @@ func (l *pamLoader) load(st *pamStack, name string, level, includeLevel int) err
 			return fmt.Errorf("%s: more than %d auth entries", path, pamMaxEntries)
 		}
 		e := pamEntry{File: path, Line: ln.line, Text: ln.text, Level: level}
+		n := len(st.Entries)
 		l.loadLine(st, e, ln.tokens, includeLevel)
+		if includeLevel == 0 && len(st.Entries) > n {
+			st.lastAuth = &e
+		}
 	}
 	return nil
 }
@@ -522,7 +529,27 @@ type pamStep struct {
 // anything it can. It follows libpam's _pam_dispatch_aux, and returns the
 // first such path, or nil when there is none.
 func pamBypass(entries []pamEntry) []pamStep {
-	w := pamWalk{entries: entries, visited: map[pamState]bool{}}
+	return pamSearch(entries, pamWithoutMFA)
+}
+
+// pamMode is what a search of the runs of a stack lets the modules return.
+type pamMode int
+
+const (
+	// pamWithoutMFA: every MFA module fails (or, with an optional argument,
+	// lets the user through); the others may return anything.
+	pamWithoutMFA pamMode = iota
+	// pamAnyOutcome: every module may return anything; a missing one
+	// returns module_unknown, as libpam runs it.
+	pamAnyOutcome
+	// pamAllPresent: as pamAnyOutcome, with every missing module installed.
+	pamAllPresent
+)
+
+// pamSearch returns a run of the stack that succeeds with the modules
+// returning what mode allows, or nil when there is none.
+func pamSearch(entries []pamEntry, mode pamMode) []pamStep {
+	w := pamWalk{entries: entries, visited: map[pamState]bool{}, mode: mode}
 	if w.walk(pamState{}) {
 		return w.path
 	}
@@ -543,6 +570,7 @@ type pamWalk struct {
 	entries []pamEntry
 	visited map[pamState]bool
 	path    []pamStep // the run so far
+	mode    pamMode
 }
 
 // walk tells whether some run from s succeeds; w.path then holds it.
@@ -564,7 +592,7 @@ func (w *pamWalk) walk(s pamState) bool {
 		n.pc, n.prevLevel = s.pc+1, level
 		return w.walk(n)
 	}
-	for _, ret := range pamOutcomes(e) {
+	for _, ret := range pamOutcomes(e, w.mode) {
 		w.path = append(w.path, pamStep{Entry: s.pc, Return: ret, Action: e.Actions[ret]})
 		if w.walk(pamNext(w.entries, s, level, ret)) {
 			return true
@@ -641,18 +669,18 @@ func pamEndOfLevel(entries []pamEntry, pc int) int {
 // pamOutcomes lists the return values worth trying for an entry: one per
 // distinct (action, kind of value) among the values it can return, so that
 // the search stays small.
-func pamOutcomes(e *pamEntry) []int {
+func pamOutcomes(e *pamEntry, mode pamMode) []int {
 	var can []int
 	switch {
 	case e.Kind == pamMustFail:
 		can = []int{pamPermDenied}
-	case e.Path == "":
+	case e.Path == "" && mode != pamAllPresent:
 		can = []int{pamModuleUnknown} // libpam runs a missing module as PAM_MODULE_UNKNOWN
 	case e.Name == "pam_deny":
 		can = []int{pamAuthErr}
 	case e.Name == "pam_permit":
 		can = []int{pamSuccess}
-	case e.MFA && e.Optional == "":
+	case e.MFA && e.Optional == "" && mode == pamWithoutMFA:
 		for r := range pamNumReturns {
 			if r != pamSuccess && r != pamIgnore && r != pamNewAuthtok && r != pamIncomplete {
 				can = append(can, r)
@@ -696,7 +724,8 @@ type pamVerdict struct {
 	Stack     *pamStack
 	Compliant bool
 	Findings  []mfaFinding
-	MFA       []*pamEntry // the MFA modules of the stack
+	MFA       []*pamEntry  // the MFA modules of the stack
+	Lockout   []mfaFinding // findings that keep every user out (also in Findings)
 }
 
 // evalPAMStack decides whether st requires a second factor that cannot be
@@ -709,26 +738,67 @@ func evalPAMStack(st *pamStack, mfaModules []string) pamVerdict {
 		}
 	}
 	if len(v.MFA) == 0 {
-		v.Findings = append(v.Findings, mfaFinding{
+		f := mfaFinding{
 			Where: st.File, Text: fmt.Sprintf("no MFA module in the auth stack of service %s", st.Service),
 			Rule: fmt.Sprintf("the auth stack must run one of %s as required or requisite", strings.Join(mfaModules, ", ")),
-		})
+		}
+		if st.lastAuth != nil { // cite the line after which the MFA module belongs
+			f.Where, f.Text = st.lastAuth.where(), st.lastAuth.Text
+			f.Rule = fmt.Sprintf("no MFA module in the auth stack of service %s: %s, e.g. after this line", st.Service, f.Rule)
+		}
+		v.Findings = append(v.Findings, f)
 	}
+	v.Lockout = pamLockout(st)
+	v.Findings = append(v.Findings, v.Lockout...)
 	for _, e := range v.MFA {
-		if e.Path == "" {
+		if e.Path == "" && !slices.ContainsFunc(v.Lockout, func(f mfaFinding) bool { return f.Where == e.where() }) {
 			v.Findings = append(v.Findings, mfaFinding{
 				Where: e.where(), Text: e.Text,
 				Rule: fmt.Sprintf("the module file %s is not on disk (not found in the PAM module directories)", e.Module),
 			})
 		}
 	}
-	if len(v.MFA) > 0 {
+	if len(v.MFA) > 0 && len(v.Lockout) == 0 {
 		if path := pamBypass(st.Entries); path != nil {
 			v.Findings = append(v.Findings, explainPAMBypass(st, path))
 		}
 	}
 	v.Compliant = len(v.Findings) == 0
 	return v
+}
+
+// lockoutRule starts the rule of a finding that keeps every user out.
+const lockoutRule = "users cannot log in"
+
+// pamLockout returns a finding for each module the stack requires that is
+// not on disk, when no run of the stack can succeed because of them: libpam
+// fails such a line, so nobody gets through.
+func pamLockout(st *pamStack) []mfaFinding {
+	if pamSearch(st.Entries, pamAnyOutcome) != nil || pamSearch(st.Entries, pamAllPresent) == nil {
+		return nil // something succeeds, or the stack fails for other reasons
+	}
+	var missing, fatal []*pamEntry
+	for i := range st.Entries {
+		e := &st.Entries[i]
+		if e.Kind != pamModule || e.Path != "" {
+			continue
+		}
+		missing = append(missing, e)
+		if a := e.Actions[pamModuleUnknown]; a == pamActBad || a == pamActDie {
+			fatal = append(fatal, e)
+		}
+	}
+	if len(fatal) == 0 {
+		fatal = missing
+	}
+	var fs []mfaFinding
+	for _, e := range fatal {
+		fs = append(fs, mfaFinding{
+			Where: e.where(), Text: e.Text,
+			Rule: fmt.Sprintf("%s through PAM service %s: the module file %s is not on disk (not found in the PAM module directories), and libpam fails the stack without it", lockoutRule, st.Service, e.Module),
+		})
+	}
+	return fs
 }
 
 // explainPAMBypass names the line that lets the stack succeed without a

@@ -199,7 +199,22 @@ func TestMFAPAMStacks(t *testing.T) {
 			files: map[string]string{
 				"sshd": "auth required pam_unix.so\nauth required pam_u2f.so cue\n",
 			},
-			where: "sshd:2", rule: "the module file pam_u2f.so is not on disk",
+			where: "sshd:2", rule: "users cannot log in through PAM service sshd: the module file pam_u2f.so is not on disk",
+		},
+		{
+			name: "a required module that is not on disk locks users out",
+			files: map[string]string{
+				"common-auth": debianCommonAuth,
+				"sshd":        "@include common-auth\nauth required pam_google_authenticator.so\nauth requisite pam_faillock_typo.so preauth\n",
+			},
+			where: "sshd:3", rule: "users cannot log in through PAM service sshd: the module file pam_faillock_typo.so is not on disk (not found in the PAM module directories), and libpam fails the stack without it",
+		},
+		{
+			name: "an optional module that is not on disk is no lockout",
+			files: map[string]string{
+				"sshd": "auth optional pam_nosuch.so\nauth required pam_google_authenticator.so\n",
+			},
+			compliant: true,
 		},
 		{
 			name: "missing module file, dash prefix",
@@ -214,7 +229,7 @@ func TestMFAPAMStacks(t *testing.T) {
 				"common-auth": debianCommonAuth,
 				"sshd":        "@include common-auth\n",
 			},
-			where: "sshd", rule: "must run one of pam_google_authenticator",
+			where: "sshd:1", rule: "no MFA module in the auth stack of service sshd: the auth stack must run one of pam_google_authenticator",
 		},
 		{
 			name: "missing include fails closed",
@@ -246,7 +261,9 @@ func TestMFAPAMStacks(t *testing.T) {
 			if tc.where != "" {
 				require.Contains(t, text, "- "+filepath.Join(dir, tc.where)+":", text)
 				require.Contains(t, text, tc.rule)
+				require.Equal(t, 1, strings.Count(text, "\n- "), "one finding per defect")
 			}
+			require.Equal(t, strings.Contains(tc.rule, lockoutRule), len(v.Lockout) > 0, "a lockout is reported as such, and only then")
 		})
 	}
 }
@@ -309,6 +326,9 @@ func FuzzMFAPAMStack(f *testing.F) {
 		v := evalPAMStack(st, DefaultModules)
 		if v.Compliant && len(v.MFA) == 0 {
 			t.Fatal("compliant without an MFA module")
+		}
+		if len(v.Lockout) > 0 && pamSearch(st.Entries, pamAnyOutcome) != nil {
+			t.Fatal("a lockout while some run of the stack succeeds")
 		}
 		_ = formatMFA("x", v.Findings, st.Notes)
 	})

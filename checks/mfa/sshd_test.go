@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,9 @@ func TestMFASSHDReal(t *testing.T) {
 		where     []string // "file:line" of each finding, relative to the case's dir
 		texts     []string // more text the details must hold
 		flags     map[string]float64
+		flagWhere map[string]string // metric → "file:line: text" of its finding, relative to the case's dir
+		scope     string
+		noFlags   bool // sshd refuses the config: no flag series
 	}{
 		{
 			name:      "compliant",
@@ -252,10 +256,96 @@ func TestMFASSHDReal(t *testing.T) {
 			texts: []string{"for: user=deploy"},
 		},
 		{
-			name:  "password is not a second factor",
-			files: map[string]string{"sshd_config": "UsePAM yes\nAuthenticationMethods publickey,password\n"},
+			name:      "password through a PAM stack that requires a second factor",
+			files:     map[string]string{"sshd_config": "UsePAM yes\nAuthenticationMethods publickey,password\n"},
+			compliant: true,
+		},
+		{
+			name:  "password without PAM is not a second factor",
+			files: map[string]string{"sshd_config": "UsePAM no\nAuthenticationMethods publickey,password\n"},
 			where: []string{"sshd_config:2"},
-			texts: []string{`"publickey,password" has none`},
+			texts: []string{`"publickey,password" has none (password is a second factor only through a PAM auth stack that requires one, and UsePAM is no)`},
+		},
+		{
+			name:   "password through a PAM stack with nullok",
+			files:  map[string]string{"sshd_config": "UsePAM yes\nAuthenticationMethods publickey,password\n"},
+			pamSvc: "sshd-weak",
+			where:  []string{filepath.Join(pamDir, "sshd-weak") + ":1"},
+			texts:  []string{"control pam is not evaluated", "nullok"},
+		},
+		{
+			name:   "password through a PAM stack without an MFA module",
+			files:  map[string]string{"sshd_config": "UsePAM yes\nAuthenticationMethods publickey,password\n"},
+			pamSvc: "sshd-empty",
+			where:  []string{filepath.Join(pamDir, "sshd-empty") + ":1"},
+			texts:  []string{"no MFA module in the auth stack"},
+		},
+		{
+			name: "lockout: every list needs a disabled method, sshd refuses the config",
+			files: map[string]string{"sshd_config": "UsePAM yes\nKbdInteractiveAuthentication no\nPasswordAuthentication no\n" +
+				"AuthenticationMethods publickey,keyboard-interactive password,keyboard-interactive\n"},
+			where: []string{"sshd_config:4"},
+			texts: []string{"sshd: NOT compliant: users cannot log in: sshd refuses its configuration\n",
+				"rule: users cannot log in: sshd refuses its configuration (AuthenticationMethods cannot be satisfied by enabled authentication methods), so sshd does not start or restart with it: " +
+					`"publickey,keyboard-interactive" needs what {dir}/sshd_config:2: KbdInteractiveAuthentication no turns off; ` +
+					`"password,keyboard-interactive" needs what {dir}/sshd_config:3: PasswordAuthentication no turns off`},
+			noFlags: true,
+		},
+		{
+			name: "lockout in a Match block",
+			files: map[string]string{"sshd_config": compliant + "PermitRootLogin no\nMatch Group " + group + "\n" +
+				"  KbdInteractiveAuthentication no\n  AuthenticationMethods publickey,keyboard-interactive\n"},
+			where: []string{`sshd_config:7 (in "Match Group ` + group + `" at {dir}/sshd_config:5)`},
+			texts: []string{"rule: users cannot log in: every AuthenticationMethods list names a disabled method: " +
+				`"publickey,keyboard-interactive" needs what {dir}/sshd_config:6 (in "Match Group ` + group + `" at {dir}/sshd_config:5): KbdInteractiveAuthentication no turns off`,
+				"for: user=" + admin},
+		},
+		{
+			name: "one usable list is no lockout",
+			files: map[string]string{"sshd_config": "UsePAM yes\nPasswordAuthentication no\n" +
+				"AuthenticationMethods publickey,keyboard-interactive password,keyboard-interactive\n"},
+			compliant: true,
+		},
+		{
+			name:      "scope groups: Match User of someone else",
+			scope:     ScopeGroups,
+			files:     map[string]string{"sshd_config": compliant + "PermitRootLogin no\nMatch User deploy\n  AuthenticationMethods publickey\n"},
+			compliant: true,
+			texts:     []string{"mfa.scope: groups"},
+		},
+		{
+			name:  "scope groups: one factor only for others",
+			scope: ScopeGroups,
+			files: map[string]string{"sshd_config": "UsePAM yes\nKbdInteractiveAuthentication yes\nAuthenticationMethods publickey\nPermitRootLogin no\n" +
+				"Match Group " + group + "\n  AuthenticationMethods publickey,keyboard-interactive\n"},
+			compliant: true,
+			flags:     map[string]float64{"mfa_sshd_permit_root_login": 0},
+		},
+		{
+			name: "scope all: one factor for others is a finding",
+			files: map[string]string{"sshd_config": "UsePAM yes\nKbdInteractiveAuthentication yes\nAuthenticationMethods publickey\nPermitRootLogin no\n" +
+				"Match Group " + group + "\n  AuthenticationMethods publickey,keyboard-interactive\n"},
+			where: []string{"sshd_config:3"},
+			texts: []string{"for: any connection that matches no Match block"},
+		},
+		{
+			name:  "scope groups: Match Group of the admins",
+			scope: ScopeGroups,
+			files: map[string]string{"sshd_config": compliant + "PermitRootLogin no\nMatch Group " + group + "\n  AuthenticationMethods publickey\n"},
+			where: []string{`sshd_config:6 (in "Match Group ` + group + `" at {dir}/sshd_config:5)`},
+			texts: []string{"for: user=" + admin + " host=192.0.2.1 addr=192.0.2.1\n"},
+		},
+		{
+			name:  "scope groups: root where it may log in",
+			scope: ScopeGroups,
+			files: map[string]string{"sshd_config": compliant + "PermitRootLogin no\nMatch Address 10.0.0.0/8 User root\n  PermitRootLogin yes\n  AuthenticationMethods publickey\n"},
+			where: []string{`sshd_config:7 (in "Match Address 10.0.0.0/8 User root" at {dir}/sshd_config:5)`},
+			texts: []string{"for: user=root host=10.0.0.1 addr=10.0.0.1\n"},
+			flags: map[string]float64{"mfa_sshd_permit_root_login": 1, "mfa_sshd_password_authentication": 1},
+			flagWhere: map[string]string{
+				"mfa_sshd_permit_root_login":       `sshd_config:6 (in "Match Address 10.0.0.0/8 User root" at {dir}/sshd_config:5): PermitRootLogin yes`,
+				"mfa_sshd_password_authentication": "sshd_config: PasswordAuthentication not set (default: yes)",
+			},
 		},
 		{
 			name:  "keyboard-interactive without PAM",
@@ -267,8 +357,8 @@ func TestMFASSHDReal(t *testing.T) {
 			name:   "keyboard-interactive through a PAM stack with nullok",
 			files:  map[string]string{"sshd_config": compliant},
 			pamSvc: "sshd-weak",
-			where:  []string{filepath.Join(pamDir, "sshd-weak")},
-			texts:  []string{"see control pam"},
+			where:  []string{filepath.Join(pamDir, "sshd-weak") + ":1"},
+			texts:  []string{"control pam is not evaluated"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,6 +371,7 @@ func TestMFASSHDReal(t *testing.T) {
 			mfaWriteFiles(t, dir, files)
 			opts := Options{
 				Controls: []string{"sshd"},
+				Scope:    tc.scope,
 				Groups:   []string{group},
 				SSHD:     SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
 				PAM:      PAMOptions{Dir: pamDir, SSHDService: tc.pamSvc},
@@ -300,27 +391,61 @@ func TestMFASSHDReal(t *testing.T) {
 			for _, s := range tc.texts {
 				require.Contains(t, o.Details, strings.ReplaceAll(s, "{dir}", dir))
 			}
+			if tc.noFlags {
+				require.Len(t, obs, 1, "only the sshd control when sshd refuses its config")
+			}
 			for m, v := range tc.flags {
 				f := mfaObs(t, obs, m, "")
 				require.Equal(t, v, f.Value, "%s: %s", m, f.Details)
+			}
+			for m, w := range tc.flagWhere {
+				f := mfaObs(t, obs, m, "")
+				require.Contains(t, f.Details, "\n- "+filepath.Join(dir, strings.ReplaceAll(w, "{dir}", dir))+"\n", m)
 			}
 		})
 	}
 }
 
-// TestMFASSHDErrors: a config sshd rejects fails the run with sshd's words;
-// a missing sshd is "not installed": no sshd series.
+// TestMFASSHDErrors: a config sshd refuses is a finding citing sshd's line
+// ("users cannot log in"), and the PAM control is still judged; sshd failing
+// for another reason fails the run with sshd's words; a missing sshd is "not
+// installed": no sshd series.
 func TestMFASSHDErrors(t *testing.T) {
 	sshd, hostKey := mfaSSHDEnv(t)
+	mfaRealModule(t, "pam_google_authenticator")
 	dir := t.TempDir()
+	mfaWriteFiles(t, dir, map[string]string{
+		"sshd_config":         "UsePAM yes\nInclude " + dir + "/conf.d/*.conf\n",
+		"conf.d/10-typo.conf": "# a typo\nPermitRootLogin maybe\n",
+		"pam.d/sshd":          "auth required pam_google_authenticator.so nullok\n",
+	})
+	opts := Options{Controls: []string{"sshd", "pam"}, SSHD: SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}},
+		PAM: PAMOptions{Dir: filepath.Join(dir, "pam.d")}}
+	obs := runMFA(t, opts)
+	require.Len(t, obs, 2, "the sshd control, no flags, and the pam control: %v", obs)
+	o := mfaObs(t, obs, "mfa_compliant", "sshd")
+	t.Log("\n" + o.Details)
+	require.Equal(t, 0.0, o.Value)
+	require.Contains(t, o.Details, "- "+filepath.Join(dir, "conf.d/10-typo.conf")+":2: PermitRootLogin maybe\n  rule: users cannot log in: sshd refuses its configuration (unsupported option \"maybe\".)")
+	require.Equal(t, 1, strings.Count(o.Details, "\n- "), "one finding")
+	p := mfaObs(t, obs, "mfa_compliant", "pam")
+	require.Equal(t, 0.0, p.Value)
+	require.Contains(t, p.Details, "- "+filepath.Join(dir, "pam.d/sshd")+":1: ")
+
+	// an option sshd does not know, in the main file
 	mfaWriteFiles(t, dir, map[string]string{"sshd_config": "NoSuchOption yes\n"})
-	opts := Options{Controls: []string{"sshd"}, SSHD: SSHDOptions{Binary: sshd, Config: filepath.Join(dir, "sshd_config"), Args: []string{"-h", hostKey}}}
-	c := newMFA(t, opts)
-	_, err := c.Run(context.Background())
-	require.ErrorContains(t, err, "Bad configuration option: NoSuchOption")
+	o = mfaObs(t, runMFA(t, opts), "mfa_compliant", "sshd")
+	require.Contains(t, o.Details, "- "+filepath.Join(dir, "sshd_config")+":1: NoSuchOption yes\n  rule: users cannot log in: sshd refuses its configuration (Bad configuration option: NoSuchOption)")
+
+	// sshd failing for another reason than its config: the run fails
+	opts.SSHD.Args = []string{"-h", filepath.Join(dir, "no-such-hostkey")}
+	mfaWriteFiles(t, dir, map[string]string{"sshd_config": "UsePAM yes\n"})
+	_, err := newMFA(t, opts).Run(context.Background())
+	require.ErrorContains(t, err, "sshd effective config")
 
 	opts.SSHD.Binary = filepath.Join(dir, "no-sshd")
-	obs := runMFA(t, opts)
+	opts.Controls = []string{"sshd"}
+	obs = runMFA(t, opts)
 	require.Empty(t, obs)
 
 	// a hung command is killed when the run's context ends
@@ -384,7 +509,7 @@ func FuzzMFAParseSSHDT(f *testing.F) {
 		}
 		c := &mfaCheck{opts: Options{}.WithDefaults()}
 		cfg := &sshdConfig{Main: "sshd_config"}
-		_ = c.sshdFindings(cfg, eff, sshdProbe{}, nil, nil)
+		_, _ = c.sshdFindings(cfg, eff, sshdProbe{}, nil, nil, false)
 	})
 }
 
@@ -410,5 +535,34 @@ func FuzzMFASSHDConfig(f *testing.F) {
 			}
 			_ = cfg.source("authenticationmethods", p, nil)
 		}
+	})
+}
+
+// FuzzMFASSHDRefusal: whatever sshd prints when it fails, a refusal is a
+// finding citing FILE:LINE, and anything else stays the run's error.
+func FuzzMFASSHDRefusal(f *testing.F) {
+	fileLine := regexp.MustCompile(`^\S+:\d+$`)
+	f.Add("/etc/ssh/sshd_config: line 1: Bad configuration option: NoSuchOption\n/etc/ssh/sshd_config: terminating, 1 bad configuration options\n")
+	f.Add("/etc/ssh/sshd_config.d/x.conf line 3: Directive 'Port' is not allowed within a Match block\n")
+	f.Add("Disabled method \"keyboard-interactive\" in AuthenticationMethods list \"publickey,keyboard-interactive\"\n" + sshdUnsatisfiable + "\n")
+	f.Add("sshd: no hostkeys available -- exiting.\n")
+	cfg, err := sshdConfigReader{}.read("testdata/sshd_config-debian12")
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, stderr string) {
+		err := fmt.Errorf("sshd effective config: %w: %w", errSSHDRefused, errors.New("exit status 255: "+stderr))
+		r := newSSHDResult(ScopeAll)
+		if got := r.refusal(cfg, err, sshdProbe{}, nil); got != nil {
+			require.Equal(t, err, got)
+			require.Empty(t, r.set.order)
+			return
+		}
+		fs := r.set.list()
+		require.Len(t, fs, 1)
+		require.Contains(t, fs[0].Rule, lockoutRule)
+		// FILE:LINE, or the main file when the AuthenticationMethods that
+		// cannot be satisfied is sshd's default
+		require.True(t, fileLine.MatchString(fs[0].Where) || fs[0].Where == cfg.Main, "FILE:LINE: %q", fs[0].Where)
+		plain := errors.New("exit status 1: " + stderr)
+		require.Equal(t, plain, r.refusal(cfg, plain, sshdProbe{}, nil), "not marked as a refusal: the run's error")
 	})
 }
