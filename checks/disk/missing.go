@@ -76,7 +76,7 @@ type mountTracker struct {
 	path   string
 	seen   map[string]seenMount // by mountpoint
 	loaded bool                 // the file was read (or found missing) once
-	mod    time.Time            // mtime of the file as last read or written; zero if none
+	file   os.FileInfo          // the file as last read or written; nil if none
 	saved  time.Time            // when the state was last written
 	failed bool                 // the last write failed (logged once)
 }
@@ -100,17 +100,17 @@ func (t *mountTracker) sync() error {
 	fi, err := os.Stat(t.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if !t.mod.IsZero() { // removed after it was read or written: start afresh
-			t.seen, t.mod = map[string]seenMount{}, time.Time{}
+		if t.file != nil { // removed after it was read or written: start afresh
+			t.seen, t.file = map[string]seenMount{}, nil
 		}
 		t.loaded = true
 		return nil
 	case err != nil:
 		return fmt.Errorf("read %s: %w", t.path, err)
-	case t.loaded && fi.ModTime().Equal(t.mod):
+	case t.loaded && sameVersion(t.file, fi):
 		return nil
 	}
-	t.loaded, t.mod = true, fi.ModTime()
+	t.loaded, t.file = true, fi
 	f, err := os.Open(t.path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", t.path, err)
@@ -146,9 +146,16 @@ func (t *mountTracker) save(now time.Time) error {
 	}
 	t.saved = now
 	if fi, err := os.Stat(t.path); err == nil {
-		t.mod = fi.ModTime()
+		t.file = fi
 	}
 	return nil
+}
+
+// sameVersion tells whether b is the file a was: same inode (a file renamed
+// over it is not), size and mtime (file times tick by the kernel's coarse
+// clock, so the mtime alone may not change).
+func sameVersion(a, b os.FileInfo) bool {
+	return a != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // missingMounts updates the mounts seen with those present now (kept by
@@ -161,10 +168,11 @@ func (t *mountTracker) save(now time.Time) error {
 func (c *diskCheck) missingMounts(all, kept []mount) []checks.Observation {
 	now := c.now()
 	t := &c.tracker
-	if err := t.sync(); err != nil {
-		c.env.Log().Warn("disk: cannot read the mounts seen; keeping those in memory", "check", c.name, "err", err)
-	}
 	changed := false
+	if err := t.sync(); err != nil { // rewritten below from memory
+		c.env.Log().Warn("disk: cannot read the mounts seen; keeping those in memory", "check", c.name, "err", err)
+		changed = true
+	}
 	present := make(map[string]bool, len(kept))
 	var obs []checks.Observation
 	for _, m := range kept {
@@ -209,8 +217,7 @@ func (c *diskCheck) forget(s seenMount, all []mount) bool {
 		return true
 	}
 	return slices.ContainsFunc(all, func(a mount) bool {
-		return a.FSType == "autofs" && (a.Mountpoint == s.Mountpoint || a.Mountpoint == "/" ||
-			strings.HasPrefix(s.Mountpoint, a.Mountpoint+"/"))
+		return a.FSType == "autofs" && (a.Mountpoint == s.Mountpoint || strings.HasPrefix(s.Mountpoint, a.Mountpoint+"/"))
 	})
 }
 
