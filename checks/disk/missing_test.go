@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,4 +244,101 @@ func FuzzParseMountState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDiskTimeToFullTmpfs fills a real tmpfs while the check's clock moves
+// 30 s a run: a 15-minute burst followed by a flat line never gives a time
+// to full; a steady fill does, close to free space / rate.
+func TestDiskTimeToFullTmpfs(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	const kib, mib = 1 << 10, 1 << 20
+	for _, tc := range []struct {
+		name      string
+		writeRuns int // runs during which 512 KiB is written before each
+		runs      int
+		opts      Options
+	}{
+		{"burst", 30, 6 * 120, Options{}}, // 15 minutes of writing, then 5h45m flat
+		{"steady", 100, 100, Options{}},   // 50 minutes of writing
+		// The gate before issue 15: 3 samples over a minute, any R².
+		{"burst ungated", 30, 6 * 120, Options{FillMinSpan: configs.Duration(time.Minute), FillMinSamples: 3, FillMinR2: 1e-9}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mnt := t.TempDir()
+			mountTmpfs(t, mnt, "80m")
+			f, err := os.Create(filepath.Join(mnt, "fill"))
+			require.NoError(t, err)
+			defer f.Close()
+			clk := &clock{t: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}
+			o := tc.opts
+			o.IncludeMountpoints = onlyUnder(mnt)
+			c := newTestDisk(t, configs.Paths{Procfs: "/proc", Rootfs: "/"}, &o)
+			c.now = clk.now
+			var got []checks.Observation
+			for i := range tc.runs {
+				if i < tc.writeRuns {
+					_, err := f.Write(make([]byte, 512*kib))
+					require.NoError(t, err)
+				}
+				obs, err := c.Run(context.Background())
+				require.NoError(t, err)
+				for _, o := range obs {
+					if o.Metric == "disk_time_to_full_seconds" {
+						got = append(got, o)
+					}
+				}
+				clk.add(30 * time.Second)
+			}
+			switch tc.name {
+			case "burst":
+				require.Empty(t, got, "a 15-minute burst is no steady fill")
+				return
+			case "burst ungated":
+				require.NotEmpty(t, got, "without the gate the burst gives a time to full")
+				require.Less(t, got[0].Value, 86400.0, "a full within a day")
+				return
+			}
+			// Trusted from the 61st run (30 minutes); 1 MiB a minute.
+			require.Len(t, got, 40)
+			last := got[len(got)-1]
+			var st syscall.Statfs_t
+			require.NoError(t, syscall.Statfs(mnt, &st))
+			avail := float64(st.Bavail) * float64(st.Bsize)
+			require.InEpsilon(t, avail/(mib/60.0), last.Value, 0.02, "free / (1 MiB a minute)")
+			require.Regexp(t, `^Fill rate 60\.0 MiB/h fitted over 49m30s \(100 samples\), R² 1\.000\.$`, last.Details)
+			t.Logf("time to full %s; %s", time.Duration(last.Value*float64(time.Second)), last.Details)
+		})
+	}
+}
+
+func TestOptionsFitAndMissing(t *testing.T) {
+	t.Parallel()
+	o := &Options{}
+	o.ApplyDefaults("/var/lib/x")
+	require.Equal(t, configs.Duration(30*time.Minute), o.FillMinSpan)
+	require.Equal(t, 10, o.FillMinSamples)
+	require.Equal(t, 0.9, o.FillMinR2)
+	require.Equal(t, configs.Duration(7*24*time.Hour), o.MissingFor)
+	require.Equal(t, "/var/lib/x", o.StateDir)
+	require.Equal(t, DefaultForgetMountpoints, o.ForgetMountpoints)
+	o.MoveStateDir("/var/lib/x", "/home/u/.l2agent")
+	require.Equal(t, "/home/u/.l2agent", o.StateDir)
+	o.MoveStateDir("/var/lib/x", "/elsewhere")
+	require.Equal(t, "/home/u/.l2agent", o.StateDir, "only a state dir left at the agent's moves")
+
+	var errs []string
+	errf := func(path, format string, args ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, args...)) }
+	o.Validate("checks[0].disk", errf)
+	require.Empty(t, errs)
+	bad := &Options{FillWindow: configs.Duration(time.Hour), FillMinSpan: configs.Duration(2 * time.Hour), FillMinSamples: 2, FillMinR2: 1.5,
+		StateDir: "rel", ForgetMountpoints: []string{"("}}
+	bad.ApplyDefaults("/var/lib/x")
+	bad.Validate("d", errf)
+	require.Len(t, errs, 5, errs)
+	for _, want := range []string{"d.forget_mountpoints[0]", "d.fill_min_span: disk fill_min_span 2h0m0s is longer than fill_window 1h0m0s",
+		"d.fill_min_samples: disk fill_min_samples 2: want 3 to 1000", "d.fill_min_r2", `d.state_dir: disk state_dir "rel"`} {
+		require.True(t, slices.ContainsFunc(errs, func(e string) bool { return strings.HasPrefix(e, want) }), "%s in %v", want, errs)
+	}
 }
