@@ -37,6 +37,7 @@ func init() {
 		checks.MetricInfo{Name: "disk_read_only", Help: "1 if the filesystem is mounted read-only, else 0."},
 		checks.MetricInfo{Name: "disk_time_to_full_seconds", Help: "Seconds until no space is available at the growth rate fitted over the fill window; absent unless filling."},
 		checks.MetricInfo{Name: "disk_device_error", Help: "1 when statfs of the mountpoint failed; absent otherwise."},
+		checks.MetricInfo{Name: "disk_mount_missing", Help: "1 for a mount this check saw before and that is no longer mounted (until missing_for has passed), 0 for each mount present."},
 	)
 }
 
@@ -44,9 +45,6 @@ const (
 	// maxFillSamples bounds the samples kept per mountpoint for time to full:
 	// samples closer together than fill_window/maxFillSamples are not kept.
 	maxFillSamples = 1000
-	// minFillSpan and minFillSamples are what a fit needs to be trusted.
-	minFillSpan    = time.Minute
-	minFillSamples = 3
 )
 
 // diskCheck reports space, inodes and fill rate of the mounted filesystems
@@ -56,8 +54,13 @@ type diskCheck struct {
 	env    checks.Env
 	opts   Options
 	filter mountFilter
-	now    func() time.Time
-	statfs func(path string, st *syscall.Statfs_t) error
+	// forgetRE are the compiled forget_mountpoints.
+	forgetRE []*regexp.Regexp
+	now      func() time.Time
+	statfs   func(path string, st *syscall.Statfs_t) error
+
+	runMu   sync.Mutex // serializes the mounts seen
+	tracker mountTracker
 
 	mu      sync.Mutex
 	samples map[string][]fillSample // by mountpoint, oldest first
@@ -74,10 +77,11 @@ func newDiskCheck(c configs.Check, env checks.Env) (checks.Check, error) {
 	o := *c.Options.(*Options)
 	o.ApplyDefaults("")
 	f := mountFilter{includeFS: o.IncludeFSTypes, excludeFS: o.ExcludeFSTypes}
+	var forget []*regexp.Regexp
 	for _, l := range []struct {
 		src []string
 		dst *[]*regexp.Regexp
-	}{{o.IncludeMountpoints, &f.include}, {o.ExcludeMountpoints, &f.exclude}} {
+	}{{o.IncludeMountpoints, &f.include}, {o.ExcludeMountpoints, &f.exclude}, {o.ForgetMountpoints, &forget}} {
 		for _, s := range l.src {
 			re, err := regexp.Compile(s)
 			if err != nil {
@@ -87,8 +91,9 @@ func newDiskCheck(c configs.Check, env checks.Env) (checks.Check, error) {
 		}
 	}
 	return &diskCheck{
-		name: c.Name, env: env, opts: o, filter: f,
+		name: c.Name, env: env, opts: o, filter: f, forgetRE: forget,
 		now: time.Now, statfs: syscall.Statfs,
+		tracker: mountTracker{path: statePath(o.StateDir, c.Name), seen: map[string]seenMount{}},
 		samples: map[string][]fillSample{}, pending: map[string]bool{},
 	}, nil
 }
@@ -99,11 +104,14 @@ func (c *diskCheck) Name() string { return c.name }
 // Run implements checks.Check. A mount whose statfs fails is reported as
 // disk_device_error and does not fail the run.
 func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
-	mounts, err := c.mounts()
+	all, err := c.allMounts()
 	if err != nil {
 		return nil, err
 	}
-	var obs []checks.Observation
+	mounts := c.filter.apply(all)
+	c.runMu.Lock()
+	obs := c.missingMounts(all, mounts)
+	c.runMu.Unlock()
 	add := func(m mount, metric string, v float64, details string) {
 		obs = append(obs, checks.Observation{
 			Metric:  metric,
@@ -139,8 +147,8 @@ func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		if st.Files > 0 {
 			add(m, "disk_inodes_used_ratio", float64(st.Files-min(st.Ffree, st.Files))/float64(st.Files), "")
 		}
-		if ttf, ok := c.timeToFull(m.Mountpoint, used, avail); ok {
-			add(m, "disk_time_to_full_seconds", ttf, "")
+		if ttf, fit, ok := c.timeToFull(m.Mountpoint, used, avail); ok {
+			add(m, "disk_time_to_full_seconds", ttf, fit.String())
 		}
 	}
 	c.mu.Lock()
@@ -149,9 +157,16 @@ func (c *diskCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	return obs, nil
 }
 
-// mounts returns the selected mounts, from <procfs>/1/mountinfo (the host's
-// mount namespace when procfs is the host's) or else <procfs>/self/mountinfo.
+// mounts returns the selected mounts.
 func (c *diskCheck) mounts() ([]mount, error) {
+	all, err := c.allMounts()
+	return c.filter.apply(all), err
+}
+
+// allMounts returns every mount, one per mountpoint, from
+// <procfs>/1/mountinfo (the host's mount namespace when procfs is the
+// host's) or else <procfs>/self/mountinfo.
+func (c *diskCheck) allMounts() ([]mount, error) {
 	var errs []error
 	for _, p := range []string{"1/mountinfo", "self/mountinfo"} {
 		p = filepath.Join(c.env.Paths.Procfs, p)
@@ -165,7 +180,7 @@ func (c *diskCheck) mounts() ([]mount, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", p, err)
 		}
-		return slices.DeleteFunc(dedupeMounts(ms), func(m mount) bool { return !c.filter.keep(m) }), nil
+		return dedupeMounts(ms), nil
 	}
 	return nil, errors.Join(errs...)
 }
@@ -206,8 +221,9 @@ func (c *diskCheck) statfsCtx(ctx context.Context, path string) (syscall.Statfs_
 }
 
 // timeToFull records the used bytes of mountpoint now and returns avail
-// divided by the growth rate fitted over the fill window, if it is growing.
-func (c *diskCheck) timeToFull(mountpoint string, used, avail uint64) (float64, bool) {
+// divided by the growth rate fitted over the fill window, with the fit, if
+// the disk is growing and the fit passes the gate (see trusted).
+func (c *diskCheck) timeToFull(mountpoint string, used, avail uint64) (float64, fillFit, bool) {
 	now, window := c.now(), c.opts.FillWindow.D()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -221,19 +237,41 @@ func (c *diskCheck) timeToFull(mountpoint string, used, avail uint64) (float64, 
 		s = append(s, fillSample{t: now, used: float64(used)})
 	}
 	c.samples[mountpoint] = s
-	slope, ok := fillRate(s)
-	if !ok || slope <= 0 {
-		return 0, false
+	fit := fitFill(s)
+	if !c.trusted(fit) || fit.slope <= 0 {
+		return 0, fit, false
 	}
-	return float64(avail) / slope, true
+	return float64(avail) / fit.slope, fit, true
 }
 
-// fillRate is the least-squares slope of used bytes over time, in bytes per
-// second; ok is false with fewer than minFillSamples over minFillSpan.
-func fillRate(s []fillSample) (slope float64, ok bool) {
-	if len(s) < minFillSamples || s[len(s)-1].t.Sub(s[0].t) < minFillSpan {
-		return 0, false
+// trusted tells whether a fit spans fill_min_span and fill_min_samples and
+// its R² reaches fill_min_r2: a burst of writes (a build) followed by a flat
+// line fits a straight line badly and is not taken for a steady fill.
+func (c *diskCheck) trusted(f fillFit) bool {
+	return f.n >= c.opts.FillMinSamples && f.span >= c.opts.FillMinSpan.D() && f.r2 >= c.opts.FillMinR2
+}
+
+// fillFit is a least-squares line through the samples of one mountpoint.
+type fillFit struct {
+	slope float64 // bytes per second
+	r2    float64 // coefficient of determination; 0 when used did not vary
+	n     int
+	span  time.Duration
+}
+
+// String is the fit as the details of a time-to-full observation.
+func (f fillFit) String() string {
+	return fmt.Sprintf("Fill rate %s/h fitted over %s (%d samples), R² %.3f.",
+		textfmt.HumanBytes(uint64(max(0, f.slope)*3600)), f.span.Round(time.Second), f.n, f.r2)
+}
+
+// fitFill fits used bytes over time by least squares.
+func fitFill(s []fillSample) fillFit {
+	f := fillFit{n: len(s)}
+	if len(s) < 2 {
+		return f
 	}
+	f.span = s[len(s)-1].t.Sub(s[0].t)
 	var mt, mu float64
 	for _, x := range s {
 		mt += x.t.Sub(s[0].t).Seconds()
@@ -241,16 +279,21 @@ func fillRate(s []fillSample) (slope float64, ok bool) {
 	}
 	n := float64(len(s))
 	mt, mu = mt/n, mu/n
-	var sxy, sxx float64
+	var sxy, sxx, syy float64
 	for _, x := range s {
-		dt := x.t.Sub(s[0].t).Seconds() - mt
-		sxy += dt * (x.used - mu)
+		dt, du := x.t.Sub(s[0].t).Seconds()-mt, x.used-mu
+		sxy += dt * du
 		sxx += dt * dt
+		syy += du * du
 	}
 	if sxx == 0 {
-		return 0, false
+		return f
 	}
-	return sxy / sxx, true
+	f.slope = sxy / sxx
+	if syy > 0 {
+		f.r2 = min(1, sxy*sxy/(sxx*syy))
+	}
+	return f
 }
 
 // mount is one line of mountinfo.
@@ -383,10 +426,18 @@ type mountFilter struct {
 	includeFS, excludeFS []string
 }
 
+// matchesAny tells whether one of res matches s.
+func matchesAny(res []*regexp.Regexp, s string) bool {
+	return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(s) })
+}
+
+// apply returns the mounts of ms that f keeps, in a new slice.
+func (f mountFilter) apply(ms []mount) []mount {
+	return slices.DeleteFunc(slices.Clone(ms), func(m mount) bool { return !f.keep(m) })
+}
+
 func (f mountFilter) keep(m mount) bool {
-	matches := func(res []*regexp.Regexp) bool {
-		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(m.Mountpoint) })
-	}
+	matches := func(res []*regexp.Regexp) bool { return matchesAny(res, m.Mountpoint) }
 	return (len(f.include) == 0 || matches(f.include)) && !matches(f.exclude) &&
 		(len(f.includeFS) == 0 || slices.Contains(f.includeFS, m.FSType)) && !slices.Contains(f.excludeFS, m.FSType)
 }

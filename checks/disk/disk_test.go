@@ -22,8 +22,16 @@ import (
 	"github.com/l2agent/l2agent/internal/checktest"
 )
 
+// newTestDisk builds a disk check whose state dir is a temporary one
+// unless o names one.
 func newTestDisk(t *testing.T, paths configs.Paths, o *Options) *diskCheck {
 	t.Helper()
+	if o == nil {
+		o = &Options{}
+	}
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
 	c, err := checks.New(configs.Check{Name: "disk", Kind: "disk", Options: o}, checks.Env{Paths: paths})
 	require.NoError(t, err)
 	return c.(*diskCheck)
@@ -218,6 +226,9 @@ func TestDiskRunFake(t *testing.T) {
 		"disk_used_ratio" + tmp: 0.5, "disk_inodes_used_ratio" + tmp: 0.5, "disk_read_only" + tmp: 0,
 		"disk_read_only" + home: 0, "disk_device_error" + home: 1,
 	}
+	for _, k := range []string{root, run, boot, srv, export, va, tmp, home} {
+		want["disk_mount_missing"+k] = 0
+	}
 	require.Len(t, got, len(want), got)
 	for k, v := range want {
 		require.Contains(t, got, k)
@@ -272,69 +283,104 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c
 func TestTimeToFull(t *testing.T) {
 	t.Parallel()
 	const avail = 1e9
-	newCheck := func(window time.Duration) (*diskCheck, *clock) {
+	newCheck := func(o *Options) (*diskCheck, *clock) {
 		clk := &clock{t: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}
-		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, &Options{FillWindow: configs.Duration(window)})
+		c := newTestDisk(t, configs.Paths{Procfs: "testdata/procfs", Rootfs: "/"}, o)
 		c.now = clk.now
 		return c, clk
 	}
 
 	t.Run("filling", func(t *testing.T) {
-		c, clk := newCheck(time.Hour)
+		c, clk := newCheck(&Options{FillWindow: configs.Duration(time.Hour)})
 		var ttf float64
+		var fit fillFit
 		var ok bool
-		for i := range 20 { // 10 MB/s with ±1 MB noise, every 30s
+		for i := range 80 { // 10 MB/s with ±1 MB noise, every 30s
 			used := 5e9 + 10e6*30*float64(i) + 1e6*float64(i%2*2-1)
-			ttf, ok = c.timeToFull("/", uint64(used), avail)
-			require.Equal(t, i >= 2, ok, "needs 3 samples over a minute (i=%d)", i)
+			ttf, fit, ok = c.timeToFull("/", uint64(used), avail)
+			require.Equal(t, i >= 60, ok, "needs 30 minutes (i=%d)", i)
 			clk.add(30 * time.Second)
 		}
 		require.InEpsilon(t, avail/10e6, ttf, 0.01)
+		require.Greater(t, fit.r2, 0.999)
+		require.Equal(t, 80, fit.n)
+		require.Regexp(t, `^Fill rate 33\.\d GiB/h fitted over 39m30s \(80 samples\), R² 1\.000\.$`, fit.String())
 	})
 
-	t.Run("needs a minute", func(t *testing.T) {
-		c, clk := newCheck(time.Hour)
-		for i := range 10 {
-			_, ok := c.timeToFull("/", uint64(1e9+1e6*i), avail)
+	t.Run("needs samples", func(t *testing.T) {
+		c, clk := newCheck(&Options{FillWindow: configs.Duration(time.Hour)})
+		for i := range 9 { // 9 samples over 40 minutes
+			_, fit, ok := c.timeToFull("/", uint64(1e9+1e6*i), avail)
 			require.False(t, ok)
-			clk.add(5 * time.Second)
+			if i > 0 {
+				require.InDelta(t, 1.0, fit.r2, 1e-9, "a perfect line, yet too few samples")
+			}
+			clk.add(5 * time.Minute)
 		}
+		_, _, ok := c.timeToFull("/", uint64(1e9+1e6*9), avail)
+		require.True(t, ok, "the 10th sample")
+	})
+
+	t.Run("short window keeps its span", func(t *testing.T) {
+		c, clk := newCheck(&Options{FillWindow: configs.Duration(10 * time.Minute)})
+		require.Equal(t, configs.Duration(10*time.Minute), c.opts.FillMinSpan, "a config with a window under 30m still gets a time to full")
+		var ok bool
+		for i := range 30 {
+			_, _, ok = c.timeToFull("/", uint64(1e9+1e6*i), avail)
+			clk.add(30 * time.Second)
+		}
+		require.True(t, ok)
 	})
 
 	for name, rate := range map[string]float64{"steady": 0, "shrinking": -1e6} {
 		t.Run(name, func(t *testing.T) {
-			c, clk := newCheck(time.Hour)
-			for i := range 20 {
-				_, ok := c.timeToFull("/", uint64(5e9+rate*float64(i)), avail)
+			c, clk := newCheck(&Options{FillWindow: configs.Duration(time.Hour)})
+			for i := range 60 {
+				_, _, ok := c.timeToFull("/", uint64(5e9+rate*float64(i)), avail)
 				require.False(t, ok)
 				clk.add(time.Minute)
 			}
 		})
 	}
 
-	t.Run("window", func(t *testing.T) {
-		c, clk := newCheck(10 * time.Minute)
+	t.Run("burst", func(t *testing.T) {
+		// A 15-minute build writes 2 GB, then the disk is flat: whatever the
+		// span, the ramp is at most half of it and R² stays under 0.9.
+		c, clk := newCheck(nil)
 		used := 5e9
-		for range 10 { // shrinking fast for 10 minutes
+		for i := range 6 * 120 { // 6 hours, every 30 s
+			if i < 30 {
+				used += 2e9 / 30
+			}
+			_, fit, ok := c.timeToFull("/", uint64(used), avail)
+			require.False(t, ok, "i=%d fit %s", i, fit)
+			clk.add(30 * time.Second)
+		}
+	})
+
+	t.Run("window", func(t *testing.T) {
+		c, clk := newCheck(&Options{FillWindow: configs.Duration(40 * time.Minute), FillMinSpan: configs.Duration(10 * time.Minute)})
+		used := 5e9
+		for range 40 { // shrinking fast for 40 minutes
 			used -= 1e8
-			_, ok := c.timeToFull("/", uint64(used), avail)
+			_, _, ok := c.timeToFull("/", uint64(used), avail)
 			require.False(t, ok)
 			clk.add(time.Minute)
 		}
 		var ttf float64
 		var ok bool
-		for range 11 { // then growing at 1 MB/s: the old samples leave the window
+		for range 41 { // then growing at 1 MB/s: the old samples leave the window
 			used += 60e6
-			ttf, ok = c.timeToFull("/", uint64(used), avail)
+			ttf, _, ok = c.timeToFull("/", uint64(used), avail)
 			clk.add(time.Minute)
 		}
 		require.True(t, ok)
 		require.InEpsilon(t, avail/1e6, ttf, 1e-6)
-		require.Len(t, c.samples["/"], 11, "samples older than the window are pruned")
+		require.Len(t, c.samples["/"], 41, "samples older than the window are pruned")
 	})
 
 	t.Run("bounded samples", func(t *testing.T) {
-		c, clk := newCheck(1000 * time.Second) // keeps at most one sample a second
+		c, clk := newCheck(&Options{FillWindow: configs.Duration(1000 * time.Second), FillMinSpan: configs.Duration(time.Second)}) // keeps at most one sample a second
 		for i := range 100 {
 			c.timeToFull("/", uint64(i), avail)
 			clk.add(250 * time.Millisecond)
@@ -343,17 +389,25 @@ func TestTimeToFull(t *testing.T) {
 	})
 }
 
-func TestFillRate(t *testing.T) {
+func TestFitFill(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(0, 0)
-	s := []fillSample{{t0, 100}, {t0.Add(time.Minute), 160}, {t0.Add(2 * time.Minute), 220}}
-	slope, ok := fillRate(s)
-	require.True(t, ok)
-	require.InDelta(t, 1.0, slope, 1e-12)
-	_, ok = fillRate(s[:2])
-	require.False(t, ok)
-	_, ok = fillRate([]fillSample{{t0, 1}, {t0, 2}, {t0.Add(time.Minute), 3}, {t0.Add(time.Minute), 9}})
-	require.True(t, ok)
+	f := fitFill([]fillSample{{t0, 100}, {t0.Add(time.Minute), 160}, {t0.Add(2 * time.Minute), 220}})
+	require.InDelta(t, 1.0, f.slope, 1e-12)
+	require.InDelta(t, 1.0, f.r2, 1e-12)
+	require.Equal(t, 2*time.Minute, f.span)
+	require.Equal(t, 3, f.n)
+	require.Equal(t, fillFit{n: 1}, fitFill([]fillSample{{t0, 1}}))
+	require.Equal(t, fillFit{n: 2}, fitFill([]fillSample{{t0, 1}, {t0, 2}}), "no time passed: no slope")
+	f = fitFill([]fillSample{{t0, 5}, {t0.Add(time.Minute), 5}, {t0.Add(2 * time.Minute), 5}})
+	require.Zero(t, f.slope)
+	require.Zero(t, f.r2, "flat: nothing explained")
+	// A step halfway: the best line explains 3/4 of the variance.
+	var s []fillSample
+	for i := range 100 {
+		s = append(s, fillSample{t0.Add(time.Duration(i) * time.Minute), float64(i / 50)})
+	}
+	require.InDelta(t, 0.75, fitFill(s).r2, 0.01)
 }
 
 // TestDiskReal compares the figures of "/" with statfs(2) and df(1).
