@@ -69,7 +69,7 @@ func TestZypperBackend(t *testing.T) {
 	got, details := checktest.ObsByKey(t, obs)
 	require.Equal(t, map[string]float64{
 		`patches_pending{kind="all"}`: 2, `patches_pending{kind="security"}`: 2, "patches_held": 1, "reboot_required": 0,
-		"patches_oldest_security_pending_seconds": 0,
+		"patches_oldest_security_pending_seconds": 0, `patches_blocked{kind="all"}`: 0, `patches_blocked{kind="security"}`: 0,
 	}, got)
 	require.Equal(t, `Pending security updates (zypper):
   L2A-2026-0001 (important: Important: l2a-sec security update)
