@@ -64,12 +64,15 @@ type patchStatus struct {
 	Backend       string
 	Updates       []pkgUpdate
 	SecurityKnown bool // the backend can tell security updates apart
-	Held          *int
-	Reboot        *bool
-	RebootReasons []string
-	ListsTime     time.Time
-	LastUpgrade   time.Time
-	AutoUpgrades  *bool
+	// BlockedSecurityUnknown: the backend cannot tell which blocked updates
+	// are security fixes (zypper: security comes from patches).
+	BlockedSecurityUnknown bool
+	Held                   *int
+	Reboot                 *bool
+	RebootReasons          []string
+	ListsTime              time.Time
+	LastUpgrade            time.Time
+	AutoUpgrades           *bool
 }
 
 // patchesCheck reports pending updates of the host's package manager. It
@@ -180,7 +183,7 @@ func (c *patchesCheck) observe(st *patchStatus) []checks.Observation {
 		}
 		add("patches_blocked", map[string]string{"kind": "all"}, float64(blocked),
 			formatUpdates(fmt.Sprintf("Pending updates %s will not install (held, locked, excluded or kept back):", st.Backend), bl, c.opts.MaxPackages))
-		if st.SecurityKnown {
+		if st.SecurityKnown && !st.BlockedSecurityUnknown {
 			add("patches_blocked", map[string]string{"kind": "security"}, float64(blockedSec), "")
 		}
 	}

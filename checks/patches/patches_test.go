@@ -47,7 +47,15 @@ func (f *fakeRunner) run(_ context.Context, argv ...string) (command.Output, err
 			break
 		}
 	}
-	out, ok := f.outputs[key]
+	out, ok := command.Output{}, false
+	for _, a := range argv {
+		if a == "--disableexcludes=all" || a == "--all" {
+			out, ok = f.outputs[key+" "+a]
+		}
+	}
+	if !ok {
+		out, ok = f.outputs[key]
+	}
 	if !ok {
 		out, ok = f.outputs[filepath.Base(argv[0])]
 	}
