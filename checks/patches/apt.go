@@ -80,7 +80,7 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 			heldNames[p.Name] = true
 		}
 	}
-	updates, err := c.aptPending(ctx, base, heldNames)
+	updates, err := c.aptPending(ctx, base, heldNames, paths.Lists)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (c *patchesCheck) aptSimulate(ctx context.Context, base []string, op string
 // simulation, run only when the first kept something back or a package is
 // held: dist-upgrade with APT::Ignore-Hold, whose upgrades the first lacks
 // are marked Blocked.
-func (c *patchesCheck) aptPending(ctx context.Context, base []string, held map[string]bool) ([]pkgUpdate, error) {
+func (c *patchesCheck) aptPending(ctx context.Context, base []string, held map[string]bool, lists string) ([]pkgUpdate, error) {
 	out, err := c.aptSimulate(ctx, base, c.opts.Apt.Upgrade)
 	if err != nil {
 		return nil, err
@@ -150,18 +150,173 @@ func (c *patchesCheck) aptPending(ctx context.Context, base []string, held map[s
 	for _, u := range updates {
 		seen[u.Name] = true
 	}
-	for _, u := range parseAptSimulation(out, c.secRE) {
-		if seen[u.Name] {
-			continue
-		}
+	blocked := func(u pkgUpdate) pkgUpdate {
 		name, _, _ := strings.Cut(u.Name, ":")
 		u.Blocked = "kept back"
 		if held[name] || held[u.Name] {
 			u.Blocked = "held"
 		}
-		updates = append(updates, u)
+		return u
+	}
+	for _, u := range parseAptSimulation(out, c.secRE) {
+		if !seen[u.Name] {
+			seen[u.Name] = true
+			updates = append(updates, blocked(u))
+		}
+	}
+	// What even dist-upgrade keeps back (its dependencies cannot be met)
+	// has no Inst line: apt-cache policy says its candidate and where from.
+	var kept []string
+	for _, n := range parseAptKeptBack(out) {
+		if !seen[n] {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return updates, nil
+	}
+	argv := append(append([]string{c.opts.Apt.AptCache}, base...), "policy")
+	argv = append(argv, kept...)
+	pol, err := c.command(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if pol.Exit != 0 {
+		return nil, pol.ExitError(argv)
+	}
+	for _, u := range c.policyUpdates(parseAptPolicy(pol.Stdout), lists) {
+		updates = append(updates, blocked(u))
 	}
 	return updates, nil
+}
+
+// policyUpdates turns apt-cache policy entries whose candidate is newer
+// than the installed version into updates, naming each source as apt-get
+// -s would (from the Release file of the lists) where it can.
+func (c *patchesCheck) policyUpdates(ps []aptPolicy, lists string) []pkgUpdate {
+	rels := aptReleasesByFile(lists)
+	var us []pkgUpdate
+	for _, p := range ps {
+		if p.Installed == "" || p.Candidate == "" || compareDebVersions(p.Candidate, p.Installed) <= 0 {
+			continue
+		}
+		u := pkgUpdate{Name: p.Name, Installed: p.Installed, Candidate: p.Candidate}
+		var srcs []string
+		for _, s := range p.Sources {
+			name := s.Dist
+			if r, ok := rels[aptListsPrefix(s.URI, s.Dist)]; ok && len(r.names()) > 0 {
+				name = r.names()[0]
+			}
+			if !slices.Contains(srcs, name) {
+				srcs = append(srcs, name)
+			}
+			if c.secRE.MatchString(name) {
+				u.Security = true
+			}
+		}
+		u.Source = strings.Join(srcs, ", ")
+		us = append(us, u)
+	}
+	return us
+}
+
+// aptPolicy is one package of apt-cache policy: the installed version, the
+// candidate and the sources of the candidate.
+type aptPolicy struct {
+	Name, Installed, Candidate string
+	Sources                    []aptSource
+}
+
+// aptSource is a source line of apt-cache policy's version table:
+// "500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages".
+type aptSource struct{ URI, Dist string }
+
+// parseAptPolicy parses apt-cache policy PKG...:
+//
+//	l2a-kept:
+//	  Installed: 1.0
+//	  Candidate: 1.1
+//	  Version table:
+//	     1.1 500
+//	        500 file:/srv/repo stable-security/main all Packages
+//	 *** 1.0 100
+//	        100 /var/lib/dpkg/status
+func parseAptPolicy(out []byte) []aptPolicy {
+	var ps []aptPolicy
+	var cur *aptPolicy
+	version := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case line[0] != ' ' && strings.HasSuffix(line, ":") && len(f) == 1 && len(f[0]) > 1:
+			ps = append(ps, aptPolicy{Name: strings.TrimSuffix(f[0], ":")})
+			cur, version = &ps[len(ps)-1], ""
+		case cur == nil:
+		case len(f) == 2 && f[0] == "Installed:":
+			cur.Installed = strings.TrimPrefix(f[1], "(none)")
+		case len(f) == 2 && f[0] == "Candidate:":
+			cur.Candidate = strings.TrimPrefix(f[1], "(none)")
+		case f[0] == "***" && len(f) >= 2:
+			version = f[1]
+		case strings.HasPrefix(line, "     ") && !strings.HasPrefix(line, "        "):
+			version = f[0] // "     1.1 500", Ubuntu adds " (phased 10%)"
+		case len(f) >= 4 && strings.HasPrefix(line, "        ") && version != "" && version == cur.Candidate:
+			dist := f[2]
+			if i := strings.LastIndexByte(dist, '/'); i > 0 {
+				dist = dist[:i] // the component
+			}
+			cur.Sources = append(cur.Sources, aptSource{URI: f[1], Dist: dist})
+		}
+	}
+	return ps
+}
+
+// aptListsPrefix is the name apt gives the files of a release in its lists
+// directory, without the trailing Release/InRelease (apt's URItoFileName:
+// no scheme or credentials, some characters %-quoted, / as _).
+func aptListsPrefix(uri, dist string) string {
+	if i := strings.Index(uri, ":"); i >= 0 {
+		uri = uri[i+1:]
+	}
+	if rest, ok := strings.CutPrefix(uri, "//"); ok {
+		host, p, _ := strings.Cut(rest, "/")
+		if i := strings.LastIndexByte(host, '@'); i >= 0 {
+			host = host[i+1:]
+		}
+		uri = host + "/" + p
+	}
+	s := strings.TrimSuffix(uri, "/") + "/dists/" + dist + "/"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch <= 0x20 || ch >= 0x7f || strings.IndexByte("\\|{}[]<>\"^~_=!@#$%&*", ch) >= 0:
+			fmt.Fprintf(&b, "%%%02x", ch)
+		case ch == '/':
+			b.WriteByte('_')
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+// aptReleasesByFile reads the Release and InRelease files of the lists by
+// their prefix (the name without Release/InRelease).
+func aptReleasesByFile(lists string) map[string]aptRelease {
+	m := map[string]aptRelease{}
+	files, _ := filepath.Glob(filepath.Join(lists, "*Release"))
+	for _, f := range files {
+		base := filepath.Base(f)
+		prefix, ok := strings.CutSuffix(base, "InRelease")
+		if !ok {
+			prefix = strings.TrimSuffix(base, "Release")
+		}
+		if b, err := fsutil.ReadHead(f, 64<<10); err == nil {
+			m[prefix] = parseAptRelease(b)
+		}
+	}
+	return m
 }
 
 // parseAptKeptBack returns the packages of apt-get's "The following
@@ -247,13 +402,7 @@ func (r aptRelease) names() []string {
 // release, the newest Date.
 func aptReleaseDates(lists string) map[string]time.Time {
 	m := map[string]time.Time{}
-	files, _ := filepath.Glob(filepath.Join(lists, "*Release"))
-	for _, f := range files {
-		b, err := fsutil.ReadHead(f, 64<<10)
-		if err != nil {
-			continue
-		}
-		r := parseAptRelease(b)
+	for _, r := range aptReleasesByFile(lists) {
 		if r.Date.IsZero() {
 			continue
 		}

@@ -269,6 +269,52 @@ func FuzzParseAptRelease(f *testing.F) {
 	})
 }
 
+func TestParseAptPolicy(t *testing.T) {
+	t.Parallel()
+	ps := parseAptPolicy(checktest.Testdata(t, "apt-cache-policy.txt"))
+	require.Equal(t, []aptPolicy{
+		{Name: "libc6", Installed: "2.36-9+deb12u14", Candidate: "2.36-9+deb12u14",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian", Dist: "bookworm"}}},
+		{Name: "openssl", Installed: "3.0.19-1~deb12u2", Candidate: "3.0.22-1~deb12u2",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian-security", Dist: "bookworm-security"}}},
+		{Name: "base-files", Installed: "12.4+deb12u11", Candidate: "12.4+deb12u15",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian", Dist: "bookworm"}}},
+	}, ps, "only the candidate's sources; not the dpkg status line")
+	require.Equal(t, []aptPolicy{{Name: "new:i386", Candidate: "1.0-1"}},
+		parseAptPolicy([]byte("new:i386:\n  Installed: (none)\n  Candidate: 1.0-1\n  Version table:\n     1.0-1 500 (phased 10%)\n        500 x\n")))
+
+	require.Equal(t, "deb.debian.org_debian-security_dists_bookworm-security_", aptListsPrefix("http://deb.debian.org/debian-security", "bookworm-security"),
+		"as in /var/lib/apt/lists")
+	require.Equal(t, "_srv_repo_dists_stable_", aptListsPrefix("file:/srv/repo", "stable"))
+	require.Equal(t, "mirror.example:8080_a%5fb_dists_x_", aptListsPrefix("https://user:secret@mirror.example:8080/a_b/", "x"), "no credentials")
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "deb.debian.org_debian-security_dists_bookworm-security_InRelease"), []byte(testInRelease), 0o644))
+	c := newTestPatches(t, checks.Env{}, Options{})
+	us := c.policyUpdates(ps, dir)
+	require.Equal(t, []pkgUpdate{
+		{Name: "openssl", Installed: "3.0.19-1~deb12u2", Candidate: "3.0.22-1~deb12u2", Source: "Debian-Security:12/stable-security", Security: true},
+		{Name: "base-files", Installed: "12.4+deb12u11", Candidate: "12.4+deb12u15", Source: "bookworm"},
+	}, us, "named from the Release file where the lists have it, else by the suite")
+}
+
+func FuzzParseAptPolicy(f *testing.F) {
+	f.Add(string(checktest.Testdata(f, "apt-cache-policy.txt")))
+	f.Add("a:\n  Installed: 1\n  Candidate: 2\n *** 2\n        500 u d/c\n     2 1\n        1 2 3 4\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range parseAptPolicy([]byte(s)) {
+			if p.Name == "" && len(p.Sources) > 0 {
+				t.Fatalf("sources without a package: %+v", p)
+			}
+			for _, src := range p.Sources {
+				if strings.ContainsAny(aptListsPrefix(src.URI, src.Dist), "/ ") {
+					t.Fatalf("bad prefix for %+v", src)
+				}
+			}
+		}
+	})
+}
+
 func TestParseShellAssignments(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, map[string]string{"A": "/var/lib/apt/lists/", "B": "it's", "E": ""},
@@ -294,8 +340,9 @@ func debPackage(t *testing.T, dpkgDeb, dir, name, version string, control ...str
 	require.NoError(t, err, "%s", out)
 }
 
-// newAptRepo builds the repository: l2a-sec 1.1, l2a-heldsec 1.1 and
-// l2a-kept 1.1 (which needs the new package l2a-newdep) in suite
+// newAptRepo builds the repository: l2a-sec 1.1, l2a-heldsec 1.1,
+// l2a-kept 1.1 (which needs the new package l2a-newdep) and l2a-broken 1.1
+// (which needs l2a-missing, found nowhere) in suite
 // stable-security (label L2agent-Security, its Release dated 40 days ago),
 // l2a-other 2.0 and l2a-held 1.5 in stable; the dpkg status has all but
 // l2a-newdep at 1.0, l2a-held and l2a-heldsec on hold. It runs apt-get
@@ -325,6 +372,7 @@ func newAptRepo(t *testing.T) aptRepo {
 			debPackage(t, dpkgDeb, pool, "l2a-heldsec", "1.1")
 			debPackage(t, dpkgDeb, pool, "l2a-kept", "1.1", "Depends: l2a-newdep\n")
 			debPackage(t, dpkgDeb, pool, "l2a-newdep", "1.0")
+			debPackage(t, dpkgDeb, pool, "l2a-broken", "1.1", "Depends: l2a-missing\n")
 		}
 		bin := mk("srv", "repo", "dists", s.suite, "main", "binary-all")
 		cmd := exec.Command(ftparchive, "packages", "pool/"+s.pool)
@@ -352,7 +400,7 @@ func newAptRepo(t *testing.T) aptRepo {
 		"deb [trusted=yes] file:%[1]s stable main\ndeb [trusted=yes] file:%[1]s stable-security main\n", repo)), 0o644))
 	dpkgDir := mk("var", "lib", "dpkg")
 	var status strings.Builder
-	for _, p := range []struct{ name, status string }{{"l2a-sec", "install"}, {"l2a-other", "install"}, {"l2a-held", "hold"}, {"l2a-heldsec", "hold"}, {"l2a-kept", "install"}} {
+	for _, p := range []struct{ name, status string }{{"l2a-sec", "install"}, {"l2a-other", "install"}, {"l2a-held", "hold"}, {"l2a-heldsec", "hold"}, {"l2a-kept", "install"}, {"l2a-broken", "install"}} {
 		fmt.Fprintf(&status, "Package: %s\nStatus: %s ok installed\nPriority: optional\nMaintainer: l2agent tests <tests@l2agent.invalid>\nArchitecture: all\nVersion: 1.0\nDescription: l2agent test package\n\n", p.name, p.status)
 	}
 	status.WriteString(testDpkgStatus)
@@ -467,8 +515,8 @@ func TestAptReal(t *testing.T) {
 		u, n, s := aptSimulate(t, r, op)
 		want[op] = [3]int{u, n, s}
 	}
-	require.Equal(t, [3]int{2, 3, 1}, want["upgrade"], "l2a-other and l2a-sec; l2a-held, l2a-heldsec, l2a-kept not upgraded")
-	require.Equal(t, [3]int{3, 2, 2}, want["dist-upgrade"], "l2a-kept too; the held two not upgraded")
+	require.Equal(t, [3]int{2, 4, 1}, want["upgrade"], "l2a-other and l2a-sec; l2a-held, l2a-heldsec, l2a-kept, l2a-broken not upgraded")
+	require.Equal(t, [3]int{3, 3, 2}, want["dist-upgrade"], "l2a-kept too; the held two and l2a-broken not upgraded")
 	require.FileExists(t, filepath.Join(logDir, "eipp.log.xz"), "apt-get -s as root writes the planner log")
 	require.NoError(t, os.Remove(filepath.Join(logDir, "eipp.log.xz")))
 	before := map[string]map[string]string{}
@@ -489,15 +537,15 @@ func TestAptReal(t *testing.T) {
 		t.Logf("apt %s: %s", op, time.Since(start))
 		got, details := checktest.ObsByKey(t, obs)
 		require.Equal(t, float64(want[op][0]+want[op][1]), got[`patches_pending{kind="all"}`], "%s: apt's upgraded + not upgraded", op)
-		require.Equal(t, 3.0, got[`patches_pending{kind="security"}`], "%s: l2a-sec, l2a-kept, l2a-heldsec", op)
+		require.Equal(t, 4.0, got[`patches_pending{kind="security"}`], "%s: l2a-sec, l2a-kept, l2a-heldsec, l2a-broken", op)
 		require.Equal(t, float64(want[op][1]), got[`patches_blocked{kind="all"}`], "%s: apt's not upgraded", op)
-		require.Equal(t, float64(3-want[op][2]), got[`patches_blocked{kind="security"}`], op)
+		require.Equal(t, float64(4-want[op][2]), got[`patches_blocked{kind="security"}`], op)
 		require.Equal(t, 3.0, got["patches_held"], "l2a-held, l2a-heldsec, and nginx of the kernel fixture")
 		require.Equal(t, 1.0, got["reboot_required"])
 		age := got["patches_oldest_security_pending_seconds"]
 		require.GreaterOrEqual(t, age, time.Since(r.SecurityDate).Seconds()-1, "day one: waiting since the security Release's Date")
 		require.Less(t, age, time.Since(r.SecurityDate).Seconds()+300)
-		require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: l2a-heldsec, waiting at least since "+
+		require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: l2a-broken, waiting at least since "+
 			r.SecurityDate.Format(time.RFC3339)+" (listed in a release dated "+r.SecurityDate.Format(time.DateOnly))
 		require.Equal(t, 1.0, got["patches_unattended_upgrades_enabled"])
 		require.Less(t, got["patches_lists_age_seconds"], 300.0, "apt-get update ran just now")
@@ -505,6 +553,8 @@ func TestAptReal(t *testing.T) {
 		sec := details[`patches_pending{kind="security"}`]
 		require.Contains(t, sec, "l2a-sec 1.0 → 1.1 (L2agent-Security:stable-security)\n")
 		require.Contains(t, sec, "l2a-heldsec 1.0 → 1.1 (L2agent-Security:stable-security) [held: not installed by an upgrade]\n")
+		require.Contains(t, sec, "l2a-broken 1.0 → 1.1 (L2agent-Security:stable-security) [kept back: not installed by an upgrade]\n",
+			"kept back by dist-upgrade too: from apt-cache policy, its source named from the lists' Release file")
 		if op == "upgrade" {
 			require.Contains(t, sec, "l2a-kept 1.0 → 1.1 (L2agent-Security:stable-security) [kept back: not installed by an upgrade]\n")
 		} else {
@@ -527,8 +577,8 @@ func TestAptReal(t *testing.T) {
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
 	got, _ := checktest.ObsByKey(t, obs)
-	require.Equal(t, 5.0, got[`patches_pending{kind="all"}`])
-	require.Equal(t, 3.0, got[`patches_pending{kind="security"}`])
+	require.Equal(t, 6.0, got[`patches_pending{kind="all"}`])
+	require.Equal(t, 4.0, got[`patches_pending{kind="security"}`])
 	require.Equal(t, 0.0, got["patches_unattended_upgrades_enabled"], "installed, but APT::Periodic::Unattended-Upgrade is not set")
 
 	// While another process holds the dpkg frontend lock, the run fails at
