@@ -57,7 +57,6 @@ func (c *patchesCheck) aptArgs() []string {
 }
 
 func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
-	a := c.opts.Apt
 	base := c.aptArgs()
 	paths, err := c.aptConfig(ctx, base)
 	if err != nil {
@@ -71,36 +70,31 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 	if err := dpkgLocked(filepath.Dir(paths.Status)); err != nil {
 		return nil, err
 	}
-	argv := append([]string{a.AptGet}, base...)
-	argv = append(argv, "-o", "Debug::NoLocking=1", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
-		"-o", "APT::Get::Show-User-Simulation-Note=false", "-s", a.Upgrade)
-	out, err := c.command(ctx, argv...)
-	if err != nil {
-		return nil, err
-	}
-	if out.Exit != 0 {
-		return nil, out.ExitError(argv)
-	}
-	updates := parseAptSimulation(out.Stdout, c.secRE)
-	st := &patchStatus{Backend: "apt", Updates: updates, SecurityKnown: true}
-
 	pkgs, err := readDpkgStatus(paths.Status)
 	if err != nil {
 		return nil, err
 	}
-	held := 0
+	heldNames := map[string]bool{}
 	for _, p := range pkgs {
 		if p.Want == "hold" && p.Installed() {
-			held++
+			heldNames[p.Name] = true
 		}
 	}
-	st.Held = &held
+	updates, err := c.aptPending(ctx, base, heldNames, paths.Lists)
+	if err != nil {
+		return nil, err
+	}
+	dates := aptReleaseDates(paths.Lists)
+	for i := range updates {
+		updates[i].Available = availableSince(updates[i].Source, dates)
+	}
+	st := &patchStatus{Backend: "apt", Updates: updates, SecurityKnown: true, Held: new(len(heldNames))}
 
 	reboot, reasons := c.aptReboot(pkgs)
 	st.Reboot, st.RebootReasons = &reboot, reasons
 
-	st.ListsTime = newestMtime(paths.Lists, filepath.Join(paths.Lists, "*Release"),
-		filepath.Join(paths.State, "periodic", "update-success-stamp"))
+	st.ListsTime = newestMtime(paths.Lists, filepath.Join(paths.Lists, "partial"), filepath.Join(paths.Lists, "*Release"),
+		filepath.Join(paths.State, "periodic", "update-success-stamp"), filepath.Join(paths.State, "periodic", "update-stamp"))
 	st.LastUpgrade = lastAptUpgrade(paths.History)
 
 	uu := slices.ContainsFunc(pkgs, func(p dpkgPackage) bool { return p.Name == "unattended-upgrades" && p.Installed() })
@@ -110,6 +104,329 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 	}
 	st.AutoUpgrades = &uu
 	return st, nil
+}
+
+// aptSimulate runs apt-get -s op with the given extra options and returns
+// its output. It never locks (Debug::NoLocking), writes no binary cache and
+// no planner log (Dir::Log::Planner empty: as root, every simulation would
+// otherwise rewrite /var/log/apt/eipp.log.xz).
+func (c *patchesCheck) aptSimulate(ctx context.Context, base []string, op string, extra ...string) ([]byte, error) {
+	argv := append([]string{c.opts.Apt.AptGet}, base...)
+	argv = append(argv, "-o", "Debug::NoLocking=1", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+		"-o", "Dir::Log::Planner=", "-o", "APT::Get::Show-User-Simulation-Note=false")
+	argv = append(append(argv, extra...), "-s", op)
+	out, err := c.command(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if out.Exit != 0 {
+		return nil, out.ExitError(argv)
+	}
+	return out.Stdout, nil
+}
+
+// aptPending returns the pending upgrades: those the configured simulation
+// (apt.upgrade) would install, and those apt will not install although a
+// newer candidate exists: held packages (dpkg hold) and updates apt keeps
+// back (they need new packages or removals under "upgrade", or their
+// dependencies cannot be met). The second kind comes from a second
+// simulation, run only when the first kept something back or a package is
+// held: dist-upgrade with APT::Ignore-Hold, whose upgrades the first lacks
+// are marked Blocked.
+func (c *patchesCheck) aptPending(ctx context.Context, base []string, held map[string]bool, lists string) ([]pkgUpdate, error) {
+	out, err := c.aptSimulate(ctx, base, c.opts.Apt.Upgrade)
+	if err != nil {
+		return nil, err
+	}
+	updates := parseAptSimulation(out, c.secRE)
+	if len(held) == 0 && len(parseAptKeptBack(out)) == 0 {
+		return updates, nil
+	}
+	out, err = c.aptSimulate(ctx, base, "dist-upgrade", "-o", "APT::Ignore-Hold=true")
+	if err != nil {
+		return nil, fmt.Errorf("simulate with holds ignored: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, u := range updates {
+		seen[u.Name] = true
+	}
+	blocked := func(u pkgUpdate) pkgUpdate {
+		name, _, _ := strings.Cut(u.Name, ":")
+		u.Blocked = "kept back"
+		if held[name] || held[u.Name] {
+			u.Blocked = "held"
+		}
+		return u
+	}
+	for _, u := range parseAptSimulation(out, c.secRE) {
+		if !seen[u.Name] {
+			seen[u.Name] = true
+			updates = append(updates, blocked(u))
+		}
+	}
+	// What even dist-upgrade keeps back (its dependencies cannot be met)
+	// has no Inst line: apt-cache policy says its candidate and where from.
+	var kept []string
+	for _, n := range parseAptKeptBack(out) {
+		if !seen[n] {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		return updates, nil
+	}
+	argv := append(append([]string{c.opts.Apt.AptCache}, base...), "policy")
+	argv = append(argv, kept...)
+	pol, err := c.command(ctx, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if pol.Exit != 0 {
+		return nil, pol.ExitError(argv)
+	}
+	for _, u := range c.policyUpdates(parseAptPolicy(pol.Stdout), lists) {
+		updates = append(updates, blocked(u))
+	}
+	return updates, nil
+}
+
+// policyUpdates turns apt-cache policy entries whose candidate is newer
+// than the installed version into updates, naming each source as apt-get
+// -s would (from the Release file of the lists) where it can.
+func (c *patchesCheck) policyUpdates(ps []aptPolicy, lists string) []pkgUpdate {
+	rels := aptReleasesByFile(lists)
+	var us []pkgUpdate
+	for _, p := range ps {
+		if p.Installed == "" || p.Candidate == "" || compareDebVersions(p.Candidate, p.Installed) <= 0 {
+			continue
+		}
+		u := pkgUpdate{Name: p.Name, Installed: p.Installed, Candidate: p.Candidate}
+		var srcs []string
+		for _, s := range p.Sources {
+			name := s.Dist
+			if r, ok := rels[aptListsPrefix(s.URI, s.Dist)]; ok && len(r.names()) > 0 {
+				name = r.names()[0]
+			}
+			if !slices.Contains(srcs, name) {
+				srcs = append(srcs, name)
+			}
+			if c.secRE.MatchString(name) {
+				u.Security = true
+			}
+		}
+		u.Source = strings.Join(srcs, ", ")
+		us = append(us, u)
+	}
+	return us
+}
+
+// aptPolicy is one package of apt-cache policy: the installed version, the
+// candidate and the sources of the candidate.
+type aptPolicy struct {
+	Name, Installed, Candidate string
+	Sources                    []aptSource
+}
+
+// aptSource is a source line of apt-cache policy's version table:
+// "500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages".
+type aptSource struct{ URI, Dist string }
+
+// parseAptPolicy parses apt-cache policy PKG...:
+//
+//	l2a-kept:
+//	  Installed: 1.0
+//	  Candidate: 1.1
+//	  Version table:
+//	     1.1 500
+//	        500 file:/srv/repo stable-security/main all Packages
+//	 *** 1.0 100
+//	        100 /var/lib/dpkg/status
+func parseAptPolicy(out []byte) []aptPolicy {
+	var ps []aptPolicy
+	var cur *aptPolicy
+	version := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case line[0] != ' ' && strings.HasSuffix(line, ":") && len(f) == 1 && len(f[0]) > 1:
+			ps = append(ps, aptPolicy{Name: strings.TrimSuffix(f[0], ":")})
+			cur, version = &ps[len(ps)-1], ""
+		case cur == nil:
+		case len(f) == 2 && f[0] == "Installed:":
+			cur.Installed = strings.TrimPrefix(f[1], "(none)")
+		case len(f) == 2 && f[0] == "Candidate:":
+			cur.Candidate = strings.TrimPrefix(f[1], "(none)")
+		case f[0] == "***" && len(f) >= 2:
+			version = f[1]
+		case strings.HasPrefix(line, "     ") && !strings.HasPrefix(line, "        "):
+			version = f[0] // "     1.1 500", Ubuntu adds " (phased 10%)"
+		case len(f) >= 4 && strings.HasPrefix(line, "        ") && version != "" && version == cur.Candidate:
+			dist := f[2]
+			if i := strings.LastIndexByte(dist, '/'); i > 0 {
+				dist = dist[:i] // the component
+			}
+			cur.Sources = append(cur.Sources, aptSource{URI: f[1], Dist: dist})
+		}
+	}
+	return ps
+}
+
+// aptListsPrefix is the name apt gives the files of a release in its lists
+// directory, without the trailing Release/InRelease (apt's URItoFileName:
+// no scheme or credentials, some characters %-quoted, / as _).
+func aptListsPrefix(uri, dist string) string {
+	if i := strings.Index(uri, ":"); i >= 0 {
+		uri = uri[i+1:]
+	}
+	if rest, ok := strings.CutPrefix(uri, "//"); ok {
+		host, p, _ := strings.Cut(rest, "/")
+		if i := strings.LastIndexByte(host, '@'); i >= 0 {
+			host = host[i+1:]
+		}
+		uri = host + "/" + p
+	}
+	s := strings.TrimSuffix(uri, "/") + "/dists/" + dist + "/"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch <= 0x20 || ch >= 0x7f || strings.IndexByte("\\|{}[]<>\"^~_=!@#$%&*", ch) >= 0:
+			fmt.Fprintf(&b, "%%%02x", ch)
+		case ch == '/':
+			b.WriteByte('_')
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}
+
+// aptReleasesByFile reads the Release and InRelease files of the lists by
+// their prefix (the name without Release/InRelease).
+func aptReleasesByFile(lists string) map[string]aptRelease {
+	m := map[string]aptRelease{}
+	files, _ := filepath.Glob(filepath.Join(lists, "*Release"))
+	for _, f := range files {
+		base := filepath.Base(f)
+		prefix, ok := strings.CutSuffix(base, "InRelease")
+		if !ok {
+			prefix = strings.TrimSuffix(base, "Release")
+		}
+		if b, err := fsutil.ReadHead(f, 64<<10); err == nil {
+			m[prefix] = parseAptRelease(b)
+		}
+	}
+	return m
+}
+
+// parseAptKeptBack returns the packages of apt-get's "The following
+// packages have been kept back:" list (indented names, several a line).
+func parseAptKeptBack(out []byte) []string {
+	var names []string
+	in := false
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "The following packages have been kept back:"):
+			in = true
+		case in && strings.HasPrefix(line, " "):
+			names = append(names, strings.Fields(line)...)
+		default:
+			in = false
+		}
+	}
+	return names
+}
+
+// aptRelease is the head of a Release or InRelease file of apt's lists.
+type aptRelease struct {
+	Label, Suite, Codename, Version string
+	Date                            time.Time
+}
+
+// parseAptRelease reads the fields of a Release file (or the clearsigned
+// InRelease) that name the release and its Date.
+func parseAptRelease(b []byte) aptRelease {
+	var r aptRelease
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "-----BEGIN PGP SIGNATURE") {
+			break
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.HasPrefix(line, " ") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Label":
+			r.Label = v
+		case "Suite":
+			r.Suite = v
+		case "Codename":
+			r.Codename = v
+		case "Version":
+			r.Version = v
+		case "Date":
+			for _, layout := range []string{time.RFC1123Z, time.RFC1123, "Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"} {
+				if t, err := time.Parse(layout, v); err == nil {
+					r.Date = t
+					break
+				}
+			}
+		}
+	}
+	return r
+}
+
+// names returns how apt-get -s names the release of a candidate (apt's
+// RelStr): "Label:" if there is a label, then "Version/Suite", or "Suite"
+// when the release has no version (the Codename where there is no Suite).
+func (r aptRelease) names() []string {
+	var ns []string
+	for _, s := range []string{r.Suite, r.Codename} {
+		if s == "" {
+			continue
+		}
+		if r.Version != "" {
+			s = r.Version + "/" + s
+		}
+		if r.Label != "" {
+			s = r.Label + ":" + s
+		}
+		ns = append(ns, s)
+	}
+	return ns
+}
+
+// aptReleaseDates maps each release of the lists (as apt-get -s names it)
+// to the Date of its Release file; where several files name the same
+// release, the newest Date.
+func aptReleaseDates(lists string) map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, r := range aptReleasesByFile(lists) {
+		if r.Date.IsZero() {
+			continue
+		}
+		for _, n := range r.names() {
+			if r.Date.After(m[n]) {
+				m[n] = r.Date
+			}
+		}
+	}
+	return m
+}
+
+// availableSince is a time at which the candidate was certainly published:
+// it is in every release apt names for it (source, "A, B"), and each
+// release's Release file, dated, already listed it. The earliest such Date;
+// zero when no release is known.
+func availableSince(source string, dates map[string]time.Time) time.Time {
+	var since time.Time
+	for _, r := range strings.Split(source, ", ") {
+		if d, ok := dates[r]; ok && (since.IsZero() || d.Before(since)) {
+			since = d
+		}
+	}
+	return since
 }
 
 // aptConfig asks apt-config where apt's files are, with the same options.

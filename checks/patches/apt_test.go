@@ -185,6 +185,136 @@ func FuzzParseAptHistory(f *testing.F) {
 	})
 }
 
+func TestParseAptKeptBack(t *testing.T) {
+	t.Parallel()
+	out := []byte(`Reading package lists...
+The following packages have been kept back:
+  l2a-heldsec l2a-kept
+  libfoo:i386
+The following packages will be upgraded:
+  l2a-other l2a-sec
+2 upgraded, 0 newly installed, 0 to remove and 3 not upgraded.
+Inst l2a-other [1.0] (2.0 L2agent:stable [all])
+`)
+	require.Equal(t, []string{"l2a-heldsec", "l2a-kept", "libfoo:i386"}, parseAptKeptBack(out))
+	require.Empty(t, parseAptKeptBack(checktest.Testdata(t, "apt-get-s-dist-upgrade.txt")), "128 upgraded, 0 not upgraded")
+}
+
+func FuzzParseAptKeptBack(f *testing.F) {
+	f.Add("The following packages have been kept back:\n  a b\nx\n  c\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, n := range parseAptKeptBack([]byte(s)) {
+			if n == "" || strings.ContainsAny(n, " \t\n") {
+				t.Fatalf("bad name %q", n)
+			}
+		}
+	})
+}
+
+const testInRelease = `-----BEGIN PGP SIGNED MESSAGE-----
+Hash: SHA256
+
+Origin: Debian
+Label: Debian-Security
+Suite: stable-security
+Version: 12
+Codename: bookworm-security
+Date: Thu, 26 Nov 2026 06:12:44 UTC
+Valid-Until: Thu, 03 Dec 2026 06:12:44 UTC
+Acquire-By-Hash: yes
+Architectures: amd64 arm64 armel armhf i386 mips64el ppc64el s390x
+Components: updates/main updates/contrib updates/non-free updates/non-free-firmware
+Description: Debian 12 - Security Updates
+SHA256:
+ Date: not a field
+-----BEGIN PGP SIGNATURE-----
+Date: Fri, 01 Jan 2100 00:00:00 UTC
+`
+
+func TestAptReleaseDates(t *testing.T) {
+	t.Parallel()
+	r := parseAptRelease([]byte(testInRelease))
+	date := time.Date(2026, 11, 26, 6, 12, 44, 0, time.UTC)
+	require.True(t, date.Equal(r.Date), "%v", r.Date)
+	require.Equal(t, []string{"Debian-Security:12/stable-security", "Debian-Security:12/bookworm-security"}, r.names(), "as apt-get -s prints them")
+	require.Equal(t, []string{"L2agent:stable"}, aptRelease{Suite: "stable", Label: "L2agent"}.names())
+	require.Equal(t, []string{"stable"}, aptRelease{Suite: "stable"}.names())
+	r2 := parseAptRelease([]byte("Label: Debian\nSuite: stable\nVersion: 12.5\nDate: Sat, 10 Feb 2024 09:44:45 +0000\n"))
+	require.False(t, r2.Date.IsZero())
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "deb.debian.org_debian-security_dists_bookworm-security_InRelease"), []byte(testInRelease), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "deb.debian.org_debian_dists_bookworm_InRelease"), []byte("Label: Debian\nSuite: stable\nVersion: 12.5\nDate: Sat, 10 Feb 2024 09:44:45 +0000\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "mirror2_dists_bookworm-security_Release"), []byte("Label: Debian-Security\nSuite: stable-security\nVersion: 12\nDate: Fri, 27 Nov 2026 00:00:00 UTC\n"), 0o644))
+	dates := aptReleaseDates(dir)
+	require.True(t, time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC).Equal(dates["Debian-Security:12/stable-security"]), "two mirrors of one release: the newer Date")
+	require.True(t, date.Equal(dates["Debian-Security:12/bookworm-security"]))
+	require.True(t, r2.Date.Equal(availableSince("Debian:12.5/stable, Debian-Security:12/stable-security", dates)),
+		"in the point release too: published before its Date")
+	require.True(t, availableSince("Other:1/x", dates).IsZero())
+}
+
+func FuzzParseAptRelease(f *testing.F) {
+	f.Add(testInRelease)
+	f.Fuzz(func(t *testing.T, s string) {
+		r := parseAptRelease([]byte(s))
+		for _, n := range r.names() {
+			if n == "" {
+				t.Fatal("empty release name")
+			}
+		}
+		if !r.Date.IsZero() && !strings.Contains(s, "Date:") {
+			t.Fatal("a date without a Date field")
+		}
+	})
+}
+
+func TestParseAptPolicy(t *testing.T) {
+	t.Parallel()
+	ps := parseAptPolicy(checktest.Testdata(t, "apt-cache-policy.txt"))
+	require.Equal(t, []aptPolicy{
+		{Name: "libc6", Installed: "2.36-9+deb12u14", Candidate: "2.36-9+deb12u14",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian", Dist: "bookworm"}}},
+		{Name: "openssl", Installed: "3.0.19-1~deb12u2", Candidate: "3.0.22-1~deb12u2",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian-security", Dist: "bookworm-security"}}},
+		{Name: "base-files", Installed: "12.4+deb12u11", Candidate: "12.4+deb12u15",
+			Sources: []aptSource{{URI: "http://deb.debian.org/debian", Dist: "bookworm"}}},
+	}, ps, "only the candidate's sources; not the dpkg status line")
+	require.Equal(t, []aptPolicy{{Name: "new:i386", Candidate: "1.0-1"}},
+		parseAptPolicy([]byte("new:i386:\n  Installed: (none)\n  Candidate: 1.0-1\n  Version table:\n     1.0-1 500 (phased 10%)\n        500 x\n")))
+
+	require.Equal(t, "deb.debian.org_debian-security_dists_bookworm-security_", aptListsPrefix("http://deb.debian.org/debian-security", "bookworm-security"),
+		"as in /var/lib/apt/lists")
+	require.Equal(t, "_srv_repo_dists_stable_", aptListsPrefix("file:/srv/repo", "stable"))
+	require.Equal(t, "mirror.example:8080_a%5fb_dists_x_", aptListsPrefix("https://user:secret@mirror.example:8080/a_b/", "x"), "no credentials")
+
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "deb.debian.org_debian-security_dists_bookworm-security_InRelease"), []byte(testInRelease), 0o644))
+	c := newTestPatches(t, checks.Env{}, Options{})
+	us := c.policyUpdates(ps, dir)
+	require.Equal(t, []pkgUpdate{
+		{Name: "openssl", Installed: "3.0.19-1~deb12u2", Candidate: "3.0.22-1~deb12u2", Source: "Debian-Security:12/stable-security", Security: true},
+		{Name: "base-files", Installed: "12.4+deb12u11", Candidate: "12.4+deb12u15", Source: "bookworm"},
+	}, us, "named from the Release file where the lists have it, else by the suite")
+}
+
+func FuzzParseAptPolicy(f *testing.F) {
+	f.Add(string(checktest.Testdata(f, "apt-cache-policy.txt")))
+	f.Add("a:\n  Installed: 1\n  Candidate: 2\n *** 2\n        500 u d/c\n     2 1\n        1 2 3 4\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range parseAptPolicy([]byte(s)) {
+			if p.Name == "" && len(p.Sources) > 0 {
+				t.Fatalf("sources without a package: %+v", p)
+			}
+			for _, src := range p.Sources {
+				if strings.ContainsAny(aptListsPrefix(src.URI, src.Dist), "/ ") {
+					t.Fatalf("bad prefix for %+v", src)
+				}
+			}
+		}
+	})
+}
+
 func TestParseShellAssignments(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, map[string]string{"A": "/var/lib/apt/lists/", "B": "it's", "E": ""},
@@ -194,30 +324,34 @@ func TestParseShellAssignments(t *testing.T) {
 // aptRepo is a local apt repository with its own sources list, lists,
 // cache, dpkg status and logs, laid out like a root filesystem under Root.
 type aptRepo struct {
-	Root    string
-	Options []string // -o values pointing apt at it
+	Root         string
+	Options      []string  // -o values pointing apt at it
+	SecurityDate time.Time // Date of the stable-security Release file
 }
 
 // debPackage builds a dummy .deb with dpkg-deb.
-func debPackage(t *testing.T, dpkgDeb, dir, name, version string) {
+func debPackage(t *testing.T, dpkgDeb, dir, name, version string, control ...string) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.MkdirAll(filepath.Join(src, "DEBIAN"), 0o755))
-	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: l2agent tests <tests@l2agent.invalid>\nDescription: l2agent test package\n", name, version)
-	require.NoError(t, os.WriteFile(filepath.Join(src, "DEBIAN", "control"), []byte(control), 0o644))
+	control = append([]string{fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: l2agent tests <tests@l2agent.invalid>\nDescription: l2agent test package\n", name, version)}, control...)
+	require.NoError(t, os.WriteFile(filepath.Join(src, "DEBIAN", "control"), []byte(strings.Join(control, "")), 0o644))
 	out, err := exec.Command(dpkgDeb, "--root-owner-group", "-Zgzip", "--build", src, filepath.Join(dir, name+"_"+version+"_all.deb")).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }
 
-// newAptRepo builds the repository: l2a-sec 1.1 in suite stable-security
-// (label L2agent-Security), l2a-other 2.0 and l2a-held 1.5 in stable; the
-// dpkg status has all three at 1.0, l2a-held on hold. It runs apt-get
+// newAptRepo builds the repository: l2a-sec 1.1, l2a-heldsec 1.1,
+// l2a-kept 1.1 (which needs the new package l2a-newdep) and l2a-broken 1.1
+// (which needs l2a-missing, found nowhere) in suite
+// stable-security (label L2agent-Security, its Release dated 40 days ago),
+// l2a-other 2.0 and l2a-held 1.5 in stable; the dpkg status has all but
+// l2a-newdep at 1.0, l2a-held and l2a-heldsec on hold. It runs apt-get
 // update with the repository's own options (the test's setup, never the
 // check's).
 func newAptRepo(t *testing.T) aptRepo {
 	t.Helper()
 	checktest.NeedRoot(t)
-	dpkgDeb, ftparchive, aptGet := checktest.NeedTool(t, "dpkg-deb"), checktest.NeedTool(t, "apt-ftparchive"), checktest.NeedTool(t, "apt-get")
+	dpkgDeb, ftparchive := checktest.NeedTool(t, "dpkg-deb"), checktest.NeedTool(t, "apt-ftparchive")
 	root := t.TempDir()
 	// apt fetches as _apt; let it read the repository.
 	require.NoError(t, os.Chmod(root, 0o755))
@@ -227,6 +361,7 @@ func newAptRepo(t *testing.T) aptRepo {
 		return d
 	}
 	repo := mk("srv", "repo")
+	secDate := time.Now().Add(-40 * 24 * time.Hour).UTC().Truncate(time.Second)
 	for _, s := range []struct{ suite, label, pool string }{{"stable", "L2agent", "main"}, {"stable-security", "L2agent-Security", "security"}} {
 		pool := mk("srv", "repo", "pool", s.pool)
 		if s.pool == "main" {
@@ -234,6 +369,10 @@ func newAptRepo(t *testing.T) aptRepo {
 			debPackage(t, dpkgDeb, pool, "l2a-held", "1.5")
 		} else {
 			debPackage(t, dpkgDeb, pool, "l2a-sec", "1.1")
+			debPackage(t, dpkgDeb, pool, "l2a-heldsec", "1.1")
+			debPackage(t, dpkgDeb, pool, "l2a-kept", "1.1", "Depends: l2a-newdep\n")
+			debPackage(t, dpkgDeb, pool, "l2a-newdep", "1.0")
+			debPackage(t, dpkgDeb, pool, "l2a-broken", "1.1", "Depends: l2a-missing\n")
 		}
 		bin := mk("srv", "repo", "dists", s.suite, "main", "binary-all")
 		cmd := exec.Command(ftparchive, "packages", "pool/"+s.pool)
@@ -249,6 +388,9 @@ func newAptRepo(t *testing.T) aptRepo {
 		cmd.Dir = repo
 		out, err = cmd.Output()
 		require.NoError(t, err)
+		if s.pool == "security" {
+			out = regexp.MustCompile(`(?m)^Date: .*$`).ReplaceAll(out, []byte("Date: "+secDate.Format(time.RFC1123Z)))
+		}
 		require.NoError(t, os.WriteFile(filepath.Join(repo, "dists", s.suite, "Release"), out, 0o644))
 	}
 	etc := mk("etc", "apt")
@@ -258,7 +400,7 @@ func newAptRepo(t *testing.T) aptRepo {
 		"deb [trusted=yes] file:%[1]s stable main\ndeb [trusted=yes] file:%[1]s stable-security main\n", repo)), 0o644))
 	dpkgDir := mk("var", "lib", "dpkg")
 	var status strings.Builder
-	for _, p := range []struct{ name, status string }{{"l2a-sec", "install"}, {"l2a-other", "install"}, {"l2a-held", "hold"}} {
+	for _, p := range []struct{ name, status string }{{"l2a-sec", "install"}, {"l2a-other", "install"}, {"l2a-held", "hold"}, {"l2a-heldsec", "hold"}, {"l2a-kept", "install"}, {"l2a-broken", "install"}} {
 		fmt.Fprintf(&status, "Package: %s\nStatus: %s ok installed\nPriority: optional\nMaintainer: l2agent tests <tests@l2agent.invalid>\nArchitecture: all\nVersion: 1.0\nDescription: l2agent test package\n\n", p.name, p.status)
 	}
 	status.WriteString(testDpkgStatus)
@@ -266,7 +408,7 @@ func newAptRepo(t *testing.T) aptRepo {
 	mk("var", "lib", "apt", "lists", "partial")
 	mk("var", "cache", "apt", "archives", "partial")
 	mk("var", "log", "apt")
-	r := aptRepo{Root: root, Options: []string{
+	r := aptRepo{Root: root, SecurityDate: secDate, Options: []string{
 		"Dir::State=" + filepath.Join(root, "var/lib/apt"),
 		"Dir::State::status=" + filepath.Join(dpkgDir, "status"),
 		"Dir::Cache=" + filepath.Join(root, "var/cache/apt"),
@@ -277,21 +419,31 @@ func newAptRepo(t *testing.T) aptRepo {
 		"Dir::Log=" + filepath.Join(root, "var/log/apt"),
 		"Acquire::Languages=none",
 	}}
-	argv := []string{"-q", "-o", "APT::Sandbox::User=root"}
-	for _, o := range r.Options {
-		argv = append(argv, "-o", o)
-	}
-	cmd := exec.Command(aptGet, append(argv, "update")...)
-	cmd.Env = command.LocaleC(os.Environ())
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "apt-get update: %s", out)
+	out := aptUpdate(t, r)
 	require.NotContains(t, string(out), "Err:", "%s", out)
 	return r
 }
 
-// aptSimulate runs apt-get -s op with the repository's options and returns
-// the number of upgrades apt reports and how many come from the security suite.
-func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, security int) {
+// aptUpdate runs apt-get update with the repository's options and returns
+// its output.
+func aptUpdate(t *testing.T, r aptRepo) []byte {
+	t.Helper()
+	argv := []string{"-q", "-o", "APT::Sandbox::User=root"}
+	for _, o := range r.Options {
+		argv = append(argv, "-o", o)
+	}
+	cmd := exec.Command(checktest.NeedTool(t, "apt-get"), append(argv, "update")...)
+	cmd.Env = command.LocaleC(os.Environ())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "apt-get update: %s", out)
+	return out
+}
+
+// aptSimulate runs apt-get -s op with the repository's options (and apt's
+// default planner log) and returns the numbers of upgrades and of updates
+// not upgraded that apt reports, and how many upgrades come from the
+// security suite.
+func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, notUpgraded, security int) {
 	t.Helper()
 	argv := []string{"-o", "Debug::NoLocking=1"}
 	for _, o := range r.Options {
@@ -301,11 +453,31 @@ func aptSimulate(t *testing.T, r aptRepo, op string) (upgraded, security int) {
 	cmd.Env = command.LocaleC(os.Environ())
 	out, err := cmd.Output()
 	require.NoError(t, err)
-	m := regexp.MustCompile(`(?m)^(\d+) upgraded, `).FindSubmatch(out)
+	m := regexp.MustCompile(`(?m)^(\d+) upgraded, .* and (\d+) not upgraded\.$`).FindSubmatch(out)
 	require.NotNil(t, m, "%s", out)
 	upgraded, _ = strconv.Atoi(string(m[1]))
-	security = len(regexp.MustCompile(`(?m)^Inst .*-security \[`).FindAll(out, -1))
-	return upgraded, security
+	notUpgraded, _ = strconv.Atoi(string(m[2]))
+	security = len(regexp.MustCompile(`(?m)^Inst \S+ \[.*-security \[`).FindAll(out, -1))
+	return upgraded, notUpgraded, security
+}
+
+// snapshotDir records every file under dir: path, size, mode and
+// modification time.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		m[p] = fmt.Sprintf("%d %v %s", fi.Size(), fi.Mode(), fi.ModTime().Format(time.RFC3339Nano))
+		return nil
+	}))
+	return m
 }
 
 // snapshotHostApt records the modification times of the host's apt state.
@@ -336,9 +508,21 @@ func TestAptReal(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(procfs, "sys", "kernel", "osrelease"), []byte("6.1.0-18-amd64\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(r.Root, "var", "log", "apt", "history.log"), checktest.Testdata(t, "apt-history.log"), 0o644))
 
-	upgraded, security := aptSimulate(t, r, "upgrade")
-	require.Equal(t, 2, upgraded)
-	require.Equal(t, 1, security)
+	// apt's own figures. As root, apt-get -s writes its planner log.
+	logDir := filepath.Join(r.Root, "var", "log", "apt")
+	want := map[string][3]int{} // op: upgraded, not upgraded, security upgrades
+	for _, op := range []string{"dist-upgrade", "upgrade"} {
+		u, n, s := aptSimulate(t, r, op)
+		want[op] = [3]int{u, n, s}
+	}
+	require.Equal(t, [3]int{2, 4, 1}, want["upgrade"], "l2a-other and l2a-sec; l2a-held, l2a-heldsec, l2a-kept, l2a-broken not upgraded")
+	require.Equal(t, [3]int{3, 3, 2}, want["dist-upgrade"], "l2a-kept too; the held two and l2a-broken not upgraded")
+	require.FileExists(t, filepath.Join(logDir, "eipp.log.xz"), "apt-get -s as root writes the planner log")
+	require.NoError(t, os.Remove(filepath.Join(logDir, "eipp.log.xz")))
+	before := map[string]map[string]string{}
+	for _, d := range []string{logDir, filepath.Join(r.Root, "var", "lib"), filepath.Join(r.Root, "var", "cache")} {
+		before[d] = snapshotDir(t, d)
+	}
 
 	opts := Options{Backend: "apt", Apt: AptOptions{
 		Options:            append(r.Options, "APT::Periodic::Unattended-Upgrade=1"),
@@ -352,19 +536,39 @@ func TestAptReal(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("apt %s: %s", op, time.Since(start))
 		got, details := checktest.ObsByKey(t, obs)
-		require.Equal(t, float64(upgraded), got[`patches_pending{kind="all"}`], op)
-		require.Equal(t, float64(security), got[`patches_pending{kind="security"}`], op)
-		require.Equal(t, 2.0, got["patches_held"], "l2a-held, and nginx of the kernel fixture")
+		require.Equal(t, float64(want[op][0]+want[op][1]), got[`patches_pending{kind="all"}`], "%s: apt's upgraded + not upgraded", op)
+		require.Equal(t, 4.0, got[`patches_pending{kind="security"}`], "%s: l2a-sec, l2a-kept, l2a-heldsec, l2a-broken", op)
+		require.Equal(t, float64(want[op][1]), got[`patches_blocked{kind="all"}`], "%s: apt's not upgraded", op)
+		require.Equal(t, float64(4-want[op][2]), got[`patches_blocked{kind="security"}`], op)
+		require.Equal(t, 3.0, got["patches_held"], "l2a-held, l2a-heldsec, and nginx of the kernel fixture")
 		require.Equal(t, 1.0, got["reboot_required"])
-		require.Equal(t, 0.0, got["patches_oldest_security_pending_seconds"])
+		age := got["patches_oldest_security_pending_seconds"]
+		require.GreaterOrEqual(t, age, time.Since(r.SecurityDate).Seconds()-1, "day one: waiting since the security Release's Date")
+		require.Less(t, age, time.Since(r.SecurityDate).Seconds()+300)
+		require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: l2a-broken, waiting at least since "+
+			r.SecurityDate.Format(time.RFC3339)+" (listed in a release dated "+r.SecurityDate.Format(time.DateOnly))
 		require.Equal(t, 1.0, got["patches_unattended_upgrades_enabled"])
 		require.Less(t, got["patches_lists_age_seconds"], 300.0, "apt-get update ran just now")
 		require.Equal(t, float64(time.Date(2026, 11, 25, 0, 22, 34, 0, time.Local).Unix()), got["patches_last_upgrade_timestamp_seconds"])
-		require.Contains(t, details[`patches_pending{kind="security"}`], "l2a-sec 1.0 → 1.1 (L2agent-Security:stable-security)")
-		require.NotContains(t, details[`patches_pending{kind="security"}`], "l2a-other")
+		sec := details[`patches_pending{kind="security"}`]
+		require.Contains(t, sec, "l2a-sec 1.0 → 1.1 (L2agent-Security:stable-security)\n")
+		require.Contains(t, sec, "l2a-heldsec 1.0 → 1.1 (L2agent-Security:stable-security) [held: not installed by an upgrade]\n")
+		require.Contains(t, sec, "l2a-broken 1.0 → 1.1 (L2agent-Security:stable-security) [kept back: not installed by an upgrade]\n",
+			"kept back by dist-upgrade too: from apt-cache policy, its source named from the lists' Release file")
+		if op == "upgrade" {
+			require.Contains(t, sec, "l2a-kept 1.0 → 1.1 (L2agent-Security:stable-security) [kept back: not installed by an upgrade]\n")
+		} else {
+			require.Contains(t, sec, "l2a-kept 1.0 → 1.1 (L2agent-Security:stable-security)\n")
+		}
+		require.NotContains(t, sec, "l2a-other")
+		require.NotContains(t, sec, "l2a-newdep", "a new package is not an upgrade")
 		require.Contains(t, details[`patches_pending{kind="all"}`], "l2a-other 1.0 → 2.0 (L2agent:stable)")
+		require.Contains(t, details[`patches_blocked{kind="all"}`], "l2a-held 1.0 → 1.5 (L2agent:stable) [held: not installed by an upgrade]")
 		require.Contains(t, details["reboot_required"], "reboot-required exists (packages: libc6, linux-image-6.1.0-21-amd64)")
 		require.Contains(t, details["reboot_required"], "running kernel 6.1.0-18-amd64 is older than the installed linux-image-6.1.0-21-amd64")
+	}
+	for d, files := range before {
+		require.Equal(t, files, snapshotDir(t, d), "the check wrote nothing under %s (no eipp.log.xz)", d)
 	}
 
 	// Through paths.rootfs: apt gets Dir=<rootfs> and finds the same.
@@ -373,8 +577,8 @@ func TestAptReal(t *testing.T) {
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
 	got, _ := checktest.ObsByKey(t, obs)
-	require.Equal(t, 2.0, got[`patches_pending{kind="all"}`])
-	require.Equal(t, 1.0, got[`patches_pending{kind="security"}`])
+	require.Equal(t, 6.0, got[`patches_pending{kind="all"}`])
+	require.Equal(t, 4.0, got[`patches_pending{kind="security"}`])
 	require.Equal(t, 0.0, got["patches_unattended_upgrades_enabled"], "installed, but APT::Periodic::Unattended-Upgrade is not set")
 
 	// While another process holds the dpkg frontend lock, the run fails at
@@ -474,13 +678,77 @@ func TestAptChroot(t *testing.T) {
 	require.Equal(t, 1.0, got["patches_held"], "nginx of the fixture, from the rootfs's dpkg status")
 	require.Equal(t, 1.0, got["reboot_required"], "the flag under the rootfs's /run, through its /var/run link")
 	require.Contains(t, details["reboot_required"], "libc6")
-	require.Len(t, f.calls, 2)
+	require.Len(t, f.calls, 3, "apt-config, the simulation, and a second one because nginx is held")
+	require.Contains(t, f.calls[2], "APT::Ignore-Hold=true")
 	for _, argv := range f.calls {
 		require.NotContains(t, strings.Join(argv, " "), "Dir=", "the chrooted apt reads its own root")
+		if filepath.Base(argv[0]) == "apt-get" {
+			require.Contains(t, argv, "Dir::Log::Planner=", "no planner log")
+		}
 	}
 
 	// Without chroot, the same rootfs gives apt a Dir option instead.
 	c = newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: procfs}}, Options{Backend: "apt"})
 	require.Empty(t, c.env.CommandRoot())
 	require.Equal(t, []string{"-o", "Dir=" + root}, c.aptArgs())
+}
+
+// TestAptListsRefreshedUnchangedMirror: apt-get update against a mirror
+// that has not changed rewrites no list and no Release file (their
+// mtimes are the mirror's), yet the lists were refreshed; a failed update
+// is not a refresh.
+func TestAptListsRefreshedUnchangedMirror(t *testing.T) {
+	t.Parallel()
+	r := newAptRepo(t)
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	setBack := func() {
+		for _, d := range []string{filepath.Join(r.Root, "srv"), filepath.Join(r.Root, "var", "lib", "apt")} {
+			require.NoError(t, filepath.WalkDir(d, func(p string, _ os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Chtimes(p, old, old)
+			}))
+		}
+	}
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: "/", Procfs: t.TempDir()}}, Options{Backend: "apt", Apt: AptOptions{Options: r.Options}})
+	listsAge := func() float64 {
+		obs, err := c.Run(context.Background())
+		require.NoError(t, err)
+		got, _ := checktest.ObsByKey(t, obs)
+		return got["patches_lists_age_seconds"]
+	}
+	lists := filepath.Join(r.Root, "var", "lib", "apt", "lists")
+	release, err := filepath.Glob(filepath.Join(lists, "*_Release"))
+	require.NoError(t, err)
+	require.NotEmpty(t, release)
+
+	setBack()
+	require.Greater(t, listsAge(), 39*24*3600.0, "nothing refreshed since the set-back")
+	aptUpdate(t, r) // the mirror is unchanged
+	for _, f := range append(release, lists) {
+		fi, err := os.Stat(f)
+		require.NoError(t, err)
+		require.True(t, fi.ModTime().Before(time.Now().Add(-39*24*time.Hour)), "apt left %s as it was", f)
+	}
+	require.Less(t, listsAge(), 300.0, "refreshed just now: lists/partial")
+
+	// An update that cannot reach the mirror is no refresh.
+	setBack()
+	require.NoError(t, os.Rename(filepath.Join(r.Root, "srv", "repo"), filepath.Join(r.Root, "srv", "gone")))
+	argv := []string{"-q", "-o", "APT::Sandbox::User=root"}
+	for _, o := range r.Options {
+		argv = append(argv, "-o", o)
+	}
+	cmd := exec.Command(checktest.NeedTool(t, "apt-get"), append(argv, "update")...)
+	cmd.Env = command.LocaleC(os.Environ())
+	out, _ := cmd.CombinedOutput()
+	require.Contains(t, string(out), "Failed to fetch", "%s", out)
+	require.Greater(t, listsAge(), 39*24*3600.0, "a failed update does not count")
+
+	// apt's daily job marks a successful update in periodic/update-stamp.
+	periodic := filepath.Join(r.Root, "var", "lib", "apt", "periodic")
+	require.NoError(t, os.MkdirAll(periodic, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(periodic, "update-stamp"), nil, 0o644))
+	require.Less(t, listsAge(), 300.0, "periodic/update-stamp")
 }

@@ -34,28 +34,14 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 			}
 		}
 	}
-	argv := []string{dnf, "-C", "-q", "check-update"}
-	out, err := c.command(ctx, argv...)
+	updates, sec, err := c.dnfPending(ctx, dnf)
 	if err != nil {
 		return nil, err
 	}
-	if out.Exit != 0 && out.Exit != 100 {
-		return nil, out.ExitError(argv)
-	}
-	updates := parseDnfCheckUpdate(out.Stdout)
 
-	argv = []string{dnf, "-C", "-q", "updateinfo", "list", "--security"}
-	if out, err = c.command(ctx, argv...); err != nil {
-		return nil, err
-	}
-	if out.Exit != 0 {
-		return nil, out.ExitError(argv)
-	}
-	sec := parseDnfUpdateinfo(out.Stdout)
-
-	argv = []string{o.Rpm, "-qa", "--qf", `%{NAME}.%{ARCH}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n`}
+	argv := []string{o.Rpm, "-qa", "--qf", `%{NAME}.%{ARCH}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n`}
 	installed := map[string]string{}
-	if out, err = c.command(ctx, argv...); err == nil && out.Exit == 0 {
+	if out, err := c.command(ctx, argv...); err == nil && out.Exit == 0 {
 		installed = parseRpmQA(out.Stdout)
 	}
 	byName := map[string]int{}
@@ -70,8 +56,8 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 			updates[i].Source = fixed.advisory + ", " + updates[i].Source
 			continue
 		}
-		// An advisory for a package check-update does not list (excluded,
-		// or a newer version obsoletes it): still pending.
+		// An advisory for a package check-update does not list (a newer
+		// version obsoletes it): still pending.
 		updates = append(updates, pkgUpdate{Name: name, Installed: installed[name], Candidate: fixed.version, Source: fixed.advisory, Security: true})
 	}
 	st := &patchStatus{Backend: dnf, Updates: updates, SecurityKnown: true}
@@ -100,6 +86,54 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		st.LastUpgrade = parseDnfRPMLog(b)
 	}
 	return st, nil
+}
+
+// dnfUnrestricted are the options that lift excludes (exclude= of dnf.conf
+// and the .repo files, --exclude) and version locks for a query: a pending
+// update dnf will not install is still pending.
+var dnfUnrestricted = []string{"--disableexcludes=all", "--disableplugin=versionlock"}
+
+// dnfPending returns the pending updates and the security fixes. Both come
+// from queries with excludes and version locks lifted; an update that the
+// plain check-update does not list is marked Blocked "excluded" (excluded
+// or version-locked).
+func (c *patchesCheck) dnfPending(ctx context.Context, dnf string) ([]pkgUpdate, map[string]dnfFix, error) {
+	query := func(unrestricted bool, args ...string) ([]byte, error) {
+		argv := []string{dnf, "-C", "-q"}
+		if unrestricted {
+			argv = append(argv, dnfUnrestricted...)
+		}
+		argv = append(argv, args...)
+		out, err := c.command(ctx, argv...)
+		if err != nil {
+			return nil, err
+		}
+		if out.Exit != 0 && (out.Exit != 100 || args[0] != "check-update") {
+			return nil, out.ExitError(argv)
+		}
+		return out.Stdout, nil
+	}
+	out, err := query(false, "check-update")
+	if err != nil {
+		return nil, nil, err
+	}
+	installable := map[string]bool{}
+	for _, u := range parseDnfCheckUpdate(out) {
+		installable[u.Name] = true
+	}
+	if out, err = query(true, "check-update"); err != nil {
+		return nil, nil, err
+	}
+	updates := parseDnfCheckUpdate(out)
+	for i := range updates {
+		if !installable[updates[i].Name] {
+			updates[i].Blocked = "excluded"
+		}
+	}
+	if out, err = query(true, "updateinfo", "list", "--security"); err != nil {
+		return nil, nil, err
+	}
+	return updates, parseDnfUpdateinfo(out), nil
 }
 
 // sanitizeLines is sanitize for multi-line text: it keeps the newlines.

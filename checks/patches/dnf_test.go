@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +147,40 @@ func TestDnfBackend(t *testing.T) {
 	f.outputs["dnf check-update"] = command.Output{Stderr: "Error: Cache-only enabled but no cache for 'baseos'\n", Exit: 1}
 	_, err = c.Run(context.Background())
 	require.ErrorContains(t, err, "Cache-only enabled but no cache for 'baseos'")
+}
+
+// TestDnfExcluded: a security update of an excluded (or version-locked)
+// package is pending, counted and named, from dnf 4.14's own outputs with
+// l2a-sec excluded (testdata/README.md).
+func TestDnfExcluded(t *testing.T) {
+	t.Parallel()
+	f := &fakeRunner{outputs: map[string]command.Output{
+		"dnf check-update":                       {Stdout: checktest.Testdata(t, "dnf-check-update-excluded.txt"), Exit: 100},
+		"dnf updateinfo":                         {Stdout: checktest.Testdata(t, "dnf-updateinfo-list-security-excluded.txt")},
+		"dnf check-update --disableexcludes=all": {Stdout: checktest.Testdata(t, "dnf-check-update.txt"), Exit: 100},
+		"dnf updateinfo --disableexcludes=all":   {Stdout: checktest.Testdata(t, "dnf-updateinfo-list-security.txt")},
+		"rpm":                                    {Stdout: checktest.Testdata(t, "rpm-qa.txt")},
+		"needs-restarting":                       {Stdout: checktest.Testdata(t, "needs-restarting-ok.txt")},
+	}}
+	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: t.TempDir(), Procfs: "/proc"}}, Options{Backend: "dnf",
+		Dnf: DnfOptions{Command: "dnf", NeedsRestarting: []string{"needs-restarting", "-r"}}})
+	c.run = f.run
+	obs, err := c.Run(context.Background())
+	require.NoError(t, err)
+	got, details := checktest.ObsByKey(t, obs)
+	require.Equal(t, 3.0, got[`patches_pending{kind="all"}`])
+	require.Equal(t, 2.0, got[`patches_pending{kind="security"}`], "the excluded l2a-sec still counts")
+	require.Equal(t, 1.0, got[`patches_blocked{kind="all"}`])
+	require.Equal(t, 1.0, got[`patches_blocked{kind="security"}`])
+	require.Contains(t, details[`patches_pending{kind="security"}`],
+		"  l2a-sec.noarch 1.0-1 → 1.1-1 (L2A-2026-0001 Important, l2a) [excluded: not installed by an upgrade]\n")
+	require.Contains(t, details[`patches_blocked{kind="all"}`], "l2a-sec.noarch")
+	var unrestricted int
+	for _, call := range f.calls {
+		if slices.Contains(call, "--disableexcludes=all") {
+			unrestricted++
+			require.Contains(t, call, "--disableplugin=versionlock")
+		}
+	}
+	require.Equal(t, 2, unrestricted, "check-update and updateinfo with excludes lifted")
 }

@@ -44,6 +44,7 @@ type Options struct {
 type AptOptions struct {
 	AptGet    string `yaml:"apt_get"`    // default apt-get
 	AptConfig string `yaml:"apt_config"` // default apt-config
+	AptCache  string `yaml:"apt_cache"`  // default apt-cache
 	// Options are passed as `-o KEY=VALUE` to every apt command, e.g.
 	// "Dir::State::status=/srv/dpkg/status" or "Dir=/host".
 	Options []string `yaml:"options"`
@@ -104,6 +105,7 @@ func (o Options) WithDefaults() Options {
 	}
 	def(&o.Apt.AptGet, "apt-get")
 	def(&o.Apt.AptConfig, "apt-config")
+	def(&o.Apt.AptCache, "apt-cache")
 	def(&o.Apt.Upgrade, "dist-upgrade")
 	def(&o.Apt.SecurityPattern, DefaultAptSecurityPattern)
 	def(&o.Apt.RebootRequiredFile, "/var/run/reboot-required")
@@ -152,7 +154,7 @@ func (o *Options) Validate(path string, errf configs.Errorf) {
 		}
 	}
 	for _, f := range []struct{ key, v string }{
-		{"apt.apt_get", o.Apt.AptGet}, {"apt.apt_config", o.Apt.AptConfig}, {"dnf.rpm", o.Dnf.Rpm},
+		{"apt.apt_get", o.Apt.AptGet}, {"apt.apt_config", o.Apt.AptConfig}, {"apt.apt_cache", o.Apt.AptCache}, {"dnf.rpm", o.Dnf.Rpm},
 		{"zypper.command", o.Zypper.Command}, {"apk.command", o.Apk.Command},
 	} {
 		if strings.TrimSpace(f.v) == "" {

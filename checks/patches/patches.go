@@ -33,11 +33,12 @@ import (
 func init() {
 	checks.Register("patches", newPatchesCheck, func() configs.Options { return &Options{} },
 		checks.MetricInfo{Name: "patches_pending", Help: "Pending package updates: kind=\"all\", and kind=\"security\" for those from a security source (absent where the backend cannot tell, e.g. apk)."},
+		checks.MetricInfo{Name: "patches_blocked", Help: "Pending updates the package manager will not install as configured: the package is held, locked or excluded, or the update is kept back; kind=\"all\" and kind=\"security\". Included in patches_pending."},
 		checks.MetricInfo{Name: "patches_held", Help: "Packages held back from upgrades (dpkg hold, zypper lock)."},
 		checks.MetricInfo{Name: "reboot_required", Help: "1 if the host needs a reboot to run its updated packages (flag file, newer kernel installed than running, needs-restarting)."},
 		checks.MetricInfo{Name: "patches_lists_age_seconds", Help: "Seconds since the package lists were last refreshed successfully."},
 		checks.MetricInfo{Name: "patches_last_upgrade_timestamp_seconds", Help: "Time of the last package upgrade, from the package manager's history."},
-		checks.MetricInfo{Name: "patches_oldest_security_pending_seconds", Help: "How long the oldest pending security update has been waiting, since the agent first saw it; 0 when none."},
+		checks.MetricInfo{Name: "patches_oldest_security_pending_seconds", Help: "How long the oldest pending security update has been waiting: since the agent first saw it or, if earlier, since a dated release of the repository listed it; 0 when none."},
 		checks.MetricInfo{Name: "patches_unattended_upgrades_enabled", Help: "1 if unattended-upgrades is installed and enabled by APT::Periodic::Unattended-Upgrade (apt only)."},
 	)
 }
@@ -50,6 +51,12 @@ type pkgUpdate struct {
 	Source    string // where the candidate comes from (apt release, repo, severity)
 	Security  bool
 	Patch     bool // a zypper patch: counted as a security update, not as a package
+	// Blocked says why the package manager will not install it as
+	// configured ("held", "kept back", "locked", "excluded"); "" if it would.
+	Blocked string
+	// Available is a time at which the candidate was certainly published
+	// (the Date of a Release file that lists it); zero if unknown.
+	Available time.Time
 }
 
 // patchStatus is what a backend found. Unknown values are nil or zero.
@@ -57,12 +64,15 @@ type patchStatus struct {
 	Backend       string
 	Updates       []pkgUpdate
 	SecurityKnown bool // the backend can tell security updates apart
-	Held          *int
-	Reboot        *bool
-	RebootReasons []string
-	ListsTime     time.Time
-	LastUpgrade   time.Time
-	AutoUpgrades  *bool
+	// BlockedSecurityUnknown: the backend cannot tell which blocked updates
+	// are security fixes (zypper: security comes from patches).
+	BlockedSecurityUnknown bool
+	Held                   *int
+	Reboot                 *bool
+	RebootReasons          []string
+	ListsTime              time.Time
+	LastUpgrade            time.Time
+	AutoUpgrades           *bool
 }
 
 // patchesCheck reports pending updates of the host's package manager. It
@@ -139,6 +149,7 @@ func (c *patchesCheck) observe(st *patchStatus) []checks.Observation {
 	}
 	updates := slices.SortedFunc(slices.Values(st.Updates), func(a, b pkgUpdate) int { return cmp.Compare(a.Name, b.Name) })
 	var sec, pkgs []pkgUpdate
+	blocked, blockedSec := 0, 0
 	for _, u := range updates {
 		if u.Security {
 			sec = append(sec, u)
@@ -146,20 +157,35 @@ func (c *patchesCheck) observe(st *patchStatus) []checks.Observation {
 		if !u.Patch {
 			pkgs = append(pkgs, u)
 		}
+		if u.Blocked != "" {
+			if !u.Patch {
+				blocked++
+			}
+			if u.Security {
+				blockedSec++
+			}
+		}
 	}
 	add("patches_pending", map[string]string{"kind": "all"}, float64(len(pkgs)),
 		formatUpdates(fmt.Sprintf("Pending updates (%s):", st.Backend), pkgs, c.opts.MaxPackages))
 	if st.SecurityKnown {
 		add("patches_pending", map[string]string{"kind": "security"}, float64(len(sec)),
 			formatUpdates(fmt.Sprintf("Pending security updates (%s):", st.Backend), sec, c.opts.MaxPackages))
-		oldest, name, since := c.trackSecurity(sec, now)
-		details := ""
-		if name != "" {
-			details = fmt.Sprintf("Oldest pending security update: %s, first seen %s (%s ago).\n", textfmt.Sanitize(name),
-				since.UTC().Format(time.RFC3339), oldest.Round(time.Minute)) +
-				formatUpdates("Pending security updates:", sec, c.opts.MaxPackages)
-		}
+		oldest, details := c.oldestSecurity(sec, now)
 		add("patches_oldest_security_pending_seconds", nil, oldest.Seconds(), details)
+	}
+	if st.SecurityKnown || blocked > 0 {
+		var bl []pkgUpdate
+		for _, u := range updates {
+			if u.Blocked != "" {
+				bl = append(bl, u)
+			}
+		}
+		add("patches_blocked", map[string]string{"kind": "all"}, float64(blocked),
+			formatUpdates(fmt.Sprintf("Pending updates %s will not install (held, locked, excluded or kept back):", st.Backend), bl, c.opts.MaxPackages))
+		if st.SecurityKnown && !st.BlockedSecurityUnknown {
+			add("patches_blocked", map[string]string{"kind": "security"}, float64(blockedSec), "")
+		}
 	}
 	if st.Held != nil {
 		add("patches_held", nil, float64(*st.Held), "")
@@ -197,6 +223,9 @@ func formatUpdates(title string, us []pkgUpdate, n int) string {
 		}
 		if u.Source != "" {
 			fmt.Fprintf(&b, " (%s)", textfmt.Sanitize(u.Source))
+		}
+		if u.Blocked != "" {
+			fmt.Fprintf(&b, " [%s: not installed by an upgrade]", u.Blocked)
 		}
 		b.WriteByte('\n')
 	}
@@ -275,10 +304,38 @@ func parseOSRelease(b []byte) map[string]string {
 	return m
 }
 
+// oldestSecurity returns how long the oldest pending security update has
+// waited and the details that say which and since when. An update waits
+// since the agent first saw it or, when earlier, since a dated release
+// listed it (Available): on the first run on a long-unpatched host that is
+// the day-one signal.
+func (c *patchesCheck) oldestSecurity(sec []pkgUpdate, now time.Time) (time.Duration, string) {
+	first := c.trackSecurity(sec, now)
+	var oldest pkgUpdate
+	var since time.Time
+	how := ""
+	for _, u := range sec {
+		t, h := first[u.Name], "first seen by the agent"
+		if !u.Available.IsZero() && u.Available.Before(t) {
+			t, h = u.Available, "listed in a release dated"
+		}
+		if since.IsZero() || t.Before(since) || t.Equal(since) && u.Name < oldest.Name {
+			oldest, since, how = u, t, h
+		}
+	}
+	if since.IsZero() {
+		return 0, ""
+	}
+	age := max(0, now.Sub(since))
+	return age, fmt.Sprintf("Oldest pending security update: %s, waiting at least since %s (%s %s, %s ago).\n",
+		textfmt.Sanitize(oldest.Name), since.UTC().Format(time.RFC3339), how, since.UTC().Format(time.DateOnly), age.Round(time.Minute)) +
+		formatUpdates("Pending security updates:", sec, c.opts.MaxPackages)
+}
+
 // trackSecurity records when each pending security update was first seen,
 // forgets those no longer pending, persists a change, and returns the
-// waiting time of the oldest with its name and first-seen time.
-func (c *patchesCheck) trackSecurity(sec []pkgUpdate, now time.Time) (time.Duration, string, time.Time) {
+// first-seen times of the pending ones.
+func (c *patchesCheck) trackSecurity(sec []pkgUpdate, now time.Time) map[string]time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.stateLoaded {
@@ -303,17 +360,7 @@ func (c *patchesCheck) trackSecurity(sec []pkgUpdate, now time.Time) (time.Durat
 	if changed {
 		c.saveState()
 	}
-	var oldest string
-	var since time.Time
-	for _, name := range slices.Sorted(maps.Keys(c.firstSeen)) {
-		if t := c.firstSeen[name]; oldest == "" || t.Before(since) {
-			oldest, since = name, t
-		}
-	}
-	if oldest == "" {
-		return 0, "", time.Time{}
-	}
-	return max(0, now.Sub(since)), oldest, since
+	return maps.Clone(c.firstSeen)
 }
 
 // patchesState is the file that keeps first-seen times across restarts.

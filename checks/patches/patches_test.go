@@ -47,7 +47,15 @@ func (f *fakeRunner) run(_ context.Context, argv ...string) (command.Output, err
 			break
 		}
 	}
-	out, ok := f.outputs[key]
+	out, ok := command.Output{}, false
+	for _, a := range argv {
+		if a == "--disableexcludes=all" || a == "--all" {
+			out, ok = f.outputs[key+" "+a]
+		}
+	}
+	if !ok {
+		out, ok = f.outputs[key]
+	}
 	if !ok {
 		out, ok = f.outputs[filepath.Base(argv[0])]
 	}
@@ -139,6 +147,7 @@ func TestPatchesObserveAndState(t *testing.T) {
 	require.Equal(t, map[string]float64{
 		`patches_pending{kind="all"}`: 2, `patches_pending{kind="security"}`: 1,
 		"patches_oldest_security_pending_seconds": 0, "patches_held": 0, "reboot_required": 0,
+		`patches_blocked{kind="all"}`: 0, `patches_blocked{kind="security"}`: 0,
 	}, got)
 	require.Equal(t, "Pending security updates (apt):\n  libssl3 3.0.11-1~deb12u1 → 3.0.11-1~deb12u2 (Debian-Security:12/stable-security)\n",
 		details[`patches_pending{kind="security"}`])
@@ -154,7 +163,7 @@ func TestPatchesObserveAndState(t *testing.T) {
 	c2.now = func() time.Time { return t0.Add(10 * 24 * time.Hour) }
 	got, details = checktest.ObsByKey(t, c2.observe(st))
 	require.Equal(t, 10*24*3600.0, got["patches_oldest_security_pending_seconds"])
-	require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: libssl3, first seen 2026-11-01T12:00:00Z")
+	require.Contains(t, details["patches_oldest_security_pending_seconds"], "Oldest pending security update: libssl3, waiting at least since 2026-11-01T12:00:00Z (first seen by the agent 2026-11-01, 240h0m0s ago)")
 	var saved patchesState
 	require.NoError(t, json.Unmarshal(testdataAbs(t, filepath.Join(dir, "patches-patches.json")), &saved))
 	require.Equal(t, 1, saved.Version)
@@ -171,6 +180,33 @@ func TestPatchesObserveAndState(t *testing.T) {
 	saved = patchesState{}
 	require.NoError(t, json.Unmarshal(testdataAbs(t, filepath.Join(dir, "patches-patches.json")), &saved))
 	require.Empty(t, saved.FirstSeen)
+}
+
+// TestPatchesDayOne: on the first run, a held security update whose
+// release was dated 40 days ago has waited 40 days (a crit on day one),
+// is counted in patches_pending and patches_blocked, and is named.
+func TestPatchesDayOne(t *testing.T) {
+	t.Parallel()
+	c := newTestPatches(t, checks.Env{}, Options{})
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return t0 }
+	st := &patchStatus{Backend: "apt", SecurityKnown: true, Updates: []pkgUpdate{
+		{Name: "libssl3", Installed: "1", Candidate: "2", Source: "Debian-Security:12/stable-security", Security: true,
+			Blocked: "held", Available: t0.Add(-40 * 24 * time.Hour)},
+		{Name: "curl", Installed: "1", Candidate: "2", Source: "Debian:12.5/stable", Blocked: "kept back", Available: t0.Add(-90 * 24 * time.Hour)},
+		{Name: "zlib1g", Installed: "1", Candidate: "2", Source: "Debian-Security:12/stable-security", Security: true,
+			Available: t0.Add(time.Hour)},
+	}}
+	got, details := checktest.ObsByKey(t, c.observe(st))
+	require.Equal(t, 40*24*3600.0, got["patches_oldest_security_pending_seconds"], "the release date, not the first sighting (now)")
+	require.Equal(t, 3.0, got[`patches_pending{kind="all"}`])
+	require.Equal(t, 2.0, got[`patches_pending{kind="security"}`])
+	require.Equal(t, 2.0, got[`patches_blocked{kind="all"}`])
+	require.Equal(t, 1.0, got[`patches_blocked{kind="security"}`], "curl is not a security update")
+	require.Contains(t, details["patches_oldest_security_pending_seconds"],
+		"Oldest pending security update: libssl3, waiting at least since 2026-09-22T12:00:00Z (listed in a release dated 2026-09-22, 960h0m0s ago)")
+	require.Contains(t, details[`patches_pending{kind="security"}`], "  libssl3 1 → 2 (Debian-Security:12/stable-security) [held: not installed by an upgrade]\n")
+	require.Contains(t, details[`patches_blocked{kind="all"}`], "  curl 1 → 2 (Debian:12.5/stable) [kept back: not installed by an upgrade]\n")
 }
 
 func testdataAbs(t *testing.T, p string) []byte {

@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,12 +55,21 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 	if err != nil {
 		return nil, err
 	}
-	st := &patchStatus{Backend: "zypper", SecurityKnown: true}
-	for _, u := range pkgs.Updates {
-		if u.Kind == "package" {
-			st.Updates = append(st.Updates, pkgUpdate{Name: u.Name + "." + u.Arch, Installed: u.EditionOld, Candidate: u.Edition, Source: u.Source.Alias})
+	// list-updates hides a locked package's update; --all lists every
+	// newer version, installable or not.
+	all, err := query("list-updates", "--all")
+	if err != nil {
+		return nil, err
+	}
+	var locks []string
+	lk, lockErr := query("locks")
+	if lockErr == nil && lk.Locks != nil {
+		for _, l := range lk.Locks.Lock {
+			locks = append(locks, l.Name)
 		}
 	}
+	st := &patchStatus{Backend: "zypper", SecurityKnown: true, BlockedSecurityUnknown: true}
+	st.Updates = zypperPackageUpdates(pkgs.Updates, all.Updates, locks)
 	for _, p := range patches.Updates {
 		if p.Kind == "patch" && p.Category == "security" && (p.Status == "" || p.Status == "needed") {
 			src := p.Severity
@@ -68,8 +79,8 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 			st.Updates = append(st.Updates, pkgUpdate{Name: p.Name, Source: strings.TrimPrefix(src, ": "), Security: true, Patch: true})
 		}
 	}
-	if locks, err := query("locks"); err == nil && locks.Locks != nil {
-		st.Held = new(len(locks.Locks.Lock))
+	if lockErr == nil && lk.Locks != nil {
+		st.Held = new(len(locks))
 	}
 	flag := c.rootPath(z.RebootNeededFile)
 	_, err = os.Stat(flag)
@@ -82,6 +93,32 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 		st.LastUpgrade = parseZyppHistory(b, time.Local)
 	}
 	return st, nil
+}
+
+// zypperPackageUpdates returns the package updates of list-updates and,
+// marked Blocked, those only list-updates --all has: "locked" when a lock
+// (a name or a glob) matches the package, else "kept back".
+func zypperPackageUpdates(installable, all []zypperUpdate, locks []string) []pkgUpdate {
+	var us []pkgUpdate
+	seen := map[string]bool{}
+	for i, list := range [][]zypperUpdate{installable, all} {
+		for _, u := range list {
+			name := u.Name + "." + u.Arch
+			if u.Kind != "package" || seen[name] {
+				continue
+			}
+			seen[name] = true
+			p := pkgUpdate{Name: name, Installed: u.EditionOld, Candidate: u.Edition, Source: u.Source.Alias}
+			if i == 1 {
+				p.Blocked = "kept back"
+				if slices.ContainsFunc(locks, func(l string) bool { ok, _ := path.Match(l, u.Name); return ok || l == u.Name }) {
+					p.Blocked = "locked"
+				}
+			}
+			us = append(us, p)
+		}
+	}
+	return us
 }
 
 // zypperStream is the part of zypper's --xmlout output the check reads.

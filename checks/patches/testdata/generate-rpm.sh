@@ -46,6 +46,10 @@ DNF=(dnf --installroot="$T/root" --setopt=reposdir="$T/repos.d" --releasever=1 -
 "${DNF[@]}" -q makecache
 "${DNF[@]}" -C -q updateinfo list --security >"$out/dnf-updateinfo-list-security.txt"
 "${DNF[@]}" -C -q check-update >"$out/dnf-check-update.txt" || [ $? -eq 100 ]
+# l2a-sec excluded (excludepkgs, as exclude= in dnf.conf or a .repo file):
+# dnf hides it from both; --disableexcludes=all gives the two files above.
+"${DNF[@]}" -C -q --setopt=excludepkgs=l2a-sec check-update >"$out/dnf-check-update-excluded.txt" || [ $? -eq 100 ]
+"${DNF[@]}" -C -q --setopt=excludepkgs=l2a-sec updateinfo list --security >"$out/dnf-updateinfo-list-security-excluded.txt"
 rpm --root "$T/root" -qa --qf '%{NAME}.%{ARCH}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n' >"$out/rpm-qa.txt"
 "${DNF[@]}" -C -y -q upgrade l2a-other >/dev/null
 cp "$T/root/var/log/dnf.rpm.log" "$out/dnf.rpm.log"
@@ -58,5 +62,13 @@ Z=(zypper --root "$T/zroot" --non-interactive)
 "${Z[@]}" --no-refresh --xmlout list-updates >"$out/zypper-list-updates-locked.xml"
 "${Z[@]}" --xmlout locks >"$out/zypper-locks.xml"
 "${Z[@]}" rl l2a-other >/dev/null
+# l2a-sec locked: its patch stays needed, list-updates hides the package,
+# list-updates --all shows it.
+"${Z[@]}" al l2a-sec >/dev/null
+"${Z[@]}" --no-refresh --xmlout list-patches --category security >"$out/zypper-list-patches-security-locked-sec.xml"
+"${Z[@]}" --no-refresh --xmlout list-updates >"$out/zypper-list-updates-locked-sec.xml"
+"${Z[@]}" --no-refresh --xmlout list-updates --all >"$out/zypper-list-updates-all-locked-sec.xml"
+"${Z[@]}" --xmlout locks >"$out/zypper-locks-sec.xml"
+"${Z[@]}" rl l2a-sec >/dev/null
 "${Z[@]}" --no-refresh up --no-recommends l2a-other >/dev/null 2>&1
 cp "$T/zroot/var/log/zypp/history" "$out/zypp-history"
