@@ -25,7 +25,13 @@ import (
 const ticketsUsage = `Usage:
   l2agent tickets list [--config FILE] [--json]   incidents and their tickets (from the running agent, or the store)
   l2agent tickets flush [--config FILE]           deliver the outbox now; report what remains
-  l2agent tickets test [--config FILE] BACKEND    open, comment and resolve a test ticket
+  l2agent tickets test [--config FILE] [--yes] BACKEND
+                                                  check every name the config uses, then open,
+                                                  comment and resolve a test ticket
+  l2agent tickets deadletters [--config FILE] [--json] [BACKEND]
+                                                  operations a backend refused for good
+  l2agent tickets replay [--config FILE] BACKEND (--all | SEQ...)
+                                                  move dead letters back into the outbox, in order
 `
 
 func cmdTickets(args []string, stdout, stderr io.Writer) int {
@@ -39,6 +45,8 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, ticketsUsage)
 		return 0
+	case "deadletters", "replay":
+		return cmdDeadLetters(sub, args[1:], stdout, stderr)
 	case "list":
 		synopsis = "tickets list [--config FILE] [--json]"
 	case "flush":
