@@ -447,7 +447,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time of one delivery attempt to a backend.", Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"backend"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.errors, m.pending, m.up, m.duration, openCollector{m})
+		reg.MustRegister(m.events, m.errors, m.pending, m.up, m.duration, openCollector{m}, deadCollector{m})
 	}
 	return m
 }

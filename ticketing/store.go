@@ -90,6 +90,10 @@ type Op struct {
 	Text    string    `json:"text,omitempty"`
 	Tier    Tier      `json:"tier,omitempty"`
 	Created time.Time `json:"created"`
+	// Dead and DeadAt are set on a dead letter only (bucket dead/BACKEND):
+	// why the backend refused the op for good, and when.
+	Dead   string    `json:"dead,omitempty"`
+	DeadAt time.Time `json:"dead_at,omitzero"`
 }
 
 var bucketIncidents = []byte("incidents")
@@ -400,7 +404,8 @@ func (s *Store) sendingSince(backend string) (time.Time, bool) {
 
 // Commit removes delivered ops from the outbox and records the tickets the
 // backend named, in one transaction. Undeliverable ops are kept aside in a
-// dead-letter bucket for inspection.
+// dead-letter bucket (dead/BACKEND), with why, to be listed and replayed
+// (deadletters.go).
 func (s *Store) Commit(backend string, outs []Outcome) error {
 	return s.commit(backend, outs, false)
 }
@@ -427,7 +432,7 @@ func (s *Store) commit(backend string, outs []Outcome, settled bool) error {
 					return err
 				}
 				op := o.Op
-				op.Text += "\n[undeliverable: " + o.Dead + "]"
+				op.Dead, op.DeadAt = o.Dead, time.Now().UTC()
 				v, err := json.Marshal(op)
 				if err != nil {
 					return err

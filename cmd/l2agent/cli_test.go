@@ -40,7 +40,7 @@ func TestHelpOnce(t *testing.T) {
 		{"--help"}, {"help"}, {"run", "--help"}, {"check", "--help"},
 		{"config", "--help"}, {"config", "validate", "--help"}, {"config", "default", "--help"},
 		{"version", "--help"},
-		{"tickets", "--help"}, {"tickets", "list", "--help"}, {"tickets", "flush", "--help"}, {"tickets", "test", "--help"},
+		{"tickets", "--help"}, {"tickets", "list", "--help"}, {"tickets", "flush", "--help"}, {"tickets", "test", "--help"}, {"tickets", "deadletters", "--help"}, {"tickets", "replay", "--help"},
 		{"remediate", "--help"}, {"remediate", "list", "--help"}, {"remediate", "plan", "--help"}, {"remediate", "run", "--help"},
 	} {
 		for _, h := range []string{"--help", "-h"} {

@@ -25,7 +25,13 @@ import (
 const ticketsUsage = `Usage:
   l2agent tickets list [--config FILE] [--json]   incidents and their tickets (from the running agent, or the store)
   l2agent tickets flush [--config FILE]           deliver the outbox now; report what remains
-  l2agent tickets test [--config FILE] BACKEND    open, comment and resolve a test ticket
+  l2agent tickets test [--config FILE] [--yes] BACKEND
+                                                  check every name the config uses, then open,
+                                                  comment and resolve a test ticket
+  l2agent tickets deadletters [--config FILE] [--json] [BACKEND]
+                                                  operations a backend refused for good
+  l2agent tickets replay [--config FILE] BACKEND (--all | SEQ...)
+                                                  move dead letters back into the outbox, in order
 `
 
 func cmdTickets(args []string, stdout, stderr io.Writer) int {
@@ -39,21 +45,26 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, ticketsUsage)
 		return 0
+	case "deadletters", "replay":
+		return cmdDeadLetters(sub, args[1:], stdout, stderr)
 	case "list":
 		synopsis = "tickets list [--config FILE] [--json]"
 	case "flush":
 		synopsis = "tickets flush [--config FILE]"
 	case "test":
-		synopsis = "tickets test [--config FILE] BACKEND"
+		synopsis = "tickets test [--config FILE] [--yes] BACKEND"
 	default:
 		fmt.Fprintf(stderr, "l2agent tickets: unknown subcommand %q\n%s", sub, ticketsUsage)
 		return 2
 	}
 	fs := newFlags("tickets "+sub, synopsis, stdout, stderr)
 	cfgFile := fs.String("config", "", "config file (default: the embedded default)")
-	var asJSON *bool
+	var asJSON, yes *bool
 	if sub == "list" {
 		asJSON = fs.Bool("json", false, "print JSON instead of a table")
+	}
+	if sub == "test" {
+		yes = fs.Bool("yes", false, "open the test ticket even where that pages someone (PagerDuty)")
 	}
 	if done, code := parse(fs, args[1:], stdout); done {
 		return code
@@ -79,7 +90,7 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "flush":
 		return ticketsFlush(ctx, cfg, cliLogger(stderr, slog.LevelInfo), stdout, stderr)
 	}
-	return ticketsTest(ctx, cfg, fs.Arg(0), cliLogger(stderr, slog.LevelWarn), stdout, stderr)
+	return ticketsTest(ctx, cfg, fs.Arg(0), *yes, cliLogger(stderr, slog.LevelWarn), stdout, stderr)
 }
 
 // fromDaemon asks the running agent; ok is false when none answers.
@@ -274,7 +285,31 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, log *slog.Logger, st
 	return code
 }
 
-func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slog.Logger, stdout, stderr io.Writer) int {
+// Optional abilities of a backend that `tickets test` uses.
+type (
+	// stepPreflighter checks the names the config uses, step by step
+	// (Jira, RT, PagerDuty).
+	stepPreflighter interface {
+		Preflight(ctx context.Context, step func(what string, err error) bool) bool
+	}
+	// errPreflighter checks them in one call (ServiceNow).
+	errPreflighter interface {
+		Preflight(ctx context.Context) error
+	}
+	// ticketChecker checks what the config names on a ticket's state
+	// (Jira: the transitions its status offers).
+	ticketChecker interface {
+		CheckTicket(ctx context.Context, r ticketing.Ref, step func(what string, err error) bool) bool
+	}
+	// pager: opening a ticket pages someone (PagerDuty).
+	pager interface{ Pages() bool }
+)
+
+// noLookup are the kinds that cannot look a ticket up by key: their Find
+// never finds, by design.
+var noLookup = map[string]bool{"webhook": true, "pagerduty": true, "alertmanager": true}
+
+func ticketsTest(ctx context.Context, cfg *configs.Config, name string, yes bool, log *slog.Logger, stdout, stderr io.Writer) int {
 	var bc *configs.Backend
 	for i := range cfg.Ticketing.Backends {
 		if cfg.Ticketing.Backends[i].Name == name {
@@ -290,14 +325,9 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slo
 		fmt.Fprintf(stderr, "l2agent tickets test: %v\n", err)
 		return 1
 	}
-	host, _ := os.Hostname()
-	key := fmt.Sprintf("%s/l2agent-test/%d", host, time.Now().Unix())
-	ctx = ticketing.WithEvent(ctx, ticketing.Event{Key: key, Seq: 1})
-	// step runs one operation, shown while it takes a second or more.
-	step := func(what string, op func() error) bool {
-		task := progress.Start(log, "tickets test", "backend", name, "step", what)
-		err := op()
-		task.End()
+	// report prints one check's outcome; step runs one operation, shown
+	// while it takes a second or more.
+	report := func(what string, err error) bool {
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", what, err)
 			return false
@@ -305,6 +335,40 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slo
 		fmt.Fprintf(stdout, "%s: ok\n", what)
 		return true
 	}
+	step := func(what string, op func() error) bool {
+		task := progress.Start(log, "tickets test", "backend", name, "step", what)
+		err := op()
+		task.End()
+		return report(what, err)
+	}
+	switch p := b.(type) {
+	case stepPreflighter:
+		task := progress.Start(log, "tickets test", "backend", name, "step", "checks")
+		ok := p.Preflight(ctx, report)
+		task.End()
+		if !ok {
+			return 1
+		}
+	case errPreflighter:
+		if !step("names the config uses", func() error { return p.Preflight(ctx) }) {
+			return 1
+		}
+	}
+	if p, ok := b.(pager); ok && p.Pages() && !yes {
+		fmt.Fprintf(stdout, "not opening a test ticket: in %s (%s) opening one pages the on-call.\n"+
+			"Run 'l2agent tickets test --yes %s' to trigger, comment and resolve a test alert (it pages, and is resolved at once).\n", name, bc.Kind, name)
+		return 0
+	}
+	return testTicket(ctx, b, name, noLookup[bc.Kind], report, step, stdout)
+}
+
+// testTicket opens, finds, comments and resolves a test ticket, checking
+// on it what the config names (ticketChecker) while it is open and once it
+// is resolved.
+func testTicket(ctx context.Context, b ticketing.Ticketer, name string, cannotFind bool, report func(string, error) bool, step func(string, func() error) bool, stdout io.Writer) int {
+	host, _ := os.Hostname()
+	key := fmt.Sprintf("%s/l2agent-test/%d", host, time.Now().Unix())
+	ctx = ticketing.WithEvent(ctx, ticketing.Event{Key: key, Seq: 1})
 	var ref ticketing.Ref
 	if !step("open", func() (err error) {
 		ref, err = b.Open(ctx, ticketing.Ticket{Key: key, Title: "[l2agent] " + host + ": test ticket (l2agent tickets test)", Tier: ticketing.L2, Host: host, Check: "l2agent-test", Severity: "warn",
@@ -314,15 +378,29 @@ func ticketsTest(ctx context.Context, cfg *configs.Config, name string, log *slo
 		return 1
 	}
 	fmt.Fprintf(stdout, "ticket #%s %s\n", ref.ID, ref.URL)
-	ok := step("find", func() error {
+	find := func() error {
 		found, ok, err := b.Find(ctx, key)
-		if err != nil || ok && found.ID != ref.ID {
-			return errors.Join(err, fmt.Errorf("found #%s, want #%s", found.ID, ref.ID))
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("the ticket just opened (#%s) is not found by its key: after a lost answer or state, l2agent would open a second one", ref.ID)
+		case found.ID != ref.ID:
+			return fmt.Errorf("found #%s, want #%s", found.ID, ref.ID)
 		}
 		return nil
-	}) &&
+	}
+	ok := true
+	if cannotFind {
+		fmt.Fprintf(stdout, "find: not checked (this kind cannot look a ticket up by key)\n")
+	} else {
+		ok = step("find", find)
+	}
+	checker, _ := b.(ticketChecker)
+	ok = ok && (checker == nil || checker.CheckTicket(ctx, ref, report)) &&
 		step("comment", func() error { return b.Comment(ctx, ref, "l2agent tickets test: comment") }) &&
-		step("resolve", func() error { return b.Resolve(ctx, ref, "l2agent tickets test: resolved") })
+		step("resolve", func() error { return b.Resolve(ctx, ref, "l2agent tickets test: resolved") }) &&
+		(checker == nil || checker.CheckTicket(ctx, ref, report))
 	if !ok {
 		return 1
 	}

@@ -5,22 +5,34 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/l2agent/l2agent/internal/ticketingtest"
 )
 
-// fake is an Events API v2 endpoint built from PagerDuty's documentation,
-// on the kit (which checks that every body is JSON and says so): it
-// rejects what PagerDuty rejects (400 "invalid event" with errors) and
-// keeps one alert per routing key and dedup_key. The kit serves one request
-// at a time and tests read the state after their requests, so it needs no
-// lock.
+// fake is an Events API v2 endpoint (alert events and change events)
+// built from PagerDuty's documentation (README.md, "The fake"), on the kit
+// (which checks that every body is JSON and says so): it rejects what
+// PagerDuty rejects (400 "invalid event" with errors), throttles each
+// routing key to its budget of events in a sliding minute (429, the event
+// not ingested), and keeps one alert per routing key and dedup_key. The
+// kit serves one request at a time and tests read the state after their
+// requests, so it needs no lock.
 type fake struct {
 	*ticketingtest.Server
-	alerts    map[string]*alert // routing_key + "|" + dedup_key
-	generated int               // dedup keys made for triggers without one
+	alerts    map[string]*alert        // routing_key + "|" + dedup_key
+	generated int                      // dedup keys made for triggers without one
+	changes   map[string][]ChangeEvent // routing_key → change events received
+
+	budget int                    // events per routing key in a sliding minute (PagerDuty: about 120)
+	now    time.Time              // the fake's clock, moved by tests
+	sent   map[string][]time.Time // routing_key → when its accepted events came, within the last minute
 }
+
+// maxEventBytes is the documented size limit of an event.
+const maxEventBytes = 512 * 1024
 
 type alert struct {
 	Status   string // triggered, resolved
@@ -34,10 +46,98 @@ type alert struct {
 }
 
 func newFake(t *testing.T) *fake {
-	f := &fake{alerts: map[string]*alert{}}
+	f := &fake{alerts: map[string]*alert{}, changes: map[string][]ChangeEvent{}, budget: 120,
+		now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), sent: map[string][]time.Time{}}
 	f.Server = ticketingtest.New(t, ticketingtest.Options{Error: pdError})
 	f.Handle("POST /v2/enqueue", f.enqueue)
+	f.Handle("POST /v2/change/enqueue", f.changeEnqueue)
 	return f
+}
+
+// throttled answers 429 when routing key rk has used its budget within the
+// last minute, and otherwise counts this event against it.
+func (f *fake) throttled(w http.ResponseWriter, rk string) bool {
+	var recent []time.Time
+	for _, at := range f.sent[rk] {
+		if f.now.Sub(at) < time.Minute {
+			recent = append(recent, at)
+		}
+	}
+	f.sent[rk] = recent
+	if len(recent) >= f.budget {
+		ticketingtest.WriteJSON(w, http.StatusTooManyRequests, Response{Status: "throttle exceeded",
+			Message: "Requests for this service are arriving too quickly. Please retry later."})
+		return true
+	}
+	f.sent[rk] = append(recent, f.now)
+	return false
+}
+
+// resolveByResponder is a responder resolving the alert in PagerDuty.
+func (f *fake) resolveByResponder(rk, dk string) {
+	f.alerts[rk+"|"+dk].Status = "resolved"
+}
+
+// pages counts the incidents opened (each pages the on-call).
+func (f *fake) pages() int {
+	n := 0
+	for _, a := range f.alerts {
+		n += a.Opened
+	}
+	return n
+}
+
+func (f *fake) changeEnqueue(w http.ResponseWriter, r *http.Request) {
+	raw := ticketingtest.Received(r).Raw
+	var e ChangeEvent
+	if json.Unmarshal(raw, &e) != nil {
+		pdError(w, http.StatusBadRequest, "Event object is invalid JSON")
+		return
+	}
+	var errs []string
+	if len(raw) > maxEventBytes {
+		errs = append(errs, "Event object is larger than 512 KB")
+	}
+	if len(e.RoutingKey) != 32 {
+		errs = append(errs, "Length of 'routing_key' is incorrect (should be 32 characters)")
+	} else if strings.HasPrefix(e.RoutingKey, "R") {
+		errs = append(errs, "Change events cannot be sent to a ruleset integration key")
+	}
+	if e.Payload.Summary == "" || len(e.Payload.Summary) > 1024 {
+		errs = append(errs, "'payload.summary' is missing, blank or longer than 1024 characters")
+	}
+	errs = append(errs, badTimestamp(e.Payload.Timestamp)...)
+	errs = append(errs, badLinks(e.Links)...)
+	if len(errs) > 0 {
+		ticketingtest.WriteJSON(w, http.StatusBadRequest, Response{Status: "invalid event", Message: "Event object is invalid", Errors: errs})
+		return
+	}
+	if f.throttled(w, e.RoutingKey) {
+		return
+	}
+	f.changes[e.RoutingKey] = append(f.changes[e.RoutingKey], e)
+	ticketingtest.WriteJSON(w, http.StatusAccepted, Response{Status: "success", Message: "Change event processed"})
+}
+
+func badTimestamp(ts string) []string {
+	if ts == "" {
+		return nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700"} {
+		if _, err := time.Parse(layout, ts); err == nil {
+			return nil
+		}
+	}
+	return []string{"'payload.timestamp' is not a valid ISO 8601 timestamp"}
+}
+
+func badLinks(links []Link) []string {
+	for _, l := range links {
+		if l.Href == "" {
+			return []string{"'links.href' is missing or blank"}
+		}
+	}
+	return nil
 }
 
 // pdError is PagerDuty's error answer: 400 is an invalid event.
@@ -73,13 +173,21 @@ func (f *fake) lastEvent(t *testing.T) Event {
 }
 
 func (f *fake) enqueue(w http.ResponseWriter, r *http.Request) {
+	raw := ticketingtest.Received(r).Raw
 	var e Event
-	if json.Unmarshal(ticketingtest.Received(r).Raw, &e) != nil {
+	if json.Unmarshal(raw, &e) != nil {
 		pdError(w, http.StatusBadRequest, "Event object is invalid JSON")
 		return
 	}
-	if errs := invalid(e); len(errs) > 0 {
+	errs := invalid(e)
+	if len(raw) > maxEventBytes {
+		errs = append(errs, "Event object is larger than 512 KB")
+	}
+	if len(errs) > 0 {
 		ticketingtest.WriteJSON(w, http.StatusBadRequest, Response{Status: "invalid event", Message: "Event object is invalid", Errors: errs})
+		return
+	}
+	if f.throttled(w, e.RoutingKey) {
 		return
 	}
 	if e.DedupKey == "" {
@@ -143,10 +251,8 @@ func invalid(e Event) []string {
 			errs = append(errs, "'payload.severity' is invalid (must be one of the following: 'critical', 'warning', 'error' or 'info')")
 		}
 	}
-	for _, l := range e.Links {
-		if l.Href == "" {
-			errs = append(errs, "'links.href' is missing or blank")
-		}
+	if e.Payload != nil {
+		errs = append(errs, badTimestamp(e.Payload.Timestamp)...)
 	}
-	return errs
+	return append(errs, badLinks(e.Links)...)
 }

@@ -1,6 +1,7 @@
 package pagerduty
 
 import (
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -28,9 +29,17 @@ type Options struct {
 	// Escalation: "retrigger" (re-trigger at critical on the next tier's
 	// routing key) or "policy" (do nothing: PagerDuty's escalation policy acts).
 	Escalation string `yaml:"escalation"`
-	// Comments re-trigger the alert with the comment (default true); false
-	// drops comments.
+	// Comments are sent (default true); false drops comments.
 	Comments *bool `yaml:"comments"`
+	// CommentAs is how a comment is sent: "change" (default), a change
+	// event on the service of the ticket's tier, which never pages; or
+	// "trigger", the alert triggered again with the comment in
+	// custom_details, which opens (and pages) a new incident when a
+	// responder has resolved the old one.
+	CommentAs string `yaml:"comment_as"`
+	// ChangeURL is the Change Events endpoint; default: url with
+	// /v2/enqueue replaced by /v2/change/enqueue.
+	ChangeURL string `yaml:"change_url"`
 	// Class is payload.class of every event.
 	Class string `yaml:"class"`
 }
@@ -61,6 +70,31 @@ func (o *Options) ApplyDefaults(string) {
 	if o.Class == "" {
 		o.Class = "l2agent"
 	}
+	if o.CommentAs == "" {
+		o.CommentAs = CommentAsChange
+	}
+	if o.ChangeURL == "" {
+		o.ChangeURL = ChangeURL(o.URL)
+	}
+}
+
+// The ways a comment is sent (comment_as).
+const (
+	CommentAsChange  = "change"
+	CommentAsTrigger = "trigger"
+)
+
+// ChangeURL is the Change Events endpoint next to the events endpoint
+// enqueue: https://events.pagerduty.com/v2/enqueue →
+// https://events.pagerduty.com/v2/change/enqueue.
+func ChangeURL(enqueue string) string {
+	if base, ok := strings.CutSuffix(strings.TrimRight(enqueue, "/"), "/v2/enqueue"); ok {
+		return base + "/v2/change/enqueue"
+	}
+	if u, err := url.Parse(enqueue); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host + "/v2/change/enqueue"
+	}
+	return enqueue
 }
 
 // validate reports bad values; path is the position of the block, e.g.
@@ -76,6 +110,10 @@ func (o *Options) Validate(path string, errf configs.Errorf) {
 		if k.s.Ref != "" || k.file != "" { // optional, but not both forms
 			configs.OneSecret(errf, path, k.name, k.s, k.file)
 		}
+	}
+	configs.CheckURL(errf, path+".change_url", o.ChangeURL)
+	if o.CommentAs != CommentAsChange && o.CommentAs != CommentAsTrigger {
+		errf(path+".comment_as", "%s.comment_as %q: want change or trigger", path, o.CommentAs)
 	}
 	if o.Escalation != "retrigger" && o.Escalation != "policy" {
 		errf(path+".escalation", "%s.escalation %q: want retrigger or policy", path, o.Escalation)

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,6 +73,8 @@ type Backend struct {
 	severity   map[string]string
 	escalation string
 	comments   bool
+	commentAs  string // change or trigger
+	changeURL  string
 	class      string
 	client     *rest.Client
 
@@ -85,7 +89,13 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	}
 	b := &Backend{name: name, url: o.URL, keys: map[ticketing.Tier]string{}, severity: map[string]string{"warn": "warning", "crit": "critical"},
 		escalation: o.Escalation, comments: o.Comments == nil || *o.Comments, class: o.Class,
-		last: map[string]ticketing.Ticket{}}
+		commentAs: o.CommentAs, changeURL: o.ChangeURL, last: map[string]ticketing.Ticket{}}
+	if b.commentAs == "" {
+		b.commentAs = CommentAsChange
+	}
+	if b.changeURL == "" {
+		b.changeURL = ChangeURL(o.URL)
+	}
 	for k, v := range o.Severity {
 		b.severity[k] = v
 	}
@@ -123,9 +133,22 @@ func DedupKey(key string) string {
 	return textfmt.Head(key, MaxDedupKey-1-2*sha256.Size) + "~" + hex.EncodeToString(sum[:])
 }
 
+// RateLimitBackoff is the least wait after PagerDuty's 429: it documents
+// no Retry-After for the Events API and asks for a backoff of "a few
+// minutes" (its retry guidance: about 30 s apart); one routing key is
+// shared by every host of a fleet (about 120 events a minute), so
+// retrying sooner only adds to the throttling. The outbox's own backoff
+// takes over when it grows longer; a Retry-After is honoured when longer.
+const RateLimitBackoff = 30 * time.Second
+
 func (b *Backend) send(ctx context.Context, e Event) (string, error) {
 	what := fmt.Sprintf("pagerduty %s %s", e.EventAction, e.DedupKey)
-	resp, err := b.client.Send(ctx, what, rest.Request{Method: http.MethodPost, Path: b.url, Body: e})
+	return b.post(ctx, what, b.url, e)
+}
+
+// post sends one event (alert or change) to url and classifies the answer.
+func (b *Backend) post(ctx context.Context, what, url string, body any) (string, error) {
+	resp, err := b.client.Send(ctx, what, rest.Request{Method: http.MethodPost, Path: url, Body: body})
 	if err != nil {
 		return "", err
 	}
@@ -135,9 +158,21 @@ func (b *Backend) send(ctx context.Context, e Event) (string, error) {
 		return "", ticketing.Final("http_4xx", fmt.Errorf("%s: HTTP 400 %s: %s", what, r.Status, strings.Join(r.Errors, "; ")))
 	}
 	if err := rest.CheckStatus(what, resp.Status, resp.Header, resp.Body); err != nil {
+		var de *ticketing.DeliveryError
+		if resp.Status == http.StatusTooManyRequests && errors.As(err, &de) {
+			de.RetryAfter = rateLimitWait(de.RetryAfter)
+		}
 		return "", err
 	}
 	return r.DedupKey, nil
+}
+
+// rateLimitWait is the wait after a 429: the server's Retry-After when it
+// is longer, else RateLimitBackoff plus up to half of it again at random,
+// so that the hosts sharing a routing key do not all come back at once.
+func rateLimitWait(retryAfter time.Duration) time.Duration {
+	w := RateLimitBackoff + time.Duration(rand.Int64N(int64(RateLimitBackoff/2)))
+	return max(w, retryAfter)
 }
 
 func (b *Backend) trigger(ctx context.Context, dk string, tier ticketing.Tier, severity string, t ticketing.Ticket, comment string) (string, error) {
@@ -221,14 +256,21 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	return ticketing.Ref{ID: id}, err
 }
 
-// Comment re-triggers the alert with the same dedup_key and the text in
-// custom_details.comment (PagerDuty adds it to the alert's log), or does
-// nothing when comments are off.
+// Comment sends the text as a change event on the service of the tier
+// the alert was last sent to (comment_as: change), which never pages; or
+// re-triggers the alert with the same dedup_key and the text in
+// custom_details.comment (comment_as: trigger), which PagerDuty adds to
+// the alert's log while it is open, and which opens and pages a new
+// incident when a responder has resolved it. Nothing is sent when
+// comments are off.
 func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) error {
 	if !b.comments {
 		return nil
 	}
 	t := b.known(ctx, r)
+	if b.commentAs == CommentAsChange {
+		return b.change(ctx, r.ID, t, text)
+	}
 	_, err := b.trigger(ctx, r.ID, t.Tier, "", t, text)
 	return err
 }

@@ -73,10 +73,17 @@ func TestLifeCycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, f.alert(keyL2, key).Opened)
 
+	// A comment is a change event on the service: the alert is untouched.
 	require.NoError(t, b.Comment(ctx, ref, "still 93%"))
 	a = f.alert(keyL2, key)
-	require.Equal(t, []string{"still 93%"}, a.Comments)
-	require.Equal(t, 3, a.Triggers)
+	require.Empty(t, a.Comments)
+	require.Equal(t, 2, a.Triggers)
+	require.Len(t, f.changes[keyL2], 1)
+	c := f.changes[keyL2][0]
+	require.Equal(t, "disk /var 93% used on web-7: still 93%", c.Payload.Summary)
+	require.Equal(t, "web-7", c.Payload.Source)
+	require.Equal(t, map[string]any{"dedup_key": key, "key": key, "tier": "L2", "comment": "still 93%"}, c.Payload.CustomDetails)
+	require.Equal(t, []Link{{Href: "https://wiki.example.com/runbooks/disk", Text: "Runbook"}}, c.Links)
 
 	tk := ticket(key)
 	tk.Severity = "crit"
@@ -87,7 +94,9 @@ func TestLifeCycle(t *testing.T) {
 	require.Equal(t, "critical", a.Severity)
 
 	require.NoError(t, b.Comment(ctx, ref, "at L3 now"))
-	require.Equal(t, []string{"escalated to L3", "at L3 now"}, f.alert(keyL3, key).Comments)
+	require.Equal(t, []string{"escalated to L3"}, f.alert(keyL3, key).Comments)
+	require.Len(t, f.changes[keyL3], 1, "a comment goes to the service of the tier the alert is at")
+	require.Equal(t, "at L3 now", f.changes[keyL3][0].Payload.CustomDetails["comment"])
 
 	require.NoError(t, b.Resolve(ctx, ref, "ok again"))
 	require.Equal(t, "resolved", f.alert(keyL2, key).Status)
@@ -197,7 +206,12 @@ func TestRetryable(t *testing.T) {
 		reason, retry, after := ticketing.Classify(err)
 		require.True(t, retry, "%d", status)
 		require.Equal(t, want, reason)
-		require.Zero(t, after, "PagerDuty sends no Retry-After: the outbox backs off")
+		if status == 429 {
+			require.GreaterOrEqual(t, after, RateLimitBackoff, "PagerDuty asks for a backoff of about 30 s")
+			require.Less(t, after, RateLimitBackoff*3/2)
+		} else {
+			require.Zero(t, after, "the outbox backs off")
+		}
 		require.Error(t, b.Resolve(context.Background(), ticketing.Ref{ID: "k"}, ""))
 	}
 	// A connection refused is retryable too.
@@ -219,6 +233,10 @@ func TestConfig(t *testing.T) {
 	require.Equal(t, "retrigger", o.Escalation)
 	require.Equal(t, map[string]string{"warn": "warning", "crit": "critical"}, o.Severity)
 	require.True(t, *o.Comments)
+	require.Equal(t, "change", o.CommentAs)
+	require.Equal(t, "https://events.pagerduty.com/v2/change/enqueue", o.ChangeURL)
+	require.Equal(t, "https://events.eu.pagerduty.com/v2/change/enqueue", ChangeURL("https://events.eu.pagerduty.com/v2/enqueue"))
+	require.Equal(t, "http://127.0.0.1:9/v2/change/enqueue", ChangeURL("http://127.0.0.1:9/pd"))
 	b, err := New("pd", *o, 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, keyL3, b.keys[ticketing.L3])
@@ -230,6 +248,7 @@ func TestConfig(t *testing.T) {
 		"        routing_key: ${PD_L2}\n        routing_key_l3: ${PD_L3}\n        routing_key_l3_file: x\n": "set routing_key_l3 or routing_key_l3_file, not both",
 		"        routing_key: ${PD_L2}\n        url: ftp://events.pagerduty.com/\n":                         "want an http:// or https:// URL",
 		"        routing_key: ${PD_L2}\n        escalation: page\n":                                         "want retrigger or policy",
+		"        routing_key: ${PD_L2}\n        comment_as: note\n":                                         "want change or trigger",
 		"        routing_key: ${PD_L2}\n        severity: {crit: fatal}\n":                                  "want one of critical, error, warning, info",
 		"        routing_key: ${PD_L2}\n        severity: {major: error}\n":                                 `unknown l2agent severity "major"`,
 		"        routing_key: " + keyL2 + "\n":                                                              "secrets are never written inline",

@@ -2,6 +2,7 @@ package rt
 
 import (
 	"cmp"
+	"time"
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/ticketing"
@@ -21,7 +22,16 @@ type Options struct {
 	PriorityL4  int            `yaml:"priority_l4"`
 	OwnerL3     string         `yaml:"owner_l3"` // optional owner set on escalation to L3
 	OwnerL4     string         `yaml:"owner_l4"`
+	// ReuseResolved: a ticket of the key that Find meets resolved (after
+	// the agent lost its record of the incident) is taken back when it was
+	// resolved within this long; older, or rejected or deleted, a new
+	// ticket refers to it. Default 24h (ticketing.reopen_window's
+	// default); 0: never.
+	ReuseResolved *configs.Duration `yaml:"reuse_resolved"`
 }
+
+// DefaultReuseResolved is reuse_resolved's default: reopen_window's.
+const DefaultReuseResolved = 24 * time.Hour
 
 // ApplyDefaults implements configs.Options: it fills what the config left out.
 func (o *Options) ApplyDefaults(string) {
@@ -32,6 +42,10 @@ func (o *Options) ApplyDefaults(string) {
 	o.PriorityL2 = cmp.Or(o.PriorityL2, 50)
 	o.PriorityL3 = cmp.Or(o.PriorityL3, 100) // RT shows 50 and 80 both as "Medium"
 	o.PriorityL4 = cmp.Or(o.PriorityL4, 100)
+	if o.ReuseResolved == nil {
+		d := configs.Duration(DefaultReuseResolved)
+		o.ReuseResolved = &d
+	}
 }
 
 // Validate implements configs.Options.

@@ -55,6 +55,9 @@ func TestRealRT(t *testing.T) {
 	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, env) })
 	t.Run("keys", func(t *testing.T) { testKeys(t, env) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, env) })
+	t.Run("find per state", func(t *testing.T) { testFindPerState(t, env) })
+	t.Run("recurrence after the store forgot", func(t *testing.T) { testRecurrenceAfterForget(t, env) })
+	t.Run("preflight", func(t *testing.T) { testPreflight(t, env) })
 }
 
 // testLifecycle drives one ticket through its whole life and checks after

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +52,11 @@ type Backend struct {
 	cf     string
 	tiers  map[ticketing.Tier]tier
 	client *rest.Client
+	reuse  time.Duration    // reuse_resolved
+	now    func() time.Time // the clock Find judges a resolve's age by
+
+	mu   sync.Mutex
+	prev map[string]oldTicket // key → the ticket Find met and could not use, for Open
 }
 
 // tier is where a ticket of one tier lives.
@@ -83,7 +89,12 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	base := strings.TrimRight(o.URL, "/")
 	base = strings.TrimSuffix(base, "/REST/2.0")
 	q3 := or(o.QueueL3, o.QueueL2)
+	reuse := DefaultReuseResolved
+	if o.ReuseResolved != nil {
+		reuse = o.ReuseResolved.D()
+	}
 	b := &Backend{
+		reuse: reuse, now: time.Now, prev: map[string]oldTicket{},
 		name: name,
 		base: base,
 		cf:   o.CustomField,
@@ -143,8 +154,14 @@ func QuoteSQL(s string) string {
 	return sb.String()
 }
 
-// Find returns the newest ticket, in any status, whose custom field holds
-// exactly key.
+// Find returns the newest ticket whose custom field holds exactly key and
+// that can still take this incident: one in an active status (new, open,
+// stalled, or any status of a custom lifecycle other than resolved,
+// rejected and deleted), or one resolved within reuse_resolved (by its
+// Resolved date). A rejected or deleted ticket, or one resolved longer
+// ago, is never returned: the deliverer would take it as the incident's
+// ticket without reopening it. Find then remembers the newest such
+// ticket, which the next Open of the key refers to.
 func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, error) {
 	if strings.ContainsAny(key, "\r\n") {
 		// A TicketSQL literal cannot hold a line break.
@@ -153,6 +170,8 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 	var page struct {
 		Items []struct {
 			ID           flexString    `json:"id"`
+			Status       string        `json:"Status"`
+			Resolved     string        `json:"Resolved"`
 			CustomFields []customField `json:"CustomFields"`
 		} `json:"items"`
 	}
@@ -161,24 +180,81 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		"orderby":  {"id"},
 		"order":    {"DESC"},
 		"per_page": {strconv.Itoa(findPageSize)},
-		"fields":   {"CustomFields"},
+		"fields":   {"CustomFields,Status,Resolved"},
 	}}, &page)
 	if err != nil {
 		return ticketing.Ref{}, false, err
 	}
+	var old *oldTicket
 	for _, it := range page.Items {
-		if cfValue(it.CustomFields, b.cf) == key {
+		if cfValue(it.CustomFields, b.cf) != key {
+			continue
+		}
+		why := b.unusable(it.Status, it.Resolved)
+		if why == "" {
+			b.remember(key, nil)
 			return b.ref(string(it.ID)), true, nil
 		}
+		if old == nil {
+			old = &oldTicket{id: string(it.ID), why: why}
+		}
 	}
+	b.remember(key, old)
 	return ticketing.Ref{}, false, nil
+}
+
+// oldTicket is a ticket of a key that Find could not use, and why.
+type oldTicket struct{ id, why string }
+
+// unusable says why a ticket in status, resolved at resolved (RT's
+// ISO 8601 UTC date), cannot take the key's incident again; "" when it
+// can.
+func (b *Backend) unusable(status, resolved string) string {
+	switch strings.ToLower(status) {
+	case "rejected", "deleted":
+		return "it is " + status
+	case statusResolved:
+		at, err := time.Parse(time.RFC3339, resolved)
+		if err != nil || at.Year() < 2000 { // RT writes 1970-01-01 for "never"
+			return "it is resolved, at a time RT did not say"
+		}
+		if ago := b.now().Sub(at); ago > b.reuse {
+			return fmt.Sprintf("it was resolved %s ago, longer than reuse_resolved (%s)", ago.Round(time.Minute), b.reuse)
+		}
+	}
+	return ""
+}
+
+// remember keeps (nil: forgets) the ticket of key that Find could not use.
+func (b *Backend) remember(key string, old *oldTicket) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old == nil {
+		delete(b.prev, key)
+		return
+	}
+	if len(b.prev) >= 1000 { // Find without Open, many times: keep it bounded
+		clear(b.prev)
+	}
+	b.prev[key] = *old
+}
+
+// previous is what Find remembered of key, forgotten as it is read.
+func (b *Backend) previous(key string) (oldTicket, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old, ok := b.prev[key]
+	delete(b.prev, key)
+	return old, ok
 }
 
 // Open creates the ticket in the queue of its tier (L2 unless t.Tier says
 // otherwise) with the alert key in the custom field. When RT created the
 // ticket but did not store the key (the field does not exist, does not
 // apply to the queue, or the user may not set it), Open returns the ref with
-// a final error: Find could never find that ticket again.
+// a final error: Find could never find that ticket again. When Find last
+// met only a ticket of the key that it could not use, the new ticket
+// refers to it (an RT RefersTo link) and its text says so.
 func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
 	tr := t.Tier
 	if tr < ticketing.L2 {
@@ -199,6 +275,10 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	}
 	if to.owner != "" {
 		req["Owner"] = to.owner
+	}
+	if old, ok := b.previous(t.Key); ok {
+		req["RefersTo"] = old.id
+		req["Content"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier ticket of this alert: #%s %s (not used again: %s).", old.id, b.TicketURL(old.id), old.why)
 	}
 	var created struct {
 		ID flexString `json:"id"`
