@@ -54,6 +54,8 @@ type Incident struct {
 	Events        uint64          `json:"events"`              // ticket operations queued so far
 	Refs          map[string]Ref  `json:"refs,omitempty"`      // backend → ticket
 	PrevRefs      map[string]Ref  `json:"prev_refs,omitempty"` // the previous ticket of this key
+
+	past *Past // "This happened before", for the ticket being opened or reopened (not stored)
 }
 
 // HistoryEntry is one state change, for the ticket body.

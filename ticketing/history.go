@@ -1,0 +1,242 @@
+package ticketing
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
+)
+
+// The history of incidents that ended: one compact record per incident
+// (per ticket episode: a reopen starts another), kept in the store's
+// "history" bucket in the order they ended, bounded by ticketing.history
+// (keep, max_per_key, max_total; the oldest dropped first). It only feeds
+// tickets ("This happened before") and `l2agent tickets history`.
+
+var bucketHistory = []byte("history")
+
+// How an incident ended.
+const (
+	// EndFixed: a remediation fixed it, verified by running the check
+	// again; no ticket was opened.
+	EndFixed = "fixed"
+	// EndCleared: back within its threshold for resolve_after, by itself
+	// or by someone's hand.
+	EndCleared = "cleared"
+	// EndUnreported: closed without a fix, as no longer reported
+	// (unmounted, rule or check removed).
+	EndUnreported = "unreported"
+	// EndReportOnly: closed without a fix, its check reporting it for
+	// dashboards only from then on.
+	EndReportOnly = "report_only"
+	// EndClosedByPerson: closed by a person in the ticket system. No
+	// backend reports this yet; the value is reserved.
+	EndClosedByPerson = "closed_by_person"
+)
+
+// PastIncident is the record of one incident that ended.
+type PastIncident struct {
+	Key    string            `json:"key"`
+	Host   string            `json:"host"`
+	Check  string            `json:"check"`
+	Metric string            `json:"metric,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Began: the breach began (or the ticket was opened); Cleared: the
+	// alert was back within its threshold (zero when it was not: closed
+	// without a fix); Ended: the ticket was resolved or closed.
+	Began    time.Time      `json:"began"`
+	Cleared  time.Time      `json:"cleared,omitzero"`
+	Ended    time.Time      `json:"ended"`
+	Severity alert.State    `json:"severity"` // the highest
+	Tier     Tier           `json:"tier,omitempty"`
+	Value    float64        `json:"value"` // the last firing value
+	Attempts []PastAttempt  `json:"attempts,omitempty"`
+	Outcome  string         `json:"outcome"`
+	FixedBy  string         `json:"fixed_by,omitempty"` // the action, when Outcome is fixed
+	Refs     map[string]Ref `json:"refs,omitempty"`     // backend → ticket
+}
+
+// PastAttempt is one remediation attempt of a past incident.
+type PastAttempt struct {
+	At      time.Time `json:"at"`
+	Action  string    `json:"action"`
+	Result  string    `json:"result"`
+	Success bool      `json:"success,omitempty"`
+}
+
+// Duration is how long the problem lasted: from the breach until it
+// cleared, or until the ticket was closed.
+func (p *PastIncident) Duration() time.Duration {
+	end := p.Cleared
+	if end.IsZero() {
+		end = p.Ended
+	}
+	return max(end.Sub(p.Began), 0)
+}
+
+// pastOf is the record of inc, which ends now with outcome.
+func pastOf(inc *Incident, now time.Time, outcome string) PastIncident {
+	began := inc.Since
+	if began.IsZero() || (!inc.Opened.IsZero() && inc.Opened.Before(began)) {
+		began = inc.Opened
+	}
+	sev := inc.Severity
+	for _, h := range inc.History {
+		if h.To.Firing() && !h.At.Before(began) && h.To > sev {
+			sev = h.To
+		}
+	}
+	p := PastIncident{Key: inc.Key, Host: inc.Host, Check: inc.Check, Metric: inc.Metric, Labels: maps.Clone(inc.Labels),
+		Began: began, Ended: now, Severity: sev, Tier: inc.Tier, Value: firingValue(inc), Outcome: outcome, Refs: maps.Clone(inc.Refs)}
+	if outcome == EndCleared {
+		p.Cleared = inc.OKSince
+	}
+	for _, a := range inc.Attempts {
+		if !a.At.Before(began.Add(-time.Minute)) {
+			p.Attempts = append(p.Attempts, PastAttempt{At: a.At, Action: a.Action, Result: a.Result, Success: a.Success})
+		}
+	}
+	return p
+}
+
+// addPast appends rec to the history and drops what the bounds no longer
+// allow: records older than keep, then the oldest of rec's key past
+// max_per_key, then the oldest of all past max_total.
+func (t *Txn) addPast(rec PastIncident, cfg configs.History, now time.Time) error {
+	b, err := t.tx.CreateBucketIfNotExists(bucketHistory)
+	if err != nil {
+		return fmt.Errorf("create the history bucket: %w", err)
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode the history record of %s: %w", rec.Key, err)
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("number the history record of %s: %w", rec.Key, err)
+	}
+	if err := b.Put(seqKey(seq), v); err != nil {
+		return fmt.Errorf("write the history record of %s: %w", rec.Key, err)
+	}
+	return pruneHistory(b, rec.Key, cfg, now)
+}
+
+// pruneHistory applies the bounds of cfg to the history bucket b, key
+// being the alert key whose record was just added. A record that cannot
+// be decoded counts towards max_total only, and goes as it becomes the
+// oldest.
+func pruneHistory(b *bolt.Bucket, key string, cfg configs.History, now time.Time) error {
+	var all, ofKey [][]byte
+	var expired [][]byte
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var r struct {
+			Key   string    `json:"key"`
+			Ended time.Time `json:"ended"`
+		}
+		if json.Unmarshal(v, &r) == nil {
+			if cfg.Keep > 0 && now.Sub(r.Ended) > cfg.Keep.D() {
+				expired = append(expired, k)
+				continue
+			}
+			if r.Key == key {
+				ofKey = append(ofKey, k)
+			}
+		}
+		all = append(all, k)
+	}
+	drop := expired
+	dropped := map[string]bool{}
+	if n := len(ofKey) - cfg.MaxPerKey; cfg.MaxPerKey > 0 && n > 0 {
+		for _, k := range ofKey[:n] {
+			drop, dropped[string(k)] = append(drop, k), true
+		}
+	}
+	left := len(all) - len(dropped)
+	for _, k := range all {
+		if cfg.MaxTotal <= 0 || left <= cfg.MaxTotal {
+			break
+		}
+		if !dropped[string(k)] {
+			drop, dropped[string(k)] = append(drop, k), true
+			left--
+		}
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("drop an old history record: %w", err)
+		}
+	}
+	return nil
+}
+
+// readHistory decodes every record of the history bucket b, oldest first;
+// a record that cannot be decoded is skipped with a log line.
+func readHistory(b *bolt.Bucket, log *slog.Logger) []PastIncident {
+	if b == nil {
+		return nil
+	}
+	var out []PastIncident
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var p PastIncident
+		if err := json.Unmarshal(v, &p); err != nil || p.Key == "" {
+			if log != nil {
+				log.Warn("incident history: skipping a record that cannot be read", "record", fmt.Sprintf("%x", k), "err", err)
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// History returns the incidents that ended, oldest first; records that
+// cannot be read are skipped and logged.
+func (s *Store) History(log *slog.Logger) ([]PastIncident, error) {
+	var out []PastIncident
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = readHistory(tx.Bucket(bucketHistory), log)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the incident history: %w", err)
+	}
+	return out, nil
+}
+
+// history is History inside the transaction.
+func (t *Txn) history(log *slog.Logger) []PastIncident {
+	return readHistory(t.tx.Bucket(bucketHistory), log)
+}
+
+// AddPast appends a record to the history, within its bounds.
+func (s *Store) AddPast(rec PastIncident, cfg configs.History, now time.Time) error {
+	return s.Update(func(t *Txn) error { return t.addPast(rec, cfg, now) })
+}
+
+// recall sets what the history holds of d's incident (inc.past) for the
+// ticket being opened or reopened.
+func (m *Manager) recall(d *decision) {
+	if d.tx == nil {
+		return
+	}
+	d.inc.past = pastFor(d.tx.history(m.log), d.inc, m.cfg.History.Shown, d.now)
+}
+
+// remember records the incident of d in the history if d ended it.
+func (m *Manager) remember(tx *Txn, d *decision) error {
+	if d.ended == "" {
+		return nil
+	}
+	if err := tx.addPast(pastOf(d.inc, d.now, d.ended), m.cfg.History, d.now); err != nil {
+		return fmt.Errorf("keep the history of %s: %w", d.inc.Key, err)
+	}
+	return nil
+}
