@@ -204,7 +204,7 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 // the backend is looked up before it is sent again.
 func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Outcome, error) {
 	t0 := time.Now()
-	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op, refs)
+	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event, Past: op.Ticket.Past}), op, refs)
 	d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
 	if err != nil {
 		reason, retryable, _ := Classify(err)
