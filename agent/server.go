@@ -80,6 +80,7 @@ func (a *Agent) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"pending": svc.Flush(ctx)})
 	})
+	a.historyRoutes(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(`<html><head><title>l2agent</title></head><body><h1>l2agent</h1><ul>

@@ -26,6 +26,7 @@ const ticketsUsage = `Usage:
   l2agent tickets list [--config FILE] [--json]   incidents and their tickets (from the running agent, or the store)
   l2agent tickets flush [--config FILE]           deliver the outbox now; report what remains
   l2agent tickets test [--config FILE] BACKEND    open, comment and resolve a test ticket
+  l2agent tickets history [--config FILE] [--json] [KEY-or-CHECK]   incidents that ended, newest first
 `
 
 func cmdTickets(args []string, stdout, stderr io.Writer) int {
@@ -39,6 +40,8 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, ticketsUsage)
 		return 0
+	case "history":
+		return cmdTicketsHistory(args[1:], stdout, stderr)
 	case "list":
 		synopsis = "tickets list [--config FILE] [--json]"
 	case "flush":
