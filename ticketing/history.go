@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -100,6 +102,9 @@ func pastOf(inc *Incident, now time.Time, outcome string) PastIncident {
 	for _, a := range inc.Attempts {
 		if !a.At.Before(began.Add(-time.Minute)) {
 			p.Attempts = append(p.Attempts, PastAttempt{At: a.At, Action: a.Action, Result: a.Result, Success: a.Success})
+			if a.Success && outcome == EndCleared { // the action cleared it (fix_not_holding sent it on)
+				p.Outcome, p.FixedBy = EndFixed, a.Action
+			}
 		}
 	}
 	return p
@@ -239,4 +244,111 @@ func (m *Manager) remember(tx *Txn, d *decision) error {
 		return fmt.Errorf("keep the history of %s: %w", d.inc.Key, err)
 	}
 	return nil
+}
+
+// RecordFixed keeps, in the history, an alert that a remediation fixed and
+// verified (it opened no ticket), and reports whether the fix_not_holding
+// rule applies now: the action fixed this key fix_not_holding.count times
+// within the window, this one included. The caller then sends the alert on
+// for a ticket, which firing escalates at once to L3.
+func (m *Manager) RecordFixed(a alert.Alert, at alert.Attempt, began, now time.Time) (bool, error) {
+	p := PastIncident{Key: a.Key, Host: a.Host, Check: a.Check, Metric: a.Metric, Labels: maps.Clone(a.Labels),
+		Began: began, Cleared: now, Ended: now, Severity: a.State, Value: a.Value, Outcome: EndFixed, FixedBy: at.Action,
+		Attempts: []PastAttempt{{At: at.At, Action: at.Action, Result: at.Result, Success: at.Success}}}
+	holding := true
+	err := m.update(func(tx *Txn, _ *int) error {
+		if err := tx.addPast(p, m.cfg.History, now); err != nil {
+			return fmt.Errorf("keep the fix of %s in the history: %w", a.Key, err)
+		}
+		holding = m.fixNotHolding(tx.history(m.log), a.Key, now) == ""
+		return nil
+	})
+	return !holding, err
+}
+
+// fixNotHolding says why the fix of key is not holding: an action fixed it
+// (verified) fix_not_holding.count times within the window before now; ""
+// when the rule is off or the count not reached.
+func (m *Manager) fixNotHolding(hist []PastIncident, key string, now time.Time) string {
+	rule := m.cfg.History.FixNotHolding
+	if rule.Count <= 0 {
+		return ""
+	}
+	n, action := 0, ""
+	for i := range hist {
+		if h := &hist[i]; h.Key == key && h.Outcome == EndFixed && now.Sub(h.Ended) <= rule.Window.D() {
+			n, action = n+1, h.FixedBy
+		}
+	}
+	if n < rule.Count {
+		return ""
+	}
+	return fmt.Sprintf("the fix is not holding: %s fixed this alert %d times within %s, and it is back (ticketing.history.fix_not_holding)", action, n, rule.Window.D())
+}
+
+// escalateIfFixNotHolding escalates at once to L3 the alert that starts
+// firing again although its action succeeded (a is sent on by the agent
+// only when fix_not_holding applies: see RecordFixed).
+func (m *Manager) escalateIfFixNotHolding(d *decision, a *alert.Transition) {
+	if d.tx == nil || len(a.Attempts) == 0 || !a.Attempts[len(a.Attempts)-1].Success {
+		return
+	}
+	if why := m.fixNotHolding(d.tx.history(m.log), a.Key, d.now); why != "" {
+		d.escalate(L3, why)
+	}
+}
+
+// FailingAction says why action is not to run for a: its last
+// skip_failing_action runs on this host (in the history and the open
+// incidents) all failed; "" when the rule is off or they did not.
+func (m *Manager) FailingAction(action string) (string, error) {
+	n := m.cfg.History.SkipFailingAction
+	if n <= 0 {
+		return "", nil
+	}
+	hist, err := m.store.History(m.log)
+	if err != nil {
+		return "", err
+	}
+	incs, err := m.store.Incidents()
+	if err != nil {
+		return "", err
+	}
+	var runs []PastAttempt
+	for _, h := range hist {
+		runs = append(runs, h.Attempts...)
+	}
+	for _, inc := range incs {
+		for _, a := range inc.Attempts {
+			runs = append(runs, PastAttempt{At: a.At, Action: a.Action, Result: a.Result, Success: a.Success})
+		}
+	}
+	var last []PastAttempt
+	for _, r := range runs {
+		if r.Action == action && ranResult(r.Result) && !slices.ContainsFunc(last, func(x PastAttempt) bool { return x == r }) {
+			last = append(last, r)
+		}
+	}
+	slices.SortFunc(last, func(x, y PastAttempt) int { return x.At.Compare(y.At) })
+	if len(last) < n {
+		return "", nil
+	}
+	for _, r := range last[len(last)-n:] {
+		if r.Success {
+			return "", nil
+		}
+	}
+	return fmt.Sprintf("%s failed the last %d times it ran on this host (the last at %s: %s); not run again (ticketing.history.skip_failing_action)",
+		action, n, last[len(last)-1].At.UTC().Format(time.RFC3339), last[len(last)-1].Result), nil
+}
+
+// ranResult reports whether an attempt's result says the action ran (it
+// was not held back by the policy): success, failed, not_verified, timeout.
+func ranResult(result string) bool {
+	label, _, _ := strings.Cut(result, ":")
+	switch label {
+	case "success", "failed", "not_verified", "timeout":
+		return true
+	}
+	return false
 }

@@ -22,8 +22,16 @@ import (
 type bodies struct {
 	*recorder
 	mu    sync.Mutex
-	texts []string
-	pasts []*Past
+	texts     []string
+	pasts     []*Past
+	escalated string // the text of the last escalation
+}
+
+func (b *bodies) Escalate(ctx context.Context, r Ref, tier Tier, t Ticket) error {
+	b.mu.Lock()
+	b.escalated = t.Body
+	b.mu.Unlock()
+	return b.recorder.Escalate(ctx, r, tier, t)
 }
 
 func (b *bodies) Open(ctx context.Context, t Ticket) (Ref, error) {

@@ -361,6 +361,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, a.Reason), 0)
 		}
 	}
+	m.escalateIfFixNotHolding(d, a)
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
 		d.escalate(L3, "the alert is crit")
 	}
