@@ -21,7 +21,7 @@ import (
 // bodies is a recorder that also keeps what each open and reopen said.
 type bodies struct {
 	*recorder
-	mu    sync.Mutex
+	mu        sync.Mutex
 	texts     []string
 	pasts     []*Past
 	escalated string // the text of the last escalation
