@@ -273,6 +273,11 @@ func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (
 		return Ref{}, false, err
 	}
 	ref := opened[op.Key]
+	if op.Kind == OpOpen {
+		// A ticket of this key seen earlier in the group (a resolve
+		// delivered with this open) is the previous ticket, not this one.
+		ref = Ref{}
+	}
 	if ref.ID == "" && inc != nil {
 		ref = inc.Refs[d.Name]
 	}

@@ -231,3 +231,20 @@ func TestHistoryCorruptRecordSkipped(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, hist, 2, "the corrupt record is skipped, the others read")
 }
+
+// A resolve and the next incident's open (past the reopen window) that wait
+// in one outbox group (the backend was down, or the resolve was in doubt
+// after a restart) file a new ticket, not the resolved one.
+func TestResolveThenNewOpenInOneGroup(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReopenWindow = configs.Duration(time.Minute)
+	h, _ := newBodiesHarness(t, cfg)
+	require.Equal(t, "open #1 L2", h.send(h.mount("/var", 0, "ok", "warn", 0.85)))
+	require.NoError(t, h.svc.Manager.Handle(h.mount("/var", time.Minute, "warn", "ok", 0.5)))
+	require.NoError(t, h.svc.Manager.Tick(context.Background(), h.t0.Add(20*time.Minute)))
+	require.NoError(t, h.svc.Manager.Handle(h.mount("/var", time.Hour, "ok", "warn", 0.85)))
+	require.Equal(t, "resolve #1, open #2 L2", h.flush())
+	inc := h.incident2(alert.Key("web-7", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/var"}))
+	require.Equal(t, "2", inc.Refs["rec"].ID)
+	require.Equal(t, "1", inc.PrevRefs["rec"].ID)
+}
