@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +68,30 @@ func TestTicketsHistoryCLI(t *testing.T) {
 	code, _, errs = runCLI("tickets", "history", "--config", cfg, "a", "b")
 	require.Equal(t, 2, code)
 	require.Contains(t, errs, `unexpected arguments ["b"]`)
+}
+
+// TestTicketsHistoryFromAgent: while an agent holds the store, `tickets
+// history` asks it (GET /api/v1/tickets/history at listen_address).
+func TestTicketsHistoryFromAgent(t *testing.T) {
+	dir := t.TempDir()
+	store, err := ticketing.OpenStore(filepath.Join(dir, agent.StoreFile), false, testkit.QuietLogger())
+	require.NoError(t, err)
+	defer store.Close() // held: the CLI cannot open it
+	at := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	served := []ticketing.PastIncident{{Key: "web-7/cpu/cpu_usage_ratio", Host: "web-7", Check: "cpu", Began: at, Ended: at.Add(time.Hour), Outcome: ticketing.EndCleared}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/api/v1/tickets/history", r.URL.Path)
+		json.NewEncoder(w).Encode(served)
+	}))
+	defer srv.Close()
+	cfg := filepath.Join(dir, "agent.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: %s\n", dir, strings.TrimPrefix(srv.URL, "http://"))), 0o600))
+	code, out, errs := runCLI("tickets", "history", "--config", cfg)
+	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `\n2026-11-02 08:00\s+1h\s+cleared\s+\S+\s+-\s+web-7/cpu/cpu_usage_ratio\s`, out)
+
+	srv.Close() // no agent answers, and the store is locked: say so
+	code, _, errs = runCLI("tickets", "history", "--config", cfg)
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "store is in use by another process")
 }
