@@ -158,7 +158,7 @@ func otherNoun(es []PastEntry) string {
 func writePastEntry(b *strings.Builder, e PastEntry) {
 	fmt.Fprintf(b, "    %s  %-8s %-27s", e.Began.UTC().Format("2006-01-02 15:04"), textfmt.Duration(time.Duration(e.DurationSeconds*float64(time.Second))), outcomeText(e.Outcome))
 	if e.Labels != nil {
-		b.WriteString(" " + labelSummary(e.Labels))
+		b.WriteString("  " + labelSummary(e.Labels))
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.Tickets)) {
 		r := e.Tickets[name]

@@ -99,7 +99,7 @@ func TestHistoryInNewTickets(t *testing.T) {
 		"    2026-11-26 08:00  10m      cleared                      rec #2\n"+
 		"    2026-11-24 08:00  10m      cleared                      rec #1\n"+
 		"  Same check, other mount: 0 time(s) in 30 days, 1 in 90 days. Last:\n"+
-		"    2026-11-26 10:00  10m      cleared                     /srv  rec #3\n")
+		"    2026-11-26 10:00  10m      cleared                      /srv  rec #3\n")
 	require.NotNil(t, past)
 	require.Len(t, past.SameKey, 2)
 	require.Equal(t, Ref{ID: "2"}, past.SameKey[0].Tickets["rec"])
