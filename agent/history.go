@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/l2agent/l2agent/internal/alert"
+	"github.com/l2agent/l2agent/ticketing"
 )
 
 // historyRoutes serves the incident history (`l2agent tickets history`
@@ -65,6 +66,6 @@ func (a *Agent) skipFailing(t *alert.Transition, action string) bool {
 		return false
 	}
 	a.log.Warn("remediation skipped: the action keeps failing on this host", "key", t.Key, "action", action, "why", why)
-	t.Attempts = append(t.Attempts, alert.Attempt{At: time.Now(), Action: action, Result: "skipped_failing: " + why})
+	t.Attempts = append(t.Attempts, alert.Attempt{At: time.Now(), Action: action, Result: ticketing.SkippedFailing + ": " + why})
 	return true
 }

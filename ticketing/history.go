@@ -352,3 +352,21 @@ func ranResult(result string) bool {
 	}
 	return false
 }
+
+// SkippedFailing starts the result of an attempt the agent did not make
+// because the action keeps failing (skip_failing_action).
+const SkippedFailing = "skipped_failing"
+
+// noteSkipped says in the ticket that the action of a was not run because
+// it keeps failing, when the decision files no new ticket (whose "What was
+// tried" says so already): a comment.
+func (m *Manager) noteSkipped(d *decision, a *alert.Transition) {
+	if slices.ContainsFunc(d.ops, func(op Op) bool { return op.Kind == OpOpen }) {
+		return
+	}
+	for _, at := range a.Attempts {
+		if strings.HasPrefix(at.Result, SkippedFailing+":") {
+			d.add(OpComment, "Remediation not run: "+strings.TrimSpace(strings.TrimPrefix(at.Result, SkippedFailing+":")), 0)
+		}
+	}
+}

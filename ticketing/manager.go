@@ -362,6 +362,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		}
 	}
 	m.escalateIfFixNotHolding(d, a)
+	m.noteSkipped(d, a)
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
 		d.escalate(L3, "the alert is crit")
 	}
