@@ -370,3 +370,38 @@ func (m *Manager) noteSkipped(d *decision, a *alert.Transition) {
 		}
 	}
 }
+
+// pastRefScan bounds how many of the newest history records pastRef reads.
+const pastRefScan = 50
+
+// pastRef gives the ticket of a delivered open to the history record of
+// its incident when the incident ended before the open was delivered (the
+// backend was down all along): the record then lacked it.
+func pastRef(tx *bolt.Tx, backend string, o Outcome) error {
+	b := tx.Bucket(bucketHistory)
+	if o.Op.Kind != OpOpen || b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	n := 0
+	for k, v := c.Last(); k != nil && n < pastRefScan; k, v = c.Prev() {
+		n++
+		var p PastIncident
+		if json.Unmarshal(v, &p) != nil || p.Key != o.Op.Key || p.Ended.Before(o.Op.Created) || p.Began.After(o.Op.Created) {
+			continue
+		}
+		if _, ok := p.Refs[backend]; ok {
+			return nil
+		}
+		if p.Refs == nil {
+			p.Refs = map[string]Ref{}
+		}
+		p.Refs[backend] = o.Ref
+		v, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encode the history record of %s: %w", p.Key, err)
+		}
+		return b.Put(append([]byte(nil), k...), v)
+	}
+	return nil
+}

@@ -248,3 +248,25 @@ func TestResolveThenNewOpenInOneGroup(t *testing.T) {
 	require.Equal(t, "2", inc.Refs["rec"].ID)
 	require.Equal(t, "1", inc.PrevRefs["rec"].ID)
 }
+
+// An incident that ended while its open waited in the outbox (the backend
+// was down all along) gets its ticket in the history once the open is
+// delivered.
+func TestHistoryRefAfterOutage(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReopenWindow = configs.Duration(time.Hour)
+	h, be := newBodiesHarness(t, cfg)
+	be.failN, be.failErr = 1000, Retryable("http_503", fmt.Errorf("down"))
+	require.NoError(t, h.svc.Manager.Handle(h.mount("/var", 0, "ok", "warn", 0.85)))
+	require.NoError(t, h.svc.Manager.Handle(h.mount("/var", 10*time.Minute, "warn", "ok", 0.5)))
+	require.NoError(t, h.svc.Manager.Tick(context.Background(), h.t0.Add(30*time.Minute)))
+	hist, err := h.svc.Store.History(nil)
+	require.NoError(t, err)
+	require.Len(t, hist, 1)
+	require.Empty(t, hist[0].Refs, "not delivered yet")
+	be.failN = 0
+	require.Equal(t, "open #1 L2, resolve #1", h.flush())
+	hist, err = h.svc.Store.History(nil)
+	require.NoError(t, err)
+	require.Equal(t, map[string]Ref{"rec": {ID: "1"}}, hist[0].Refs)
+}

@@ -440,6 +440,9 @@ func (s *Store) commit(backend string, outs []Outcome, settled bool) error {
 			if o.Ref.ID == "" {
 				continue
 			}
+			if err := pastRef(tx, backend, o); err != nil {
+				return err
+			}
 			v := tx.Bucket(bucketIncidents).Get([]byte(o.Op.Key))
 			if v == nil {
 				continue
