@@ -41,7 +41,11 @@ func (a *Agent) remediateStage(verify pipeline) stage {
 // t. fixed is true when the alert cleared; verified are the transitions of
 // the verifying runs.
 func (a *Agent) remediate(ctx context.Context, e *remediate.Engine, verify pipeline, r *runner, t *alert.Transition) (fixed bool, verified []alert.Transition) {
-	if _, ok := e.Rule(t.Alert); !ok {
+	action, ok := e.Rule(t.Alert)
+	if !ok {
+		return false, nil
+	}
+	if a.skipFailing(t, action) {
 		return false, nil
 	}
 	check := func(ctx context.Context) (bool, error) {
@@ -57,6 +61,10 @@ func (a *Agent) remediate(ctx context.Context, e *remediate.Engine, verify pipel
 	}
 	at, attempted := e.Remediate(ctx, t.Alert, check)
 	if at.Action == "" {
+		return false, verified
+	}
+	if at.Success && a.fixNotHolding(t, at) {
+		t.Attempts = append(t.Attempts, at) // ticketed, escalated at once to L3
 		return false, verified
 	}
 	if at.Success {

@@ -81,6 +81,7 @@ func (a *Agent) Handler() http.Handler {
 		json.NewEncoder(w).Encode(map[string]any{"pending": svc.Flush(ctx)})
 	})
 	a.deadLetterRoutes(mux)
+	a.historyRoutes(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(`<html><head><title>l2agent</title></head><body><h1>l2agent</h1><ul>

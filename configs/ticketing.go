@@ -33,6 +33,9 @@ type Ticketing struct {
 	// Unreported: what happens to the ticket of an alert the agent no longer
 	// evaluates (a filesystem unmounted, a check or rule removed).
 	Unreported Unreported `yaml:"unreported"`
+	// History: the incidents that ended, kept for new tickets of the same
+	// problem ("This happened before") and `l2agent tickets history`.
+	History History `yaml:"history"`
 
 	Backends []Backend `yaml:"backends"`
 }
@@ -117,6 +120,7 @@ func (t *Ticketing) ApplyDefaults(stateDir string) {
 	if t.Flapping.Window == 0 {
 		t.Flapping.Window = Duration(time.Hour)
 	}
+	t.History.applyDefaults()
 	for i := range t.Backends {
 		b := &t.Backends[i]
 		if b.Name == "" {
@@ -142,6 +146,7 @@ func (t *Ticketing) validate(errf func(path, format string, args ...any)) {
 	if t.Recurrence.Count < 1 {
 		errf("ticketing.recurrence.count", "ticketing.recurrence.count %d: want at least 1", t.Recurrence.Count)
 	}
+	t.History.validate(errf)
 	names := map[string]bool{}
 	for i, b := range t.Backends {
 		base := fmt.Sprintf("ticketing.backends[%d]", i)

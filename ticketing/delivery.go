@@ -204,7 +204,7 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 // the backend is looked up before it is sent again.
 func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Outcome, error) {
 	t0 := time.Now()
-	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event}), op, refs)
+	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event, Past: op.Ticket.Past}), op, refs)
 	d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
 	if err != nil {
 		reason, retryable, _ := Classify(err)
@@ -273,6 +273,11 @@ func (d *Deliverer) deliver(ctx context.Context, op Op, opened map[string]Ref) (
 		return Ref{}, false, err
 	}
 	ref := opened[op.Key]
+	if op.Kind == OpOpen {
+		// A ticket of this key seen earlier in the group (a resolve
+		// delivered with this open) is the previous ticket, not this one.
+		ref = Ref{}
+	}
 	if ref.ID == "" && inc != nil {
 		ref = inc.Refs[d.Name]
 	}

@@ -8,7 +8,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type KPI struct {
 	Incidents  *prometheus.CounterVec // {check, outcome}: auto_remediated, ticketed, escalated
 	Resolution prometheus.Histogram   // breach → resolved, seconds
-	Repeats    *prometheus.CounterVec // {check}: reopened, or a new ticket linking the previous one
+	Repeats    *prometheus.CounterVec // {check}: reopened, or a new ticket for a key with a past
+	Starts     *prometheus.CounterVec // {check}: a ticket opened or reopened (the repeats' whole)
 }
 
 // KPI outcomes.
@@ -28,11 +29,14 @@ func NewKPI(reg prometheus.Registerer) *KPI {
 			Help:    "Time from the breach to the ticket's resolution.",
 			Buckets: []float64{60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600}}),
 		Repeats: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "l2agent_incident_repeats_total",
-			Help: "Incidents that came back: a ticket reopened, or a new ticket for a key that had one before."},
+			Help: "Incidents that came back: a ticket reopened, or a new ticket for a key that had one before (or an incident in the history)."},
+			[]string{"check"}),
+		Starts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "l2agent_incident_starts_total",
+			Help: "Incidents that started: a ticket opened or reopened. l2agent_incident_repeats_total / this is the share of repeats."},
 			[]string{"check"}),
 	}
 	if reg != nil {
-		reg.MustRegister(k.Incidents, k.Resolution, k.Repeats)
+		reg.MustRegister(k.Incidents, k.Resolution, k.Repeats, k.Starts)
 	}
 	return k
 }
@@ -42,10 +46,12 @@ func (k *KPI) record(kind OpKind, inc Incident, seconds float64) {
 	switch kind {
 	case OpOpen:
 		k.Incidents.WithLabelValues(inc.Check, OutcomeTicketed).Inc()
-		if len(inc.PrevRefs) > 0 {
+		k.Starts.WithLabelValues(inc.Check).Inc()
+		if len(inc.PrevRefs) > 0 || inc.past != nil && len(inc.past.SameKey) > 0 {
 			k.Repeats.WithLabelValues(inc.Check).Inc()
 		}
 	case OpReopen:
+		k.Starts.WithLabelValues(inc.Check).Inc()
 		k.Repeats.WithLabelValues(inc.Check).Inc()
 	case OpEscalate:
 		k.Incidents.WithLabelValues(inc.Check, OutcomeEscalated).Inc()

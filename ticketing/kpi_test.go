@@ -8,6 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/alert"
 )
 
 func TestKPI(t *testing.T) {
@@ -45,3 +48,22 @@ l2agent_incident_resolution_seconds_count 1
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// A new ticket for a key whose incident left the store long ago (past the
+// reopen and recurrence windows) is still a repeat: the history has it.
+// Every open and reopen is a start: repeats / starts is the repeat share.
+func TestKPIRepeatFromHistory(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReopenWindow = configs.Duration(time.Hour)
+	h, _ := newBodiesHarness(t, cfg)
+	k := NewKPI(prometheus.NewRegistry())
+	h.svc.Manager.KPI = k
+	h.episode("/var", 0)
+	h.tick(30 * time.Hour) // past both windows: the incident leaves the store
+	require.Nil(t, h.incident2(alert.Key("web-7", "disk", "disk_used_ratio", map[string]string{"mountpoint": "/var"})))
+	h.episode("/srv", 40*time.Hour)
+	require.Equal(t, 0.0, testutil.ToFloat64(k.Repeats.WithLabelValues("disk")), "another mount is not a repeat")
+	h.episode("/var", 60*time.Hour)
+	require.Equal(t, 1.0, testutil.ToFloat64(k.Repeats.WithLabelValues("disk")))
+	require.Equal(t, 3.0, testutil.ToFloat64(k.Starts.WithLabelValues("disk")))
+}

@@ -113,6 +113,8 @@ type decision struct {
 	// shown is what the title and priority depended on when the last op
 	// was queued (or the decision began); nil: not known, not compared.
 	shown *look
+	tx    *Txn   // the store transaction deciding (nil: none read from)
+	ended string // the incident ends with this outcome (history.go)
 }
 
 // newDecision begins a decision on inc, before anything changes it.
@@ -163,12 +165,16 @@ func (m *Manager) ticket(inc *Incident, now time.Time, withBody bool) Ticket {
 		Key: inc.Key, Title: Title(inc), Body: body,
 		Host: inc.Host, Check: inc.Check, Metric: inc.Metric, Labels: maps.Clone(inc.Labels),
 		Severity: inc.Severity.String(), Tier: inc.Tier, RunbookURL: inc.RunbookURL, Flapping: inc.Flapping,
+		Past: inc.past,
 	}
 }
 
 func (m *Manager) commit(tx *Txn, d *decision, queued *int) error {
 	if err := tx.Save(d.inc, m.backends, d.ops); err != nil {
 		return fmt.Errorf("save incident %s: %w", d.inc.Key, err)
+	}
+	if err := m.remember(tx, d); err != nil {
+		return err
 	}
 	for _, op := range d.ops {
 		m.log.Debug("ticket operation queued", "key", d.inc.Key, "op", op.Kind, "tier", d.inc.Tier.String())
@@ -228,6 +234,7 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 			return nil
 		}
 		d := newDecision(m, inc, a.At)
+		d.tx = tx
 		m.record(inc, a)
 		m.reportOnly(d, a.Alert)
 		return m.commit(tx, d, queued)
@@ -239,6 +246,7 @@ func (m *Manager) handle(tx *Txn, a *alert.Transition, queued *int) error {
 		inc = newIncident(a.Alert)
 	}
 	d := newDecision(m, inc, a.At)
+	d.tx = tx
 	m.record(inc, a)
 	switch {
 	case a.Unreported != "":
@@ -326,6 +334,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		inc.Open, inc.Opened, inc.Tier, inc.TierSince = true, a.At, L2, a.At
 		inc.OKSince, inc.Resolved, inc.Reopens, inc.Flapping = time.Time{}, time.Time{}, nil, false
 		inc.Changes = []time.Time{a.At}
+		m.recall(d)
 		d.add(OpOpen, "", L2)
 	case !inc.Open:
 		// Back within the reopen window: the same ticket.
@@ -335,6 +344,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 		if a.Starts() && strings.TrimSpace(a.Details) != "" { // taken as it started firing again
 			text += "\n\nDiagnostics now:\n" + indent(a.Details, "  ")
 		}
+		m.recall(d)
+		text += pastText(inc.past)
 		d.add(OpReopen, text, inc.Tier)
 		if n := len(inc.Reopens); n >= m.cfg.Recurrence.Count {
 			d.escalate(inc.Tier+1, fmt.Sprintf("it recurred %d times within %s", n, m.cfg.Recurrence.Window.D()))
@@ -354,6 +365,8 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 			d.add(OpComment, fmt.Sprintf("Reported again, still %s: %s", a.State, textfmt.TicketField(a.Reason)), 0)
 		}
 	}
+	m.escalateIfFixNotHolding(d, a)
+	m.noteSkipped(d, a)
 	if a.State == alert.StateCrit && *m.cfg.EscalateOnCrit && inc.Tier < L3 {
 		d.escalate(L3, "the alert is crit")
 	}
@@ -400,6 +413,7 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, 
 			inc.Flapping = false
 		}
 		inc.Open, inc.Resolved, inc.Unknown = false, now, false
+		d.ended = EndCleared
 		d.add(OpResolve, fmt.Sprintf("Resolved: %s has been back within its threshold for %s (value now %s).", inc.Metric, textfmt.Duration(now.Sub(inc.OKSince)), textfmt.FormatValue(inc.Metric, inc.Value)), 0)
 		changed = true
 	case inc.Open && !inc.Unreported.IsZero():
@@ -407,6 +421,7 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, 
 			return nil
 		}
 		inc.Open, inc.Resolved, inc.Unknown, inc.OKSince = false, now, false, time.Time{}
+		d.ended = EndUnreported
 		d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s has not been evaluated for %s (%s). It was not verified as fixed; if the problem is still there, it opens a ticket again when it is reported.", inc.Metric, textfmt.Duration(now.Sub(inc.Unreported)), textfmt.TicketField(inc.UnreportedWhy)), 0)
 		changed = true
 	default:

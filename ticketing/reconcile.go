@@ -39,6 +39,7 @@ func (m *Manager) reportOnly(d *decision, a alert.Alert) {
 	// Kept, as when an unreported incident is closed: closed without a fix,
 	// so not a resolution in the KPIs.
 	inc.Unreported, inc.UnreportedWhy = d.now, a.ReportOnly
+	d.ended = EndReportOnly
 	d.add(OpResolve, fmt.Sprintf("Closed without a fix: %s is still %s (value %s), but from now on it is reported for dashboards only and files no ticket: %s. It was not verified as fixed.", inc.Metric, a.State, textfmt.FormatValue(inc.Metric, a.Value), a.ReportOnly), 0)
 }
 

@@ -113,6 +113,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 		}
 		line("Previous ticket", fmt.Sprintf("%s (%s): this problem happened before", v, name))
 	}
+	writePast(&b, inc.past)
 	if inc.Flapping {
 		b.WriteString("\nThis alert is FLAPPING: it changed state often; the ticket stays open until it settles.\n")
 	}

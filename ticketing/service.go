@@ -24,6 +24,9 @@ type eventKey struct{}
 type Event struct {
 	Key string
 	Seq uint64
+	// Past: this problem's history, on a reopen (for backends that send
+	// structured fields; the text carries it too).
+	Past *Past
 }
 
 // IdempotencyKey is "KEY#SEQ".

@@ -57,6 +57,8 @@ type Incident struct {
 	// Procedure is the standard procedure the ticket shows, rendered when
 	// the body is (Manager.SetProcedures); not stored.
 	Procedure string `json:"-"`
+
+	past *Past // "This happened before", for the ticket being opened or reopened (not stored)
 }
 
 // HistoryEntry is one state change, for the ticket body.
@@ -445,6 +447,9 @@ func (s *Store) commit(backend string, outs []Outcome, settled bool) error {
 			}
 			if o.Ref.ID == "" {
 				continue
+			}
+			if err := pastRef(tx, backend, o); err != nil {
+				return err
 			}
 			v := tx.Bucket(bucketIncidents).Get([]byte(o.Op.Key))
 			if v == nil {

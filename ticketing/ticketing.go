@@ -50,6 +50,9 @@ type Ticket struct {
 	// ticket (Updater) updates them before it delivers the operation. An
 	// open or an escalation always sets them.
 	Retitle bool `json:"retitle,omitempty"`
+	// Past, on an open (and the escalation queued with it) or a reopen:
+	// this problem's history on this host (history_render.go).
+	Past *Past `json:"past,omitempty"`
 }
 
 // Ticketer is one ticket system. Each call is a single attempt: retries,

@@ -32,6 +32,7 @@ const ticketsUsage = `Usage:
                                                   operations a backend refused for good
   l2agent tickets replay [--config FILE] BACKEND (--all | SEQ...)
                                                   move dead letters back into the outbox, in order
+  l2agent tickets history [--config FILE] [--json] [KEY-or-CHECK]   incidents that ended, newest first
 `
 
 func cmdTickets(args []string, stdout, stderr io.Writer) int {
@@ -47,6 +48,8 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "deadletters", "replay":
 		return cmdDeadLetters(sub, args[1:], stdout, stderr)
+	case "history":
+		return cmdTicketsHistory(args[1:], stdout, stderr)
 	case "list":
 		synopsis = "tickets list [--config FILE] [--json]"
 	case "flush":

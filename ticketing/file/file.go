@@ -27,6 +27,9 @@ type Line struct {
 	Body   string            `json:"body,omitempty"`
 	Text   string            `json:"text,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// History: this problem's past on this host, on open, escalate and
+	// reopen events when there is one ("This happened before").
+	History *ticketing.Past `json:"history,omitempty"`
 }
 
 // Backend writes tickets to a JSON-lines file. Tickets are numbered 1, 2,
@@ -118,7 +121,7 @@ func (b *Backend) Open(_ context.Context, t ticketing.Ticket) (ticketing.Ref, er
 		return ticketing.Ref{}, err
 	}
 	id := strconv.Itoa(lastNumber(ls) + 1)
-	err = b.append(Line{Time: time.Now().UTC(), Event: "open", Ticket: id, Key: t.Key, Tier: t.Tier.String(), Title: t.Title, Body: t.Body, Labels: t.Labels})
+	err = b.append(Line{Time: time.Now().UTC(), Event: "open", Ticket: id, Key: t.Key, Tier: t.Tier.String(), Title: t.Title, Body: t.Body, Labels: t.Labels, History: t.Past})
 	return b.ref(id), err
 }
 
@@ -169,7 +172,7 @@ func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) err
 
 // Escalate appends an escalate event with the ticket as it is now.
 func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tier ticketing.Tier, t ticketing.Ticket) error {
-	return b.event(ctx, r, "escalate", Line{Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body})
+	return b.event(ctx, r, "escalate", Line{Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body, History: t.Past})
 }
 
 // Resolve appends a resolve event.
@@ -179,5 +182,6 @@ func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) err
 
 // Reopen appends a reopen event.
 func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
-	return b.event(ctx, r, "reopen", Line{Text: text})
+	e, _ := ticketing.EventFrom(ctx)
+	return b.event(ctx, r, "reopen", Line{Text: text, History: e.Past})
 }

@@ -39,6 +39,9 @@ type Payload struct {
 	Severity       string            `json:"severity,omitempty"`
 	RunbookURL     string            `json:"runbook_url,omitempty"`
 	Time           time.Time         `json:"time"`
+	// History: this problem's past on this host, on open, escalate and
+	// reopen events when there is one ("This happened before").
+	History *ticketing.Past `json:"history,omitempty"`
 }
 
 // Backend posts to one URL.
@@ -96,7 +99,7 @@ func (b *Backend) Find(context.Context, string) (ticketing.Ref, bool, error) {
 // Open posts an open event; the receiver may answer {"id": "…"}.
 func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, error) {
 	id, err := b.post(ctx, Payload{Event: "open", Key: t.Key, Tier: t.Tier.String(), Title: t.Title, Body: t.Body,
-		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL})
+		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL, History: t.Past})
 	if err != nil {
 		return ticketing.Ref{}, err
 	}
@@ -115,7 +118,7 @@ func (b *Backend) Comment(ctx context.Context, r ticketing.Ref, text string) err
 // Escalate posts an escalate event with the ticket as it is now.
 func (b *Backend) Escalate(ctx context.Context, r ticketing.Ref, tier ticketing.Tier, t ticketing.Ticket) error {
 	_, err := b.post(ctx, Payload{Event: "escalate", Ticket: r.ID, Key: t.Key, Tier: tier.String(), Title: t.Title, Body: t.Body,
-		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL})
+		Host: t.Host, Check: t.Check, Metric: t.Metric, Labels: t.Labels, Severity: t.Severity, RunbookURL: t.RunbookURL, History: t.Past})
 	return err
 }
 
@@ -127,7 +130,8 @@ func (b *Backend) Resolve(ctx context.Context, r ticketing.Ref, text string) err
 
 // Reopen posts a reopen event.
 func (b *Backend) Reopen(ctx context.Context, r ticketing.Ref, text string) error {
-	_, err := b.post(ctx, Payload{Event: "reopen", Ticket: r.ID, Text: text, Key: keyOf(ctx)})
+	e, _ := ticketing.EventFrom(ctx)
+	_, err := b.post(ctx, Payload{Event: "reopen", Ticket: r.ID, Text: text, Key: e.Key, History: e.Past})
 	return err
 }
 
