@@ -501,6 +501,8 @@ type CheckResult struct {
 	Runs         uint64               `json:"runs"`
 	Errors       uint64               `json:"errors"`
 	Skipped      uint64               `json:"skipped"`
+	Abandoned    uint64               `json:"abandoned"` // runs abandoned at their timeout
+	Stuck        int64                `json:"stuck"`     // of which still blocked
 	Observations []checks.Observation `json:"observations,omitempty"`
 	Alerts       []alert.Alert        `json:"alerts,omitempty"`
 }
@@ -511,6 +513,7 @@ func (a *Agent) checkResult(r *runner) CheckResult {
 		Name: r.cfg.Name, Kind: r.cfg.Kind, Schedule: r.cfg.Schedule,
 		LastRun: r.lastRun, LastSuccess: r.lastSuccess, Duration: r.duration.Seconds(),
 		Error: r.lastErr, Runs: r.runs, Errors: r.errors, Skipped: r.skipped,
+		Abandoned: r.abandoned, Stuck: r.stuck.Load(),
 		Observations: slices.Clone(r.obs),
 	}
 	r.mu.RUnlock()

@@ -93,7 +93,12 @@ func get(t *testing.T, url string) string {
 }
 
 func TestHungAndPanickingChecksDoNotStopOthers(t *testing.T) {
-	t.Cleanup(func() { close(release) })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
 	a, srv := newTestAgent(t, `
 hostname: t1
 defaults: {jitter_max: 0s}
@@ -120,11 +125,17 @@ checks:
 	require.Contains(t, byName["boom"].Error, "check panicked")
 	require.Equal(t, alert.StateOK, byName["count"].State)
 	require.GreaterOrEqual(t, byName["boom"].Errors, uint64(2), "a panic does not stop the schedule")
-	// The hung run still holds its slot: later runs are skipped, not stacked.
+	// A hung run is abandoned at its timeout: later runs start afresh (and
+	// time out in turn) instead of being skipped for ever; the goroutines
+	// left blocked are counted.
 	require.Eventually(t, func() bool {
-		return strings.Contains(get(t, srv.URL+"/metrics"), `l2agent_check_skipped_total{check="hang"} `) &&
-			a.checkResultByName("hang").Skipped >= 1
-	}, 10*time.Second, 50*time.Millisecond)
+		h := a.checkResultByName("hang")
+		return h.Runs >= 3 && h.Errors >= 3 && h.Abandoned >= 3 && h.Stuck >= 3
+	}, 15*time.Second, 50*time.Millisecond)
+	metrics := get(t, srv.URL+"/metrics")
+	require.Regexp(t, `l2agent_check_runs_abandoned_total\{check="hang"\} [1-9]`, metrics)
+	require.Regexp(t, `l2agent_check_runs_stuck\{check="hang"\} [1-9]`, metrics)
+	require.Contains(t, metrics, `l2agent_check_runs_abandoned_total{check="count"} 0`)
 
 	// A scrape answers while the hung check is still hung.
 	body := get(t, srv.URL+"/metrics")
@@ -135,6 +146,55 @@ checks:
 	require.Contains(t, body, `l2agent_check_up{check="hang"} 0`)
 	require.Contains(t, body, `l2agent_check_up{check="count"} 1`)
 	require.Contains(t, get(t, srv.URL+"/-/ready"), "Ready")
+
+	// Once the blocked reads return, the stuck gauge goes back to 0.
+	close(release)
+	released = true
+	require.Eventually(t, func() bool { return a.checkResultByName("hang").Stuck == 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestStuckRunsAreBounded: a check that never returns is abandoned run
+// after run, up to maxStuck goroutines; past that a run fails at once with
+// the reason (the check's state is unknown, never silently skipped).
+func TestStuckRunsAreBounded(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	var calls atomic.Int64
+	r := &runner{cfg: configs.Check{Name: "stuck", Timeout: configs.Duration(5 * time.Millisecond)},
+		check: funcCheck{"stuck", func(context.Context) ([]checks.Observation, error) {
+			calls.Add(1)
+			<-block
+			return nil, nil
+		}}}
+	for i := range maxStuck {
+		res, ran := r.runOnce(context.Background())
+		require.True(t, ran, "run %d starts afresh", i)
+		require.True(t, res.abandoned, "run %d", i)
+		require.ErrorIs(t, res.err, ErrTimeout)
+	}
+	res, ran := r.runOnce(context.Background())
+	require.True(t, ran)
+	require.False(t, res.abandoned)
+	require.ErrorContains(t, res.err, "8 earlier runs ignored their timeout and are still stuck")
+	require.Equal(t, int64(maxStuck), calls.Load(), "no goroutine past the bound")
+	require.Equal(t, uint64(maxStuck), r.abandoned)
+	require.Equal(t, int64(maxStuck), r.stuck.Load())
+}
+
+// TestCancelledRunIsNotAbandoned: a check that honours its context is
+// waited for, not counted as abandoned.
+func TestCancelledRunIsNotAbandoned(t *testing.T) {
+	r := &runner{cfg: configs.Check{Name: "polite", Timeout: configs.Duration(5 * time.Millisecond)},
+		check: funcCheck{"polite", func(ctx context.Context) ([]checks.Observation, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}}
+	res, ran := r.runOnce(context.Background())
+	require.True(t, ran)
+	require.ErrorIs(t, res.err, ErrTimeout)
+	require.False(t, res.abandoned)
+	require.Zero(t, r.abandoned)
+	require.Zero(t, r.stuck.Load())
 }
 
 func (a *Agent) checkResultByName(name string) CheckResult {
