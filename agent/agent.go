@@ -53,6 +53,10 @@ type Options struct {
 	// only requests authenticated by the web config's basic_auth_users may
 	// use them.
 	EnableLifecycle bool
+	// ReloadInterval is the least time between two reloads asked for by
+	// SIGHUP or POST /-/reload (RequestReload); more requests meanwhile are
+	// folded into the next one. DefaultReloadInterval when not positive.
+	ReloadInterval time.Duration
 	// IdleTimeout closes keep-alive connections idle this long
 	// (--web.idle-timeout); DefaultIdleTimeout when not positive.
 	IdleTimeout time.Duration
@@ -82,6 +86,9 @@ type Agent struct {
 
 	srv       *http.Server
 	listener  net.Listener
+	sock      *apiSocket // the detailed API's unix socket; nil until Start(true)
+	reloads   reloadGate
+	reloaded  atomic.Uint64                     // reloads run (each answers every request it coalesced)
 	tickets   atomic.Pointer[ticketing.Service] // nil without ticket backends
 	ticketErr atomic.Pointer[string]            // why configured ticketing cannot work
 	tmetrics  *ticketing.Metrics
@@ -248,7 +255,12 @@ func (a *Agent) Start(listen bool) error {
 				return fmt.Errorf("web config %s: %w", a.opts.WebConfigFile, err)
 			}
 		}
-		a.listener = ln
+		sock, err := a.listenSocket(APISocket(a.Config()), a.Config().API.Group)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		a.sock, a.listener = sock, ln
 		a.srv = &http.Server{
 			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -262,7 +274,7 @@ func (a *Agent) Start(listen bool) error {
 				a.log.Error("HTTP server stopped", "err", err)
 			}
 		}()
-		attrs := []any{"address", ln.Addr().String()}
+		attrs := []any{"address", ln.Addr().String(), "api_socket", sock.path}
 		if webCfg != "" {
 			attrs = append(attrs, "web_config", webCfg) // TLS and basic auth as it says
 		}
@@ -271,7 +283,7 @@ func (a *Agent) Start(listen bool) error {
 	a.restoreAlerts(a.Config())
 	a.startTicketing(a.Config())
 	a.mu.Lock()
-	a.startSchedule()
+	a.startSchedule(nil)
 	a.mu.Unlock()
 	return nil
 }
@@ -284,13 +296,18 @@ func (a *Agent) Addr() string {
 	return a.listener.Addr().String()
 }
 
-// startSchedule must be called with a.mu held.
-func (a *Agent) startSchedule() {
+// startSchedule must be called with a.mu held. Each runner not in kept
+// runs once now (every one at start; after a reload, those whose config
+// changed); a kept one waits for its next scheduled time.
+func (a *Agent) startSchedule(kept []*runner) {
 	c := cron.New(cron.WithLogger(cron.DiscardLogger))
 	for _, r := range a.runners {
 		c.Schedule(r.sched, cron.FuncJob(func() { a.runScheduled(r) }))
+		if slices.Contains(kept, r) {
+			continue
+		}
 		a.log.Info("check scheduled", "check", r.cfg.Name, "kind", r.cfg.Kind, "schedule", r.cfg.Schedule, "timeout", r.cfg.Timeout.D())
-		go a.runScheduled(r) // once at start
+		go a.runScheduled(r) // once now
 	}
 	c.Start()
 	a.cron = c
@@ -358,6 +375,7 @@ func (a *Agent) NotReady() string {
 // ticketing cannot be put in force, is rejected and the running one is kept;
 // l2agent_config_last_reload_successful says which.
 func (a *Agent) Reload() error {
+	a.reloaded.Add(1)
 	n, err := a.reloadConfig()
 	if err != nil {
 		a.reload.successful.Set(0)
@@ -384,12 +402,15 @@ func (a *Agent) reloadConfig() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	old := a.cfg
-	if err := a.reloadTicketing(old, cfg); err != nil {
+	old, oldCfg := a.runners, a.cfg
+	if err := a.reloadTicketing(oldCfg, cfg); err != nil {
 		return 0, err
 	}
-	if cfg.ListenAddress != old.ListenAddress && a.opts.ListenAddress == "" {
-		a.log.Warn("listen_address changed; it takes effect on restart", "old", old.ListenAddress, "new", cfg.ListenAddress)
+	if cfg.ListenAddress != oldCfg.ListenAddress && a.opts.ListenAddress == "" {
+		a.log.Warn("listen_address changed; it takes effect on restart", "old", oldCfg.ListenAddress, "new", cfg.ListenAddress)
+	}
+	if a.sock != nil && (APISocket(cfg) != a.sock.path || cfg.API.Group != oldCfg.API.Group) {
+		a.log.Warn("api.socket or api.group changed; it takes effect on restart", "socket", a.sock.path)
 	}
 	for _, r := range a.runners {
 		if !slices.ContainsFunc(runners, func(n *runner) bool { return n.cfg.Name == r.cfg.Name }) {
@@ -399,7 +420,7 @@ func (a *Agent) reloadConfig() (int, error) {
 	if a.cron != nil {
 		a.cron.Stop()
 	}
-	a.reloadRemediation(old, cfg)
+	a.reloadRemediation(oldCfg, cfg)
 	a.cfg, a.runners = cfg, runners
 	a.setLogLevel(cfg)
 	if a.alertState.Load() != nil {
@@ -411,7 +432,7 @@ func (a *Agent) reloadConfig() (int, error) {
 		svc.ReconcileChecks(checkNames(cfg), time.Now())
 	}
 	if a.cron != nil {
-		a.startSchedule()
+		a.startSchedule(old)
 	}
 	return len(cfg.Checks), nil
 }
@@ -443,6 +464,9 @@ func (a *Agent) Stop(ctx context.Context) error {
 	var err error
 	if a.srv != nil {
 		err = a.srv.Shutdown(ctx)
+	}
+	if a.sock != nil {
+		err = errors.Join(err, a.sock.srv.Shutdown(ctx)) // removes the socket file
 	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()

@@ -68,7 +68,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func newTestAgent(t *testing.T, body string) (*Agent, *httptest.Server) {
 	t.Helper()
-	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger(), EnableLifecycle: true})
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger(), EnableLifecycle: true, ReloadInterval: time.Millisecond})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	require.NoError(t, a.Start(false))
@@ -313,4 +313,48 @@ func mountTmpfs(t *testing.T, size, name string) string {
 	require.NoError(t, err, "mount tmpfs: %s", out)
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	return mnt
+}
+
+// TestReloadsCoalescedAndOnlyChangedRerun: 200 reload requests at once
+// make at most a few reloads (one per ReloadInterval, the rest folded in),
+// every request answered; a check whose config did not change keeps its
+// schedule (one run, the one at start), one whose config changed runs again.
+func TestReloadsCoalescedAndOnlyChangedRerun(t *testing.T) {
+	body := `
+hostname: t3
+defaults: {jitter_max: 0s}
+checks:
+  - {name: hourly, kind: test_count, schedule: "@every 1h"}
+  - {name: other, kind: test_count, schedule: "@every 1h"}
+`
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger()})
+	require.NoError(t, err)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	require.NoError(t, a.Start(false))
+	defer stopAgent(t, a)
+	require.Eventually(t, a.Ready, 5*time.Second, 20*time.Millisecond)
+
+	errs := make(chan error, 200)
+	for range 200 {
+		go func() { errs <- a.RequestReload(context.Background()) }()
+	}
+	for range 200 {
+		require.NoError(t, <-errs)
+	}
+	require.LessOrEqual(t, a.reloaded.Load(), uint64(3), "200 requests coalesced")
+	require.GreaterOrEqual(t, a.reloaded.Load(), uint64(1))
+	metrics := get(t, srv.URL+"/metrics")
+	require.Contains(t, metrics, `l2agent_check_runs_total{check="hourly"} 1`+"\n")
+	require.Contains(t, metrics, `l2agent_check_runs_total{check="other"} 1`+"\n")
+	hourlyRun := a.checkResultByName("hourly").LastRun
+
+	// Only the changed check runs again.
+	before := time.Now()
+	require.NoError(t, os.WriteFile(a.opts.ConfigFile, []byte("state_dir: "+a.Config().StateDir+"\n"+
+		strings.Replace(body, `{name: other, kind: test_count, schedule: "@every 1h"}`, `{name: other, kind: test_count, schedule: "@every 1h", timeout: 7s}`, 1)), 0o600))
+	require.NoError(t, a.RequestReload(context.Background()))
+	require.Eventually(t, func() bool { return a.checkResultByName("other").LastRun.After(before) }, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, hourlyRun, a.checkResultByName("hourly").LastRun)
+	require.Contains(t, get(t, srv.URL+"/metrics"), `l2agent_check_runs_total{check="hourly"} 1`+"\n")
 }
