@@ -199,13 +199,10 @@ func (a *Agent) listenSocket(path, group string) (*apiSocket, error) {
 		return nil, fmt.Errorf("API socket: %w", err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	mode := os.FileMode(0o600)
-	if gid >= 0 {
-		mode = 0o660
-		if err := os.Lchown(path, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("API socket: give it to group %s: %w", group, err)
-		}
+	mode, err := a.socketGroup(path, group, gid)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
@@ -226,6 +223,27 @@ func (a *Agent) listenSocket(path, group string) (*apiSocket, error) {
 		}
 	}()
 	return s, nil
+}
+
+// socketGroup gives the socket to group gid and returns the mode it must
+// have: 0600 without a group, 0660 with one. An agent that may not give
+// the file away (no CAP_CHOWN and not itself in the group: add the group to
+// the unit's SupplementaryGroups=) makes it 0666 and leaves the decision to
+// the peer credential check (socketGuard), with a warning.
+func (a *Agent) socketGroup(path, group string, gid int) (os.FileMode, error) {
+	if gid < 0 {
+		return 0o600, nil
+	}
+	err := os.Lchown(path, -1, gid)
+	if err == nil {
+		return 0o660, nil
+	}
+	if errors.Is(err, syscall.EPERM) {
+		a.log.Warn("cannot give the API socket to api.group (the agent has no CAP_CHOWN and is not in the group); mode 0666, the peer credentials decide who may use it",
+			"socket", path, "group", group)
+		return 0o666, nil
+	}
+	return 0, fmt.Errorf("API socket: give it to group %s: %w", group, err)
 }
 
 // socketGuard serves h to the peers allowed on the socket; the file's mode

@@ -147,3 +147,24 @@ func TestStaleSocketReplaced(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "keep", strings.TrimSpace(string(b)))
 }
+
+// TestSocketGroupWithoutChown: an agent that may not give the socket to
+// api.group (here: an unprivileged process, a group it is not in) falls
+// back to mode 0666 and the peer credential check, and says so; with the
+// group of its own it gives it 0660.
+func TestSocketGroupWithoutChown(t *testing.T) {
+	a := webAgent(t, Options{})
+	path := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	mode, err := a.socketGroup(path, "own", os.Getegid())
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o660), mode)
+	mode, err = a.socketGroup(path, "", -1)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), mode)
+	if os.Geteuid() != 0 {
+		mode, err = a.socketGroup(path, "other", 64123)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o666), mode)
+	}
+}
