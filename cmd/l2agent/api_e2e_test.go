@@ -66,7 +66,7 @@ func apiTestUsers(t *testing.T) (group string, member, outsider apiUser) {
 		}
 		return apiUser{name: name, cred: c}
 	}
-	return group, mk("l2am"+tag, group), mk("l2ao"+tag)
+	return group, mk("l2am"+tag, group), mk("l2ao" + tag)
 }
 
 // curlAs runs curl as u: method on url, through sock when not "". It
