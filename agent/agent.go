@@ -83,6 +83,7 @@ type Agent struct {
 	ctx    context.Context // cancelled by Stop; parent of every run
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // scheduled jobs in flight (not hung check goroutines)
+	wgMu   sync.Mutex     // orders wg.Add before Stop's cancel and Wait
 
 	srv       *http.Server
 	listener  net.Listener
@@ -314,11 +315,16 @@ func (a *Agent) startSchedule(kept []*runner) {
 }
 
 func (a *Agent) runScheduled(r *runner) {
-	a.wg.Add(1)
-	defer a.wg.Done()
+	// Add under wgMu, and only before Stop cancels: never an Add racing
+	// Stop's Wait.
+	a.wgMu.Lock()
 	if a.ctx.Err() != nil {
+		a.wgMu.Unlock()
 		return
 	}
+	a.wg.Add(1)
+	a.wgMu.Unlock()
+	defer a.wg.Done()
 	a.RunCheck(a.ctx, r)
 	if r.infrequent {
 		// A check that runs every few minutes or hours (apt's simulated
@@ -455,7 +461,9 @@ func (a *Agent) reloadRemediation(old, cfg *configs.Config) {
 // It waits for in-flight runs up to ctx's deadline; a check that ignores its
 // context is abandoned.
 func (a *Agent) Stop(ctx context.Context) error {
+	a.wgMu.Lock()
 	a.cancel()
+	a.wgMu.Unlock()
 	a.mu.Lock()
 	if a.cron != nil {
 		a.cron.Stop()
