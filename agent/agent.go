@@ -53,6 +53,10 @@ type Options struct {
 	// only requests authenticated by the web config's basic_auth_users may
 	// use them.
 	EnableLifecycle bool
+	// ReloadInterval is the least time between two reloads asked for by
+	// SIGHUP or POST /-/reload (RequestReload); more requests meanwhile are
+	// folded into the next one. DefaultReloadInterval when not positive.
+	ReloadInterval time.Duration
 	// IdleTimeout closes keep-alive connections idle this long
 	// (--web.idle-timeout); DefaultIdleTimeout when not positive.
 	IdleTimeout time.Duration
@@ -79,9 +83,13 @@ type Agent struct {
 	ctx    context.Context // cancelled by Stop; parent of every run
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // scheduled jobs in flight (not hung check goroutines)
+	wgMu   sync.Mutex     // orders wg.Add before Stop's cancel and Wait
 
 	srv       *http.Server
 	listener  net.Listener
+	sock      *apiSocket // the detailed API's unix socket; nil until Start(true)
+	reloads   reloadGate
+	reloaded  atomic.Uint64                     // reloads run (each answers every request it coalesced)
 	tickets   atomic.Pointer[ticketing.Service] // nil without ticket backends
 	ticketErr atomic.Pointer[string]            // why configured ticketing cannot work
 	tmetrics  *ticketing.Metrics
@@ -252,7 +260,12 @@ func (a *Agent) Start(listen bool) error {
 				return fmt.Errorf("web config %s: %w", a.opts.WebConfigFile, err)
 			}
 		}
-		a.listener = ln
+		sock, err := a.listenSocket(APISocket(a.Config()), a.Config().API.Group)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		a.sock, a.listener = sock, ln
 		a.srv = &http.Server{
 			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -266,7 +279,7 @@ func (a *Agent) Start(listen bool) error {
 				a.log.Error("HTTP server stopped", "err", err)
 			}
 		}()
-		attrs := []any{"address", ln.Addr().String()}
+		attrs := []any{"address", ln.Addr().String(), "api_socket", sock.path}
 		if webCfg != "" {
 			attrs = append(attrs, "web_config", webCfg) // TLS and basic auth as it says
 		}
@@ -275,7 +288,7 @@ func (a *Agent) Start(listen bool) error {
 	a.restoreAlerts(a.Config())
 	a.startTicketing(a.Config())
 	a.mu.Lock()
-	a.startSchedule()
+	a.startSchedule(nil)
 	a.mu.Unlock()
 	return nil
 }
@@ -288,24 +301,34 @@ func (a *Agent) Addr() string {
 	return a.listener.Addr().String()
 }
 
-// startSchedule must be called with a.mu held.
-func (a *Agent) startSchedule() {
+// startSchedule must be called with a.mu held. Each runner not in kept
+// runs once now (every one at start; after a reload, those whose config
+// changed); a kept one waits for its next scheduled time.
+func (a *Agent) startSchedule(kept []*runner) {
 	c := cron.New(cron.WithLogger(cron.DiscardLogger))
 	for _, r := range a.runners {
 		c.Schedule(r.sched, cron.FuncJob(func() { a.runScheduled(r) }))
+		if slices.Contains(kept, r) {
+			continue
+		}
 		a.log.Info("check scheduled", "check", r.cfg.Name, "kind", r.cfg.Kind, "schedule", r.cfg.Schedule, "timeout", r.cfg.Timeout.D())
-		go a.runScheduled(r) // once at start
+		go a.runScheduled(r) // once now
 	}
 	c.Start()
 	a.cron = c
 }
 
 func (a *Agent) runScheduled(r *runner) {
-	a.wg.Add(1)
-	defer a.wg.Done()
+	// Add under wgMu, and only before Stop cancels: never an Add racing
+	// Stop's Wait.
+	a.wgMu.Lock()
 	if a.ctx.Err() != nil {
+		a.wgMu.Unlock()
 		return
 	}
+	a.wg.Add(1)
+	a.wgMu.Unlock()
+	defer a.wg.Done()
 	a.RunCheck(a.ctx, r)
 	if r.infrequent {
 		// A check that runs every few minutes or hours (apt's simulated
@@ -362,6 +385,7 @@ func (a *Agent) NotReady() string {
 // ticketing cannot be put in force, is rejected and the running one is kept;
 // l2agent_config_last_reload_successful says which.
 func (a *Agent) Reload() error {
+	a.reloaded.Add(1)
 	n, err := a.reloadConfig()
 	if err != nil {
 		a.reload.successful.Set(0)
@@ -388,12 +412,15 @@ func (a *Agent) reloadConfig() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	old := a.cfg
-	if err := a.reloadTicketing(old, cfg); err != nil {
+	old, oldCfg := a.runners, a.cfg
+	if err := a.reloadTicketing(oldCfg, cfg); err != nil {
 		return 0, err
 	}
-	if cfg.ListenAddress != old.ListenAddress && a.opts.ListenAddress == "" {
-		a.log.Warn("listen_address changed; it takes effect on restart", "old", old.ListenAddress, "new", cfg.ListenAddress)
+	if cfg.ListenAddress != oldCfg.ListenAddress && a.opts.ListenAddress == "" {
+		a.log.Warn("listen_address changed; it takes effect on restart", "old", oldCfg.ListenAddress, "new", cfg.ListenAddress)
+	}
+	if a.sock != nil && (APISocket(cfg) != a.sock.path || cfg.API.Group != oldCfg.API.Group) {
+		a.log.Warn("api.socket or api.group changed; it takes effect on restart", "socket", a.sock.path)
 	}
 	for _, r := range a.runners {
 		if !slices.ContainsFunc(runners, func(n *runner) bool { return n.cfg.Name == r.cfg.Name }) {
@@ -403,7 +430,7 @@ func (a *Agent) reloadConfig() (int, error) {
 	if a.cron != nil {
 		a.cron.Stop()
 	}
-	a.reloadRemediation(old, cfg)
+	a.reloadRemediation(oldCfg, cfg)
 	a.cfg, a.runners = cfg, runners
 	a.procCfg.Store(cfg)
 	a.setLogLevel(cfg)
@@ -416,7 +443,7 @@ func (a *Agent) reloadConfig() (int, error) {
 		svc.ReconcileChecks(checkNames(cfg), time.Now())
 	}
 	if a.cron != nil {
-		a.startSchedule()
+		a.startSchedule(old)
 	}
 	return len(cfg.Checks), nil
 }
@@ -439,7 +466,9 @@ func (a *Agent) reloadRemediation(old, cfg *configs.Config) {
 // It waits for in-flight runs up to ctx's deadline; a check that ignores its
 // context is abandoned.
 func (a *Agent) Stop(ctx context.Context) error {
+	a.wgMu.Lock()
 	a.cancel()
+	a.wgMu.Unlock()
 	a.mu.Lock()
 	if a.cron != nil {
 		a.cron.Stop()
@@ -448,6 +477,9 @@ func (a *Agent) Stop(ctx context.Context) error {
 	var err error
 	if a.srv != nil {
 		err = a.srv.Shutdown(ctx)
+	}
+	if a.sock != nil {
+		err = errors.Join(err, a.sock.srv.Shutdown(ctx)) // removes the socket file
 	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
@@ -506,6 +538,8 @@ type CheckResult struct {
 	Runs         uint64               `json:"runs"`
 	Errors       uint64               `json:"errors"`
 	Skipped      uint64               `json:"skipped"`
+	Abandoned    uint64               `json:"abandoned"` // runs abandoned at their timeout
+	Stuck        int64                `json:"stuck"`     // of which still blocked
 	Observations []checks.Observation `json:"observations,omitempty"`
 	Alerts       []alert.Alert        `json:"alerts,omitempty"`
 }
@@ -516,6 +550,7 @@ func (a *Agent) checkResult(r *runner) CheckResult {
 		Name: r.cfg.Name, Kind: r.cfg.Kind, Schedule: r.cfg.Schedule,
 		LastRun: r.lastRun, LastSuccess: r.lastSuccess, Duration: r.duration.Seconds(),
 		Error: r.lastErr, Runs: r.runs, Errors: r.errors, Skipped: r.skipped,
+		Abandoned: r.abandoned, Stuck: r.stuck.Load(),
 		Observations: slices.Clone(r.obs),
 	}
 	r.mu.RUnlock()

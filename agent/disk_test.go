@@ -42,7 +42,7 @@ checks:
 
 	stateOf := func() (alert.State, string) {
 		var st Status
-		require.NoError(t, json.Unmarshal([]byte(get(t, srv.URL+"/api/v1/status")), &st))
+		require.NoError(t, json.Unmarshal([]byte(apiGet(t, a, "/api/v1/status")), &st))
 		for _, al := range st.Alerts {
 			if strings.HasPrefix(al.Key, key+"{") && al.Labels["mountpoint"] == mnt {
 				return al.State, al.Details

@@ -92,6 +92,10 @@ var (
 		"Runs of a check.", []string{"check"}, nil)
 	descSkipped = prometheus.NewDesc(namespace+"_check_skipped_total",
 		"Scheduled runs of a check skipped because an earlier run was still going.", []string{"check"}, nil)
+	descAbandoned = prometheus.NewDesc(namespace+"_check_runs_abandoned_total",
+		"Runs of a check abandoned at their timeout because they ignored its cancellation; the next run starts afresh.", []string{"check"}, nil)
+	descStuck = prometheus.NewDesc(namespace+"_check_runs_stuck",
+		"Abandoned runs of a check that have not returned yet (goroutines still blocked).", []string{"check"}, nil)
 	descUp = prometheus.NewDesc(namespace+"_check_up",
 		"Whether the last run of a check succeeded (1) or not (0).", []string{"check"}, nil)
 )
@@ -149,6 +153,8 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(r.runs), name)
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(r.errors), name)
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.skipped), name)
+		ch <- prometheus.MustNewConstMetric(descAbandoned, prometheus.CounterValue, float64(r.abandoned), name)
+		ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, float64(r.stuck.Load()), name)
 		for _, o := range r.obs {
 			c.observation(ch, o)
 		}

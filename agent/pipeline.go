@@ -64,8 +64,8 @@ type Sink interface {
 	Transition(ctx context.Context, t alert.Transition)
 }
 
-// execute runs the check (bounded by its timeout, skipped when a run is
-// still going) and records the result for the metrics.
+// execute runs the check (bounded by its timeout, skipped when an earlier
+// run is still within its own; one past it is abandoned, see runOnce) and records the result for the metrics.
 func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
 	r := cr.r
 	log := a.log.With("check", r.cfg.Name)
@@ -80,11 +80,14 @@ func (a *Agent) execute(ctx context.Context, cr *checkRun) bool {
 		if first { // the run at start overlapped the first scheduled one
 			log.Debug("first run still going; this scheduled run is skipped")
 		} else {
-			log.Warn("check still running from an earlier run; this run is skipped")
+			log.Warn("check still running from an earlier run, within its timeout; this run is skipped")
 		}
 		return false
 	}
 	cr.res = res
+	if res.abandoned {
+		log.Warn("check run ignored its timeout and is abandoned; the next run starts afresh", "timeout", r.cfg.Timeout.D(), "stuck", r.stuck.Load())
+	}
 	if res.err != nil {
 		task.End("err", res.err)
 	} else {

@@ -27,8 +27,9 @@ type runner struct {
 	sched      cron.Schedule
 	infrequent bool // runs every infrequentRun or less often
 
-	running    atomic.Bool // a run is in flight (possibly hung past its timeout)
-	reconciled atomic.Bool // its first successful run was reconciled with ticketing
+	running    atomic.Bool  // a run is in flight, within its timeout
+	stuck      atomic.Int64 // abandoned runs whose goroutine has not returned
+	reconciled atomic.Bool  // its first successful run was reconciled with ticketing
 
 	mu          sync.RWMutex
 	obs         []checks.Observation
@@ -39,18 +40,35 @@ type runner struct {
 	runs        uint64
 	errors      uint64
 	skipped     uint64
+	abandoned   uint64 // runs abandoned at their timeout (see runOnce)
 	firstDone   bool
 }
 
 // result is what one run produced.
 type result struct {
-	obs []checks.Observation
-	err error
+	obs       []checks.Observation
+	err       error
+	abandoned bool // its goroutine was left blocked (see runOnce)
 }
 
-// runOnce runs the check with its timeout. It returns at the timeout even
-// when the check ignores ctx; the hung goroutine keeps r.running set, so
-// later runs are skipped until it returns. A panic becomes an error.
+// maxStuck is how many abandoned runs of one check may be stuck at once
+// (each holds a goroutine, and often a file descriptor or a child process):
+// past it, a run fails at once with the reason instead of starting another.
+const maxStuck = 8
+
+// Run states, for the hand-over between runOnce and the check's goroutine.
+const (
+	runGoing int32 = iota
+	runFinished
+	runAbandoned
+)
+
+// runOnce runs the check with its timeout. A run still going at its timeout
+// gets a grace of up to a second to honour its cancelled context; after that
+// it is abandoned: runOnce returns the timeout error, the goroutine is
+// counted (l2agent_check_runs_abandoned_total, l2agent_check_runs_stuck
+// until it returns) and the next scheduled run starts afresh. Only a run
+// within its timeout makes a later one be skipped. A panic becomes an error.
 func (r *runner) runOnce(parent context.Context) (res result, ran bool) {
 	if !r.running.CompareAndSwap(false, true) {
 		r.mu.Lock()
@@ -58,31 +76,66 @@ func (r *runner) runOnce(parent context.Context) (res result, ran bool) {
 		r.mu.Unlock()
 		return result{}, false
 	}
-	ctx, cancel := context.WithTimeoutCause(parent, r.cfg.Timeout.D(), ErrTimeout)
+	defer r.running.Store(false)
+	if n := r.stuck.Load(); n >= maxStuck {
+		return result{err: fmt.Errorf("not run: %d earlier runs ignored their timeout and are still stuck (a hung read or child process)", n)}, true
+	}
+	timeout := r.cfg.Timeout.D()
+	ctx, cancel := context.WithTimeoutCause(parent, timeout, ErrTimeout)
 	defer cancel()
+	var state atomic.Int32
 	done := make(chan result, 1)
 	go func() {
-		defer r.running.Store(false)
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{err: fmt.Errorf("check panicked: %v\n%s", p, firstLines(debug.Stack(), 12))}
-			}
-		}()
-		obs, err := r.check.Run(ctx)
-		done <- result{obs: obs, err: err}
+		res := r.call(ctx)
+		if state.CompareAndSwap(runGoing, runFinished) {
+			done <- res
+			return
+		}
+		r.stuck.Add(-1) // abandoned earlier; it has returned now
 	}()
 	select {
 	case res = <-done:
 	case <-ctx.Done():
-		res = result{err: context.Cause(ctx)}
+		abandoned := r.abandonAfterGrace(&state, done, min(time.Second, timeout))
+		res = result{err: context.Cause(ctx), abandoned: abandoned}
 		if errors.Is(res.err, ErrTimeout) {
-			res.err = fmt.Errorf("%w after %s", ErrTimeout, r.cfg.Timeout.D())
+			res.err = fmt.Errorf("%w after %s", ErrTimeout, timeout)
 		}
 	}
 	if res.err == nil && ctx.Err() != nil { // finished, but only after the deadline
-		res = result{err: fmt.Errorf("%w after %s", ErrTimeout, r.cfg.Timeout.D())}
+		res = result{err: fmt.Errorf("%w after %s", ErrTimeout, timeout)}
 	}
 	return res, true
+}
+
+// abandonAfterGrace waits up to grace for a cancelled run to return; a run
+// that does not is abandoned and counted; it says which.
+func (r *runner) abandonAfterGrace(state *atomic.Int32, done <-chan result, grace time.Duration) bool {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done: // it honoured the cancellation
+	case <-t.C:
+		if state.CompareAndSwap(runGoing, runAbandoned) {
+			r.stuck.Add(1)
+			r.mu.Lock()
+			r.abandoned++
+			r.mu.Unlock()
+			return true
+		}
+	}
+	return false
+}
+
+// call runs the check once; a panic becomes an error.
+func (r *runner) call(ctx context.Context) (res result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = result{err: fmt.Errorf("check panicked: %v\n%s", p, firstLines(debug.Stack(), 12))}
+		}
+	}()
+	obs, err := r.check.Run(ctx)
+	return result{obs: obs, err: err}
 }
 
 func firstLines(b []byte, n int) string {

@@ -68,7 +68,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func newTestAgent(t *testing.T, body string) (*Agent, *httptest.Server) {
 	t.Helper()
-	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger(), EnableLifecycle: true})
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger(), EnableLifecycle: true, ReloadInterval: time.Millisecond})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	require.NoError(t, a.Start(false))
@@ -93,7 +93,12 @@ func get(t *testing.T, url string) string {
 }
 
 func TestHungAndPanickingChecksDoNotStopOthers(t *testing.T) {
-	t.Cleanup(func() { close(release) })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
 	a, srv := newTestAgent(t, `
 hostname: t1
 defaults: {jitter_max: 0s}
@@ -120,11 +125,17 @@ checks:
 	require.Contains(t, byName["boom"].Error, "check panicked")
 	require.Equal(t, alert.StateOK, byName["count"].State)
 	require.GreaterOrEqual(t, byName["boom"].Errors, uint64(2), "a panic does not stop the schedule")
-	// The hung run still holds its slot: later runs are skipped, not stacked.
+	// A hung run is abandoned at its timeout: later runs start afresh (and
+	// time out in turn) instead of being skipped for ever; the goroutines
+	// left blocked are counted.
 	require.Eventually(t, func() bool {
-		return strings.Contains(get(t, srv.URL+"/metrics"), `l2agent_check_skipped_total{check="hang"} `) &&
-			a.checkResultByName("hang").Skipped >= 1
-	}, 10*time.Second, 50*time.Millisecond)
+		h := a.checkResultByName("hang")
+		return h.Runs >= 3 && h.Errors >= 3 && h.Abandoned >= 3 && h.Stuck >= 3
+	}, 15*time.Second, 50*time.Millisecond)
+	metrics := get(t, srv.URL+"/metrics")
+	require.Regexp(t, `l2agent_check_runs_abandoned_total\{check="hang"\} [1-9]`, metrics)
+	require.Regexp(t, `l2agent_check_runs_stuck\{check="hang"\} [1-9]`, metrics)
+	require.Contains(t, metrics, `l2agent_check_runs_abandoned_total{check="count"} 0`)
 
 	// A scrape answers while the hung check is still hung.
 	body := get(t, srv.URL+"/metrics")
@@ -135,6 +146,55 @@ checks:
 	require.Contains(t, body, `l2agent_check_up{check="hang"} 0`)
 	require.Contains(t, body, `l2agent_check_up{check="count"} 1`)
 	require.Contains(t, get(t, srv.URL+"/-/ready"), "Ready")
+
+	// Once the blocked reads return, the stuck gauge goes back to 0.
+	close(release)
+	released = true
+	require.Eventually(t, func() bool { return a.checkResultByName("hang").Stuck == 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestStuckRunsAreBounded: a check that never returns is abandoned run
+// after run, up to maxStuck goroutines; past that a run fails at once with
+// the reason (the check's state is unknown, never silently skipped).
+func TestStuckRunsAreBounded(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	var calls atomic.Int64
+	r := &runner{cfg: configs.Check{Name: "stuck", Timeout: configs.Duration(5 * time.Millisecond)},
+		check: funcCheck{"stuck", func(context.Context) ([]checks.Observation, error) {
+			calls.Add(1)
+			<-block
+			return nil, nil
+		}}}
+	for i := range maxStuck {
+		res, ran := r.runOnce(context.Background())
+		require.True(t, ran, "run %d starts afresh", i)
+		require.True(t, res.abandoned, "run %d", i)
+		require.ErrorIs(t, res.err, ErrTimeout)
+	}
+	res, ran := r.runOnce(context.Background())
+	require.True(t, ran)
+	require.False(t, res.abandoned)
+	require.ErrorContains(t, res.err, "8 earlier runs ignored their timeout and are still stuck")
+	require.Equal(t, int64(maxStuck), calls.Load(), "no goroutine past the bound")
+	require.Equal(t, uint64(maxStuck), r.abandoned)
+	require.Equal(t, int64(maxStuck), r.stuck.Load())
+}
+
+// TestCancelledRunIsNotAbandoned: a check that honours its context is
+// waited for, not counted as abandoned.
+func TestCancelledRunIsNotAbandoned(t *testing.T) {
+	r := &runner{cfg: configs.Check{Name: "polite", Timeout: configs.Duration(5 * time.Millisecond)},
+		check: funcCheck{"polite", func(ctx context.Context) ([]checks.Observation, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}}
+	res, ran := r.runOnce(context.Background())
+	require.True(t, ran)
+	require.ErrorIs(t, res.err, ErrTimeout)
+	require.False(t, res.abandoned)
+	require.Zero(t, r.abandoned)
+	require.Zero(t, r.stuck.Load())
 }
 
 func (a *Agent) checkResultByName(name string) CheckResult {
@@ -253,4 +313,48 @@ func mountTmpfs(t *testing.T, size, name string) string {
 	require.NoError(t, err, "mount tmpfs: %s", out)
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	return mnt
+}
+
+// TestReloadsCoalescedAndOnlyChangedRerun: 200 reload requests at once
+// make at most a few reloads (one per ReloadInterval, the rest folded in),
+// every request answered; a check whose config did not change keeps its
+// schedule (one run, the one at start), one whose config changed runs again.
+func TestReloadsCoalescedAndOnlyChangedRerun(t *testing.T) {
+	body := `
+hostname: t3
+defaults: {jitter_max: 0s}
+checks:
+  - {name: hourly, kind: test_count, schedule: "@every 1h"}
+  - {name: other, kind: test_count, schedule: "@every 1h"}
+`
+	a, err := New(Options{ConfigFile: writeConfig(t, body), Logger: testkit.QuietLogger()})
+	require.NoError(t, err)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	require.NoError(t, a.Start(false))
+	defer stopAgent(t, a)
+	require.Eventually(t, a.Ready, 5*time.Second, 20*time.Millisecond)
+
+	errs := make(chan error, 200)
+	for range 200 {
+		go func() { errs <- a.RequestReload(context.Background()) }()
+	}
+	for range 200 {
+		require.NoError(t, <-errs)
+	}
+	require.LessOrEqual(t, a.reloaded.Load(), uint64(3), "200 requests coalesced")
+	require.GreaterOrEqual(t, a.reloaded.Load(), uint64(1))
+	metrics := get(t, srv.URL+"/metrics")
+	require.Contains(t, metrics, `l2agent_check_runs_total{check="hourly"} 1`+"\n")
+	require.Contains(t, metrics, `l2agent_check_runs_total{check="other"} 1`+"\n")
+	hourlyRun := a.checkResultByName("hourly").LastRun
+
+	// Only the changed check runs again.
+	before := time.Now()
+	require.NoError(t, os.WriteFile(a.opts.ConfigFile, []byte("state_dir: "+a.Config().StateDir+"\n"+
+		strings.Replace(body, `{name: other, kind: test_count, schedule: "@every 1h"}`, `{name: other, kind: test_count, schedule: "@every 1h", timeout: 7s}`, 1)), 0o600))
+	require.NoError(t, a.RequestReload(context.Background()))
+	require.Eventually(t, func() bool { return a.checkResultByName("other").LastRun.After(before) }, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, hourlyRun, a.checkResultByName("hourly").LastRun)
+	require.Contains(t, get(t, srv.URL+"/metrics"), `l2agent_check_runs_total{check="hourly"} 1`+"\n")
 }

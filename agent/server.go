@@ -14,9 +14,17 @@ import (
 	"github.com/l2agent/l2agent/ticketing"
 )
 
-// Handler serves /metrics, /-/healthy, /-/ready, /-/reload and /api/v1/.
-// The state-changing endpoints (POST) are guarded: see stateChanging.
+// Handler is what the agent serves over TCP: /metrics, /-/healthy,
+// /-/ready, and the detailed API (/api/v1/, /-/reload) only to requests
+// authenticated by the web config (see tcpGuard). The state-changing
+// endpoints (POST) are guarded further: see stateChanging.
 func (a *Agent) Handler() http.Handler {
+	return a.tcpGuard(a.routes(), a.SocketPath())
+}
+
+// routes serves every endpoint, unguarded but for stateChanging: the API
+// socket serves it to its allowed peers, Handler over TCP.
+func (a *Agent) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(a.reg, http.HandlerFunc(a.serveMetrics)))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -29,8 +37,8 @@ func (a *Agent) Handler() http.Handler {
 		}
 		w.Write([]byte("l2agent is Ready.\n"))
 	})
-	a.stateChanging(mux, "POST /-/reload", "SIGHUP (systemctl reload l2agent) reloads the config whatever the flags.", func(w http.ResponseWriter, _ *http.Request) {
-		if err := a.Reload(); err != nil {
+	a.stateChanging(mux, "POST /-/reload", "SIGHUP (systemctl reload l2agent) reloads the config whatever the flags.", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.RequestReload(r.Context()); err != nil {
 			var cerrs configs.Errors
 			if errors.As(err, &cerrs) {
 				http.Error(w, "config rejected, the running one is kept:\n"+err.Error(), http.StatusBadRequest)
@@ -85,7 +93,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(`<html><head><title>l2agent</title></head><body><h1>l2agent</h1><ul>
-<li><a href="metrics">/metrics</a></li><li><a href="api/v1/status">/api/v1/status</a></li>
+<li><a href="metrics">/metrics</a></li>
 <li><a href="-/healthy">/-/healthy</a></li><li><a href="-/ready">/-/ready</a></li></ul></body></html>
 `))
 	})

@@ -49,8 +49,8 @@ func (a *Agent) stateChanging(mux *http.ServeMux, pattern, hint string, h http.H
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if !a.lifecycleAllowed(r) {
 			a.log.Warn("refused a lifecycle request: the endpoint is off", "path", path, "remote", r.RemoteAddr)
-			http.Error(w, fmt.Sprintf("POST %s is off: start l2agent with %s, or set basic_auth_users in the file of --web.config.file to allow it for authenticated requests. %s",
-				path, LifecycleFlag, hint), http.StatusForbidden)
+			http.Error(w, fmt.Sprintf("POST %s is off over TCP: use the unix socket %s (root and the members of the config's api.group), start l2agent with %s, or set basic_auth_users in the file of --web.config.file to allow it for authenticated requests. %s",
+				path, a.SocketPath(), LifecycleFlag, hint), http.StatusForbidden)
 			return
 		}
 		if err := crossOrigin.Check(r); err != nil {
@@ -69,21 +69,13 @@ func (a *Agent) stateChanging(mux *http.ServeMux, pattern, hint string, h http.H
 }
 
 // lifecycleAllowed says whether r may use a state-changing endpoint: they
-// are on, or the web config asks for basic auth and r carries it. The
+// are on, r came through the API socket from an allowed peer, or the web
+// config asks for basic auth and r carries it. The
 // exporter-toolkit has checked the credentials before the handler runs, and
 // reads the web config at every request; so is it read here, so that adding
 // or removing basic_auth_users takes effect as it does for the check.
 func (a *Agent) lifecycleAllowed(r *http.Request) bool {
-	if a.opts.EnableLifecycle {
-		return true
-	}
-	if a.opts.WebConfigFile == "" {
-		return false
-	}
-	if _, _, ok := r.BasicAuth(); !ok {
-		return false
-	}
-	return webConfigHasUsers(a.opts.WebConfigFile)
+	return a.opts.EnableLifecycle || onSocket(r) || a.authenticated(r)
 }
 
 // webConfigHasUsers says whether the exporter-toolkit web config at path

@@ -20,6 +20,9 @@ func webAgent(t *testing.T, opts Options) *Agent {
 	t.Helper()
 	opts.ConfigFile = writeConfig(t, "checks:\n  - {name: count, kind: test_count, schedule: \"@every 1h\"}\nticketing:\n  backends: [{name: file, kind: file}]\n")
 	opts.Logger = testkit.QuietLogger()
+	if opts.ReloadInterval == 0 {
+		opts.ReloadInterval = time.Millisecond
+	}
 	a, err := New(opts)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(false))
@@ -48,18 +51,19 @@ func TestLifecycleOffByDefault(t *testing.T) {
 	a := webAgent(t, Options{})
 	require.NoError(t, os.WriteFile(a.opts.ConfigFile, []byte("checks:\n  - {name: other, kind: test_count, schedule: \"@every 1h\"}\n"), 0o600))
 	h := a.Handler()
-	for _, path := range []string{"/-/reload", "/api/v1/tickets/flush"} {
-		rec := post(h, path, nil)
-		require.Equal(t, http.StatusForbidden, rec.Code, path)
-		require.Contains(t, rec.Body.String(), "POST "+path+" is off: start l2agent with --web.enable-lifecycle")
-		require.Contains(t, rec.Body.String(), "basic_auth_users")
+	rec := post(h, "/-/reload", nil)
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	for _, says := range []string{"POST /-/reload is off over TCP: use the unix socket " + a.SocketPath(), "start l2agent with --web.enable-lifecycle", "basic_auth_users", "SIGHUP"} {
+		require.Contains(t, rec.Body.String(), says)
 	}
-	require.Contains(t, post(h, "/-/reload", nil).Body.String(), "SIGHUP")
+	rec = post(h, "/api/v1/tickets/flush", nil)
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	require.Contains(t, rec.Body.String(), "not served over TCP without authentication")
 	require.Equal(t, "count", a.Results()[0].Name, "nothing was reloaded")
-	// Safe methods are not guarded.
-	rec := httptest.NewRecorder()
+	// Reads of the API are not served over TCP either (TestAPINotOverTCP).
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/tickets", nil))
-	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, http.StatusForbidden, rec.Code)
 }
 
 // TestLifecycleRefusesCrossSite: with the endpoints on, a cross-site
@@ -92,11 +96,30 @@ func TestLifecycleRefusesCrossSite(t *testing.T) {
 		require.Equal(t, tc.code, rec.Code, "%v: %s", tc.header, rec.Body)
 		require.Contains(t, rec.Body.String(), tc.says, "%v", tc.header)
 	}
-	rec := post(h, "/api/v1/tickets/flush", map[string]string{"Sec-Fetch-Site": "cross-site"})
+	// The flag opens POST /-/reload over TCP, not the API (TestAPINotOverTCP);
+	// through the socket, flush refuses cross-site requests too.
+	require.Equal(t, http.StatusForbidden, post(h, "/api/v1/tickets/flush", nil).Code)
+	sh := a.socketGuard(a.routes(), -1)
+	rec := postAs(sh, "/api/v1/tickets/flush", map[string]string{"Sec-Fetch-Site": "cross-site"}, peer{uid: 0})
 	require.Equal(t, http.StatusForbidden, rec.Code)
-	rec = post(h, "/api/v1/tickets/flush", nil)
+	require.Contains(t, rec.Body.String(), "cross-origin")
+	rec = postAs(sh, "/api/v1/tickets/flush", nil, peer{uid: 0})
 	require.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
 	require.JSONEq(t, `{"pending": {"file": 0}}`, rec.Body.String())
+	rec = postAs(sh, "/api/v1/tickets/flush", nil, peer{uid: 64001, gid: 64001})
+	require.Equal(t, http.StatusForbidden, rec.Code, "a peer neither root nor in api.group")
+}
+
+// postAs posts to h as if through the socket from p.
+func postAs(h http.Handler, path string, header map[string]string, p peer) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "http://l2agent"+path, nil)
+	req = req.WithContext(context.WithValue(req.Context(), peerKey{}, p))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
 }
 
 // TestLifecycleWithBasicAuth: when the web config sets basic_auth_users
@@ -115,8 +138,19 @@ func TestLifecycleWithBasicAuth(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, post(h, "/-/reload", auth).Code, "authenticated, but cross-site")
 	delete(auth, "Sec-Fetch-Site")
 
+	// Authenticated requests read the API over TCP; others get 403.
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	req.Header.Set("Authorization", auth["Authorization"])
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), `"name": "count"`)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/status", nil))
+	require.Equal(t, http.StatusForbidden, rec.Code)
+
 	require.NoError(t, os.WriteFile(web, []byte("tls_server_config: {}\n"), 0o600))
-	rec := post(h, "/-/reload", auth)
+	rec = post(h, "/-/reload", auth)
 	require.Equal(t, http.StatusForbidden, rec.Code, "basic auth removed from the web config")
 	require.Contains(t, rec.Body.String(), "--web.enable-lifecycle")
 }

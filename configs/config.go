@@ -30,6 +30,7 @@ const DefaultListenAddress = "127.0.0.1:10061"
 type Config struct {
 	Hostname      string      `yaml:"hostname"`
 	ListenAddress string      `yaml:"listen_address"`
+	API           API         `yaml:"api"`
 	StateDir      string      `yaml:"state_dir"`
 	Paths         Paths       `yaml:"paths"`
 	Log           Log         `yaml:"log"`
@@ -42,6 +43,27 @@ type Config struct {
 	RunbookFile string `yaml:"runbook_file"`
 	// Runbooks are the entries of RunbookFile, read and validated by Load.
 	Runbooks []Procedure `yaml:"-"`
+}
+
+// DefaultAPIGroup is the group whose members may use the detailed API
+// through its socket, besides root: Debian's group for system monitoring
+// (members read /var/log), present on every Debian, Ubuntu, RHEL and Alpine.
+const DefaultAPIGroup = "adm"
+
+// APISocketName is the socket's name in $RUNTIME_DIRECTORY or the state dir.
+const APISocketName = "api.sock"
+
+// API is the local unix socket that serves the detailed API (/api/v1/*,
+// /-/reload) to root and the members of Group; over TCP those answer only
+// requests authenticated by the web config's basic_auth_users.
+type API struct {
+	// Socket is the socket's path; empty: api.sock in $RUNTIME_DIRECTORY
+	// (the unit's RuntimeDirectory=l2agent, /run/l2agent) when set, else in
+	// the state dir.
+	Socket string `yaml:"socket"`
+	// Group may use the socket besides root (mode 0660, this group); empty:
+	// root only.
+	Group string `yaml:"group"`
 }
 
 // Paths are the roots the agent reads the host through, so that it works in a

@@ -130,6 +130,7 @@ func Default() *Config {
 func embedded() *Config {
 	cfg := &Config{
 		ListenAddress: DefaultListenAddress,
+		API:           API{Group: DefaultAPIGroup},
 		StateDir:      DefaultStateDir,
 		Paths:         Paths{Procfs: "/proc", Sysfs: "/sys", Rootfs: "/"},
 		Log:           Log{Level: "info", Format: "logfmt"},

@@ -68,11 +68,20 @@ func (v *validation) positiveDurations() {
 	}
 }
 
+// groupName is a POSIX group name as useradd/groupadd accept it.
+var groupName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+
 // validateAgent checks the keys of the agent itself: listen_address, log,
 // defaults and paths.
 func (c *Config) validateAgent(errf Errorf) {
 	if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
 		errf("listen_address", "listen_address %q: want host:port, e.g. %s", c.ListenAddress, DefaultListenAddress)
+	}
+	if c.API.Socket != "" && !strings.HasPrefix(c.API.Socket, "/") {
+		errf("api.socket", "api.socket %q: must be an absolute path", c.API.Socket)
+	}
+	if c.API.Group != "" && !groupName.MatchString(c.API.Group) {
+		errf("api.group", "api.group %q: want a group name such as %s (empty: root only)", c.API.Group, DefaultAPIGroup)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errf("log.level", "log.level %q: want debug, info, warn or error", c.Log.Level)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 type agentProc struct {
 	cmd  *exec.Cmd
 	url  string
+	sock string // the API socket: api.sock in the state dir
 	logs *bytes.Buffer
 	done chan error
 }
@@ -61,7 +63,7 @@ func startAgent(t *testing.T, config string) *agentProc {
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs // one writer: exec copies with one goroutine; read only after exit
 	require.NoError(t, cmd.Start())
-	p := &agentProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: logs, done: make(chan error, 1)}
+	p := &agentProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), sock: filepath.Join(dir, "api.sock"), logs: logs, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -90,6 +92,31 @@ func httpGet(t *testing.T, url string) []byte {
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode, "%s: %s", url, b)
 	return b
+}
+
+// socketRequest sends method path to the agent's API socket sock and
+// returns the status and body.
+func socketRequest(t *testing.T, sock, method, path string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequest(method, "http://l2agent"+path, nil)
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// socketGet GETs path from the API socket sock; anything but 200 fails.
+func socketGet(t *testing.T, sock, path string) []byte {
+	t.Helper()
+	code, body := socketRequest(t, sock, http.MethodGet, path)
+	require.Equal(t, http.StatusOK, code, "%s: %s", path, body)
+	return []byte(body)
 }
 
 // TestPrometheusScrapesAgent: a real Prometheus (Debian's package) scrapes the
@@ -242,13 +269,13 @@ func TestSignals(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 0")
 	}, 10*time.Second, 50*time.Millisecond)
-	require.Contains(t, string(httpGet(t, a.url+"/api/v1/status")), `"name": "cpu"`)
+	require.Contains(t, string(socketGet(t, a.sock, "/api/v1/status")), `"name": "cpu"`)
 
 	require.NoError(t, os.WriteFile(cfgPath, []byte("checks:\n  - {name: mem, kind: memory}\n"), 0o600))
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool {
 		return strings.Contains(string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 1") &&
-			strings.Contains(string(httpGet(t, a.url+"/api/v1/status")), `"name": "mem"`)
+			strings.Contains(string(socketGet(t, a.sock, "/api/v1/status")), `"name": "mem"`)
 	}, 10*time.Second, 50*time.Millisecond)
 
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))

@@ -184,40 +184,46 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// sock is the daemon's API socket: api.sock in its state dir.
+func (d *daemon) sock() string { return filepath.Join(d.dir, "api.sock") }
+
 // TestLifecycleOffByDefault: without --web.enable-lifecycle, POST /-/reload
-// and the tickets flush answer 403 naming the flag and change nothing;
-// SIGHUP still reloads; `l2agent tickets flush` says what to do instead of
-// touching the running agent's store.
+// over TCP answers 403 naming the socket and the flag, and changes nothing;
+// the API (status, tickets, flush) is not served over TCP at all; SIGHUP
+// still reloads; `l2agent tickets flush` (root) flushes the running agent
+// through the socket.
 func TestLifecycleOffByDefault(t *testing.T) {
 	d := startDaemon(t, lifecycleConfig)
-	for _, path := range []string{"/-/reload", "/api/v1/tickets/flush"} {
-		code, body := request(t, http.MethodPost, d.url+path, nil)
-		require.Equal(t, http.StatusForbidden, code, path)
-		require.Contains(t, body, "--web.enable-lifecycle", path)
+	code, body := request(t, http.MethodPost, d.url+"/-/reload", nil)
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, body, "--web.enable-lifecycle")
+	require.Contains(t, body, "use the unix socket "+d.sock())
+	for _, r := range []struct{ method, path string }{{"POST", "/api/v1/tickets/flush"}, {"GET", "/api/v1/status"}, {"GET", "/api/v1/tickets"}} {
+		code, body := request(t, r.method, d.url+r.path, nil)
+		require.Equal(t, http.StatusForbidden, code, r.path)
+		require.Contains(t, body, "Use the unix socket "+d.sock(), r.path)
 	}
 	d.writeConfig(t, strings.Replace(lifecycleConfig, "name: cpu", "name: cpu2", 1))
-	code, _ := request(t, http.MethodPost, d.url+"/-/reload", nil)
+	code, _ = request(t, http.MethodPost, d.url+"/-/reload", nil)
 	require.Equal(t, http.StatusForbidden, code)
-	_, status := request(t, http.MethodGet, d.url+"/api/v1/status", nil)
-	require.Contains(t, status, `"name": "cpu"`, "the refused reload did nothing")
+	require.Contains(t, string(socketGet(t, d.sock(), "/api/v1/status")), `"name": "cpu"`, "the refused reload did nothing")
 
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool {
-		_, status := request(t, http.MethodGet, d.url+"/api/v1/status", nil)
-		return strings.Contains(status, `"name": "cpu2"`)
+		return strings.Contains(string(socketGet(t, d.sock(), "/api/v1/status")), `"name": "cpu2"`)
 	}, 10*time.Second, 50*time.Millisecond, "SIGHUP reloads whatever the flags")
 
 	code, out := tickets(t, d.cfg, "flush")
-	require.Equal(t, 1, code, "%s", out)
-	for _, want := range []string{"refuses POST /api/v1/tickets/flush (403 Forbidden)", "--web.enable-lifecycle", "stop the agent"} {
-		require.Contains(t, out, want)
-	}
-	require.NotContains(t, out, "operation(s) remain")
+	require.Equal(t, 0, code, "%s", out)
+	require.Contains(t, out, "file: 0 operation(s) remain")
 	require.Contains(t, d.log(t), "refused a lifecycle request")
+	require.Contains(t, d.log(t), "refused an API request over TCP")
 }
 
-// TestLifecycleEnabled: with --web.enable-lifecycle the endpoints work for
-// curl and the CLI, and refuse cross-site browser requests and form bodies.
+// TestLifecycleEnabled: with --web.enable-lifecycle POST /-/reload works
+// over TCP for curl, and refuses cross-site browser requests and form
+// bodies; the API stays off TCP (the flag opens the reload only), and the
+// CLI flushes through the socket.
 func TestLifecycleEnabled(t *testing.T) {
 	d := startDaemon(t, lifecycleConfig, "--web.enable-lifecycle")
 	code, body := request(t, http.MethodPost, d.url+"/-/reload", nil)
@@ -234,10 +240,10 @@ func TestLifecycleEnabled(t *testing.T) {
 		{map[string]string{"Sec-Fetch-Site": "same-origin", "Content-Type": "application/json"}, http.StatusOK},
 		{map[string]string{"Origin": d.url}, http.StatusOK},
 	} {
-		for _, path := range []string{"/-/reload", "/api/v1/tickets/flush"} {
-			code, body := request(t, http.MethodPost, d.url+path, tc.header)
-			require.Equal(t, tc.code, code, "%s %v: %s", path, tc.header, body)
-		}
+		code, body := request(t, http.MethodPost, d.url+"/-/reload", tc.header)
+		require.Equal(t, tc.code, code, "%v: %s", tc.header, body)
+		code, _ = request(t, http.MethodPost, d.url+"/api/v1/tickets/flush", tc.header)
+		require.Equal(t, http.StatusForbidden, code, "flush over TCP %v", tc.header)
 	}
 	code, out := tickets(t, d.cfg, "flush")
 	require.Equal(t, 0, code, "%s", out)
@@ -245,8 +251,8 @@ func TestLifecycleEnabled(t *testing.T) {
 }
 
 // TestLifecycleBasicAuth: with basic_auth_users in --web.config.file and
-// no flag, an authenticated POST /-/reload works, others are refused; the
-// CLI, which sends no credentials, says what to do.
+// no flag, authenticated requests may reload and read the API over TCP,
+// others are refused; the CLI uses the socket, which needs no password.
 func TestLifecycleBasicAuth(t *testing.T) {
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	require.NoError(t, err)
@@ -268,11 +274,15 @@ func TestLifecycleBasicAuth(t *testing.T) {
 	h["Sec-Fetch-Site"] = "cross-site"
 	code, _ = request(t, http.MethodPost, d.url+"/-/reload", h)
 	require.Equal(t, http.StatusForbidden, code, "authenticated, but from another site")
+	code, body = request(t, http.MethodGet, d.url+"/api/v1/status", auth("admin", "s3cret"))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"name": "cpu"`)
+	code, _ = request(t, http.MethodGet, d.url+"/api/v1/status", auth("admin", "wrong"))
+	require.Equal(t, http.StatusUnauthorized, code)
 
 	code, out := tickets(t, d.cfg, "flush")
-	require.Equal(t, 1, code, "%s", out)
-	require.Contains(t, out, "asks for basic auth")
-	require.Contains(t, out, "curl -u USER -X POST http://"+d.addr+"/api/v1/tickets/flush")
+	require.Equal(t, 0, code, "%s", out)
+	require.Contains(t, out, "file: 0 operation(s) remain")
 }
 
 // echoRT is a ticket system that refuses every request and quotes it in

@@ -212,19 +212,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	// Signals are caught before the agent serves: a SIGHUP sent as soon as
+	// it answers (its API socket, /-/healthy) is a reload, never the
+	// default action (exit).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	if err := a.Start(true); err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
 	logger.Info("l2agent started", "version", agent.BuildVersion(), "host", a.Host(), "config", describeConfig(*cfgFile))
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	reloads := newReloadReporter(logger) // for `l2agent reload` (ExecReload)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			logger.Info("SIGHUP: reloading config")
-			reloads.reload(a.Reload) // logged by Reload; the old config keeps running
+			// Coalesced and rate-limited with POST /-/reload; logged by
+			// Reload; a rejected config keeps the old one running.
+			reloads.reload(func() error { return a.RequestReload(context.Background()) })
 			continue
 		}
 		logger.Info("stopping", "signal", sig.String())

@@ -40,7 +40,7 @@ func startRuntimeAgent(t *testing.T, config string) *runtimeAgent {
 	cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY="+a.runDir, fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
-	a.agentProc = &agentProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
+	a.agentProc = &agentProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), sock: filepath.Join(a.runDir, "api.sock"), done: make(chan error, 1)}
 	go func() { a.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -82,7 +82,7 @@ func TestReloadCommand(t *testing.T) {
 	code, stderr := a.reload(t)
 	require.Equal(t, 0, code, stderr)
 	require.Empty(t, stderr)
-	status := string(httpGet(t, a.url+"/api/v1/status"))
+	status := string(socketGet(t, a.sock, "/api/v1/status"))
 	require.Contains(t, status, `"name": "mem"`)
 	require.NotContains(t, status, `"name": "cpu"`)
 	require.Contains(t, string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 1")
@@ -95,7 +95,7 @@ func TestReloadCommand(t *testing.T) {
 	require.Contains(t, stderr, a.cfg+":1:")
 	require.Contains(t, stderr, "nope")
 	require.Contains(t, string(httpGet(t, a.url+"/metrics")), "l2agent_config_last_reload_successful 0")
-	require.Contains(t, string(httpGet(t, a.url+"/api/v1/status")), `"name": "mem"`)
+	require.Contains(t, string(socketGet(t, a.sock, "/api/v1/status")), `"name": "mem"`)
 
 	var st reloadStatus
 	b, err := os.ReadFile(filepath.Join(a.runDir, "reload.json"))
@@ -108,7 +108,7 @@ func TestReloadCommand(t *testing.T) {
 	require.NoError(t, a.cmd.Process.Signal(syscall.SIGHUP))
 	code, stderr = a.reload(t)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, string(httpGet(t, a.url+"/api/v1/status")), `"name": "disk"`)
+	require.Contains(t, string(socketGet(t, a.sock, "/api/v1/status")), `"name": "disk"`)
 
 	log, err := os.ReadFile(a.logPath)
 	require.NoError(t, err)

@@ -265,12 +265,8 @@ func TestRTCrashAfterOpen(t *testing.T) {
 			}
 			Pending map[string]int
 		}
-		resp, err := http.Get(b.url + "/api/v1/tickets")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		code, body := socketRequest(t, filepath.Join(dir, "api.sock"), http.MethodGet, "/api/v1/tickets")
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 			return false
 		}
 		for _, inc := range st.Incidents {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -96,21 +97,71 @@ func cmdTickets(args []string, stdout, stderr io.Writer) int {
 	return ticketsTest(ctx, cfg, fs.Arg(0), *yes, cliLogger(stderr, slog.LevelWarn), stdout, stderr)
 }
 
-// fromDaemon asks the running agent; ok is false when none answers.
+// defaultRuntimeSocket is where the systemd unit's agent listens
+// (RuntimeDirectory=l2agent): the CLI, run from a shell without
+// $RUNTIME_DIRECTORY, looks there too.
+const defaultRuntimeSocket = "/run/l2agent/" + configs.APISocketName
+
+// apiSockets are the paths where the running agent's API socket may be, in
+// order: api.socket, else $RUNTIME_DIRECTORY's or the state dir's, then the
+// systemd unit's.
+func apiSockets(cfg *configs.Config) []string {
+	out := []string{agent.APISocket(cfg)}
+	if cfg.API.Socket == "" && out[0] != defaultRuntimeSocket {
+		out = append(out, defaultRuntimeSocket)
+	}
+	return out
+}
+
+// dialAgent connects to the running agent's API socket; "" and no error
+// when none listens. A socket this user may not use is an error that says
+// who may.
+func dialAgent(ctx context.Context, cfg *configs.Config) (net.Conn, string, error) {
+	var d net.Dialer
+	for _, path := range apiSockets(cfg) {
+		c, err := d.DialContext(ctx, "unix", path)
+		if err == nil {
+			return c, path, nil
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, path, fmt.Errorf("the running agent's API socket %s is for root and the members of the config's api.group (%q): %w", path, cfg.API.Group, err)
+		}
+	}
+	return nil, "", nil // not running (no socket, or a stale one)
+}
+
+// fromDaemon asks the running agent through its API socket; ok is false
+// when none answers.
 func fromDaemon(ctx context.Context, cfg *configs.Config, method, path string, v any) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.ListenAddress+path, nil)
+	conn, sock, err := dialAgent(ctx, cfg)
+	if err != nil || conn == nil {
+		return false, err
+	}
+	used := false
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			if used {
+				return nil, errors.New("one request per connection")
+			}
+			used = true
+			return conn, nil
+		},
+		DisableKeepAlives: true,
+	}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://l2agent"+path, nil)
 	if err != nil {
+		conn.Close()
 		return false, err
 	}
 	req.Header.Set("User-Agent", version.UserAgent())
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return false, nil // not running
+		return true, fmt.Errorf("agent at %s: %s %s: %w", sock, method, path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return true, &daemonError{addr: cfg.ListenAddress, status: resp.StatusCode, text: resp.Status, body: strings.TrimSpace(string(body))}
+		return true, &daemonError{addr: sock, status: resp.StatusCode, text: resp.Status, body: strings.TrimSpace(string(body))}
 	}
 	return true, json.Unmarshal(body, v)
 }
@@ -123,30 +174,6 @@ type daemonError struct {
 
 func (e *daemonError) Error() string {
 	return fmt.Sprintf("agent at %s: %s: %s", e.addr, e.text, e.body)
-}
-
-// flushRefused explains a running agent's refusal to flush and what to do;
-// "" for any other error. The store is the running agent's (and locked by
-// it): the CLI cannot deliver it itself while the agent runs.
-func flushRefused(e *daemonError) string {
-	var why, way string
-	switch e.status {
-	case http.StatusForbidden:
-		why = "the lifecycle endpoints are off"
-		way = "restart the agent with --web.enable-lifecycle on its command line, then run\n    'l2agent tickets flush' again"
-	case http.StatusUnauthorized:
-		why = "its --web.config.file asks for basic auth, which this command does not send"
-		way = fmt.Sprintf("as a user of its basic_auth_users: curl -u USER -X POST http://%s/api/v1/tickets/flush", e.addr)
-	default:
-		return ""
-	}
-	return fmt.Sprintf(`the agent running at %s refuses POST /api/v1/tickets/flush (%s): %s.
-The running agent delivers its outbox by itself, retrying a failed operation with a backoff of up
-to 5 minutes. To flush now:
-  - %s; or
-  - stop the agent ('systemctl stop l2agent'), run 'l2agent tickets flush' (it then delivers the
-    store itself), and start the agent again.
-`, e.addr, e.text, why, way)
 }
 
 func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, stderr io.Writer) int {
@@ -239,19 +266,12 @@ func ticketsFlush(ctx context.Context, cfg *configs.Config, log *slog.Logger, st
 	var res struct {
 		Pending map[string]int `json:"pending"`
 	}
-	task := progress.Start(log, "outbox delivery", "agent", cfg.ListenAddress)
+	task := progress.Start(log, "outbox delivery", "agent", "running")
 	ok, err := fromDaemon(ctx, cfg, http.MethodPost, "/api/v1/tickets/flush", &res)
 	if ok {
 		task.End()
 	} else {
 		task.Forget() // none runs: this command delivers the store itself
-	}
-	var refused *daemonError
-	if errors.As(err, &refused) {
-		if msg := flushRefused(refused); msg != "" {
-			fmt.Fprintf(stderr, "l2agent tickets flush: %s", msg)
-			return 1
-		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "l2agent tickets flush: %v\n", err)

@@ -35,7 +35,7 @@ func reload(c ct, t *testing.T) {
 	c.writeFile(config, probeConfig)
 	c.run("systemctl", "reload", unit)
 	// In force the moment systemctl returns: no waiting.
-	require.Contains(t, c.run("curl", "-sf", "http://127.0.0.1:10061/api/v1/status"), `"name": "memory_probe"`)
+	require.Contains(t, c.run("curl", "-sf", "--unix-socket", "/run/l2agent/api.sock", "http://l2agent/api/v1/status"), `"name": "memory_probe"`)
 	require.Contains(t, c.run("curl", "-sf", metricsURL), "l2agent_config_last_reload_successful 1")
 
 	c.writeFile(config, rejectedConfig)
@@ -48,7 +48,7 @@ func reload(c ct, t *testing.T) {
 	require.Contains(t, status, "Active: active (running)")
 	require.Equal(t, pid, c.mainPID())
 	require.Contains(t, c.run("curl", "-sf", metricsURL), "l2agent_config_last_reload_successful 0")
-	require.Contains(t, c.run("curl", "-sf", "http://127.0.0.1:10061/api/v1/status"), `"name": "memory_probe"`)
+	require.Contains(t, c.run("curl", "-sf", "--unix-socket", "/run/l2agent/api.sock", "http://l2agent/api/v1/status"), `"name": "memory_probe"`)
 
 	c.writeFile(config, probeConfig)
 	c.run("systemctl", "reload", unit)
@@ -111,7 +111,7 @@ func upgrade(c ct, t *testing.T, deb string) {
 	require.Equal(t, before, c.run("cat", config), "the upgrade changed the config")
 	require.Equal(t, "kept\n", c.run("cat", "/var/lib/l2agent/upgrade-marker"))
 	require.Contains(t, c.run("ls", "/var/lib/l2agent"), "alerts.json", "the alert state is gone")
-	require.Contains(t, c.run("curl", "-sf", "http://127.0.0.1:10061/api/v1/status"), `"name": "memory_probe"`)
+	require.Contains(t, c.run("curl", "-sf", "--unix-socket", "/run/l2agent/api.sock", "http://l2agent/api/v1/status"), `"name": "memory_probe"`)
 }
 
 // removeReinstallPurge: remove stops the agent and keeps config and state; installing again
