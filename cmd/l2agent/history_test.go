@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,13 +80,18 @@ func TestTicketsHistoryFromAgent(t *testing.T) {
 	defer store.Close() // held: the CLI cannot open it
 	at := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 	served := []ticketing.PastIncident{{Key: "web-7/cpu/cpu_usage_ratio", Host: "web-7", Check: "cpu", Began: at, Ended: at.Add(time.Hour), Outcome: ticketing.EndCleared}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		require.Equal(t, "/api/v1/tickets/history", r.URL.Path)
 		json.NewEncoder(w).Encode(served)
 	}))
+	sock := filepath.Join(dir, "api.sock") // the agent's API socket, where the CLI asks
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	srv.Listener = l
+	srv.Start()
 	defer srv.Close()
 	cfg := filepath.Join(dir, "agent.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nlisten_address: %s\n", dir, strings.TrimPrefix(srv.URL, "http://"))), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\napi: {socket: %s}\n", dir, sock)), 0o600))
 	code, out, errs := runCLI("tickets", "history", "--config", cfg)
 	require.Equal(t, 0, code, errs)
 	require.Regexp(t, `\n2026-11-02 08:00\s+1h\s+cleared\s+\S+\s+-\s+web-7/cpu/cpu_usage_ratio\s`, out)

@@ -195,19 +195,11 @@ func perfNumber(v float64) string {
 	return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64)
 }
 
-// pluginSafe keeps a host's names from breaking the plugin output: no
-// control character or line break, no '|' (the performance data
-// separator).
+// pluginSafe keeps a host's names from breaking the plugin output: escaped
+// as for a terminal cell (no control character, line break or odd space),
+// and no '|' (the performance data separator).
 func pluginSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20, r >= 0x7f && r <= 0x9f, r == 0x2028, r == 0x2029:
-			return ' '
-		case r == '|':
-			return '¦'
-		}
-		return r
-	}, s)
+	return strings.ReplaceAll(textfmt.TerminalCell(s), "|", "¦")
 }
 
 // jsonAlert is an alert as `check --json` prints it: its threshold is

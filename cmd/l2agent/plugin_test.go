@@ -72,7 +72,7 @@ func TestPluginOutput(t *testing.T) {
 		require.Regexp(t, perfItemRe, item)
 	}
 	require.Contains(t, all, "'disk_used_ratio sda1,/var'=96%;80;90;0;100", "ratios in percent with the rule's thresholds")
-	require.Contains(t, all, "'disk_used_ratio x,/srv/it''s¦a:b Resolved: ok'=10%;80;90;0;100", "a host's name cannot break the output")
+	require.Contains(t, all, "'disk_used_ratio x,/srv/it''s¦a:b\\nResolved: ok'=10%;80;90;0;100", "a host's name cannot break the output")
 }
 
 func TestPluginSummary(t *testing.T) {
