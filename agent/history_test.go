@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,12 +36,10 @@ func TestHistoryEndpoint(t *testing.T) {
 		require.NoError(t, svc.Store.AddPast(ticketing.PastIncident{Key: key, Host: "web-7", Check: "disk", Began: at, Ended: end, Outcome: ticketing.EndCleared},
 			a.Config().Ticketing.History, end))
 	}
-	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/tickets/history", nil))
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	code, body := apiDo(t, a, http.MethodGet, "/api/v1/tickets/history") // the API socket: TestAPINotOverTCP
+	require.Equal(t, http.StatusOK, code, body)
 	var got []ticketing.PastIncident
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.NoError(t, json.Unmarshal([]byte(body), &got))
 	require.Len(t, got, 2)
 	require.Equal(t, "web-7/disk/a", got[0].Key)
 	require.Equal(t, "web-7/disk/b", got[1].Key)

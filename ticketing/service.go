@@ -53,7 +53,7 @@ type Service struct {
 	metrics *Metrics
 	queue   chan *alert.Transition // transitions waiting for the manager (pointers: the buffer stays small)
 	// undecided counts transitions queued and not yet committed.
-	undecided sync.WaitGroup
+	undecided pendingCount
 
 	mu         sync.RWMutex // guards deliverers and tick
 	deliverers []*Deliverer
@@ -226,6 +226,42 @@ func (s *Service) ReconcileChecks(checks []string, now time.Time) {
 // Decided waits until every transition handed to Handle so far is decided
 // and its ticket operations are on disk in the outbox.
 func (s *Service) Decided() { s.undecided.Wait() }
+
+// pendingCount is a count of transitions queued and not yet decided that
+// one can wait to reach zero. (A sync.WaitGroup may not be added to from
+// zero while another goroutine waits on it, and checks run concurrently:
+// one check's reconciliation waits while another's transitions arrive.)
+type pendingCount struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func (p *pendingCount) cond() *sync.Cond { // p.mu held
+	if p.zero == nil {
+		p.zero = sync.NewCond(&p.mu)
+	}
+	return p.zero
+}
+
+// Add adds d (negative when decided) to the count.
+func (p *pendingCount) Add(d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n += d; p.n <= 0 {
+		p.n = 0
+		p.cond().Broadcast()
+	}
+}
+
+// Wait returns once the count is zero.
+func (p *pendingCount) Wait() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.n > 0 {
+		p.cond().Wait()
+	}
+}
 
 // decide applies queued transitions in batches until ctx ends, then the
 // ones still queued.
