@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -261,6 +263,12 @@ func (a *Agent) Start(listen bool) error {
 			}
 		}
 		sock, err := a.listenSocket(APISocket(a.Config()), a.Config().API.Group)
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// The directory cannot hold it (a read-only or foreign state
+			// dir): metrics, health and tickets go on; the API is off.
+			a.log.Error("API socket unavailable; the detailed API and the CLI's requests to the running agent are off (set api.socket to a writable place)", "err", err)
+			sock, err = nil, nil
+		}
 		if err != nil {
 			ln.Close()
 			return err

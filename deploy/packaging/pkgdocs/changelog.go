@@ -41,7 +41,7 @@ func changelogs(o options, readmeChanges []string) (deb, rpm []byte, err error) 
 	}
 	changes := []chglogChange{{Commit: o.commit, Note: first}}
 	for _, c := range readmeChanges {
-		changes = append(changes, chglogChange{Note: c})
+		changes = append(changes, chglogChange{Note: shorten(c, maxNote)})
 	}
 	// The Debian template prints the version as it is: the whole Debian version. The rpm one
 	// reads it as semver and prints MAJOR.MINOR.PATCH[-PRERELEASE].
@@ -101,4 +101,21 @@ func readmeChanges(path string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// maxNote keeps a changelog line ("  * " and the note) within the 80 columns
+// lintian allows (debian-changelog-line-too-long).
+const maxNote = 74
+
+// shorten cuts s to at most n runes at a word boundary, ending it with "…".
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	cut := string(r[:n-1])
+	if i := strings.LastIndexByte(cut, ' '); i > n/2 {
+		cut = cut[:i]
+	}
+	return strings.TrimRight(cut, " ,;:") + "…"
 }

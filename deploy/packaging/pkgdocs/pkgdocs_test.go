@@ -173,3 +173,15 @@ func TestCopyright(t *testing.T) {
 	require.Regexp(t, `\n golang.org/x/sys v\S+: BSD-3-Clause\n`, s)
 	require.Regexp(t, `\n go.etcd.io/bbolt v\S+: Expat\n`, s)
 }
+
+// TestShortenChangelogNote: a long Changes headline fits lintian's 80 columns.
+func TestShortenChangelogNote(t *testing.T) {
+	long := "2FA enrolment: a factor file that cannot be read safely no longer counts as enrolled"
+	got := shorten(long, maxNote)
+	if n := len([]rune("  * " + got)); n > 80 || !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Fatalf("shorten: %q (%d columns)", got, n)
+	}
+	if shorten("short", maxNote) != "short" {
+		t.Fatal("a short note is kept")
+	}
+}
