@@ -287,7 +287,10 @@ func (a *Agent) Start(listen bool) error {
 				a.log.Error("HTTP server stopped", "err", err)
 			}
 		}()
-		attrs := []any{"address", ln.Addr().String(), "api_socket", sock.path}
+		attrs := []any{"address", ln.Addr().String()}
+		if sock != nil {
+			attrs = append(attrs, "api_socket", sock.path)
+		}
 		if webCfg != "" {
 			attrs = append(attrs, "web_config", webCfg) // TLS and basic auth as it says
 		}
