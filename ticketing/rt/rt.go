@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,8 +54,7 @@ type Backend struct {
 	reuse  time.Duration    // reuse_resolved
 	now    func() time.Time // the clock Find judges a resolve's age by
 
-	mu   sync.Mutex
-	prev map[string]oldTicket // key → the ticket Find met and could not use, for Open
+	prev ticketing.Unused[oldTicket] // key → the ticket Find met and could not use, for Open
 }
 
 // tier is where a ticket of one tier lives.
@@ -94,7 +92,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 		reuse = o.ReuseResolved.D()
 	}
 	b := &Backend{
-		reuse: reuse, now: time.Now, prev: map[string]oldTicket{},
+		reuse: reuse, now: time.Now,
 		name: name,
 		base: base,
 		cf:   o.CustomField,
@@ -192,14 +190,14 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		}
 		why := b.unusable(it.Status, it.Resolved)
 		if why == "" {
-			b.remember(key, nil)
+			b.prev.Remember(key, nil)
 			return b.ref(string(it.ID)), true, nil
 		}
 		if old == nil {
 			old = &oldTicket{id: string(it.ID), why: why}
 		}
 	}
-	b.remember(key, old)
+	b.prev.Remember(key, old)
 	return ticketing.Ref{}, false, nil
 }
 
@@ -223,29 +221,6 @@ func (b *Backend) unusable(status, resolved string) string {
 		}
 	}
 	return ""
-}
-
-// remember keeps (nil: forgets) the ticket of key that Find could not use.
-func (b *Backend) remember(key string, old *oldTicket) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if old == nil {
-		delete(b.prev, key)
-		return
-	}
-	if len(b.prev) >= 1000 { // Find without Open, many times: keep it bounded
-		clear(b.prev)
-	}
-	b.prev[key] = *old
-}
-
-// previous is what Find remembered of key, forgotten as it is read.
-func (b *Backend) previous(key string) (oldTicket, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	old, ok := b.prev[key]
-	delete(b.prev, key)
-	return old, ok
 }
 
 // Open creates the ticket in the queue of its tier (L2 unless t.Tier says
@@ -276,7 +251,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	if to.owner != "" {
 		req["Owner"] = to.owner
 	}
-	if old, ok := b.previous(t.Key); ok {
+	if old, ok := b.prev.Take(t.Key); ok {
 		req["RefersTo"] = old.id
 		req["Content"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier ticket of this alert: #%s %s (not used again: %s).", old.id, b.TicketURL(old.id), old.why)
 	}

@@ -50,9 +50,9 @@ type Backend struct {
 	now func() time.Time
 
 	mu       sync.Mutex
-	sysIDs   map[string]string   // "table\x00name" → sys_id of a reference given by name
-	prev     map[string]incident // key → its newest incident that Find could not use, named by Open
-	refusals map[string]int      // "sys_id\x00what" → 5xx answers in a row to a PATCH while reads worked
+	sysIDs   map[string]string          // "table\x00name" → sys_id of a reference given by name
+	prev     ticketing.Unused[incident] // key → its newest incident that Find could not use, named by Open
+	refusals map[string]int             // "sys_id\x00what" → 5xx answers in a row to a PATCH while reads worked
 }
 
 var _ ticketing.Ticketer = (*Backend)(nil)
@@ -65,7 +65,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 	}
 	base := strings.TrimRight(o.URL, "/")
 	b := &Backend{name: name, base: base, o: o, now: time.Now,
-		sysIDs: map[string]string{}, prev: map[string]incident{}, refusals: map[string]int{}}
+		sysIDs: map[string]string{}, refusals: map[string]int{}}
 	cfg := rest.Config{
 		Name:    "servicenow",
 		BaseURL: base,
@@ -166,7 +166,7 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		}
 		why := b.unusable(in)
 		if why == "" {
-			b.remember(key, nil)
+			b.prev.Remember(key, nil)
 			return b.ref(in.SysID), true, nil
 		}
 		if old == nil {
@@ -174,7 +174,7 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 			old.why = why
 		}
 	}
-	b.remember(key, old)
+	b.prev.Remember(key, old)
 	return ticketing.Ref{}, false, nil
 }
 
@@ -200,30 +200,6 @@ func (b *Backend) unusable(in incident) string {
 		}
 	}
 	return ""
-}
-
-// remember keeps (or with nil forgets) the incident of key that Find could
-// not use, for Open to name.
-func (b *Backend) remember(key string, in *incident) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if in == nil {
-		delete(b.prev, key)
-		return
-	}
-	if len(b.prev) >= 1000 { // Find without Open, many times: keep it bounded
-		clear(b.prev)
-	}
-	b.prev[key] = *in
-}
-
-// previous is what Find remembered of key, forgotten as it is read.
-func (b *Backend) previous(key string) (incident, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	in, ok := b.prev[key]
-	delete(b.prev, key)
-	return in, ok
 }
 
 // placement is the fields that put an incident of severity at tier t; an
@@ -270,7 +246,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	}
 	f["short_description"] = shortDesc(t.Title)
 	f["description"] = t.Body
-	if old, ok := b.previous(t.Key); ok && !strings.Contains(t.Body, old.SysID) {
+	if old, ok := b.prev.Take(t.Key); ok && !strings.Contains(t.Body, old.SysID) {
 		f["description"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier incident of this alert: %s %s (not used again: %s).", old.Number, b.ref(old.SysID).URL, old.why)
 	}
 	f["correlation_id"] = CorrelationID(t.Key)
