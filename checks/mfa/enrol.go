@@ -24,6 +24,7 @@ type mfaAccount struct {
 	Name     string
 	UID, GID int
 	Home     string
+	Line     int // its line in the passwd file
 }
 
 // mfaGroup is one line of the group file.
@@ -31,6 +32,7 @@ type mfaGroup struct {
 	Name    string
 	GID     int
 	Members []string // the explicit members; see mfaAccounts.membersOf
+	Line    int      // its line in the group file
 }
 
 // mfaAccounts is the user and group database, read from files.
@@ -38,6 +40,9 @@ type mfaAccounts struct {
 	users  map[string]*mfaAccount
 	groups map[string]*mfaGroup
 	gnames []string // in file order
+	// passwdFile and groupFile name the files read, for the FILE:LINE that
+	// a finding about a member cites.
+	passwdFile, groupFile string
 }
 
 // readMFAAccounts reads passwd(5) and group(5) files. Lines that do not
@@ -57,13 +62,14 @@ func readMFAAccounts(passwd, group string) (*mfaAccounts, error) {
 	if err := a.parse(pf, gf); err != nil {
 		return nil, fmt.Errorf("read %s, %s: %w", passwd, group, err)
 	}
+	a.passwdFile, a.groupFile = passwd, group
 	return a, nil
 }
 
 func (a *mfaAccounts) parse(passwd, group io.Reader) error {
 	sc := bufio.NewScanner(passwd)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
+	for line := 1; sc.Scan(); line++ {
 		// name:password:uid:gid:gecos:home:shell
 		f := strings.Split(sc.Text(), ":")
 		if len(f) < 7 || f[0] == "" || strings.HasPrefix(f[0], "+") || strings.HasPrefix(f[0], "-") {
@@ -75,7 +81,7 @@ func (a *mfaAccounts) parse(passwd, group io.Reader) error {
 			continue
 		}
 		if _, dup := a.users[f[0]]; !dup {
-			a.users[f[0]] = &mfaAccount{Name: f[0], UID: uid, GID: gid, Home: f[5]}
+			a.users[f[0]] = &mfaAccount{Name: f[0], UID: uid, GID: gid, Home: f[5], Line: line}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -83,7 +89,7 @@ func (a *mfaAccounts) parse(passwd, group io.Reader) error {
 	}
 	sc = bufio.NewScanner(group)
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
+	for line := 1; sc.Scan(); line++ {
 		// name:password:gid:member,member
 		f := strings.Split(sc.Text(), ":")
 		if len(f) < 4 || f[0] == "" || strings.HasPrefix(f[0], "+") || strings.HasPrefix(f[0], "-") {
@@ -96,7 +102,7 @@ func (a *mfaAccounts) parse(passwd, group io.Reader) error {
 		if _, dup := a.groups[f[0]]; dup {
 			continue
 		}
-		g := &mfaGroup{Name: f[0], GID: gid}
+		g := &mfaGroup{Name: f[0], GID: gid, Line: line}
 		for _, m := range strings.Split(f[3], ",") {
 			if m = strings.TrimSpace(m); m != "" && !slices.Contains(g.Members, m) {
 				g.Members = append(g.Members, m)
@@ -123,6 +129,20 @@ func (a *mfaAccounts) membersOf(group string) []string {
 	}
 	slices.Sort(ms)
 	return ms
+}
+
+// memberWhere is the FILE:LINE that makes user a member of group: the
+// group's line when it lists the user, else the user's passwd line (the
+// group is their primary one); the group's line for a name with no account.
+func (a *mfaAccounts) memberWhere(user, group string) string {
+	g := a.groups[group]
+	if u := a.users[user]; u != nil && g != nil && !slices.Contains(g.Members, user) && u.GID == g.GID {
+		return fmt.Sprintf("%s:%d", a.passwdFile, u.Line)
+	}
+	if g == nil {
+		return a.groupFile
+	}
+	return fmt.Sprintf("%s:%d", a.groupFile, g.Line)
 }
 
 // groupsOf returns the groups of a user, primary included.

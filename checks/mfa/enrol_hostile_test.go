@@ -227,7 +227,7 @@ func mfaSwapRuns(t *testing.T, ch checks.Check, a, b, group, name string, logs *
 		un := mfaObs(t, r.obs, "mfa_users_unenrolled", group)
 		require.Equal(t, 0.0, comp.Value, "run %d: counted enrolled:\n%s", i, comp.Details)
 		require.Equal(t, 1.0, un.Value, "run %d: counted enrolled:\n%s", i, un.Details)
-		require.Contains(t, un.Details, "- "+name+": member of group "+group)
+		requireMemberFinding(t, un.Details, name, group)
 		for _, d := range []string{comp.Details, un.Details} {
 			require.NotContains(t, d, mfaRootOnly, "run %d: a root-only byte in the diagnostics", i)
 			require.NotContains(t, d, "owned by uid 0", "run %d: the owner of a root-only file in the diagnostics", i)

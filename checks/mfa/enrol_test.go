@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,11 @@ wheel:x:10:
 	require.Equal(t, []string{"sudo", "alice"}, a.groupsOf("alice"))
 	require.Equal(t, "/home/alice", a.users["alice"].Home, "the first entry wins")
 	require.NotContains(t, a.users, "broken")
+	a.passwdFile, a.groupFile = "/etc/passwd", "/etc/group"
+	require.Equal(t, "/etc/group:2", a.memberWhere("alice", "sudo"), "listed: the group's line")
+	require.Equal(t, "/etc/group:2", a.memberWhere("carol", "sudo"), "listed without an account: the group's line")
+	require.Equal(t, "/etc/passwd:3", a.memberWhere("bob", "sudo"), "primary group: the user's passwd line")
+	require.Equal(t, "/etc/group", a.memberWhere("bob", "admin"), "no such group: the file")
 }
 
 // TestMFAEnrolmentFiles checks the factor files of each module for users
@@ -158,18 +164,19 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 	require.Equal(t, 3.0, un.Value)
 	require.Len(t, obs, 2, "a group that does not exist has no series")
 	for _, want := range []string{
-		"- " + users[1] + ": member of group " + group + "\n  rule: members of " + group + ", no-such-group-l2 need a second factor enrolled\n" +
+		": " + users[1] + ", member of group " + group + "\n  rule: members of " + group + ", no-such-group-l2 need a second factor enrolled\n" +
 			"  pam_oath: no entry for " + users[1] + " in " + usersOath + "; pam_google_authenticator: ",
 		".google_authenticator does not exist",
-		"- " + users[2] + ": member of group " + group,
 		".google_authenticator is owned by uid 0, not by " + users[2],
-		"- " + users[3] + ": member of group " + group,
 		".google_authenticator has mode 0644, want 0400 or 0600",
 	} {
 		require.Contains(t, un.Details, want)
 	}
-	require.NotContains(t, un.Details, "- "+users[0]+":")
-	require.NotContains(t, un.Details, "- "+users[4]+":")
+	for _, u := range users[1:4] {
+		requireMemberFinding(t, un.Details, u, group)
+	}
+	require.NotContains(t, un.Details, " "+users[0]+", member")
+	require.NotContains(t, un.Details, " "+users[4]+", member")
 	require.Contains(t, comp.Details, "enrolment: NOT compliant: 3 user(s)")
 
 	// everyone enrolled
@@ -185,4 +192,27 @@ func TestMFAEnrolmentRealUsers(t *testing.T) {
 	obs = runMFA(t, Options{Controls: []string{"enrolment"}, Groups: []string{group}, PAM: PAMOptions{Dir: filepath.Join(dir, "pam.d")}})
 	require.Equal(t, 1.0, mfaObs(t, obs, "mfa_compliant", "enrolment").Value, mfaObs(t, obs, "mfa_compliant", "enrolment").Details)
 	require.Equal(t, 0.0, mfaObs(t, obs, "mfa_users_unenrolled", group).Value)
+}
+
+// requireMemberFinding asserts that details lists user as an unenrolled
+// member of group, citing the FILE:LINE that makes them one: the group's
+// line that lists them, or their passwd line when it is their primary group.
+func requireMemberFinding(t *testing.T, details, user, group string) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^- (/[^:\n]+):(\d+): ` + regexp.QuoteMeta(user+", member of group "+group) + `$`)
+	m := re.FindStringSubmatch(details)
+	require.NotNil(t, m, "no finding for %s citing FILE:LINE in:\n%s", user, details)
+	data, err := os.ReadFile(m[1])
+	require.NoError(t, err)
+	n, _ := strconv.Atoi(m[2])
+	lines := strings.Split(string(data), "\n")
+	require.True(t, n >= 1 && n <= len(lines), "line %d of %s", n, m[1])
+	f := strings.Split(lines[n-1], ":")
+	switch {
+	case strings.HasSuffix(m[1], "group"):
+		require.Equal(t, group, f[0], "%s:%d is not the line of group %s", m[1], n, group)
+		require.Contains(t, strings.Split(f[len(f)-1], ","), user, "%s:%d does not list %s", m[1], n, user)
+	default:
+		require.Equal(t, user, f[0], "%s:%d is not the line of user %s", m[1], n, user)
+	}
 }

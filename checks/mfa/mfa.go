@@ -295,7 +295,7 @@ func (c *mfaCheck) evalEnrolment(ctx context.Context, acc *mfaAccounts, stacks .
 			Details: formatMFA(head, missing, nil),
 		})
 		for _, f := range missing {
-			if !slices.ContainsFunc(all, func(x mfaFinding) bool { return x.Where == f.Where && x.Rule == f.Rule }) {
+			if !slices.ContainsFunc(all, func(x mfaFinding) bool { return x.Where == f.Where && x.Text == f.Text && x.Rule == f.Rule }) {
 				all = append(all, f)
 			}
 		}
@@ -357,7 +357,7 @@ func (c *mfaCheck) unenrolled(ctx context.Context, acc *mfaAccounts, g string, f
 	for _, name := range acc.membersOf(g) {
 		u := acc.users[name]
 		if u == nil {
-			missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g, Rule: "a member of the group needs an account in " + o.Accounts.Passwd + " and a second factor", Who: "no account"})
+			missing = append(missing, mfaFinding{Where: acc.memberWhere(name, g), Text: name + ", member of group " + g, Rule: "a member of the group needs an account in " + o.Accounts.Passwd + " and a second factor", Who: "no account"})
 			continue
 		}
 		checked++
@@ -375,7 +375,7 @@ func (c *mfaCheck) unenrolled(ctx context.Context, acc *mfaAccounts, g string, f
 			c.env.Log().Warn("factor files of a group member cannot be read safely; counted as not enrolled",
 				"check", c.name, "user", name, "group", g, "reason", who)
 		}
-		missing = append(missing, mfaFinding{Where: name, Text: "member of group " + g,
+		missing = append(missing, mfaFinding{Where: acc.memberWhere(name, g), Text: name + ", member of group " + g,
 			Rule: "members of " + strings.Join(o.Groups, ", ") + " need a second factor enrolled", Who: who})
 	}
 	return missing, checked, unknown, nil
