@@ -50,10 +50,10 @@ type Options struct {
 	Sinks         []Sink // receive every transition, after the log
 	// DiagnoseTimeout bounds the diagnostics taken when an alert fires.
 	DiagnoseTimeout time.Duration
-	// EnableLifecycle turns on POST /-/reload and POST
-	// /api/v1/tickets/flush for any client (--web.enable-lifecycle); off,
-	// only requests authenticated by the web config's basic_auth_users may
-	// use them.
+	// EnableLifecycle turns on POST /-/reload over TCP for any client
+	// (--web.enable-lifecycle); off, only requests authenticated by the web
+	// config's basic_auth_users may use it. The rest of the detailed API
+	// (flush, replay) is never opened by it: see tcpGuard.
 	EnableLifecycle bool
 	// ReloadInterval is the least time between two reloads asked for by
 	// SIGHUP or POST /-/reload (RequestReload); more requests meanwhile are

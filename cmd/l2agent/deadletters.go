@@ -122,7 +122,8 @@ func deadLettersReplay(ctx context.Context, cfg *configs.Config, backend string,
 	var refused *daemonError
 	if errors.As(err, &refused) && (refused.status == http.StatusForbidden || refused.status == http.StatusUnauthorized) {
 		fmt.Fprintf(stderr, "l2agent tickets replay: the agent running at %s refuses POST /api/v1/tickets/replay (%s): %s\n"+
-			"Allow it (--web.enable-lifecycle, or basic auth with curl -u USER -X POST 'http://%s/api/v1/tickets/replay?%s'),\n"+
+			"Run this command as root or a member of the config's api.group (it then asks over the API socket), or use basic auth\n"+
+			"(curl -u USER -X POST 'http://%s/api/v1/tickets/replay?%s'),\n"+
 			"or stop the agent, run this command again (it then moves them in the store), and start the agent.\n",
 			refused.addr, refused.text, refused.body, refused.addr, q.Encode())
 		return 1

@@ -174,7 +174,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("log.format", "", "log format: logfmt or json (default: log.format from the config)")
 	paths := pathFlags(fs)
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config file: TLS and basic auth for the HTTP server (as node_exporter's)")
-	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload and POST /api/v1/tickets/flush from any client (as Prometheus'); without it only requests authenticated by the basic_auth_users of --web.config.file may; SIGHUP reloads either way")
+	lifecycle := fs.Bool("web.enable-lifecycle", false, "allow POST /-/reload over TCP from any client (as Prometheus'); without it only requests authenticated by the basic_auth_users of --web.config.file may; SIGHUP and the API socket reload either way")
 	idle := fs.Duration("web.idle-timeout", agent.DefaultIdleTimeout, "close keep-alive HTTP connections idle this long")
 	if done, code := parse(fs, args, stdout); done {
 		return code
