@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/internal/fsutil"
 )
 
 const namespace = "l2agent"
@@ -65,9 +67,15 @@ func (a *Agent) registerMetrics() {
 	})
 	a.reload.successful.Set(1)
 	a.reload.timestamp.SetToCurrentTime()
+	// Read at each scrape (it changes between check runs, unlike the
+	// snapshot).
+	readsStuck := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "file_reads_stuck",
+		Help: "Reads of files users control (2FA enrolment files, home directories) abandoned at their timeout and still blocked in the kernel (a stalled FUSE or NFS file); at " + strconv.Itoa(fsutil.MaxStuck) + " more reads are refused until they return.",
+	}, func() float64 { return float64(fsutil.Stuck()) })
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
-		a.reload.successful, a.reload.timestamp,
+		a.reload.successful, a.reload.timestamp, readsStuck,
 	)
 	a.snap.reg = prometheus.NewRegistry()
 	a.snap.reg.MustRegister(&snapshotCollector{a: a})
