@@ -57,7 +57,7 @@ func (a *Agent) skipFailing(t *alert.Transition, action string) bool {
 	if svc == nil {
 		return false
 	}
-	why, err := svc.Manager.FailingAction(action)
+	why, err := svc.Manager.FailingAction(action, time.Now())
 	if err != nil {
 		a.log.Error("incident history: cannot tell whether the action keeps failing; running it", "key", t.Key, "action", action, "err", err)
 		return false

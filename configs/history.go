@@ -23,6 +23,10 @@ type History struct {
 	// this host all failed is not run again; the ticket says so. 0 (the
 	// default): off.
 	SkipFailingAction int `yaml:"skip_failing_action"`
+	// SkipFailingFor: how long after the last of those failures the action
+	// stays skipped; then it is tried once more (and skipped again if that
+	// run fails too). Default 7d.
+	SkipFailingFor Duration `yaml:"skip_failing_for"`
 }
 
 func (h *History) applyDefaults() {
@@ -37,6 +41,9 @@ func (h *History) applyDefaults() {
 	}
 	if h.Shown == 0 {
 		h.Shown = 3
+	}
+	if h.SkipFailingFor == 0 {
+		h.SkipFailingFor = Duration(7 * 24 * time.Hour)
 	}
 	if h.FixNotHolding.Window == 0 {
 		h.FixNotHolding.Window = Duration(7 * 24 * time.Hour)
@@ -60,4 +67,5 @@ func (h *History) validate(errf func(path, format string, args ...any)) {
 	if h.SkipFailingAction < 0 {
 		errf(p+"skip_failing_action", p+"skip_failing_action %d: want 0 (off) or at least 1 (failed runs in a row)", h.SkipFailingAction)
 	}
+
 }

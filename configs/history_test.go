@@ -18,6 +18,7 @@ func TestHistoryConfig(t *testing.T) {
 	h := cfg.Ticketing.History
 	require.Equal(t, 180*24*time.Hour, h.Keep.D())
 	require.Equal(t, []int{50, 2000, 3, 0, 0}, []int{h.MaxPerKey, h.MaxTotal, h.Shown, h.FixNotHolding.Count, h.SkipFailingAction})
+	require.Equal(t, 7*24*time.Hour, h.SkipFailingFor.D())
 
 	_, err = configs.Parse("bad.yml", []byte(`ticketing:
   history:
@@ -27,6 +28,7 @@ func TestHistoryConfig(t *testing.T) {
     shown: 11
     fix_not_holding: {count: 1}
     skip_failing_action: -2
+    skip_failing_for: 0s
 `))
 	var errs configs.Errors
 	require.ErrorAs(t, err, &errs)
@@ -40,5 +42,6 @@ func TestHistoryConfig(t *testing.T) {
 		"6:12 ticketing.history.shown 11: want 1 to 10 (past incidents a ticket lists per section)",
 		"7:30 ticketing.history.fix_not_holding.count 1: want 0 (off) or at least 2 (fixes within the window, this one included)",
 		"8:26 ticketing.history.skip_failing_action -2: want 0 (off) or at least 1 (failed runs in a row)",
+		"9:23 ticketing.history.skip_failing_for 0s: want a positive duration (leave the key out for the default)",
 	}, got)
 }

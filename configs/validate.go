@@ -56,7 +56,7 @@ func (c *Config) validate(d *decoder) Errors {
 // mustBePositive are the durations that a 0 or a negative value would
 // break or that would be replaced by their default in silence: timeouts,
 // intervals, SLAs, windows.
-var mustBePositive = regexp.MustCompile(`^(defaults\.timeout|checks\[\d+\]\.timeout|ticketing\.(interval|resolve_after|reopen_window|sla\.(warn|crit)|recurrence\.window|flapping\.window|unreported\.close_after|history\.keep|history\.fix_not_holding\.window|backends\[\d+\]\.timeout)|remediation\.actions\.[a-z0-9_]+\.timeout)$`)
+var mustBePositive = regexp.MustCompile(`^(defaults\.timeout|checks\[\d+\]\.timeout|ticketing\.(interval|resolve_after|reopen_window|sla\.(warn|crit)|recurrence\.window|flapping\.window|unreported\.close_after|history\.keep|history\.fix_not_holding\.window|history\.skip_failing_for|backends\[\d+\]\.timeout)|remediation\.actions\.[a-z0-9_]+\.timeout)$`)
 
 // positiveDurations rejects a duration written as 0 or less where it must
 // be positive.

@@ -298,10 +298,11 @@ func (m *Manager) escalateIfFixNotHolding(d *decision, a *alert.Transition) {
 	}
 }
 
-// FailingAction says why action is not to run for a: its last
+// FailingAction says why action is not to run at now: its last
 // skip_failing_action runs on this host (in the history and the open
-// incidents) all failed; "" when the rule is off or they did not.
-func (m *Manager) FailingAction(action string) (string, error) {
+// incidents) all failed, the last of them within skip_failing_for; "" when
+// the rule is off or they did not (then the action is tried again).
+func (m *Manager) FailingAction(action string, now time.Time) (string, error) {
 	n := m.cfg.History.SkipFailingAction
 	if n <= 0 {
 		return "", nil
@@ -338,8 +339,13 @@ func (m *Manager) FailingAction(action string) (string, error) {
 			return "", nil
 		}
 	}
-	return fmt.Sprintf("%s failed the last %d times it ran on this host (the last at %s: %s); not run again (ticketing.history.skip_failing_action)",
-		action, n, last[len(last)-1].At.UTC().Format(time.RFC3339), last[len(last)-1].Result), nil
+	lastRun := last[len(last)-1]
+	until := lastRun.At.Add(time.Duration(m.cfg.History.SkipFailingFor))
+	if !now.Before(until) {
+		return "", nil
+	}
+	return fmt.Sprintf("%s failed the last %d times it ran on this host (the last at %s: %s); not run again before %s (ticketing.history.skip_failing_action, skip_failing_for)",
+		action, n, lastRun.At.UTC().Format(time.RFC3339), lastRun.Result, until.UTC().Format(time.RFC3339)), nil
 }
 
 // ranResult reports whether an attempt's result says the action ran (it

@@ -61,7 +61,7 @@ func TestFailingAction(t *testing.T) {
 	cfg.History.SkipFailingAction = 2
 	cfg.ReopenWindow = configs.Duration(time.Hour)
 	h, _ := newBodiesHarness(t, cfg)
-	why, err := h.svc.Manager.FailingAction("disk_cleanup")
+	why, err := h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(4*time.Hour))
 	require.NoError(t, err)
 	require.Empty(t, why, "no runs")
 
@@ -75,21 +75,28 @@ func TestFailingAction(t *testing.T) {
 	h.send(h.mount("/var", 10*time.Minute, "warn", "ok", 0.5))
 	h.tick(30 * time.Minute) // resolved: in the history
 	failed("/srv", 2*time.Hour, "skipped_cooldown: ran for this alert recently")
-	why, err = h.svc.Manager.FailingAction("disk_cleanup")
+	why, err = h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(4*time.Hour))
 	require.NoError(t, err)
 	require.Empty(t, why, "one run failed, the other was held back")
 
 	failed("/srv2", 3*time.Hour, "not_verified: the alert did not clear")
-	why, err = h.svc.Manager.FailingAction("disk_cleanup")
+	why, err = h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(4*time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, "disk_cleanup failed the last 2 times it ran on this host (the last at 2026-11-24T11:00:00Z: not_verified: the alert did not clear); not run again (ticketing.history.skip_failing_action)", why)
-	why, err = h.svc.Manager.FailingAction("journal_vacuum")
+	require.Equal(t, "disk_cleanup failed the last 2 times it ran on this host (the last at 2026-11-24T11:00:00Z: not_verified: the alert did not clear); not run again before 2026-12-01T11:00:00Z (ticketing.history.skip_failing_action, skip_failing_for)", why)
+	// skip_failing_for (default 7d) after the last failure it is tried again
+	why, err = h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(3*time.Hour+7*24*time.Hour-time.Second))
+	require.NoError(t, err)
+	require.NotEmpty(t, why, "still within skip_failing_for")
+	why, err = h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(3*time.Hour+7*24*time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, why, "skip_failing_for has passed: tried once more")
+	why, err = h.svc.Manager.FailingAction("journal_vacuum", h.t0.Add(4*time.Hour))
 	require.NoError(t, err)
 	require.Empty(t, why, "another action")
 
 	cfg.History.SkipFailingAction = 0
 	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec"}, map[string]Ticketer{"rec": newRecorder()}, h.t0))
-	why, err = h.svc.Manager.FailingAction("disk_cleanup")
+	why, err = h.svc.Manager.FailingAction("disk_cleanup", h.t0.Add(4*time.Hour))
 	require.NoError(t, err)
 	require.Empty(t, why, "off")
 }
