@@ -162,7 +162,7 @@ func writePastEntry(b *strings.Builder, e PastEntry) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.Tickets)) {
 		r := e.Tickets[name]
-		fmt.Fprintf(b, "  %s #%s", name, r.ID)
+		fmt.Fprintf(b, "  %s %s", name, r.Label())
 		if r.URL != "" {
 			b.WriteString(" " + r.URL)
 		}

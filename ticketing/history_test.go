@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -269,4 +270,19 @@ func TestHistoryRefAfterOutage(t *testing.T) {
 	hist, err = h.svc.Store.History(nil)
 	require.NoError(t, err)
 	require.Equal(t, map[string]Ref{"rec": {ID: "1"}}, hist[0].Refs)
+}
+
+// A past ticket is named as people name it: a ServiceNow incident by its
+// number, not its sys_id; others by #ID.
+func TestPastEntryNamesTickets(t *testing.T) {
+	var b strings.Builder
+	writePastEntry(&b, PastEntry{
+		Began: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC), DurationSeconds: 600, Outcome: EndCleared,
+		Tickets: map[string]Ref{
+			"rt":   {ID: "42", URL: "https://rt.example/Ticket/Display.html?id=42"},
+			"snow": {ID: "a1b2c3d4e5f60718293a4b5c6d7e8f90", Name: "INC0010001", URL: "https://x.service-now.com/nav_to.do"},
+		},
+	})
+	require.Equal(t, "    2026-11-24 08:00  10m      cleared                      rt #42 https://rt.example/Ticket/Display.html?id=42  snow INC0010001 https://x.service-now.com/nav_to.do\n", b.String())
+	require.NotContains(t, b.String(), "a1b2c3d4")
 }

@@ -107,7 +107,7 @@ func Body(inc *Incident, now time.Time, version string) string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(inc.PrevRefs)) {
 		r := inc.PrevRefs[name]
-		v := "#" + r.ID
+		v := r.Label()
 		if r.URL != "" {
 			v += " " + r.URL
 		}

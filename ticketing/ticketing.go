@@ -29,6 +29,18 @@ func (t Tier) String() string { return "L" + strconv.Itoa(int(t)) }
 type Ref struct {
 	ID  string `json:"id"`
 	URL string `json:"url,omitempty"` // for humans: a link to the ticket
+	// Name is what people call the ticket when its ID is not it (a
+	// ServiceNow incident's number, INC0010001, beside its sys_id); "" when
+	// the ID is.
+	Name string `json:"name,omitempty"`
+}
+
+// Label is how a ticket is named to people: its Name, else #ID.
+func (r Ref) Label() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return "#" + r.ID
 }
 
 // Ticket is what a backend files, with the text already rendered.

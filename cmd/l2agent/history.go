@@ -101,7 +101,7 @@ func printHistory(w io.Writer, hist []ticketing.PastIncident) {
 	for _, p := range hist {
 		var tickets []string
 		for _, b := range slices.Sorted(maps.Keys(p.Refs)) {
-			tickets = append(tickets, b+" #"+p.Refs[b].ID)
+			tickets = append(tickets, b+" "+p.Refs[b].Label())
 		}
 		var attempts []string
 		for _, a := range p.Attempts {

@@ -224,7 +224,7 @@ func ticketsList(ctx context.Context, cfg *configs.Config, asJSON bool, stdout, 
 		for _, b := range backends {
 			ref := "(queued)"
 			if r, ok := inc.Refs[b]; ok {
-				ref = "#" + r.ID
+				ref = r.Label()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.Key, b, ref, inc.Tier, state, inc.Severity, textfmt.Duration(now.Sub(inc.Opened)))
 		}
@@ -400,7 +400,7 @@ func testTicket(ctx context.Context, b ticketing.Ticketer, name string, cannotFi
 	}) {
 		return 1
 	}
-	fmt.Fprintf(stdout, "ticket #%s %s\n", ref.ID, ref.URL)
+	fmt.Fprintf(stdout, "ticket %s %s\n", ref.Label(), ref.URL)
 	find := func() error {
 		found, ok, err := b.Find(ctx, key)
 		switch {

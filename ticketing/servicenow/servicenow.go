@@ -124,8 +124,9 @@ func Query(key string) string {
 	return strings.Join(q, "^") + "^ORDERBYDESCsys_created_on"
 }
 
-func (b *Backend) ref(sysID string) ticketing.Ref {
-	return ticketing.Ref{ID: sysID, URL: b.base + "/nav_to.do?uri=" + url.QueryEscape("incident.do?sys_id="+sysID)}
+// ref is the incident sysID, named by its number (INC0010001) when known.
+func (b *Backend) ref(sysID, number string) ticketing.Ref {
+	return ticketing.Ref{ID: sysID, Name: number, URL: b.base + "/nav_to.do?uri=" + url.QueryEscape("incident.do?sys_id="+sysID)}
 }
 
 type incident struct {
@@ -167,7 +168,7 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		why := b.unusable(in)
 		if why == "" {
 			b.prev.Remember(key, nil)
-			return b.ref(in.SysID), true, nil
+			return b.ref(in.SysID, in.Number), true, nil
 		}
 		if old == nil {
 			old = &res[i]
@@ -247,7 +248,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	f["short_description"] = shortDesc(t.Title)
 	f["description"] = t.Body
 	if old, ok := b.prev.Take(t.Key); ok && !strings.Contains(t.Body, old.SysID) {
-		f["description"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier incident of this alert: %s %s (not used again: %s).", old.Number, b.ref(old.SysID).URL, old.why)
+		f["description"] = strings.TrimRight(t.Body, "\n") + fmt.Sprintf("\n\nEarlier incident of this alert: %s %s (not used again: %s).", old.Number, b.ref(old.SysID, old.Number).URL, old.why)
 	}
 	f["correlation_id"] = CorrelationID(t.Key)
 	f["correlation_display"] = "l2agent"
@@ -268,7 +269,7 @@ func (b *Backend) Open(ctx context.Context, t ticketing.Ticket) (ticketing.Ref, 
 	if got.SysID == "" {
 		return ticketing.Ref{}, ticketing.Final("api", fmt.Errorf("servicenow %s: answered without a sys_id", what))
 	}
-	return b.ref(got.SysID), nil
+	return b.ref(got.SysID, got.Number), nil
 }
 
 // Comment adds a work note.

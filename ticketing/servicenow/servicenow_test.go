@@ -46,6 +46,8 @@ func TestLifecycle(t *testing.T) {
 			require.Equal(t, "2", in["urgency"])
 			require.Equal(t, "2", in["impact"])
 			require.Contains(t, ref.URL, "/nav_to.do?uri=incident.do%3Fsys_id%3D"+ref.ID)
+			require.Equal(t, in["number"], ref.Name, "named by its number, not its sys_id")
+			require.Regexp(t, `^INC\d{7}$`, ref.Label())
 
 			got, found, err := b.Find(ctx, testKey)
 			require.NoError(t, err)
