@@ -374,8 +374,7 @@ func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Re
 	}
 	// The key's previous ticket (resolved, past the reopen window) is not this one.
 	if ok && (inc == nil || found.ID != inc.PrevRefs[d.Name].ID) {
-		d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
-		return found, nil
+		return d.takeBack(ctx, op, found)
 	}
 	if err := d.markSending(); err != nil {
 		return Ref{}, err
@@ -388,6 +387,32 @@ func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Re
 		d.afterOpen(ref)
 	}
 	return ref, nil
+}
+
+// takeBack makes found, the key's ticket that Find returned, the ticket of
+// op's incident instead of opening another: as it is when it is open;
+// reopened first, with the new incident's text, when it is resolved (else
+// the problem would be back in a ticket that stays resolved). A reopen cut
+// off is safe to repeat: the next Find sees the ticket open. An open in
+// doubt (its group may have been sent before a crash) takes a resolved
+// ticket as it is: it may be this incident's own, resolved by a later
+// operation of the group, which is looked up and replayed in turn.
+func (d *Deliverer) takeBack(ctx context.Context, op Op, found Ref) (Ref, error) {
+	if inDoubt := d.applier != nil && op.Seq <= d.unsure; !found.Resolved || inDoubt {
+		found.Resolved = false
+		d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
+		return found, nil
+	}
+	found.Resolved = false
+	if err := d.markSending(); err != nil {
+		return Ref{}, err
+	}
+	text := "The problem is back; l2agent takes this resolved ticket back instead of opening another.\n\n" + op.Ticket.Title + "\n\n" + op.Ticket.Body
+	if err := d.backend.Reopen(ctx, found, text); err != nil {
+		return Ref{}, fmt.Errorf("reopen %s, found resolved for %s: %w", found.Label(), op.Key, err)
+	}
+	d.log.Info("ticket for this key found resolved; reopened it instead of opening another", "key", op.Key, "ticket", found.ID)
+	return found, nil
 }
 
 // send performs an op other than open on ticket ref, after bringing its

@@ -79,6 +79,31 @@ func TestCrashBetweenOpenAndRecord(t *testing.T) {
 	require.Equal(t, "comment #1, escalate L3 #1", h.step(time.Minute, "warn", "crit", 0.95))
 }
 
+// TestFoundResolvedIsReopened: the key's ticket that Find returns is
+// resolved (a backend takes one back within its reuse_resolved, after the
+// store forgot the incident): the new incident reopens it, with its text,
+// instead of attaching to a ticket that stays resolved.
+func TestFoundResolvedIsReopened(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ref, err := h.rec.Open(context.Background(), Ticket{Key: h.key, Tier: L2}) // an earlier incident's, store forgotten
+	require.NoError(t, err)
+	require.NoError(t, h.rec.Resolve(context.Background(), ref, "done"))
+	h.rec.take()
+	require.Equal(t, "reopen #1", h.step(0, "ok", "warn", 0.85), "reopened, not opened again nor taken as it is")
+	require.Equal(t, "open", h.rec.status["1"])
+	inc, err := h.svc.Store.Incident(h.key)
+	require.NoError(t, err)
+	require.Equal(t, Ref{ID: "1"}, inc.Refs["rec"], "recorded, without the transient Resolved")
+	require.Equal(t, "comment #1, escalate L3 #1", h.step(time.Minute, "warn", "crit", 0.95))
+
+	// an open ticket found is taken as it is
+	h2 := newHarness(t, testConfig())
+	_, err = h2.rec.Open(context.Background(), Ticket{Key: h2.key, Tier: L2})
+	require.NoError(t, err)
+	h2.rec.take()
+	require.Equal(t, "", h2.step(0, "ok", "warn", 0.85))
+}
+
 // TestCrashAfterOpen: the process dies (here: a panic from the test hook)
 // right after the backend created the ticket and before the store recorded
 // it; after a restart the open is replayed, finds the ticket by key and

@@ -54,7 +54,8 @@ func (r *recorder) Find(_ context.Context, key string) (Ref, bool, error) {
 	if best == 0 {
 		return Ref{}, false, nil
 	}
-	return Ref{ID: fmt.Sprint(best)}, true, nil
+	id := fmt.Sprint(best)
+	return Ref{ID: id, Resolved: r.status[id] == "resolved"}, true, nil
 }
 
 func (r *recorder) Open(_ context.Context, t Ticket) (Ref, error) {

@@ -33,6 +33,11 @@ type Ref struct {
 	// ServiceNow incident's number, INC0010001, beside its sys_id); "" when
 	// the ID is.
 	Name string `json:"name,omitempty"`
+	// Resolved, from Find only, says that the ticket found is resolved
+	// (one a backend still takes back, within its reuse_resolved): the
+	// deliverer reopens it before it becomes the incident's ticket. Never
+	// stored.
+	Resolved bool `json:"-"`
 }
 
 // Label is how a ticket is named to people: its Name, else #ID.

@@ -66,12 +66,15 @@ func testFindPerState(t *testing.T, env testenv.RT) {
 		require.Equal(t, status, env.Ticket(t, id).Status, "RT said %v", said)
 		got, ok := find()
 		require.True(t, ok, status)
+		require.False(t, got.Resolved, status)
 		require.Equal(t, ref, got, status)
 	}
 
 	require.NoError(t, b.Resolve(ctx, ref, "fixed"))
 	got, ok := find()
 	require.True(t, ok, "resolved just now: within reuse_resolved")
+	require.True(t, got.Resolved, "said to be resolved: the deliverer reopens it")
+	got.Resolved = false
 	require.Equal(t, ref, got)
 
 	// Eight days later (the store forgets a resolved incident after seven).

@@ -191,7 +191,9 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		why := b.unusable(it.Status, it.Resolved)
 		if why == "" {
 			b.prev.Remember(key, nil)
-			return b.ref(string(it.ID)), true, nil
+			ref := b.ref(string(it.ID))
+			ref.Resolved = strings.EqualFold(it.Status, statusResolved)
+			return ref, true, nil
 		}
 		if old == nil {
 			old = &oldTicket{id: string(it.ID), why: why}

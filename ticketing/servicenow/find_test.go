@@ -34,6 +34,8 @@ func TestFindOnlyUsable(t *testing.T) {
 	f.clock.Add(23 * time.Hour)
 	ref, found := find()
 	require.True(t, found, "resolved 23h ago, within reuse_resolved (24h)")
+	require.True(t, ref.Resolved, "said to be Resolved: the deliverer reopens it")
+	ref.Resolved = false
 	require.Equal(t, first, ref)
 
 	f.clock.Add(2 * time.Hour)

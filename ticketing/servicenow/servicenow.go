@@ -168,7 +168,9 @@ func (b *Backend) Find(ctx context.Context, key string) (ticketing.Ref, bool, er
 		why := b.unusable(in)
 		if why == "" {
 			b.prev.Remember(key, nil)
-			return b.ref(in.SysID, in.Number), true, nil
+			ref := b.ref(in.SysID, in.Number)
+			ref.Resolved = in.State == stateResolved || in.State == strconv.Itoa(b.o.ResolveState)
+			return ref, true, nil
 		}
 		if old == nil {
 			old = &res[i]
