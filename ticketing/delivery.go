@@ -390,28 +390,45 @@ func (d *Deliverer) open(ctx context.Context, op Op, inc *Incident, ref Ref) (Re
 }
 
 // takeBack makes found, the key's ticket that Find returned, the ticket of
-// op's incident instead of opening another: as it is when it is open;
-// reopened first, with the new incident's text, when it is resolved (else
-// the problem would be back in a ticket that stays resolved). A reopen cut
-// off is safe to repeat: the next Find sees the ticket open. An open in
-// doubt (its group may have been sent before a crash) takes a resolved
-// ticket as it is: it may be this incident's own, resolved by a later
-// operation of the group, which is looked up and replayed in turn.
+// op's incident instead of opening another. It is brought to the
+// incident's state first: reopened, with the new incident's text, when it
+// is resolved (else the problem would be back in a ticket that stays
+// resolved), and escalated when the incident is above L2 (a ticket opened
+// before the escalations, e.g. by an open that waited while its backend
+// was out of the config). Both are safe to repeat after a cut-off: the
+// next Find sees the ticket open, and an escalation to the same tier
+// moves nothing. An open in doubt (its group may have been sent before a
+// crash) takes the ticket as it is: it may be this incident's own, changed
+// by later operations of the group, which are looked up and replayed.
 func (d *Deliverer) takeBack(ctx context.Context, op Op, found Ref) (Ref, error) {
-	if inDoubt := d.applier != nil && op.Seq <= d.unsure; !found.Resolved || inDoubt {
-		found.Resolved = false
+	resolved := found.Resolved
+	found.Resolved = false
+	if inDoubt := d.applier != nil && op.Seq <= d.unsure; inDoubt || !resolved && op.Tier <= L2 {
 		d.log.Info("ticket for this key already exists; not opening another", "key", op.Key, "ticket", found.ID)
 		return found, nil
 	}
-	found.Resolved = false
 	if err := d.markSending(); err != nil {
 		return Ref{}, err
 	}
-	text := "The problem is back; l2agent takes this resolved ticket back instead of opening another.\n\n" + op.Ticket.Title + "\n\n" + op.Ticket.Body
-	if err := d.backend.Reopen(ctx, found, text); err != nil {
-		return Ref{}, fmt.Errorf("reopen %s, found resolved for %s: %w", found.Label(), op.Key, err)
+	if resolved {
+		text := "The problem is back; l2agent takes this resolved ticket back instead of opening another.\n\n" + op.Ticket.Title + "\n\n" + op.Ticket.Body
+		if err := d.backend.Reopen(ctx, found, text); err != nil {
+			return Ref{}, fmt.Errorf("reopen %s, found resolved for %s: %w", found.Label(), op.Key, err)
+		}
+		d.log.Info("ticket for this key found resolved; reopened it instead of opening another", "key", op.Key, "ticket", found.ID)
 	}
-	d.log.Info("ticket for this key found resolved; reopened it instead of opening another", "key", op.Key, "ticket", found.ID)
+	if op.Tier > L2 {
+		t := op.Ticket
+		if !resolved { // a reopen above carried the text already
+			t.Body = fmt.Sprintf("Escalated to %s: l2agent takes this ticket of the key as the incident's, which is at %s.\n\n%s", op.Tier, op.Tier, t.Body)
+		} else {
+			t.Body = fmt.Sprintf("Escalated to %s: the incident is at %s.", op.Tier, op.Tier)
+		}
+		if err := d.backend.Escalate(ctx, found, op.Tier, t); err != nil {
+			return Ref{}, fmt.Errorf("escalate %s, found for %s, to %s: %w", found.Label(), op.Key, op.Tier, err)
+		}
+		d.log.Info("ticket for this key found; escalated it to the incident's tier", "key", op.Key, "ticket", found.ID, "tier", op.Tier.String())
+	}
 	return found, nil
 }
 

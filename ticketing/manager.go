@@ -57,7 +57,9 @@ func NewManager(cfg configs.Ticketing, store *Store, backends []string, version 
 }
 
 // reconfigure puts a new policy and backends in force; each backend added
-// is sent an open for every incident open now.
+// is sent an open for every incident open now, or, when it holds the
+// incident's ticket already (it was left out of the config for a while),
+// what it missed: see catchUp.
 func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time.Time) error {
 	m.mu.Lock()
 	var added []string
@@ -84,15 +86,46 @@ func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time
 			if inc == nil || !inc.Open {
 				continue
 			}
+			var fresh []string
+			for _, b := range added {
+				if inc.Refs[b].ID == "" {
+					fresh = append(fresh, b)
+					continue
+				}
+				ops := m.catchUp(inc, now)
+				if err := tx.Save(inc, []string{b}, ops); err != nil {
+					return fmt.Errorf("queue the state of %s for %s: %w", inc.Key, b, err)
+				}
+				*queued += len(ops)
+			}
+			if len(fresh) == 0 {
+				continue
+			}
 			inc.Events++
 			op := Op{Key: inc.Key, Kind: OpOpen, Event: inc.Events, Ticket: m.ticket(inc, now, true), Tier: inc.Tier, Created: now}
-			if err := tx.Save(inc, added, []Op{op}); err != nil {
-				return fmt.Errorf("queue open of %s for %v: %w", inc.Key, added, err)
+			if err := tx.Save(inc, fresh, []Op{op}); err != nil {
+				return fmt.Errorf("queue open of %s for %v: %w", inc.Key, fresh, err)
 			}
 			*queued++
 		}
 		return nil
 	})
+}
+
+// catchUp is what a backend added back, which holds inc's ticket from
+// before it was left out, is sent instead of an open: the incident as it is
+// now, as an escalation to its tier when it is above L2 (the escalations
+// made meanwhile were sent to the other backends only), else as a comment.
+func (m *Manager) catchUp(inc *Incident, now time.Time) []Op {
+	inc.Events++
+	t := m.ticket(inc, now, true)
+	why := "l2agent reports to this ticket system again (it was left out of the configuration); the incident as it is now:"
+	if inc.Tier > L2 {
+		return []Op{{Key: inc.Key, Kind: OpEscalate, Event: inc.Events, Ticket: t, Text: fmt.Sprintf("Escalated to %s: %s", inc.Tier, why), Tier: inc.Tier, Created: now}}
+	}
+	text := why + "\n\n" + t.Body
+	t.Body = "" // a comment carries its text only
+	return []Op{{Key: inc.Key, Kind: OpComment, Event: inc.Events, Ticket: t, Text: text, Created: now}}
 }
 
 func (m *Manager) maxTier() Tier { return maxTier(m.cfg) }

@@ -118,5 +118,13 @@ func TestReconfigureBackends(t *testing.T) {
 	b.mu.Unlock()
 	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec", "b"}, map[string]Ticketer{"rec": h.rec, "b": b}, h.t0.Add(4*time.Minute)))
 	require.Eventually(t, func() bool { return h.svc.Flush(context.Background())["b"] == 0 }, 10*time.Second, 10*time.Millisecond)
-	require.Equal(t, "open #1 L2", b.take(), "one open: the one kept (queued at L2); the reload's open finds the ticket")
+	require.Equal(t, "open #1 L2, escalate L3 #1", b.take(), "one open: the one kept (queued at L2); the reload's open (at L3) finds the ticket and escalates it")
+	require.Equal(t, L3, b.tier["1"], "b's ticket is at the incident's tier")
+
+	// b left out again and added back: its ticket is known; it is sent what
+	// it missed (the escalation to L3 made meanwhile), not an open.
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec"}, map[string]Ticketer{"rec": h.rec}, h.t0.Add(5*time.Minute)))
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec", "b"}, map[string]Ticketer{"rec": h.rec, "b": b}, h.t0.Add(6*time.Minute)))
+	require.Equal(t, 0, h.svc.Flush(context.Background())["b"])
+	require.Equal(t, "escalate L3 #1", b.take(), "the incident as it is now, on the ticket it has")
 }
