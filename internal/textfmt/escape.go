@@ -1,7 +1,6 @@
 package textfmt
 
 import (
-	"log/slog"
 	"strconv"
 	"strings"
 	"unicode"
@@ -25,8 +24,8 @@ import (
 // cursor), so a name stays inside its record. Its JSON handler escapes C0
 // controls, U+2028 and U+2029 but passes DEL, C1 controls (NEL, the 8-bit
 // CSI) and bidi overrides raw, valid JSON that a terminal showing the log
-// may still act on: LogReplaceAttr escapes those (see
-// TestLogHandlersKeepNamesOnOneLine).
+// may still act on: the agent's JSON log handler escapes those as \uXXXX
+// (cmd/l2agent, jsonSafe), so that the value still decodes exactly.
 
 // Line escapes s for one line: nothing in the result ends the line or is a
 // control character.
@@ -74,18 +73,6 @@ func TerminalCell(s string) string { return Line(s) }
 
 // TerminalText escapes a multi-line text printed on a terminal.
 func TerminalText(s string) string { return Block(s) }
-
-// LogReplaceAttr is a slog.HandlerOptions.ReplaceAttr for the JSON handler:
-// it escapes string values with Line when they hold anything Line would
-// change but a backslash, and leaves every other value as it is.
-func LogReplaceAttr(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindString {
-		if s := a.Value.String(); needsEscape(strings.ReplaceAll(s, `\`, ""), false) {
-			return slog.String(a.Key, Line(s))
-		}
-	}
-	return a
-}
 
 // needsEscape reports whether s holds anything Line (or Block when block is
 // set) would change.
