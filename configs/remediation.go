@@ -21,6 +21,31 @@ type Remediation struct {
 	Actions ActionPolicies `yaml:"actions"`
 	// Rules: which alert runs which action; the first matching rule wins.
 	Rules []RemediationRule `yaml:"rules"`
+	// Helper: where the actions run. "auto" (or empty): through the
+	// privileged remediation helper at DefaultHelperSocket when that socket
+	// exists (the packaged systemd units), else in the agent's own process;
+	// "off": always in-process; an absolute path: always through the helper
+	// listening there.
+	Helper string `yaml:"helper"`
+}
+
+// DefaultHelperSocket is where the packaged l2agent-remediate.socket listens.
+const DefaultHelperSocket = "/run/l2agent-remediate.sock"
+
+// HelperSocket resolves Helper: the socket to send the actions to, or ""
+// to run them in-process. exists reports whether a path exists (os.Stat in
+// the agent; tests stub it).
+func (r Remediation) HelperSocket(exists func(string) bool) string {
+	switch r.Helper {
+	case "off":
+		return ""
+	case "", "auto":
+		if exists(DefaultHelperSocket) {
+			return DefaultHelperSocket
+		}
+		return ""
+	}
+	return r.Helper
 }
 
 // RateLimit is at most Count runs within Window. Count 0 means no runs.
@@ -138,6 +163,9 @@ func (r *Remediation) applyDefaults(stateDir string) {
 func (r *Remediation) validate(errf Errorf) {
 	const base = "remediation"
 	checkRate(errf, base+".max_runs", r.MaxRuns)
+	if h := r.Helper; h != "" && h != "auto" && h != "off" && !CleanAbs(h) {
+		errf(base+".helper", "remediation.helper %q: want auto, off or the clean absolute path of the helper's socket", h)
+	}
 	for _, name := range sortedMapKeys(r.Actions) {
 		p := r.Actions[name]
 		ab := base + ".actions." + name

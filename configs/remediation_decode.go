@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -121,4 +122,28 @@ func (r *RemediationRule) decodeNode(d *decoder, n *yaml.Node, path string) {
 	} else {
 		d.pos[sub] = pos{params.Line, params.Column} // the unknown action is reported by validate
 	}
+}
+
+// DecodeParams decodes the params of action from YAML (a `params:` block on
+// its own, as yaml.Marshal writes a params value), strictly: unknown keys
+// and bad values are errors. It does not check them against the action's
+// settings: that is Params.Validate and Params.Complete. Nil when empty.
+func DecodeParams(action string, data []byte) (Params, error) {
+	kind, ok := ActionKinds.Lookup(action)
+	if !ok {
+		return nil, fmt.Errorf("unknown remediation action %q", action)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("params of %s: %w", action, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	d := &decoder{file: "params", pos: map[string]pos{}, keys: map[string]pos{}, nonPositive: map[string]Duration{}}
+	p := d.params(doc.Content[0], kind, action, "params")
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return p, nil
 }

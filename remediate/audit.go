@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ type Record struct {
 	Result          string     `json:"result"`           // one of Results
 	Reason          string     `json:"reason,omitempty"` // why: skipped, failed, verified
 	Manual          bool       `json:"manual,omitempty"` // run by hand (CLI), not by a rule
+	Peer            string     `json:"peer,omitempty"`   // the helper's audit: who asked (uid, pid)
 	DryRun          bool       `json:"dry_run,omitempty"`
 	Rule            int        `json:"rule"` // index of the rule, -1 for a manual run
 	Alert           auditAlert `json:"alert"`
@@ -102,7 +104,10 @@ func (l *auditLog) append(r Record) error {
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = createOwned(l.path)
+	}
 	if err != nil {
 		return err
 	}
@@ -115,6 +120,24 @@ func (l *auditLog) append(r Record) error {
 		return err
 	}
 	return f.Close()
+}
+
+// createOwned creates the audit log, owned by the owner of its directory:
+// root running the CLI must not leave a file the agent's user cannot
+// append to.
+func createOwned(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil || os.Geteuid() != 0 {
+		return f, err
+	}
+	var st syscall.Stat_t
+	if syscall.Stat(filepath.Dir(path), &st) == nil && st.Uid != 0 {
+		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("give the audit log to the owner of its directory: %w", err)
+		}
+	}
+	return f, nil
 }
 
 // tail reads the records in the last max bytes of the log.

@@ -34,6 +34,8 @@ type Engine struct {
 	m       *metrics
 	actions map[string]Action // per action name, with the action's own params
 	rules   []boundRule
+	env     Env
+	helper  string // the helper's socket the actions are sent to; "" in-process
 
 	mu      sync.Mutex
 	keyRuns map[string]time.Time   // action + "\x00" + alert key → last run (cooldown)
@@ -45,6 +47,7 @@ type Engine struct {
 type boundRule struct {
 	index  int
 	rule   configs.RemediationRule
+	params configs.Params // the action's merged with the rule's
 	action Action
 }
 
@@ -81,7 +84,7 @@ func NewWithEnv(cfg configs.Remediation, stateDir string, log *slog.Logger, reg 
 	e := &Engine{
 		cfg: cfg, log: log.With("component", "remediate"), now: now,
 		audit: &auditLog{path: stateDir + "/" + AuditFile}, m: m,
-		actions: map[string]Action{},
+		actions: map[string]Action{}, env: ev,
 		keyRuns: map[string]time.Time{}, runs: map[string][]time.Time{}, last: map[string][]Record{},
 	}
 	for _, name := range Names() {
@@ -97,11 +100,17 @@ func NewWithEnv(cfg configs.Remediation, stateDir string, log *slog.Logger, reg 
 		if !ok {
 			return nil, fmt.Errorf("remediation rule %d: unknown action %q", i, r.Action)
 		}
-		a, err := newAction(r.Action, p, configs.MergeParams(p.Params, r.Params), ev)
+		params := configs.MergeParams(p.Params, r.Params)
+		a, err := newAction(r.Action, p, params, ev)
 		if err != nil {
 			return nil, fmt.Errorf("remediation rule %d: %w", i, err)
 		}
-		e.rules = append(e.rules, boundRule{index: i, rule: r, action: a})
+		e.rules = append(e.rules, boundRule{index: i, rule: r, params: params, action: a})
+	}
+	if sock := cfg.HelperSocket(exists); sock != "" {
+		if err := e.delegate(sock); err != nil {
+			return nil, err
+		}
 	}
 	recs, err := e.audit.tail(1 << 20)
 	if err != nil {
@@ -187,7 +196,7 @@ func (e *Engine) Plan(ctx context.Context, action string, a alert.Alert) (Plan, 
 func (e *Engine) Admit(action string, a alert.Alert) (result, reason string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	result, reason, _ = e.decide(action, a, false)
+	result, reason, _ = e.decide(action, a, false, true)
 	return result, reason
 }
 
@@ -205,9 +214,9 @@ func (e *Engine) actionFor(action string, a alert.Alert) (Action, int) {
 	return e.actions[action], -1
 }
 
-// decide applies the policy; reserve books the run (cooldown, rate limits).
-// e.mu is held.
-func (e *Engine) decide(name string, a alert.Alert, reserve bool) (result, reason string, dryRun bool) {
+// decide applies the policy; reserve books the run (cooldown, rate limits);
+// cooldown applies the per-alert-key cooldown. e.mu is held.
+func (e *Engine) decide(name string, a alert.Alert, reserve, cooldown bool) (result, reason string, dryRun bool) {
 	now := e.now()
 	p, known := e.cfg.Actions[name]
 	if _, ok := e.actions[name]; !known || !ok {
@@ -217,7 +226,7 @@ func (e *Engine) decide(name string, a alert.Alert, reserve bool) (result, reaso
 		return ResultNotAllowed, fmt.Sprintf("action %s is not enabled (remediation.actions.%s.enabled)", name, name), false
 	}
 	dryRun = e.cfg.DryRun || p.DryRun
-	if last, ok := e.keyRuns[name+"\x00"+a.Key]; ok && now.Sub(last) < p.Cooldown.D() {
+	if last, ok := e.keyRuns[name+"\x00"+a.Key]; ok && cooldown && now.Sub(last) < p.Cooldown.D() {
 		return ResultSkippedCooldown, fmt.Sprintf("ran for this alert at %s; cooldown %s until %s",
 			last.UTC().Format(time.RFC3339), p.Cooldown.D(), last.Add(p.Cooldown.D()).UTC().Format(time.RFC3339)), dryRun
 	}
@@ -284,7 +293,7 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a a
 	start := e.now()
 	rec := Record{Time: start, Action: name, Alert: auditAlert(a), Rule: rule, Manual: rule < 0}
 	e.mu.Lock()
-	result, reason, dryRun := e.decide(name, a, true)
+	result, reason, dryRun := e.decide(name, a, true, true)
 	e.mu.Unlock()
 	rec.DryRun = dryRun
 	if result != "" && result != ResultDryRun {

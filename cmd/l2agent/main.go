@@ -35,6 +35,7 @@ Usage:
   l2agent tickets list|flush|test     incidents and tickets; deliver the outbox; test a backend
   l2agent remediate list|plan|run     remediation actions, their policy and last runs; dry-run; run by hand
   l2agent reload --pid PID            SIGHUP the daemon and wait: exit 1 if it rejects the config
+  l2agent remediate-helper            serve one remediation request on stdin (l2agent-remediate.socket)
   l2agent version                     print the version
 
 Run 'l2agent COMMAND --help' for the flags of a command.
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRemediate(args[1:], stdout, stderr)
 	case "reload":
 		return cmdReload(args[1:], stdout, stderr)
+	case "remediate-helper":
+		return cmdRemediateHelper(args[1:], stdout, stderr)
 	case "version", "--version":
 		if done, code := noArgs("version", "Prints the version, the VCS revision and the Go version.", args[1:], stdout, stderr); done {
 			return code

@@ -43,10 +43,20 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Even a failed test leaves no package behind.
+	// Even a failed test leaves no package behind, nor the system user the package made (it
+	// keeps it on purge, as Debian does; this host is not to keep it).
+	_, userErr := exec.Command("getent", "passwd", "l2agent").Output()
+	userBefore := userErr == nil
 	t.Cleanup(func() {
 		if out, err := exec.Command("dpkg", "--purge", "l2agent").CombinedOutput(); err != nil {
 			t.Logf("cleanup: dpkg --purge l2agent: %v\n%s", err, out)
+		}
+		if !userBefore {
+			for _, argv := range [][]string{{"userdel", "l2agent"}, {"groupdel", "l2agent"}} {
+				if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+					t.Logf("cleanup: %v: %v\n%s", argv, err, out)
+				}
+			}
 		}
 	})
 
@@ -104,6 +114,13 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	if !bytes.Equal(unit, want) {
 		t.Error("installed unit differs from deploy/systemd/l2agent.service")
 	}
+	for _, u := range []string{"l2agent-remediate.socket", "l2agent-remediate@.service"} {
+		got, err := os.ReadFile("/lib/systemd/system/" + u)
+		want, err2 := os.ReadFile(filepath.Join(root, "deploy/systemd", u))
+		if err != nil || err2 != nil || !bytes.Equal(got, want) {
+			t.Errorf("installed %s differs from deploy/systemd/%s (%v, %v)", u, u, err, err2)
+		}
+	}
 	verifyUnit(t, ci)
 	// No systemd runs here (as in a chroot or an image build): enabled all the same.
 	const wants = "/etc/systemd/system/multi-user.target.wants/l2agent.service"
@@ -118,18 +135,22 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	if fi, err := os.Stat("/var/lib/l2agent"); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
 		t.Errorf("/var/lib/l2agent: %v %v, want a 0750 dir", fi, err)
 	}
+	if own := run(t, "stat", "-c", "%U:%G", "/var/lib/l2agent", "/etc/l2agent/agent.yaml"); own != "l2agent:l2agent\nroot:l2agent\n" {
+		t.Errorf("owners of /var/lib/l2agent and agent.yaml: %q, want l2agent:l2agent and root:l2agent", own)
+	}
 	if fi, err := os.Stat("/etc/l2agent/agent.yaml"); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("/etc/l2agent/agent.yaml: %v %v, want mode 0640", fi, err)
 	}
 	if cf := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "l2agent"); !strings.Contains(cf, "/etc/l2agent/agent.yaml") {
 		t.Errorf("agent.yaml is not a conffile: %q", cf)
 	}
-	// The service runs as root in a sandbox: the package creates no user, the unit sets none.
-	if out, err := exec.Command("getent", "passwd", "l2agent").Output(); err == nil {
-		t.Errorf("unexpected user l2agent: %s", out)
+	// The agent runs as the system user the package made: no login, home the state dir.
+	pw := strings.Split(strings.TrimSpace(run(t, "getent", "passwd", "l2agent")), ":")
+	if len(pw) != 7 || pw[5] != "/var/lib/l2agent" || pw[6] != "/usr/sbin/nologin" {
+		t.Errorf("user l2agent: %q, want home /var/lib/l2agent and shell /usr/sbin/nologin", pw)
 	}
-	if bytes.Contains(unit, []byte("\nUser=")) {
-		t.Error("unit sets User=, but the package creates no user")
+	if !bytes.Contains(unit, []byte("\nUser=l2agent\n")) {
+		t.Error("unit does not run as User=l2agent")
 	}
 
 	// Change the config and leave some state, then upgrade keeping the changed config.
@@ -145,7 +166,16 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, "/var/lib/l2agent/state-marker", []byte("x"))
+	// As an older version that ran as root left it: the upgrade gives it to l2agent. A
+	// symlink in it is not followed.
+	run(t, "chown", "-R", "root:root", "/var/lib/l2agent")
+	if err := os.Symlink("/etc/hostname", "/var/lib/l2agent/link"); err != nil {
+		t.Fatal(err)
+	}
 	run(t, "dpkg", "-i", "--force-confold", deb2)
+	if own := run(t, "stat", "-c", "%U", "/var/lib/l2agent", "/var/lib/l2agent/state-marker", "/etc/hostname"); own != "l2agent\nl2agent\nroot\n" {
+		t.Errorf("after an upgrade from a root-owned state dir, owners of the dir, a file in it, a symlink's target: %q", own)
+	}
 	if v := run(t, "/usr/bin/l2agent", "version"); !strings.Contains(v, v2) {
 		t.Errorf("after upgrade: l2agent version = %q, want %s", v, v2)
 	}
@@ -175,6 +205,8 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	if st := testenv.DpkgStatus("l2agent"); st != "" && !strings.HasSuffix(st, " not-installed") {
 		t.Errorf("after dpkg --purge: status %q", st)
 	}
+	// The system user stays, as Debian keeps system users on purge (README).
+	run(t, "getent", "passwd", "l2agent")
 }
 
 // build runs build.sh into out.
@@ -208,7 +240,7 @@ func verifyUnit(t *testing.T, ci bool) {
 		t.Log("systemd-analyze not installed: unit not verified")
 		return
 	}
-	out, err := exec.Command("systemd-analyze", "verify", "/lib/systemd/system/l2agent.service").CombinedOutput()
+	out, err := exec.Command("systemd-analyze", "verify", "/lib/systemd/system/l2agent.service", "/lib/systemd/system/l2agent-remediate.socket", "/lib/systemd/system/l2agent-remediate@.service").CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("l2agent")) {
 		t.Errorf("systemd-analyze verify l2agent.service: %v\n%s", err, out)
 	}
@@ -298,6 +330,7 @@ func rpmContents(t *testing.T, ci bool, rpmFile, version string) {
 	}
 	list := run(t, "rpm", "-qpl", rpmFile)
 	for _, p := range []string{"/usr/bin/l2agent", "/etc/l2agent/agent.yaml", "/usr/lib/systemd/system/l2agent.service", "/var/lib/l2agent",
+		"/usr/lib/systemd/system/l2agent-remediate.socket", "/usr/lib/systemd/system/l2agent-remediate@.service",
 		"/usr/share/man/man1/l2agent.1.gz", "/usr/share/licenses/l2agent/copyright"} {
 		if !containsLine(list, p) {
 			t.Errorf("rpm -qpl: %s missing:\n%s", p, list)
@@ -312,7 +345,8 @@ func rpmContents(t *testing.T, ci bool, rpmFile, version string) {
 	if cl := run(t, "rpm", "-qp", "--changelog", rpmFile); !strings.Contains(cl, "l2agent maintainers") || !strings.Contains(cl, "git commit") {
 		t.Errorf("rpm %%changelog:\n%s", cl)
 	}
-	if sc := run(t, "rpm", "-qp", "--scripts", rpmFile); !strings.Contains(sc, "systemctl --no-reload enable l2agent.service") || strings.Contains(sc, "deb-systemd") {
+	if sc := run(t, "rpm", "-qp", "--scripts", rpmFile); !strings.Contains(sc, "systemctl --no-reload enable l2agent-remediate.socket l2agent.service") ||
+		!strings.Contains(sc, "useradd -r -g l2agent") || strings.Contains(sc, "deb-systemd") {
 		t.Errorf("rpm scripts:\n%s", sc)
 	}
 }

@@ -102,6 +102,8 @@ func upgrade(c ct, t *testing.T, deb string) {
 	c.run("sh", "-c", "echo kept > /var/lib/l2agent/upgrade-marker")
 	before := c.run("cat", config)
 	pid := c.mainPID()
+	// As a version that ran as root left it: the upgrade gives the state to l2agent.
+	c.run("chown", "-R", "root:root", "/var/lib/l2agent")
 	require.NoError(t, c.Copy(t.Context(), deb, "/root/"))
 	c.run("dpkg", "-i", "/root/l2agent_"+v2+"-1_amd64.deb")
 	require.Equal(t, "active\n", c.run("systemctl", "is-active", unit))
@@ -111,6 +113,8 @@ func upgrade(c ct, t *testing.T, deb string) {
 	require.Equal(t, before, c.run("cat", config), "the upgrade changed the config")
 	require.Equal(t, "kept\n", c.run("cat", "/var/lib/l2agent/upgrade-marker"))
 	require.Contains(t, c.run("ls", "/var/lib/l2agent"), "alerts.json", "the alert state is gone")
+	require.Equal(t, "l2agent\n", c.run("sh", "-c", "find /var/lib/l2agent -printf '%u\\n' | sort -u"), "state left to root by the upgrade")
+	require.Equal(t, "active\n", c.run("systemctl", "is-active", helperSocket))
 	require.Contains(t, c.run("curl", "-sf", "--unix-socket", "/run/l2agent/api.sock", "http://l2agent/api/v1/status"), `"name": "memory_probe"`)
 }
 
@@ -144,12 +148,15 @@ func removeReinstallPurge(c ct, t *testing.T, deb string) {
 
 func purged(c ct, t *testing.T) {
 	t.Helper()
-	for _, p := range []string{"/usr/bin/l2agent", "/etc/l2agent", "/var/lib/l2agent", "/run/l2agent", "/lib/systemd/system/" + unit,
+	for _, p := range []string{"/usr/bin/l2agent", "/etc/l2agent", "/var/lib/l2agent", "/var/lib/l2agent-remediate", "/run/l2agent", "/lib/systemd/system/" + unit,
+		"/lib/systemd/system/" + helperSocket, "/lib/systemd/system/" + helperUnit, "/etc/systemd/system/sockets.target.wants/" + helperSocket, "/run/l2agent-remediate.sock",
 		"/etc/systemd/system/" + unit, "/etc/systemd/system/multi-user.target.wants/" + unit, "/var/lib/systemd/deb-systemd-helper-enabled/" + unit + ".dsh-also"} {
 		code, _ := c.exec("test", "-e", p, "-o", "-L", p)
 		require.NotEqual(t, 0, code, "after purge: %s is still there", p)
 	}
 	require.Equal(t, "not-found\n", c.run("systemctl", "show", "-P", "LoadState", unit))
+	require.Equal(t, "not-found\n", c.run("systemctl", "show", "-P", "LoadState", helperSocket))
+	c.run("getent", "passwd", "l2agent") // kept on purge, as Debian keeps system users
 	code, out := c.exec("pgrep", "-x", "l2agent")
 	require.NotEqual(t, 0, code, "l2agent still runs: %s", out)
 }
