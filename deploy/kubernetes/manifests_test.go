@@ -253,8 +253,10 @@ func TestDaemonSetPathsMatchMounts(t *testing.T) {
 	if sc["runAsUser"] != 0 || sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false {
 		t.Errorf("securityContext %v", sc)
 	}
-	// The unit's two, plus SYS_CHROOT for paths.chroot (the host's programs run chrooted
-	// into /host/root; on the host they are the host's already).
+	// The unit's one (the agent's own reads), plus SYS_PTRACE, which the unit gives to the
+	// remediation helper (in the pod remediation runs in the agent: no helper socket), and
+	// SYS_CHROOT for paths.chroot (the host's programs run chrooted into /host/root; on the
+	// host they are the host's already).
 	caps := get(t, sc, "capabilities").(object)
 	if !slices.Equal(caps["drop"].([]any), []any{"ALL"}) || !slices.Equal(caps["add"].([]any), []any{"DAC_READ_SEARCH", "SYS_PTRACE", "SYS_CHROOT"}) {
 		t.Errorf("capabilities %v", caps)
@@ -263,7 +265,7 @@ func TestDaemonSetPathsMatchMounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE$`).Match(unit) {
+	if !regexp.MustCompile(`(?m)^CapabilityBoundingSet=CAP_DAC_READ_SEARCH$`).Match(unit) {
 		t.Error("the systemd unit's capabilities differ from the DaemonSet's")
 	}
 
