@@ -96,6 +96,8 @@ var (
 		"Runs of a check abandoned at their timeout because they ignored its cancellation; the next run starts afresh.", []string{"check"}, nil)
 	descStuck = prometheus.NewDesc(namespace+"_check_runs_stuck",
 		"Abandoned runs of a check that have not returned yet (goroutines still blocked).", []string{"check"}, nil)
+	descChildRSS = prometheus.NewDesc(namespace+"_check_child_max_rss_bytes",
+		"Largest peak resident set size of a program the last run of a check ran (apt-get, dnf, zypper, sshd -T…), with the programs it waited for; at least the agent's own peak RSS (Linux counts the memory a program was started from). Absent for a check that ran no program.", []string{"check"}, nil)
 	descUp = prometheus.NewDesc(namespace+"_check_up",
 		"Whether the last run of a check succeeded (1) or not (0).", []string{"check"}, nil)
 )
@@ -155,6 +157,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.skipped), name)
 		ch <- prometheus.MustNewConstMetric(descAbandoned, prometheus.CounterValue, float64(r.abandoned), name)
 		ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, float64(r.stuck.Load()), name)
+		if r.childMaxRSS > 0 {
+			ch <- prometheus.MustNewConstMetric(descChildRSS, prometheus.GaugeValue, float64(r.childMaxRSS), name)
+		}
 		for _, o := range r.obs {
 			c.observation(ch, o)
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
 
@@ -119,4 +122,37 @@ func BenchmarkMetricsRender(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func init() {
+	checks.Register("test_child", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(ctx context.Context) ([]checks.Observation, error) {
+			// A program that builds a 64 MiB string, as the checks run apt-get or sshd.
+			out, err := command.Capture(ctx, "awk", `BEGIN { s = "x"; while (length(s) < 67108864) s = s s; print length(s) }`)
+			if err != nil || out.Exit != 0 {
+				return nil, fmt.Errorf("awk: %v %d", err, out.Exit)
+			}
+			return nil, nil
+		}}, nil
+	}, nil)
+}
+
+// The peak RSS of the programs a check runs is exported per check; a check
+// that runs none has no such series.
+func TestChildMaxRSSMetric(t *testing.T) {
+	p := t.TempDir() + "/agent.yaml"
+	require.NoError(t, writeFile(p, "checks:\n  - {name: child, kind: test_child}\n  - {name: many, kind: test_many}\n"))
+	a, err := New(Options{ConfigFile: p, Logger: testkit.QuietLogger()})
+	require.NoError(t, err)
+	res, err := a.RunAll(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, res[0].Error)
+	rec := httptest.NewRecorder()
+	a.serveMetrics(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := regexp.MustCompile(`(?m)^l2agent_check_child_max_rss_bytes\{check="child"\} (\S+)$`).FindStringSubmatch(rec.Body.String())
+	require.NotNil(t, m, rec.Body.String())
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v, float64(64<<20))
+	require.NotContains(t, rec.Body.String(), `l2agent_check_child_max_rss_bytes{check="many"}`)
 }
