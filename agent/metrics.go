@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"maps"
 	"net/http"
@@ -11,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/l2agent/l2agent/checks"
@@ -241,27 +244,77 @@ func (s *snapshotCache) get() ([]byte, error) {
 
 var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-// gzipWriters keeps a few gzip writers for scrapes. Not a sync.Pool: a pool
-// is emptied at every GC, and a new writer allocates about a megabyte of
-// window and tables, which itself brings the next GC closer.
-var gzipWriters = make(chan *gzip.Writer, 4)
+// gzipWriters bounds the gzip writers of concurrent scrapes to
+// maxGzipWriters and keeps them across GCs (a sync.Pool is emptied at every
+// GC). A writer at BestSpeed allocates 1.2 MB of window and tables: eight
+// concurrent scrapers each with its own were most of the agent's peak RSS.
+// A scrape compresses into a buffer of its own (a few KiB) and gives its
+// writer back before it writes to the client, so a slow client holds none.
+const maxGzipWriters = 2
 
-func getGzip(w io.Writer) *gzip.Writer {
+var gzipWriters = func() chan *gzip.Writer {
+	c := make(chan *gzip.Writer, maxGzipWriters)
+	for range maxGzipWriters {
+		c <- nil // made on first use
+	}
+	return c
+}()
+
+// getGzip waits for a free writer, until ctx ends.
+func getGzip(ctx context.Context, w io.Writer) (*gzip.Writer, error) {
 	select {
 	case gz := <-gzipWriters:
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+			return gz, nil
+		}
 		gz.Reset(w)
-		return gz
-	default:
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		return gz
+		return gz, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 
 func putGzip(gz *gzip.Writer) {
-	gz.Reset(io.Discard) // drop the reference to the response
-	select {
-	case gzipWriters <- gz:
-	default:
+	gz.Reset(io.Discard) // drop the reference to the buffer
+	gzipWriters <- gz
+}
+
+// burstRelease returns the heap a burst of scrapes left to the OS once the
+// scrapes stop (Go's scavenger would keep it for minutes), and pages out the
+// code they touched (pageOutCode): the RSS after load is what a fleet pays
+// for. A Prometheus scraping every few seconds is no burst: it never
+// triggers it.
+type burstRelease struct {
+	mu    sync.Mutex
+	n     int
+	timer *time.Timer
+}
+
+const (
+	burstQuiet   = 2 * time.Second // no scrape for this long ends a burst
+	burstScrapes = 20              // scrapes within it that make one
+)
+
+func (b *burstRelease) scraped() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	if b.timer == nil {
+		b.timer = time.AfterFunc(burstQuiet, b.quiet)
+		return
+	}
+	b.timer.Reset(burstQuiet)
+}
+
+func (b *burstRelease) quiet() {
+	b.mu.Lock()
+	n := b.n
+	b.n = 0
+	b.mu.Unlock()
+	if n >= burstScrapes {
+		debug.FreeOSMemory()
+		_, _ = pageOutCode()
 	}
 }
 
@@ -280,19 +333,34 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("gather check metrics", "err", snapErr)
 	}
 	w.Header().Set("Content-Type", string(textFormat))
-	var out io.Writer = w
-	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-		w.Header().Set("Content-Encoding", "gzip")
-		gz := getGzip(w)
-		defer func() { gz.Close(); putGzip(gz) }()
-		out = gz
+	defer a.burst.scraped()
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		a.writeMetrics(w, mfs, snap)
+		return
 	}
+	var buf bytes.Buffer
+	gz, err := getGzip(r.Context(), &buf)
+	if err != nil {
+		return // the client is gone
+	}
+	ok := a.writeMetrics(gz, mfs, snap)
+	gz.Close()
+	putGzip(gz)
+	if ok {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(buf.Bytes())
+	}
+}
+
+// writeMetrics writes the gathered metrics, then the cached snapshot.
+func (a *Agent) writeMetrics(out io.Writer, mfs []*dto.MetricFamily, snap []byte) bool {
 	enc := expfmt.NewEncoder(out, textFormat)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
 			a.log.Debug("write metrics", "err", err)
-			return
+			return false
 		}
 	}
-	out.Write(snap)
+	_, err := out.Write(snap)
+	return err == nil
 }
