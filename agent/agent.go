@@ -77,6 +77,9 @@ type Agent struct {
 	reload reloadMetrics
 	snap   snapshotCache
 	burst  burstRelease // returns a burst of scrapes' heap to the OS (metrics.go)
+	// pagedOut is when the agent's code was last paged out (UnixNano; 0:
+	// never), see maybePageOut.
+	pagedOut atomic.Int64
 
 	mu      sync.RWMutex
 	cfg     *configs.Config
@@ -366,9 +369,31 @@ func (a *Agent) runScheduled(r *runner) {
 		// to the OS now rather than keep it until the scavenger gets to it:
 		// the agent's idle footprint is what a fleet pays for.
 		debug.FreeOSMemory()
-		if n, err := pageOutCode(); err != nil {
-			a.log.Debug("page out code", "err", err, "bytes", n)
-		}
+	}
+	a.maybePageOut(r.infrequent)
+}
+
+// pageOutEvery is the least time between two page-outs of the agent's code
+// after its first one (pageOutCode): what the agent goes on using comes back
+// within a minute, so repeating it often would only cost page faults.
+const pageOutEvery = 30 * time.Minute
+
+// maybePageOut pages out the agent's code once every check has finished its
+// first run (start-up and first runs touch code that is not used again),
+// then after an infrequent check's run at most every pageOutEvery.
+func (a *Agent) maybePageOut(infrequent bool) {
+	last := a.pagedOut.Load()
+	switch {
+	case last == 0 && !a.firstRunsDone():
+		return
+	case last != 0 && (!infrequent || time.Since(time.Unix(0, last)) < pageOutEvery):
+		return
+	}
+	if !a.pagedOut.CompareAndSwap(last, time.Now().UnixNano()) {
+		return // another run did it
+	}
+	if n, err := pageOutCode(); err != nil {
+		a.log.Debug("page out code", "err", err, "bytes", n)
 	}
 }
 
@@ -401,17 +426,23 @@ func (a *Agent) NotReady() string {
 			return "ticketing cannot record decisions: " + err.Error()
 		}
 	}
+	if !a.firstRunsDone() {
+		return "checks have not all finished their first run"
+	}
+	return ""
+}
+
+// firstRunsDone reports whether every check has finished (or timed out)
+// its first run.
+func (a *Agent) firstRunsDone() bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for _, r := range a.runners {
-		r.mu.RLock()
-		done := r.firstDone
-		r.mu.RUnlock()
-		if !done {
-			return "checks have not all finished their first run"
+		if !r.firstDoneLocked() {
+			return false
 		}
 	}
-	return ""
+	return true
 }
 
 // Reload re-reads the config file. An invalid config, or one whose

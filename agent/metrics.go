@@ -281,10 +281,9 @@ func putGzip(gz *gzip.Writer) {
 }
 
 // burstRelease returns the heap a burst of scrapes left to the OS once the
-// scrapes stop (Go's scavenger would keep it for minutes), and pages out the
-// code they touched (pageOutCode): the RSS after load is what a fleet pays
-// for. A Prometheus scraping every few seconds is no burst: it never
-// triggers it.
+// scrapes stop: Go's scavenger would keep it for minutes, and the RSS after
+// load is what a fleet pays for. A Prometheus scraping every few seconds is
+// no burst: it never triggers it.
 type burstRelease struct {
 	mu    sync.Mutex
 	n     int
@@ -314,7 +313,6 @@ func (b *burstRelease) quiet() {
 	b.mu.Unlock()
 	if n >= burstScrapes {
 		debug.FreeOSMemory()
-		_, _ = pageOutCode()
 	}
 }
 
