@@ -172,7 +172,8 @@ if [[ -n ${BENCH_AGENT_BIN:-} ]]; then
 	agent_bin=$BENCH_AGENT_BIN
 else
 	agent_bin="$tmp/l2agent"
-	(cd "$repo" && go build -o "$agent_bin" ./cmd/l2agent) || die "go build ./cmd/l2agent failed"
+	# As deploy/packaging/build.sh builds it: static, stripped.
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$agent_bin" ./cmd/l2agent) || die "go build ./cmd/l2agent failed"
 fi
 
 if [[ -n ${BENCH_AGENT_CONFIG:-} ]]; then
