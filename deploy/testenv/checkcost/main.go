@@ -22,9 +22,9 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	_ "github.com/l2agent/l2agent/checks/all"
+	"github.com/l2agent/l2agent/configs"
 	_ "github.com/l2agent/l2agent/remediate/all"
 	_ "github.com/l2agent/l2agent/ticketing/all"
-	"github.com/l2agent/l2agent/configs"
 )
 
 func main() {
@@ -57,7 +57,7 @@ func run(cfgFile string, runs int, cpuProfile string, names []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "check\truns\terrors\twall ms/run\tagent CPU ms/run\tchildren CPU ms/run\theap KiB/run\tallocs/run\tchildren max RSS MiB\t")
+	fmt.Fprintln(tw, "check\truns\terrors\twall ms/run\tagent CPU ms/run\tchildren CPU ms/run\theap KiB/run\tallocs/run\tchildren max RSS so far MiB\t")
 	for _, c := range cfg.Checks {
 		if c.Disabled || len(names) > 0 && !slices.Contains(names, c.Name) {
 			continue
