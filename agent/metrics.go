@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"maps"
 	"net/http"
@@ -215,6 +217,10 @@ type snapshotCache struct {
 	dirty bool
 	text  []byte
 	err   error
+	// deflated is text compressed once as raw deflate blocks, ending with a
+	// sync flush, for gzip scrapes (writeGzip); crc its CRC-32.
+	deflated []byte
+	crc      uint32
 }
 
 // invalidate marks the cached text stale; the next scrape renders it anew.
@@ -227,6 +233,10 @@ func (s *snapshotCache) invalidate() {
 func (s *snapshotCache) get() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.getLocked()
+}
+
+func (s *snapshotCache) getLocked() ([]byte, error) {
 	if !s.dirty && s.text != nil {
 		return s.text, s.err
 	}
@@ -239,45 +249,63 @@ func (s *snapshotCache) get() ([]byte, error) {
 		}
 	}
 	s.text, s.err, s.dirty = buf.Bytes(), err, false
+	s.deflated, s.crc = nil, 0
 	return s.text, s.err
+}
+
+// getDeflated returns the cached text, its deflate blocks (compressed once
+// per change, not per scrape) and its CRC-32.
+func (s *snapshotCache) getDeflated() (text, deflated []byte, crc uint32, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text, err = s.getLocked()
+	if s.deflated == nil {
+		var buf bytes.Buffer
+		fw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		fw.Write(text)
+		fw.Flush() // byte-aligned, not final: more blocks may follow
+		s.deflated, s.crc = buf.Bytes(), crc32.ChecksumIEEE(text)
+	}
+	return text, s.deflated, s.crc, err
 }
 
 var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-// gzipWriters bounds the gzip writers of concurrent scrapes to
+// gzipWriters bounds the compressors of concurrent gzip scrapes to
 // maxGzipWriters and keeps them across GCs (a sync.Pool is emptied at every
-// GC). A writer at BestSpeed allocates 1.2 MB of window and tables: eight
+// GC). One at BestSpeed allocates 1.2 MB of window and tables: eight
 // concurrent scrapers each with its own were most of the agent's peak RSS.
 // A scrape compresses into a buffer of its own (a few KiB) and gives its
-// writer back before it writes to the client, so a slow client holds none.
+// compressor back before it writes to the client, so a slow client holds
+// none.
 const maxGzipWriters = 2
 
-var gzipWriters = func() chan *gzip.Writer {
-	c := make(chan *gzip.Writer, maxGzipWriters)
+var gzipWriters = func() chan *flate.Writer {
+	c := make(chan *flate.Writer, maxGzipWriters)
 	for range maxGzipWriters {
 		c <- nil // made on first use
 	}
 	return c
 }()
 
-// getGzip waits for a free writer, until ctx ends.
-func getGzip(ctx context.Context, w io.Writer) (*gzip.Writer, error) {
+// getGzip waits for a free compressor, until ctx ends.
+func getGzip(ctx context.Context, w io.Writer) (*flate.Writer, error) {
 	select {
-	case gz := <-gzipWriters:
-		if gz == nil {
-			gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
-			return gz, nil
+	case fw := <-gzipWriters:
+		if fw == nil {
+			fw, _ = flate.NewWriter(w, flate.BestSpeed)
+			return fw, nil
 		}
-		gz.Reset(w)
-		return gz, nil
+		fw.Reset(w)
+		return fw, nil
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
 }
 
-func putGzip(gz *gzip.Writer) {
-	gz.Reset(io.Discard) // drop the reference to the buffer
-	gzipWriters <- gz
+func putGzip(fw *flate.Writer) {
+	fw.Reset(io.Discard) // drop the reference to the buffer
+	gzipWriters <- fw
 }
 
 // burstRelease returns the heap a burst of scrapes left to the OS once the
@@ -326,28 +354,68 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.log.Error("gather metrics", "err", err)
 	}
-	snap, snapErr := a.snap.get()
-	if snapErr != nil {
-		a.log.Error("gather check metrics", "err", snapErr)
-	}
 	w.Header().Set("Content-Type", string(textFormat))
 	defer a.burst.scraped()
 	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		snap, snapErr := a.snap.get()
+		if snapErr != nil {
+			a.log.Error("gather check metrics", "err", snapErr)
+		}
 		a.writeMetrics(w, mfs, snap)
 		return
 	}
-	var buf bytes.Buffer
-	gz, err := getGzip(r.Context(), &buf)
+	body, err := a.writeGzip(r.Context(), mfs)
 	if err != nil {
 		return // the client is gone
 	}
-	ok := a.writeMetrics(gz, mfs, snap)
-	gz.Close()
-	putGzip(gz)
-	if ok {
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Write(buf.Bytes())
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Write(body)
+}
+
+// gzipHeader is a gzip member header: deflate, no name, no time, OS unknown.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+
+// writeGzip returns the gathered metrics then the cached snapshot as one
+// gzip member. Only the live part (Go runtime, process) is compressed per
+// scrape: it ends with a sync flush (byte-aligned), the snapshot's deflate
+// blocks, compressed once when it changed and referring only to
+// themselves, follow as they are, then an empty final block and the
+// trailer (CRC-32 and size of the whole text). Clients see an ordinary
+// gzip body (RFC 1951 §3.2.3, RFC 1952).
+func (a *Agent) writeGzip(ctx context.Context, mfs []*dto.MetricFamily) ([]byte, error) {
+	snap, deflated, _, snapErr := a.snap.getDeflated()
+	if snapErr != nil {
+		a.log.Error("gather check metrics", "err", snapErr)
 	}
+	var buf bytes.Buffer
+	buf.Grow(len(deflated) + 4096)
+	buf.Write(gzipHeader)
+	fw, err := getGzip(ctx, &buf)
+	if err != nil {
+		return nil, err
+	}
+	live := &crcCounter{w: fw}
+	a.writeMetrics(live, mfs, nil)
+	fw.Flush()
+	putGzip(fw)
+	buf.Write(deflated)
+	buf.Write([]byte{0x03, 0x00}) // an empty final block (fixed Huffman: end of block)
+	crc := crc32.Update(live.crc, crc32.IEEETable, snap)
+	buf.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, crc), uint32(live.n+len(snap))))
+	return buf.Bytes(), nil
+}
+
+// crcCounter passes writes on, keeping their CRC-32 and length.
+type crcCounter struct {
+	w   io.Writer
+	crc uint32
+	n   int
+}
+
+func (c *crcCounter) Write(p []byte) (int, error) {
+	c.crc = crc32.Update(c.crc, crc32.IEEETable, p)
+	c.n += len(p)
+	return c.w.Write(p)
 }
 
 // writeMetrics writes the gathered metrics, then the cached snapshot.
