@@ -86,11 +86,7 @@ func Run(ctx context.Context, argv []string, o Options) (Result, error) {
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	if err := limitData(cmd.Process.Pid, o.maxData()); err != nil && !errors.Is(err, syscall.ESRCH) {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return res, fmt.Errorf("limit the memory of %s: %w", argv[0], err)
-	}
+	limitData(cmd.Process.Pid, o.maxData())
 	done := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()

@@ -2,7 +2,10 @@ package command
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -66,10 +69,24 @@ const MaxData = 1 << 30
 // set right after the start, while the program is still loading (os/exec
 // cannot set a limit between fork and exec): what it allocated in those
 // microseconds is not undone, every allocation after is bounded. It bounds a
-// runaway program; it is no exact budget.
-func limitData(pid int, limit uint64) error {
+// runaway program; it is no exact budget. A hard limit the agent already
+// has at or below limit (systemd's LimitDATA=) is inherited and left as it
+// is. A failure (a seccomp filter without prlimit64) leaves the program
+// unbounded, with a warning logged once: a check does not fail for it.
+func limitData(pid int, limit uint64) {
 	if limit == 0 {
-		return nil
+		return
 	}
-	return unix.Prlimit(pid, unix.RLIMIT_DATA, &unix.Rlimit{Cur: limit, Max: limit}, nil)
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_DATA, &own); err == nil && own.Max <= limit {
+		return
+	}
+	err := unix.Prlimit(pid, unix.RLIMIT_DATA, &unix.Rlimit{Cur: limit, Max: limit}, nil)
+	if err != nil && !errors.Is(err, unix.ESRCH) { // ESRCH: it has ended already
+		limitWarn.Do(func() {
+			slog.Warn("programs run without a memory bound: prlimit(RLIMIT_DATA) failed", "err", err)
+		})
+	}
 }
+
+var limitWarn sync.Once
