@@ -26,7 +26,9 @@
 #   BENCH_SCRAPES        sequential scrapes per exporter (default 500)
 #   BENCH_CONCURRENCY    concurrent scrapers (default 8)
 #   BENCH_LOAD_SECONDS   how long they scrape (default 20)
-#   BENCH_SETTLE_SECONDS wait after all answer, before measuring (default 10)
+#   BENCH_SETTLE_SECONDS wait after all answer, before measuring (default 60:
+#                        past the agent's first check runs and the one-time
+#                        re-reading of its code after its first page-out)
 #   BENCH_AFTER_SECONDS  rest after the load before the last RSS (default 10)
 #   BENCH_AGENT_BIN      use this l2agent binary instead of building one
 #   BENCH_AGENT_CONFIG   use this agent config instead of the embedded default
@@ -43,7 +45,7 @@ IDLE_SECONDS=${BENCH_IDLE_SECONDS:-300}
 SCRAPES=${BENCH_SCRAPES:-500}
 CONCURRENCY=${BENCH_CONCURRENCY:-8}
 LOAD_SECONDS=${BENCH_LOAD_SECONDS:-20}
-SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-10}
+SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-60}
 AFTER_SECONDS=${BENCH_AFTER_SECONDS:-10}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-30}
 NODE_EXPORTER=${BENCH_NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
