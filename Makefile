@@ -50,10 +50,13 @@ fuzz:
 soak: test-env
 	L2AGENT_SOAK=full $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./cmd/l2agent/
 
-## bench: Go benchmarks, then the agent against prometheus-node-exporter
+## bench: Go benchmarks, the cost of one run of each check (checkcost), then the agent side by
+## side with prometheus-node-exporter, zabbix-agent2 and a bare client_golang process (bench.sh;
+## BENCH_IDLE_SECONDS, default 300, is the idle window). Numbers are printed, never asserted.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./checks/disk/
 	bash deploy/testenv/install.sh bench
+	$(GO) run ./deploy/testenv/checkcost
 	bash deploy/testenv/bench.sh
 
 clean:

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"maps"
 	"net/http"
@@ -12,9 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/l2agent/l2agent/checks"
@@ -104,6 +109,8 @@ var (
 		"Runs of a check abandoned at their timeout because they ignored its cancellation; the next run starts afresh.", []string{"check"}, nil)
 	descStuck = prometheus.NewDesc(namespace+"_check_runs_stuck",
 		"Abandoned runs of a check that have not returned yet (goroutines still blocked).", []string{"check"}, nil)
+	descChildRSS = prometheus.NewDesc(namespace+"_check_child_max_rss_bytes",
+		"Largest peak resident set size of a program the last run of a check ran (apt-get, dnf, zypper, sshd -T…), with the programs it waited for; at least the agent's own peak RSS (Linux counts the memory a program was started from). Absent for a check that ran no program.", []string{"check"}, nil)
 	descUp = prometheus.NewDesc(namespace+"_check_up",
 		"Whether the last run of a check succeeded (1) or not (0).", []string{"check"}, nil)
 )
@@ -163,6 +170,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(r.skipped), name)
 		ch <- prometheus.MustNewConstMetric(descAbandoned, prometheus.CounterValue, float64(r.abandoned), name)
 		ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, float64(r.stuck.Load()), name)
+		if r.childMaxRSS > 0 {
+			ch <- prometheus.MustNewConstMetric(descChildRSS, prometheus.GaugeValue, float64(r.childMaxRSS), name)
+		}
 		for _, o := range r.obs {
 			c.observation(ch, o)
 		}
@@ -215,6 +225,10 @@ type snapshotCache struct {
 	dirty bool
 	text  []byte
 	err   error
+	// deflated is text compressed once as raw deflate blocks, ending with a
+	// sync flush, for gzip scrapes (writeGzip); crc its CRC-32.
+	deflated []byte
+	crc      uint32
 }
 
 // invalidate marks the cached text stale; the next scrape renders it anew.
@@ -227,6 +241,10 @@ func (s *snapshotCache) invalidate() {
 func (s *snapshotCache) get() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.getLocked()
+}
+
+func (s *snapshotCache) getLocked() ([]byte, error) {
 	if !s.dirty && s.text != nil {
 		return s.text, s.err
 	}
@@ -239,32 +257,98 @@ func (s *snapshotCache) get() ([]byte, error) {
 		}
 	}
 	s.text, s.err, s.dirty = buf.Bytes(), err, false
+	s.deflated, s.crc = nil, 0
 	return s.text, s.err
+}
+
+// getDeflated returns the cached text, its deflate blocks (compressed once
+// per change, not per scrape) and its CRC-32.
+func (s *snapshotCache) getDeflated() (text, deflated []byte, crc uint32, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	text, err = s.getLocked()
+	if s.deflated == nil {
+		var buf bytes.Buffer
+		fw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		fw.Write(text)
+		fw.Flush() // byte-aligned, not final: more blocks may follow
+		s.deflated, s.crc = buf.Bytes(), crc32.ChecksumIEEE(text)
+	}
+	return text, s.deflated, s.crc, err
 }
 
 var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-// gzipWriters keeps a few gzip writers for scrapes. Not a sync.Pool: a pool
-// is emptied at every GC, and a new writer allocates about a megabyte of
-// window and tables, which itself brings the next GC closer.
-var gzipWriters = make(chan *gzip.Writer, 4)
+// gzipWriters bounds the compressors of concurrent gzip scrapes to
+// maxGzipWriters and keeps them across GCs (a sync.Pool is emptied at every
+// GC). One at BestSpeed allocates 1.2 MB of window and tables: eight
+// concurrent scrapers each with its own were most of the agent's peak RSS.
+// A scrape compresses into a buffer of its own (a few KiB) and gives its
+// compressor back before it writes to the client, so a slow client holds
+// none.
+const maxGzipWriters = 2
 
-func getGzip(w io.Writer) *gzip.Writer {
+var gzipWriters = func() chan *flate.Writer {
+	c := make(chan *flate.Writer, maxGzipWriters)
+	for range maxGzipWriters {
+		c <- nil // made on first use
+	}
+	return c
+}()
+
+// getGzip waits for a free compressor, until ctx ends.
+func getGzip(ctx context.Context, w io.Writer) (*flate.Writer, error) {
 	select {
-	case gz := <-gzipWriters:
-		gz.Reset(w)
-		return gz
-	default:
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		return gz
+	case fw := <-gzipWriters:
+		if fw == nil {
+			fw, _ = flate.NewWriter(w, flate.BestSpeed)
+			return fw, nil
+		}
+		fw.Reset(w)
+		return fw, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 
-func putGzip(gz *gzip.Writer) {
-	gz.Reset(io.Discard) // drop the reference to the response
-	select {
-	case gzipWriters <- gz:
-	default:
+func putGzip(fw *flate.Writer) {
+	fw.Reset(io.Discard) // drop the reference to the buffer
+	gzipWriters <- fw
+}
+
+// burstRelease returns the heap a burst of scrapes left to the OS once the
+// scrapes stop: Go's scavenger would keep it for minutes, and the RSS after
+// load is what a fleet pays for. A Prometheus scraping every few seconds is
+// no burst: it never triggers it.
+type burstRelease struct {
+	mu    sync.Mutex
+	n     int
+	timer *time.Timer
+}
+
+const (
+	burstQuiet   = 2 * time.Second // no scrape for this long ends a burst
+	burstScrapes = 20              // scrapes within it that make one
+)
+
+func (b *burstRelease) scraped() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	if b.timer == nil {
+		b.timer = time.AfterFunc(burstQuiet, b.quiet)
+		return
+	}
+	b.timer.Reset(burstQuiet)
+}
+
+func (b *burstRelease) quiet() {
+	b.mu.Lock()
+	n := b.n
+	b.n = 0
+	b.mu.Unlock()
+	if n >= burstScrapes {
+		debug.FreeOSMemory()
 	}
 }
 
@@ -278,24 +362,79 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.log.Error("gather metrics", "err", err)
 	}
-	snap, snapErr := a.snap.get()
+	w.Header().Set("Content-Type", string(textFormat))
+	defer a.burst.scraped()
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		snap, snapErr := a.snap.get()
+		if snapErr != nil {
+			a.log.Error("gather check metrics", "err", snapErr)
+		}
+		a.writeMetrics(w, mfs, snap)
+		return
+	}
+	body, err := a.writeGzip(r.Context(), mfs)
+	if err != nil {
+		return // the client is gone
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Write(body)
+}
+
+// gzipHeader is a gzip member header: deflate, no name, no time, OS unknown.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+
+// writeGzip returns the gathered metrics then the cached snapshot as one
+// gzip member. Only the live part (Go runtime, process) is compressed per
+// scrape: it ends with a sync flush (byte-aligned), the snapshot's deflate
+// blocks, compressed once when it changed and referring only to
+// themselves, follow as they are, then an empty final block and the
+// trailer (CRC-32 and size of the whole text). Clients see an ordinary
+// gzip body (RFC 1951 §3.2.3, RFC 1952).
+func (a *Agent) writeGzip(ctx context.Context, mfs []*dto.MetricFamily) ([]byte, error) {
+	snap, deflated, _, snapErr := a.snap.getDeflated()
 	if snapErr != nil {
 		a.log.Error("gather check metrics", "err", snapErr)
 	}
-	w.Header().Set("Content-Type", string(textFormat))
-	var out io.Writer = w
-	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-		w.Header().Set("Content-Encoding", "gzip")
-		gz := getGzip(w)
-		defer func() { gz.Close(); putGzip(gz) }()
-		out = gz
+	var buf bytes.Buffer
+	buf.Grow(len(deflated) + 4096)
+	buf.Write(gzipHeader)
+	fw, err := getGzip(ctx, &buf)
+	if err != nil {
+		return nil, err
 	}
+	live := &crcCounter{w: fw}
+	a.writeMetrics(live, mfs, nil)
+	fw.Flush()
+	putGzip(fw)
+	buf.Write(deflated)
+	buf.Write([]byte{0x03, 0x00}) // an empty final block (fixed Huffman: end of block)
+	crc := crc32.Update(live.crc, crc32.IEEETable, snap)
+	buf.Write(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, crc), uint32(live.n+len(snap))))
+	return buf.Bytes(), nil
+}
+
+// crcCounter passes writes on, keeping their CRC-32 and length.
+type crcCounter struct {
+	w   io.Writer
+	crc uint32
+	n   int
+}
+
+func (c *crcCounter) Write(p []byte) (int, error) {
+	c.crc = crc32.Update(c.crc, crc32.IEEETable, p)
+	c.n += len(p)
+	return c.w.Write(p)
+}
+
+// writeMetrics writes the gathered metrics, then the cached snapshot.
+func (a *Agent) writeMetrics(out io.Writer, mfs []*dto.MetricFamily, snap []byte) bool {
 	enc := expfmt.NewEncoder(out, textFormat)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
 			a.log.Debug("write metrics", "err", err)
-			return
+			return false
 		}
 	}
-	out.Write(snap)
+	_, err := out.Write(snap)
+	return err == nil
 }

@@ -1,10 +1,16 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +19,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 	"github.com/l2agent/l2agent/internal/testkit"
 )
 
@@ -119,4 +126,102 @@ func BenchmarkMetricsRender(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func init() {
+	checks.Register("test_child", func(c configs.Check, _ checks.Env) (checks.Check, error) {
+		return funcCheck{c.Name, func(ctx context.Context) ([]checks.Observation, error) {
+			// A program that builds a 64 MiB string, as the checks run apt-get or sshd.
+			out, err := command.Capture(ctx, "awk", `BEGIN { s = "x"; while (length(s) < 67108864) s = s s; print length(s) }`)
+			if err != nil || out.Exit != 0 {
+				return nil, fmt.Errorf("awk: %v %d", err, out.Exit)
+			}
+			return nil, nil
+		}}, nil
+	}, nil)
+}
+
+// The peak RSS of the programs a check runs is exported per check; a check
+// that runs none has no such series.
+func TestChildMaxRSSMetric(t *testing.T) {
+	p := t.TempDir() + "/agent.yaml"
+	require.NoError(t, writeFile(p, "checks:\n  - {name: child, kind: test_child}\n  - {name: many, kind: test_many}\n"))
+	a, err := New(Options{ConfigFile: p, Logger: testkit.QuietLogger()})
+	require.NoError(t, err)
+	res, err := a.RunAll(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, res[0].Error)
+	rec := httptest.NewRecorder()
+	a.serveMetrics(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := regexp.MustCompile(`(?m)^l2agent_check_child_max_rss_bytes\{check="child"\} (\S+)$`).FindStringSubmatch(rec.Body.String())
+	require.NotNil(t, m, rec.Body.String())
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v, float64(64<<20))
+	require.NotContains(t, rec.Body.String(), `l2agent_check_child_max_rss_bytes{check="many"}`)
+}
+
+// BenchmarkMetricsHandlerGzip: a scrape as Prometheus asks for it (gzip),
+// with 1,000 series of check results.
+func BenchmarkMetricsHandlerGzip(b *testing.B) {
+	a := manyAgent(b)
+	h := a.Handler()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
+
+// A gzip scrape is one valid gzip member (checked by Go's reader, which
+// verifies the CRC and size, and by gzip(1)) holding the live metrics then
+// the snapshot of check results, compressed once per change; after a run
+// changes the snapshot the next scrape holds the new one.
+func TestMetricsGzipPrecompressed(t *testing.T) {
+	a := manyAgent(t)
+	h := a.Handler()
+	scrape := func() string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, 200, rec.Code)
+		require.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
+		body := rec.Body.Bytes()
+		br := bytes.NewReader(body)
+		zr, err := gzip.NewReader(br)
+		require.NoError(t, err)
+		zr.Multistream(false)
+		text, err := io.ReadAll(zr)
+		require.NoError(t, err, "CRC-32 and size match")
+		require.Zero(t, br.Len(), "one member, nothing after it")
+		if gz, err := exec.LookPath("gzip"); err == nil {
+			cmd := exec.Command(gz, "-t")
+			cmd.Stdin = bytes.NewReader(body)
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "gzip -t: %s", out)
+		}
+		return string(text)
+	}
+	snap, err := a.snap.get()
+	require.NoError(t, err)
+	first := scrape()
+	require.Contains(t, first, "go_goroutines ")
+	require.Contains(t, first, "process_resident_memory_bytes ")
+	require.True(t, strings.HasSuffix(first, string(snap)), "the snapshot follows the live metrics")
+	require.Equal(t, 500, strings.Count(first, "\nl2agent_test_many_ratio{"))
+
+	again := scrape()
+	require.True(t, strings.HasSuffix(again, string(snap)), "the same snapshot while nothing ran")
+	_, err = a.RunAll(context.Background())
+	require.NoError(t, err)
+	second := scrape()
+	require.Contains(t, second, `l2agent_check_runs_total{check="many"} 2`, "the new snapshot")
+	require.NotContains(t, second, `l2agent_check_runs_total{check="many"} 1`)
 }

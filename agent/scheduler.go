@@ -14,6 +14,7 @@ import (
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
+	"github.com/l2agent/l2agent/internal/command"
 )
 
 // ErrTimeout is the cause of a run cancelled by its check's timeout.
@@ -42,13 +43,15 @@ type runner struct {
 	skipped     uint64
 	abandoned   uint64 // runs abandoned at their timeout (see runOnce)
 	firstDone   bool
+	childMaxRSS int64 // largest peak RSS of a program the last run ran (command.Peak); 0: none
 }
 
 // result is what one run produced.
 type result struct {
 	obs       []checks.Observation
 	err       error
-	abandoned bool // its goroutine was left blocked (see runOnce)
+	abandoned bool  // its goroutine was left blocked (see runOnce)
+	childRSS  int64 // largest peak RSS of the programs it ran, in bytes
 }
 
 // maxStuck is how many abandoned runs of one check may be stuck at once
@@ -85,8 +88,11 @@ func (r *runner) runOnce(parent context.Context) (res result, ran bool) {
 	defer cancel()
 	var state atomic.Int32
 	done := make(chan result, 1)
+	peak := new(command.Peak)
+	ctx = command.WithPeak(ctx, peak)
 	go func() {
 		res := r.call(ctx)
+		res.childRSS = peak.Bytes()
 		if state.CompareAndSwap(runGoing, runFinished) {
 			done <- res
 			return
@@ -97,7 +103,7 @@ func (r *runner) runOnce(parent context.Context) (res result, ran bool) {
 	case res = <-done:
 	case <-ctx.Done():
 		abandoned := r.abandonAfterGrace(&state, done, min(time.Second, timeout))
-		res = result{err: context.Cause(ctx), abandoned: abandoned}
+		res = result{err: context.Cause(ctx), abandoned: abandoned, childRSS: peak.Bytes()}
 		if errors.Is(res.err, ErrTimeout) {
 			res.err = fmt.Errorf("%w after %s", ErrTimeout, timeout)
 		}
@@ -156,6 +162,7 @@ func (r *runner) record(res result, start time.Time, d time.Duration) {
 	defer r.mu.Unlock()
 	r.runs++
 	r.lastRun, r.duration, r.firstDone = start, d, true
+	r.childMaxRSS = res.childRSS
 	if res.err != nil {
 		r.errors++
 		r.lastErr = res.err.Error()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/l2agent/l2agent/configs"
 	"github.com/l2agent/l2agent/internal/alert"
@@ -298,4 +299,26 @@ func TestRemediationFailuresEscalate(t *testing.T) {
 	for _, want := range []string{"disk_cleanup: not_verified: freed 0 B", "disk_cleanup: skipped_cooldown: ran 1m ago", "disk_cleanup: failed: exit status 1"} {
 		require.Contains(t, body, want)
 	}
+}
+
+// TestTickWritesOnlyChanges: a tick that changes no incident commits no
+// transaction (no write, no fsync of the store every interval); one that
+// resolves an incident does.
+func TestTickWritesOnlyChanges(t *testing.T) {
+	h := newHarness(t, testConfig())
+	txid := func() int {
+		var id int
+		require.NoError(t, h.svc.Store.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }))
+		return id
+	}
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	before := txid()
+	for i := range 5 {
+		require.Equal(t, "", h.tick(time.Duration(i+1)*time.Minute), "an open incident, nothing due")
+	}
+	require.Equal(t, before, txid(), "no commit")
+	require.Equal(t, "", h.step(6*time.Minute, "warn", "ok", 0.5))
+	before = txid()
+	require.Equal(t, "resolve #1", h.tick(time.Hour))
+	require.Greater(t, txid(), before, "the resolve was committed")
 }

@@ -220,19 +220,28 @@ type Txn struct {
 }
 
 // Update runs fn in one transaction, synced to disk before Update returns.
+// A transaction that wrote nothing is rolled back instead of committed: the
+// time-based rules run every ticketing.interval and usually change nothing,
+// and a commit would write and fsync the file each time all the same.
 func (s *Store) Update(fn func(*Txn) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		t := &Txn{tx: tx, cache: map[string]*Incident{}, dirty: map[string]bool{}}
-		if err := fn(t); err != nil {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // after a Commit: ErrTxClosed, nothing done
+	t := &Txn{tx: tx, cache: map[string]*Incident{}, dirty: map[string]bool{}}
+	if err := fn(t); err != nil {
+		return err
+	}
+	for key := range t.dirty {
+		if err := putIncident(tx, t.cache[key]); err != nil {
 			return err
 		}
-		for key := range t.dirty {
-			if err := putIncident(tx, t.cache[key]); err != nil {
-				return err
-			}
-		}
+	}
+	if st := tx.Stats(); st.GetNodeCount() == 0 { // bbolt materializes a node for every write (put, delete, bucket, sequence)
 		return nil
-	})
+	}
+	return tx.Commit()
 }
 
 // Incident returns the incident of key, nil if there is none. Changes to it

@@ -37,7 +37,10 @@ import (
 // configured options.
 type aptPaths struct {
 	Status, Lists, State, History string
-	UnattendedUpgrade             string // APT::Periodic::Unattended-Upgrade
+	// Config: apt's configuration, which the simulation reads: Dir::Etc,
+	// the sources, the preferences, apt.conf and apt.conf.d (aptreuse.go).
+	Config            []string
+	UnattendedUpgrade string // APT::Periodic::Unattended-Upgrade
 }
 
 // aptArgs returns the -o arguments every apt command gets. With a rootfs
@@ -66,6 +69,9 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 		for _, p := range []*string{&paths.Status, &paths.Lists, &paths.State, &paths.History} {
 			*p = c.rootPath(*p)
 		}
+		for i, p := range paths.Config {
+			paths.Config[i] = c.rootPath(p)
+		}
 	}
 	if err := dpkgLocked(filepath.Dir(paths.Status)); err != nil {
 		return nil, err
@@ -80,7 +86,7 @@ func (c *patchesCheck) collectApt(ctx context.Context) (*patchStatus, error) {
 			heldNames[p.Name] = true
 		}
 	}
-	updates, err := c.aptPending(ctx, base, heldNames, paths.Lists)
+	updates, err := c.aptPendingReused(ctx, base, heldNames, paths)
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +441,9 @@ func (c *patchesCheck) aptConfig(ctx context.Context, base []string) (aptPaths, 
 	argv = append(argv, "shell",
 		"STATUS", "Dir::State::status/f", "LISTS", "Dir::State::Lists/d", "STATE", "Dir::State/d",
 		"HISTORY", "Dir::Log::History/f", "UU", "APT::Periodic::Unattended-Upgrade")
+	for i, name := range aptConfigItems {
+		argv = append(argv, fmt.Sprintf("CONFIG%d", i), name)
+	}
 	out, err := c.command(ctx, argv...)
 	if err != nil {
 		return aptPaths{}, err
@@ -444,6 +453,11 @@ func (c *patchesCheck) aptConfig(ctx context.Context, base []string) (aptPaths, 
 	}
 	v := parseShellAssignments(out.Stdout)
 	p := aptPaths{Status: v["STATUS"], Lists: v["LISTS"], State: v["STATE"], History: v["HISTORY"], UnattendedUpgrade: v["UU"]}
+	for i := range aptConfigItems {
+		if f := v[fmt.Sprintf("CONFIG%d", i)]; f != "" {
+			p.Config = append(p.Config, f)
+		}
+	}
 	if p.Status == "" || p.Lists == "" {
 		return p, fmt.Errorf("apt-config did not say where the dpkg status and the lists are: %q", out.Stdout)
 	}

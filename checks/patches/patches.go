@@ -88,7 +88,8 @@ type patchesCheck struct {
 	mu          sync.Mutex
 	firstSeen   map[string]time.Time // pending security updates by name
 	stateLoaded bool
-	stateFailed bool // the state file could not be written; logged once
+	stateFailed bool     // the state file could not be written; logged once
+	aptMemo     *aptMemo // the last apt simulation (aptreuse.go)
 }
 
 func newPatchesCheck(c configs.Check, env checks.Env) (checks.Check, error) {

@@ -1,30 +1,55 @@
 #!/usr/bin/env bash
-# Benchmarks l2agent against Debian's prometheus-node-exporter, side by side
-# on this machine: idle RSS, idle CPU, scrape latency of /metrics.
+# Benchmarks l2agent side by side with the agents it replaces, in one run on
+# this machine: Debian's prometheus-node-exporter, Debian's zabbix-agent2
+# (passive only, on 127.0.0.1; it serves no /metrics, so idle figures only)
+# and a bare client_golang process (deploy/testenv/floor, GOMAXPROCS=1: the
+# floor of any Go exporter). All start fresh, together, then:
+#
+#   1. RSS before any scrape, after BENCH_SETTLE_SECONDS;
+#   2. idle CPU over BENCH_IDLE_SECONDS (no scrapes; children included);
+#   3. BENCH_SCRAPES sequential scrapes on one kept-alive connection:
+#      p50/p99 latency and CPU per scrape;
+#   4. BENCH_CONCURRENCY concurrent scrapers for BENCH_LOAD_SECONDS: scrapes/s;
+#   5. BENCH_AFTER_SECONDS of rest, then RSS idle after load and peak RSS (VmHWM).
+#
+# It prints a Markdown table with each figure as a ratio to node_exporter.
+# Numbers are printed, never asserted.
 #
 # Usage: deploy/testenv/bench.sh            (from anywhere in the repo)
-# Needs: go, curl, /usr/bin/prometheus-node-exporter (deploy/testenv/install.sh bench)
+# Needs: go, /usr/bin/prometheus-node-exporter, /usr/sbin/zabbix_agent2
+#        (deploy/testenv/install.sh bench)
 #
 # Environment:
-#   BENCH_IDLE_SECONDS   idle CPU window (default 60)
-#   BENCH_SCRAPES        scrapes of /metrics per exporter (default 1000)
-#   BENCH_SETTLE_SECONDS wait after both answer, before measuring (default 5)
+#   BENCH_IDLE_SECONDS   idle CPU window (default 300: the goal is stated over
+#                        at least 5 minutes; shorter windows depend on which
+#                        scheduled checks fall in them)
+#   BENCH_SCRAPES        sequential scrapes per exporter (default 500)
+#   BENCH_CONCURRENCY    concurrent scrapers (default 8)
+#   BENCH_LOAD_SECONDS   how long they scrape (default 20)
+#   BENCH_SETTLE_SECONDS wait after all answer, before measuring (default 60:
+#                        past the agent's first check runs and the one-time
+#                        re-reading of its code after its first page-out)
+#   BENCH_AFTER_SECONDS  rest after the load before the last RSS (default 10)
 #   BENCH_AGENT_BIN      use this l2agent binary instead of building one
-#   BENCH_AGENT_CONFIG   use this agent config instead of the default one
+#   BENCH_AGENT_CONFIG   use this agent config instead of the embedded default
 #   BENCH_NODE_EXPORTER  node_exporter binary (default /usr/bin/prometheus-node-exporter)
-#   BENCH_STRICT=1       exit 3 when a goal is not met
+#   BENCH_ZABBIX_AGENT2  zabbix agent 2 binary (default /usr/sbin/zabbix_agent2; "" to leave it out)
 #
-# Only 127.0.0.1 is used. Idle CPU is measured before the scrapes, so the
-# scrape storm does not count as idle time.
+# CPU time is read from /proc/PID/stat (utime+stime of the process and of the
+# children it waited for, in clock ticks) and, for precision below a tick,
+# from /proc/PID/task/*/schedstat (nanoseconds, live threads): the figure is
+# the larger of the two. Only 127.0.0.1 is used.
 set -euo pipefail
 
-IDLE_SECONDS=${BENCH_IDLE_SECONDS:-60}
-SCRAPES=${BENCH_SCRAPES:-1000}
-SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-5}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-300}
+SCRAPES=${BENCH_SCRAPES:-500}
+CONCURRENCY=${BENCH_CONCURRENCY:-8}
+LOAD_SECONDS=${BENCH_LOAD_SECONDS:-20}
+SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-60}
+AFTER_SECONDS=${BENCH_AFTER_SECONDS:-10}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-30}
 NODE_EXPORTER=${BENCH_NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
-# Prometheus sends this Accept header and asks for gzip; so do the scrapes.
-ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+ZABBIX_AGENT2=${BENCH_ZABBIX_AGENT2-/usr/sbin/zabbix_agent2}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -32,35 +57,34 @@ die() {
 	exit 1
 }
 
-for v in IDLE_SECONDS SCRAPES SETTLE_SECONDS START_TIMEOUT; do
+for v in IDLE_SECONDS SCRAPES CONCURRENCY LOAD_SECONDS SETTLE_SECONDS AFTER_SECONDS START_TIMEOUT; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer, got '${!v}'"
 done
-command -v curl >/dev/null || die "curl not found; run deploy/testenv/install.sh bench"
+command -v go >/dev/null || die "go not found"
 command -v getconf >/dev/null || die "getconf not found"
 [[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found; run deploy/testenv/install.sh bench"
+[[ -z $ZABBIX_AGENT2 || -x $ZABBIX_AGENT2 ]] || die "$ZABBIX_AGENT2 not found; run deploy/testenv/install.sh bench"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/l2agent-bench.XXXXXX")
-agent_pid=""
-node_pid=""
+declare -A pid=()
 
 stop_pid() {
-	local pid=$1 i
-	[[ -n $pid ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
+	local p=$1 i
+	[[ -n $p ]] || return 0
+	kill -TERM "$p" 2>/dev/null || return 0
 	for i in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
+		kill -0 "$p" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	kill -KILL "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
 }
 cleanup() {
-	local rc=$?
+	local rc=$? who
 	trap - EXIT INT TERM
-	stop_pid "$agent_pid"
-	stop_pid "$node_pid"
-	if [[ $rc -ne 0 && $rc -ne 3 ]]; then
+	for who in "${!pid[@]}"; do stop_pid "${pid[$who]}"; done
+	if [[ $rc -ne 0 ]]; then
 		log "failed; logs kept in $tmp"
 	else
 		rm -rf "$tmp"
@@ -71,14 +95,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port prints a TCP port that nothing listens on (on any address).
+# free_port [LOW HIGH] prints a TCP port in [LOW, HIGH) (default 20000-60000)
+# that nothing listens on and that no earlier call printed.
+used_ports=" "
 free_port() {
-	local port hex i
-	for i in $(seq 100); do
-		port=$((20000 + RANDOM % 40000))
+	local low=${1:-20000} high=${2:-60000} port hex i
+	for i in $(seq 200); do
+		port=$((low + RANDOM % (high - low)))
+		[[ $used_ports == *" $port "* ]] && continue
 		hex=$(printf '%04X' "$port")
 		if ! awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
 			/proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+			used_ports+="$port "
 			echo "$port"
 			return 0
 		fi
@@ -86,188 +114,192 @@ free_port() {
 	die "no free port found"
 }
 
-# wait_up NAME PID URL LOGFILE: polls URL until it answers 200.
+# wait_up NAME: until NAME answers (HTTP 200 on its URL; zabbix: its port listens).
 wait_up() {
-	local name=$1 pid=$2 url=$3 logfile=$4 deadline
+	local who=$1 deadline
 	deadline=$((SECONDS + START_TIMEOUT))
-	until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			log "$name exited; its log:"
-			cat "$logfile" >&2
-			die "$name did not start"
-		fi
-		if ((SECONDS >= deadline)); then
-			log "$name log:"
-			cat "$logfile" >&2
-			die "$name did not answer $url within ${START_TIMEOUT}s"
-		fi
-		sleep 0.1
+	until up "$who"; do
+		kill -0 "${pid[$who]}" 2>/dev/null || {
+			cat "$tmp/$who.log" >&2
+			die "$who exited"
+		}
+		((SECONDS < deadline)) || {
+			cat "$tmp/$who.log" >&2
+			die "$who did not answer within ${START_TIMEOUT}s"
+		}
+		sleep 0.2
 	done
 }
-
-rss_mib() { # PID
-	awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+up() {
+	if [[ $1 == zabbix ]]; then
+		local hex
+		hex=$(printf '%04X' "${port[zabbix]}")
+		awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' /proc/net/tcp
+	else
+		"$tmp/scrape" -url "${url[$1]}" -n 1 2>/dev/null | grep -q 'errors=0'
+	fi
 }
 
-# cpu_ticks PID: user+system time of the process and its waited-for
-# children, in clock ticks (fields 14-17 of /proc/PID/stat; the command
-# name, field 2, may hold spaces, so count from after its closing paren).
-cpu_ticks() {
-	local stat
+status_kib() { # PID FIELD
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# cpu_ns PID: CPU time of the process and of its waited-for children, in
+# nanoseconds: the larger of /proc/PID/stat (ticks) and the threads'
+# schedstat plus the children's ticks.
+hz=$(getconf CLK_TCK)
+cpu_ns() {
+	local stat self kids sched
 	stat=$(<"/proc/$1/stat")
 	stat=${stat##*) }
-	awk '{ print $12 + $13 + $14 + $15 }' <<<"$stat"
-}
-
-now() { date +%s.%N; }
-
-# scrape URL OUT: SCRAPES scrapes in one curl process (one kept-alive
-# connection); writes "http_code time_total" lines to OUT.
-scrape() {
-	local url=$1 out=$2 cfg i
-	cfg="$tmp/curl-$RANDOM.cfg"
-	{
-		printf 'silent\ncompressed\nmax-time = 10\nheader = "Accept: %s"\n' "$ACCEPT"
-		printf 'write-out = "%%{http_code} %%{time_total}\\n"\n'
-		for ((i = 0; i < SCRAPES; i++)); do
-			printf 'url = "%s"\noutput = "/dev/null"\n' "$url"
-		done
-	} >"$cfg"
-	curl -K "$cfg" >"$out" || true # failures are counted from the codes
-}
-
-# percentile Q FILE: nearest-rank percentile (in ms) of the times of the
-# successful scrapes in FILE.
-percentile() {
-	awk '$1 == 200 { print $2 }' "$2" | sort -g |
-		awk -v q="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } r = int(q * NR); if (r < q * NR) r++; if (r < 1) r = 1; printf "%.2f", v[r] * 1000 }'
+	read -r self kids <<<"$(awk '{ print $12 + $13, $14 + $15 }' <<<"$stat")"
+	sched=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }')
+	awk -v s="$self" -v k="$kids" -v n="$sched" -v hz="$hz" \
+		'BEGIN { t = s * 1e9 / hz; if (n > t) t = n; printf "%.0f", t + k * 1e9 / hz }'
 }
 
 ratio() { # A B
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "–" || b == "–" || b + 0 == 0) print ""; else printf " (%.2f×)", a / b }'
+}
+kv() { # KEY LINE
+	sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"
 }
 
 # ---- build and start ---------------------------------------------------------
+log "building the scrape tool, the client_golang floor$([[ -z ${BENCH_AGENT_BIN:-} ]] && echo ' and ./cmd/l2agent')"
+(cd "$repo" && go build -o "$tmp/scrape" ./deploy/testenv/scrape && go build -o "$tmp/floor" ./deploy/testenv/floor) ||
+	die "go build of the bench helpers failed"
 if [[ -n ${BENCH_AGENT_BIN:-} ]]; then
 	agent_bin=$BENCH_AGENT_BIN
-	log "using agent binary $agent_bin"
 else
-	command -v go >/dev/null || die "go not found"
 	agent_bin="$tmp/l2agent"
-	log "building ./cmd/l2agent"
-	build_start=$SECONDS
-	(cd "$repo" && go build -o "$agent_bin" ./cmd/l2agent) || die "go build ./cmd/l2agent failed"
-	log "built in $((SECONDS - build_start))s"
+	# As deploy/packaging/build.sh builds it: static, stripped.
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$agent_bin" ./cmd/l2agent) || die "go build ./cmd/l2agent failed"
 fi
 
-agent_cfg="$tmp/agent.yaml"
 if [[ -n ${BENCH_AGENT_CONFIG:-} ]]; then
-	cp "$BENCH_AGENT_CONFIG" "$agent_cfg"
-elif "$agent_bin" config default >"$agent_cfg.default" 2>"$tmp/config-default.err"; then
-	# The default config (all its checks); state kept in the temp dir.
-	sed -E "s|^state_dir:.*|state_dir: $tmp/state|" "$agent_cfg.default" >"$agent_cfg"
+	cp "$BENCH_AGENT_CONFIG" "$tmp/agent.yaml.in"
 else
-	log "'$agent_bin config default' failed ($(head -c 200 "$tmp/config-default.err")); using a minimal config (default checks)"
-	printf 'state_dir: %s/state\n' "$tmp" >"$agent_cfg"
+	"$agent_bin" config default >"$tmp/agent.yaml.in" || die "'$agent_bin config default' failed"
 fi
+# All its checks, the file ticket backend; state, API socket in the temp dir.
+sed -E "s|^state_dir:.*|state_dir: $tmp/state|" "$tmp/agent.yaml.in" >"$tmp/agent.yaml"
 mkdir -p "$tmp/state"
 
-agent_addr="127.0.0.1:$(free_port)"
-node_addr="127.0.0.1:$(free_port)"
-while [[ $node_addr == "$agent_addr" ]]; do node_addr="127.0.0.1:$(free_port)"; done
+declare -A port=() url=()
+for who in agent node floor; do port[$who]=$(free_port); done
+port[zabbix]=$(free_port 20000 32768) # zabbix_agent2 takes 1024-32767
+for who in agent node floor; do url[$who]="http://127.0.0.1:${port[$who]}/metrics"; done
 
-"$agent_bin" run --config "$agent_cfg" --web.listen-address="$agent_addr" >"$tmp/agent.log" 2>&1 &
-agent_pid=$!
-"$NODE_EXPORTER" --web.listen-address="$node_addr" >"$tmp/node_exporter.log" 2>&1 &
-node_pid=$!
-log "l2agent pid $agent_pid on $agent_addr; node_exporter pid $node_pid on $node_addr"
-
-wait_up l2agent "$agent_pid" "http://$agent_addr/metrics" "$tmp/agent.log"
-wait_up node_exporter "$node_pid" "http://$node_addr/metrics" "$tmp/node_exporter.log"
-log "both answer; settling ${SETTLE_SECONDS}s"
+"$agent_bin" run --config "$tmp/agent.yaml" --web.listen-address="127.0.0.1:${port[agent]}" >"$tmp/agent.log" 2>&1 &
+pid[agent]=$!
+"$NODE_EXPORTER" --web.listen-address="127.0.0.1:${port[node]}" >"$tmp/node.log" 2>&1 &
+pid[node]=$!
+GOMAXPROCS=1 "$tmp/floor" -listen "127.0.0.1:${port[floor]}" >"$tmp/floor.log" 2>&1 &
+pid[floor]=$!
+who_all=(node zabbix floor agent)
+if [[ -n $ZABBIX_AGENT2 ]]; then
+	# Passive checks only, on 127.0.0.1; the plugins Debian's package configures.
+	cat >"$tmp/zabbix_agent2.conf" <<CONF
+LogType=file
+LogFile=$tmp/zabbix.log
+PidFile=$tmp/zabbix.pid
+ControlSocket=$tmp/zabbix.sock
+Server=127.0.0.1
+ServerActive=
+ListenIP=127.0.0.1
+ListenPort=${port[zabbix]}
+Hostname=bench
+Include=/etc/zabbix/zabbix_agent2.d/plugins.d/*.conf
+CONF
+	"$ZABBIX_AGENT2" -c "$tmp/zabbix_agent2.conf" -f >"$tmp/zabbix.out" 2>&1 &
+	pid[zabbix]=$!
+	: >>"$tmp/zabbix.log"
+else
+	who_all=(node floor agent)
+fi
+for who in "${who_all[@]}"; do wait_up "$who"; done
+log "all answer (l2agent pid ${pid[agent]}, node_exporter ${pid[node]}, floor ${pid[floor]}${pid[zabbix]:+, zabbix_agent2 ${pid[zabbix]}}); settling ${SETTLE_SECONDS}s"
 sleep "$SETTLE_SECONDS"
 
-# ---- idle: RSS and CPU (no scrapes during this window) --------------------------
-hz=$(getconf CLK_TCK)
-log "measuring idle CPU for ${IDLE_SECONDS}s"
-t0=$(now)
-a0=$(cpu_ticks "$agent_pid")
-n0=$(cpu_ticks "$node_pid")
+declare -A rss0=() idle=() p50=() p99=() per_scrape=() conc=() rss1=() hwm=()
+for who in "${who_all[@]}"; do rss0[$who]=$(mib "$(status_kib "${pid[$who]}" VmRSS)"); done
+
+# ---- idle CPU -----------------------------------------------------------------
+log "idle window: ${IDLE_SECONDS}s, no scrapes"
+declare -A c0=()
+t0=$(date +%s.%N)
+for who in "${who_all[@]}"; do c0[$who]=$(cpu_ns "${pid[$who]}"); done
 sleep "$IDLE_SECONDS"
-a1=$(cpu_ticks "$agent_pid")
-n1=$(cpu_ticks "$node_pid")
-t1=$(now)
-cpu_pct() { awk -v d="$1" -v hz="$hz" -v t="$2" 'BEGIN { printf "%.3f", d / hz / t * 100 }'; }
-elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-agent_cpu=$(cpu_pct $((a1 - a0)) "$elapsed")
-node_cpu=$(cpu_pct $((n1 - n0)) "$elapsed")
-agent_rss=$(rss_mib "$agent_pid")
-node_rss=$(rss_mib "$node_pid")
+t1=$(date +%s.%N)
+for who in "${who_all[@]}"; do
+	idle[$who]=$(awk -v a="${c0[$who]}" -v b="$(cpu_ns "${pid[$who]}")" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { printf "%.1f", (b - a) / 1e6 / (t1 - t0) * 60 }')
+done
 
 # ---- scrapes ------------------------------------------------------------------
-agent_size=$(curl -fsS --max-time 10 "http://$agent_addr/metrics" | wc -c)
-node_size=$(curl -fsS --max-time 10 "http://$node_addr/metrics" | wc -c)
-agent_series=$(curl -fsS --max-time 10 "http://$agent_addr/metrics" | grep -cv '^#' || true)
-node_series=$(curl -fsS --max-time 10 "http://$node_addr/metrics" | grep -cv '^#' || true)
-
-log "scraping l2agent $SCRAPES times"
-s0=$SECONDS
-scrape "http://$agent_addr/metrics" "$tmp/agent.times"
-log "  took $((SECONDS - s0))s"
-log "scraping node_exporter $SCRAPES times"
-s0=$SECONDS
-scrape "http://$node_addr/metrics" "$tmp/node.times"
-log "  took $((SECONDS - s0))s"
-
-for who in agent node; do
-	f="$tmp/$who.times"
-	bad=$(awk '$1 != 200' "$f" | wc -l)
-	n=$(wc -l <"$f")
-	if ((bad > 0 || n != SCRAPES)); then
-		log "WARNING: $who: $n results, $bad not HTTP 200 (codes: $(awk '$1 != 200 { print $1 }' "$f" | sort | uniq -c | tr '\n' ' '))"
-	fi
+for who in node floor agent; do
+	log "$who: $SCRAPES sequential scrapes"
+	a=$(cpu_ns "${pid[$who]}")
+	line=$("$tmp/scrape" -url "${url[$who]}" -n "$SCRAPES")
+	b=$(cpu_ns "${pid[$who]}")
+	[[ $(kv errors "$line") == 0 ]] || log "WARNING: $who: $line"
+	p50[$who]=$(kv p50_ms "$line")
+	p99[$who]=$(kv p99_ms "$line")
+	per_scrape[$who]=$(awk -v a="$a" -v b="$b" -v n="$SCRAPES" 'BEGIN { printf "%.2f", (b - a) / 1e6 / n }')
 done
-agent_p50=$(percentile 0.50 "$tmp/agent.times")
-agent_p99=$(percentile 0.99 "$tmp/agent.times")
-node_p50=$(percentile 0.50 "$tmp/node.times")
-node_p99=$(percentile 0.99 "$tmp/node.times")
-agent_rss2=$(rss_mib "$agent_pid")
-node_rss2=$(rss_mib "$node_pid")
-
-kill -0 "$agent_pid" 2>/dev/null || die "l2agent died during the benchmark; log: $tmp/agent.log"
-kill -0 "$node_pid" 2>/dev/null || die "node_exporter died during the benchmark"
+for who in node floor agent; do
+	log "$who: $CONCURRENCY concurrent scrapers for ${LOAD_SECONDS}s"
+	line=$("$tmp/scrape" -url "${url[$who]}" -c "$CONCURRENCY" -d "${LOAD_SECONDS}s")
+	[[ $(kv errors "$line") == 0 ]] || log "WARNING: $who: $line"
+	conc[$who]=$(kv per_second "$line")
+done
+log "resting ${AFTER_SECONDS}s"
+sleep "$AFTER_SECONDS"
+for who in "${who_all[@]}"; do
+	kill -0 "${pid[$who]}" 2>/dev/null || die "$who died during the benchmark; log: $tmp/$who.log"
+	rss1[$who]=$(mib "$(status_kib "${pid[$who]}" VmRSS)")
+	hwm[$who]=$(mib "$(status_kib "${pid[$who]}" VmHWM)")
+done
+children=$("$tmp/scrape" -url "${url[agent]}" -n 1 >/dev/null && curl -fsS --max-time 10 "${url[agent]}" 2>/dev/null |
+	awk '/^l2agent_check_child_max_rss_bytes\{/ { sub(/.*check="/, ""); sub(/"}/, ""); printf "%s%s %.1f MiB", sep, $1, $2 / 1048576; sep = ", " }' || true)
 
 # ---- report -------------------------------------------------------------------
-node_version=$("$NODE_EXPORTER" --version 2>&1 | head -1)
-cat <<EOF
-
-## l2agent vs node_exporter
-
-$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, Linux $(uname -r); ${node_version}.
-Idle window ${elapsed}s (CLK_TCK $hz), $SCRAPES scrapes each (one curl, keep-alive, gzip, Prometheus' Accept header).
-
-| metric | l2agent | node_exporter | ratio agent/node_exporter |
-| --- | ---: | ---: | ---: |
-| idle RSS (MiB) | $agent_rss | $node_rss | $(ratio "$agent_rss" "$node_rss") |
-| idle CPU (% of one core) | $agent_cpu | $node_cpu | $(ratio "$agent_cpu" "$node_cpu") |
-| scrape p50 (ms) | $agent_p50 | $node_p50 | $(ratio "$agent_p50" "$node_p50") |
-| scrape p99 (ms) | $agent_p99 | $node_p99 | $(ratio "$agent_p99" "$node_p99") |
-| RSS after scrapes (MiB) | $agent_rss2 | $node_rss2 | $(ratio "$agent_rss2" "$node_rss2") |
-| /metrics size (bytes, uncompressed) | $agent_size | $node_size | $(ratio "$agent_size" "$node_size") |
-| /metrics samples | $agent_series | $node_series | $(ratio "$agent_series" "$node_series") |
-
-EOF
-
-verdict() { # VALUE LIMIT -> met / NOT met
-	awk -v v="$1" -v l="$2" 'BEGIN { if (v == "n/a") print "unknown"; else if (v + 0 <= l + 0) print "met"; else print "NOT met" }'
-}
-rss_ratio=$(ratio "$agent_rss" "$node_rss")
-p99_ratio=$(ratio "$agent_p99" "$node_p99")
-g1=$(verdict "$rss_ratio" 1.0)
-g2=$(verdict "$p99_ratio" 0.2)
-g3=$(verdict "$agent_cpu" 0.1)
-echo "Goals: idle RSS ≤ 1.0× node_exporter: $g1 (${rss_ratio}×); scrape p99 ≤ 0.2× node_exporter: $g2 (${p99_ratio}×); idle CPU ≤ 0.1 % of a core: $g3 (${agent_cpu} %)."
-
-if [[ ${BENCH_STRICT:-0} == 1 && ($g1 != met || $g2 != met || $g3 != met) ]]; then
-	exit 3
+for who in zabbix; do # no /metrics
+	p50[$who]="–" p99[$who]="–" per_scrape[$who]="–" conc[$who]="–"
+done
+if [[ -z $ZABBIX_AGENT2 ]]; then
+	for v in rss0 idle rss1 hwm; do eval "$v[zabbix]='–'"; done
 fi
+row() { # TITLE ARRAY
+	local -n a=$2
+	printf '| %s | %s | %s%s | %s%s | %s%s |\n' "$1" "${a[node]}" \
+		"${a[zabbix]}" "$(ratio "${a[zabbix]}" "${a[node]}")" \
+		"${a[floor]}" "$(ratio "${a[floor]}" "${a[node]}")" \
+		"${a[agent]}" "$(ratio "${a[agent]}" "${a[node]}")"
+}
+node_version=$("$NODE_EXPORTER" --version 2>&1 | head -1)
+zabbix_version=$([[ -n $ZABBIX_AGENT2 ]] && "$ZABBIX_AGENT2" -V 2>&1 | head -1 || echo "not run")
+cat <<REPORT
+
+## l2agent side by side
+
+$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), load average before the run $(cut -d' ' -f1-3 /proc/loadavg).
+${node_version}; ${zabbix_version}; client_golang floor with GOMAXPROCS=1; l2agent $("$agent_bin" version 2>/dev/null | head -1 | cut -d' ' -f2-) with $([[ -n ${BENCH_AGENT_CONFIG:-} ]] && echo "$BENCH_AGENT_CONFIG" || echo "its embedded default config"), as $(id -un).
+Idle window ${IDLE_SECONDS}s; ${SCRAPES} sequential scrapes; ${CONCURRENCY} concurrent scrapers for ${LOAD_SECONDS}s; ${AFTER_SECONDS}s of rest before the last RSS. Ratios are to node_exporter.
+
+| | node_exporter | zabbix_agent2 (passive, idle only) | client_golang floor | l2agent |
+| --- | ---: | ---: | ---: | ---: |
+$(row "scrape p50, sequential (ms)" p50)
+$(row "scrape p99, sequential (ms)" p99)
+$(row "CPU per scrape (ms)" per_scrape)
+$(row "concurrent scrapes/s" conc)
+$(row "idle CPU (ms per minute, children included)" idle)
+$(row "RSS before any scrape (MiB)" rss0)
+$(row "RSS idle, after load (MiB)" rss1)
+$(row "peak RSS, VmHWM (MiB)" hwm)
+
+l2agent's programs, peak RSS of each check's last run (l2agent_check_child_max_rss_bytes): ${children:-none}.
+Goals (issue 17): idle CPU ≤ 10 ms per minute over ≥ 300 s; RSS idle after load ≤ 0.8× and peak RSS ≤ 1.0× node_exporter's; scrape p99 ≤ 0.15× node_exporter's; CPU per scrape ≤ the floor's.
+REPORT

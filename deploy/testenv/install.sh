@@ -22,6 +22,7 @@ COMPONENTS=(
 	"core       prometheus               prometheus"
 	"core       promtool                 prometheus"
 	"bench      prometheus-node-exporter prometheus-node-exporter"
+	"bench      zabbix_agent2            zabbix-agent2"
 	"mfa        /usr/sbin/sshd           openssh-server"
 	"mfa        ssh-keygen               openssh-client"
 	"mfa        google-authenticator     libpam-google-authenticator"
@@ -48,7 +49,7 @@ COMPONENTS=(
 )
 
 # Default listen ports of the daemons the packages would start.
-DAEMON_PORTS=(9090 9093 9094 9100)
+DAEMON_PORTS=(9090 9093 9094 9100 10050)
 
 log() { printf 'install.sh: %s\n' "$*"; }
 

@@ -37,6 +37,19 @@ type Options struct {
 	// configuration are the host's. argv[0] without a slash is looked up in
 	// the PATH of Env under Root.
 	Root string
+	// MaxData is the program's RLIMIT_DATA in bytes (see the constant
+	// MaxData); 0: MaxData, negative: the agent's own limit.
+	MaxData int64
+}
+
+func (o Options) maxData() uint64 {
+	switch {
+	case o.MaxData == 0:
+		return MaxData
+	case o.MaxData < 0:
+		return 0
+	}
+	return uint64(o.MaxData)
 }
 
 // Result is how a command ended.
@@ -73,8 +86,13 @@ func Run(ctx context.Context, argv []string, o Options) (Result, error) {
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start %s: %w", argv[0], err)
 	}
+	limitData(cmd.Process.Pid, o.maxData())
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		peakOf(ctx).record(cmd.ProcessState)
+		done <- err
+	}()
 	var err error
 	select {
 	case err = <-done:
