@@ -41,6 +41,7 @@ func TestRole(t *testing.T) {
 	}
 	testenv.LockPackageTests(t)
 	testenv.SkipIfInstalled(t, "l2agent")
+	testenv.RemovePackageUserAfter(t) // the package's system user; runs after the purge below
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

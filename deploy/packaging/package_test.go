@@ -45,18 +45,10 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	}
 	// Even a failed test leaves no package behind, nor the system user the package made (it
 	// keeps it on purge, as Debian does; this host is not to keep it).
-	_, userErr := exec.Command("getent", "passwd", "l2agent").Output()
-	userBefore := userErr == nil
+	testenv.RemovePackageUserAfter(t) // runs after the purge below
 	t.Cleanup(func() {
 		if out, err := exec.Command("dpkg", "--purge", "l2agent").CombinedOutput(); err != nil {
 			t.Logf("cleanup: dpkg --purge l2agent: %v\n%s", err, out)
-		}
-		if !userBefore {
-			for _, argv := range [][]string{{"userdel", "l2agent"}, {"groupdel", "l2agent"}} {
-				if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-					t.Logf("cleanup: %v: %v\n%s", argv, err, out)
-				}
-			}
 		}
 	})
 

@@ -45,3 +45,23 @@ func SkipIfInstalled(t testing.TB, pkg string) {
 		t.Skipf("package %s already on this machine (%q): not replacing it", pkg, st)
 	}
 }
+
+// RemovePackageUserAfter removes, when t ends, the system user and group
+// l2agent that installing the package made (the package keeps them on
+// purge, as Debian does; a test host is not to keep them). A user that
+// existed before t is left alone.
+func RemovePackageUserAfter(t testing.TB) {
+	if exec.Command("getent", "passwd", "l2agent").Run() == nil {
+		return
+	}
+	t.Cleanup(func() {
+		for _, argv := range [][]string{{"userdel", "l2agent"}, {"groupdel", "l2agent"}} {
+			if exec.Command("getent", map[string]string{"userdel": "passwd", "groupdel": "group"}[argv[0]], "l2agent").Run() != nil {
+				continue
+			}
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+				t.Logf("cleanup: %v: %v\n%s", argv, err, out)
+			}
+		}
+	})
+}
