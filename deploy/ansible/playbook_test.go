@@ -124,20 +124,7 @@ func bootTarget(t *testing.T) *target {
 	sc, err := testenv.NewSystemdContainer(ctx, fmt.Sprintf("l2agent-pb-%d", os.Getpid()))
 	require.NoError(t, err)
 	c := &target{SystemdContainer: sc}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, argv := range [][]string{{"systemctl", "status", "--no-pager", "-l", ctUnit}, {"journalctl", "--no-pager", "-u", ctUnit, "-n", "60"}} {
-				if r, err := sc.Exec(context.Background(), argv...); err == nil {
-					t.Logf("%s:\n%s%s", strings.Join(argv, " "), r.Stdout, r.Stderr)
-				}
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := sc.Stop(ctx); err != nil {
-			t.Errorf("stop the container: %v", err)
-		}
-	})
+	sc.StopWhenDone(t, ctUnit, 60)
 	debs := targetDebs(t, filepath.Join(sc.Root, "var/lib/dpkg/status"))
 	dir := filepath.Join(sc.Root, "root/debs")
 	require.NoError(t, os.MkdirAll(dir, 0o755))

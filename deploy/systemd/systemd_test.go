@@ -159,23 +159,13 @@ func bootWithPackage(t *testing.T, deb string) ct {
 	sc, err := testenv.NewSystemdContainer(ctx, fmt.Sprintf("l2agent-test-%d", os.Getpid()))
 	require.NoError(t, err)
 	c := ct{SystemdContainer: sc, t: t}
+	// Runs after the stop (cleanups run last first).
 	t.Cleanup(func() {
-		if t.Failed() {
-			for _, argv := range [][]string{{"systemctl", "status", "--no-pager", "-l", unit}, {"journalctl", "--no-pager", "-u", unit, "-n", "80"}} {
-				if r, err := sc.Exec(context.Background(), argv...); err == nil {
-					t.Logf("%s:\n%s%s", strings.Join(argv, " "), r.Stdout, r.Stderr)
-				}
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := sc.Stop(ctx); err != nil {
-			t.Errorf("stop the container: %v", err)
-		}
 		if _, err := os.Stat(sc.Root); !os.IsNotExist(err) {
 			t.Errorf("stopped, the container's tree %s is still there (%v)", sc.Root, err)
 		}
 	})
+	sc.StopWhenDone(t, unit, 80)
 	// openssh-server: the mfa check judges sshd through `sshd -T`, under the unit as l2agent.
 	apt := exec.CommandContext(ctx, "chroot", sc.Root, "sh", "-c", "apt-get update -q && apt-get install -y -q --no-install-recommends openssh-server")
 	apt.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")

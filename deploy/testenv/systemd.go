@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -138,4 +139,24 @@ func (c *SystemdContainer) runScript(ctx context.Context, args ...string) (strin
 		return stdout.String(), fmt.Errorf("%s %s: %w\n%s", SystemdScript, strings.Join(args, " "), err, lastLines(stderr.String(), 30))
 	}
 	return stdout.String(), nil
+}
+
+// StopWhenDone stops the container when t ends (bounded, 2 minutes), first
+// logging `systemctl status` and the last logLines of the journal of unit
+// when t failed.
+func (c *SystemdContainer) StopWhenDone(t testing.TB, unit string, logLines int) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, argv := range [][]string{{"systemctl", "status", "--no-pager", "-l", unit}, {"journalctl", "--no-pager", "-u", unit, "-n", strconv.Itoa(logLines)}} {
+				if r, err := c.Exec(context.Background(), argv...); err == nil {
+					t.Logf("%s:\n%s%s", strings.Join(argv, " "), r.Stdout, r.Stderr)
+				}
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("stop the container: %v", err)
+		}
+	})
 }
