@@ -101,9 +101,9 @@ func TestAptReuse(t *testing.T) {
 	sims = runner.simulations()
 
 	require.NoError(t, os.Chtimes(filepath.Join(r.Root, "var", "lib", "apt", "lists"), now, now)) // the directory, not a list: no change
-	now = now.Add(aptReuseMax)
+	now = now.Add(reuseMax)
 	require.Equal(t, counts(upgraded), counts(pending()))
-	require.Greater(t, runner.simulations(), sims, "reused for at most aptReuseMax")
+	require.Greater(t, runner.simulations(), sims, "reused for at most reuseMax")
 }
 
 // counts keeps the series that count updates (not ages and times).
