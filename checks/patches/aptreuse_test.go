@@ -17,26 +17,31 @@ import (
 	"github.com/l2agent/l2agent/internal/command"
 )
 
-// countingRunner runs commands for real and counts apt-get runs.
+// countingRunner runs commands for real and counts the runs of each
+// program (by base name).
 type countingRunner struct {
-	mu     sync.Mutex
-	aptGet int
+	mu   sync.Mutex
+	runs map[string]int
 }
 
 func (r *countingRunner) run(ctx context.Context, argv ...string) (command.Output, error) {
-	if filepath.Base(argv[0]) == "apt-get" {
-		r.mu.Lock()
-		r.aptGet++
-		r.mu.Unlock()
+	r.mu.Lock()
+	if r.runs == nil {
+		r.runs = map[string]int{}
 	}
+	r.runs[filepath.Base(argv[0])]++
+	r.mu.Unlock()
 	return command.Capture(ctx, argv...)
 }
 
-func (r *countingRunner) simulations() int {
+// count is how many times program ran.
+func (r *countingRunner) count(program string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.aptGet
+	return r.runs[program]
 }
+
+func (r *countingRunner) simulations() int { return r.count("apt-get") }
 
 // TestAptReuse: against a real apt repository, a run whose inputs did not
 // change reuses the last simulation (no apt-get at all) and reports the
