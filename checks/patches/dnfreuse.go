@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -24,7 +25,8 @@ import (
 //   - the configuration: /etc/dnf (dnf.conf, vars, modules.d,
 //     modules.defaults.d, plugins, protected.d, aliases.d), the `reposdir`
 //     directories (/etc/yum.repos.d, /etc/yum/repos.d, /etc/distro.repos.d),
-//     /etc/yum.conf and /etc/yum for yum, and rpm's macros in /etc/rpm;
+//     /etc/yum.conf and /etc/yum for yum, dnf 5's distribution defaults in
+//     /usr/share/dnf5, and rpm's macros in /etc/rpm;
 //   - for needs-restarting, also the boot: <procfs>/sys/kernel/random/boot_id.
 //
 // dnf also writes its logs (dnf.log, dnf.librepo.log, hawkey.log,
@@ -32,7 +34,7 @@ import (
 
 // dnfConfigRoots are dnf's and yum's configuration, under the rootfs.
 var dnfConfigRoots = []string{"/etc/dnf", "/etc/yum.repos.d", "/etc/yum/repos.d", "/etc/distro.repos.d",
-	"/etc/yum.conf", "/etc/yum", "/etc/rpm"}
+	"/etc/yum.conf", "/etc/yum", "/etc/rpm", "/usr/share/dnf5"}
 
 // dnfCacheRoots are the default metadata caches of dnf 4, dnf 5 and yum.
 var dnfCacheRoots = []string{"/var/cache/dnf", "/var/cache/libdnf5", "/var/cache/yum"}
@@ -85,12 +87,9 @@ func (c *patchesCheck) dnfFingerprint(ctx context.Context, dnf string) (key uint
 	for _, p := range dnfConfigRoots {
 		roots = append(roots, c.rootPath(p))
 	}
-	caches := dnfCacheRoots
-	cachedir, reposdir := dnfConfPaths(c.rootPath("/etc/dnf/dnf.conf"))
-	if cachedir != "" {
-		caches = append(caches, cachedir)
-	}
-	for _, p := range reposdir {
+	conf := iniMain(c.rootPath("/etc/dnf/dnf.conf")) // where cachedir and reposdir are set elsewhere
+	caches := append(slices.Clone(dnfCacheRoots), absPaths(conf["cachedir"])...)
+	for _, p := range absPaths(conf["reposdir"]) {
 		roots = append(roots, c.rootPath(p))
 	}
 	for _, p := range roots {
@@ -122,12 +121,13 @@ func dnfCacheScratch(name string, dir bool) bool {
 	return false
 }
 
-// dnfConfPaths reads cachedir and reposdir from the [main] section of
-// dnf.conf (empty when not set).
-func dnfConfPaths(file string) (cachedir string, reposdir []string) {
+// iniMain returns the keys of the [main] section of an INI file (dnf.conf,
+// zypp.conf); nothing when it cannot be read.
+func iniMain(file string) map[string]string {
+	m := map[string]string{}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", nil
+		return m
 	}
 	main := false
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -137,22 +137,21 @@ func dnfConfPaths(file string) (cachedir string, reposdir []string) {
 			main = line == "[main]"
 			continue
 		}
-		k, v, ok := strings.Cut(line, "=")
-		if !main || !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "cachedir":
-			if v = strings.TrimSpace(v); path.IsAbs(v) {
-				cachedir = v
-			}
-		case "reposdir":
-			for _, d := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-				if path.IsAbs(d) {
-					reposdir = append(reposdir, d)
-				}
-			}
+		if k, v, ok := strings.Cut(line, "="); main && ok && !strings.HasPrefix(line, "#") {
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
 	}
-	return cachedir, reposdir
+	return m
+}
+
+// absPaths splits a list of paths (separated by commas or blanks) and
+// keeps the absolute ones.
+func absPaths(v string) []string {
+	var ps []string
+	for _, d := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if path.IsAbs(d) {
+			ps = append(ps, d)
+		}
+	}
+	return ps
 }
