@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,14 +26,14 @@ type rpmRepo struct {
 }
 
 // rpmRun runs a command of the test's setup, failing the test with its output.
-func rpmRun(t *testing.T, argv ...string) {
+func rpmRun(t testing.TB, argv ...string) {
 	t.Helper()
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	require.NoError(t, err, "%v: %s", argv, out)
 }
 
 // buildRPM builds an empty noarch package name-version-1.
-func buildRPM(t *testing.T, top, name, version string) {
+func buildRPM(t testing.TB, top, name, version string) {
 	t.Helper()
 	spec := filepath.Join(top, "SPECS", name+"-"+version+".spec")
 	require.NoError(t, os.MkdirAll(filepath.Dir(spec), 0o755))
@@ -41,7 +42,7 @@ func buildRPM(t *testing.T, top, name, version string) {
 	rpmRun(t, checktest.NeedTool(t, "rpmbuild"), "-bb", "--quiet", "--define", "_topdir "+top, spec)
 }
 
-func newRPMRepo(t *testing.T) rpmRepo {
+func newRPMRepo(t testing.TB) rpmRepo {
 	t.Helper()
 	checktest.NeedRoot(t)
 	checktest.NeedTool(t, "createrepo_c")
@@ -55,7 +56,7 @@ func newRPMRepo(t *testing.T) rpmRepo {
 }
 
 // add puts a built package into the repository (index makes it visible).
-func (r rpmRepo) add(t *testing.T, nvr string) {
+func (r rpmRepo) add(t testing.TB, nvr string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(r.RPMS, nvr+".noarch.rpm"))
 	require.NoError(t, err)
@@ -63,7 +64,7 @@ func (r rpmRepo) add(t *testing.T, nvr string) {
 }
 
 // index writes the repository's metadata, with the advisories.
-func (r rpmRepo) index(t *testing.T) {
+func (r rpmRepo) index(t testing.TB) {
 	t.Helper()
 	require.NoError(t, os.RemoveAll(filepath.Join(r.Dir, "repodata")))
 	rpmRun(t, checktest.NeedTool(t, "createrepo_c"), "-q", r.Dir)
@@ -74,7 +75,7 @@ func (r rpmRepo) index(t *testing.T) {
 
 // installRoot makes a root with its own rpm database holding
 // l2a-sec 1.0, l2a-other 1.0 and l2a-current 1.0.
-func (r rpmRepo) installRoot(t *testing.T) string {
+func (r rpmRepo) installRoot(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	rpm := checktest.NeedTool(t, "rpm")
@@ -90,9 +91,9 @@ func (r rpmRepo) installRoot(t *testing.T) string {
 // rpmReuseCase is one backend's run of TestRPMReuse.
 type rpmReuseCase struct {
 	backend, tool string
-	setup         func(t *testing.T, r rpmRepo, root string) // repository configured, metadata cached
-	refresh       func(t *testing.T, root string)            // dnf makecache, zypper refresh
-	repoConfig    func(t *testing.T, root string)            // a change to the repository's configuration
+	setup         func(t testing.TB, r rpmRepo, root string) // repository configured, metadata cached
+	refresh       func(t testing.TB, root string)            // dnf makecache, zypper refresh
+	repoConfig    func(t testing.TB, root string)            // a change to the repository's configuration
 	// after the repository config changed: pending all, blocked all
 	afterConfig [2]float64
 }
@@ -107,21 +108,7 @@ type rpmReuseCase struct {
 func TestRPMReuse(t *testing.T) {
 	t.Parallel()
 	r := newRPMRepo(t)
-	for _, tc := range []rpmReuseCase{
-		{backend: "dnf", tool: "dnf", setup: dnfSetup, refresh: func(t *testing.T, root string) {
-			rpmRun(t, checktest.NeedTool(t, "dnf"), "--installroot="+root, "--releasever=1", "-q", "makecache")
-		}, repoConfig: func(t *testing.T, root string) { // exclude l2a-other: still pending, but blocked
-			f := filepath.Join(root, "etc", "yum.repos.d", "l2a.repo")
-			b, err := os.ReadFile(f)
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(f, append(b, "excludepkgs=l2a-other\n"...), 0o644))
-		}, afterConfig: [2]float64{2, 1}},
-		{backend: "zypper", tool: "zypper", setup: zypperSetup, refresh: func(t *testing.T, root string) {
-			rpmRun(t, checktest.NeedTool(t, "zypper"), "--root", root, "--non-interactive", "refresh")
-		}, repoConfig: func(t *testing.T, root string) { // the repository disabled: nothing pending
-			rpmRun(t, checktest.NeedTool(t, "zypper"), "--root", root, "--non-interactive", "modifyrepo", "--disable", "l2a")
-		}, afterConfig: [2]float64{0, 0}},
-	} {
+	for _, tc := range rpmReuseCases() {
 		t.Run(tc.backend, func(t *testing.T) {
 			t.Parallel()
 			testRPMReuse(t, r, tc)
@@ -129,14 +116,41 @@ func TestRPMReuse(t *testing.T) {
 	}
 }
 
-func testRPMReuse(t *testing.T, built rpmRepo, tc rpmReuseCase) {
-	r := rpmRepo{Dir: t.TempDir(), RPMS: built.RPMS} // this test's own copy of the repository
+func rpmReuseCases() []rpmReuseCase {
+	return []rpmReuseCase{
+		{backend: "dnf", tool: "dnf", setup: dnfSetup, refresh: func(t testing.TB, root string) {
+			rpmRun(t, checktest.NeedTool(t, "dnf"), "--installroot="+root, "--releasever=1", "-q", "makecache")
+		}, repoConfig: func(t testing.TB, root string) { // exclude l2a-other: still pending, but blocked
+			f := filepath.Join(root, "etc", "yum.repos.d", "l2a.repo")
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(f, append(b, "excludepkgs=l2a-other\n"...), 0o644))
+		}, afterConfig: [2]float64{2, 1}},
+		{backend: "zypper", tool: "zypper", setup: zypperSetup, refresh: func(t testing.TB, root string) {
+			rpmRun(t, checktest.NeedTool(t, "zypper"), "--root", root, "--non-interactive", "refresh")
+		}, repoConfig: func(t testing.TB, root string) { // the repository disabled: nothing pending
+			rpmRun(t, checktest.NeedTool(t, "zypper"), "--root", root, "--non-interactive", "modifyrepo", "--disable", "l2a")
+		}, afterConfig: [2]float64{0, 0}},
+	}
+}
+
+// hostFor makes a host for tc: its own copy of the repository, a root with
+// the old versions installed, the repository configured and its metadata
+// cached.
+func hostFor(t testing.TB, built rpmRepo, tc rpmReuseCase) (rpmRepo, string) {
+	t.Helper()
+	r := rpmRepo{Dir: t.TempDir(), RPMS: built.RPMS}
 	for _, p := range []string{"l2a-sec-1.1-1", "l2a-other-2.0-1", "l2a-current-1.0-1"} {
 		r.add(t, p)
 	}
 	r.index(t)
 	root := r.installRoot(t)
 	tc.setup(t, r, root)
+	return r, root
+}
+
+func testRPMReuse(t *testing.T, built rpmRepo, tc rpmReuseCase) {
+	r, root := hostFor(t, built, tc)
 	c := newTestPatches(t, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, Options{Backend: tc.backend})
 	runner := &countingRunner{}
 	c.run = runner.run
@@ -197,7 +211,7 @@ func testRPMReuse(t *testing.T, built rpmRepo, tc rpmReuseCase) {
 }
 
 // dnfSetup configures the repository in the root and caches its metadata.
-func dnfSetup(t *testing.T, r rpmRepo, root string) {
+func dnfSetup(t testing.TB, r rpmRepo, root string) {
 	t.Helper()
 	for _, d := range []string{"etc/dnf", "etc/yum.repos.d"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
@@ -209,9 +223,51 @@ func dnfSetup(t *testing.T, r rpmRepo, root string) {
 }
 
 // zypperSetup adds the repository to the root and refreshes it.
-func zypperSetup(t *testing.T, r rpmRepo, root string) {
+func zypperSetup(t testing.TB, r rpmRepo, root string) {
 	t.Helper()
 	z := checktest.NeedTool(t, "zypper")
 	rpmRun(t, z, "--root", root, "--non-interactive", "addrepo", "-G", "-n", "l2agent test repository", "file://"+r.Dir, "l2a")
 	rpmRun(t, z, "--root", root, "--non-interactive", "refresh")
+}
+
+// BenchmarkRPMReuse: what one run of the check costs with the real dnf and
+// zypper on the test repository, when the tool is asked (its inputs
+// changed: the memo is dropped before each run) and when its answer is
+// reused. child-cpu-ms/op is the CPU time of the commands the run waited
+// for (getrusage RUSAGE_CHILDREN), cpu-ms/op the benchmark process's own.
+//
+//	go test -run '^$' -bench RPMReuse -benchtime 20x ./checks/patches/
+func BenchmarkRPMReuse(b *testing.B) {
+	r := newRPMRepo(b)
+	for _, tc := range rpmReuseCases() {
+		_, root := hostFor(b, r, tc)
+		c := newTestPatches(b, checks.Env{Paths: configs.Paths{Rootfs: root, Procfs: "/proc"}}, Options{Backend: tc.backend})
+		for _, mode := range []string{"queried", "reused"} {
+			b.Run(tc.backend+"/"+mode, func(b *testing.B) {
+				_, err := c.Run(context.Background())
+				require.NoError(b, err)
+				self, children := rusageCPU(syscall.RUSAGE_SELF), rusageCPU(syscall.RUSAGE_CHILDREN)
+				b.ResetTimer()
+				for range b.N {
+					if mode == "queried" {
+						c.mu.Lock()
+						c.dnfMemo, c.zypperMemo = nil, nil
+						c.mu.Unlock()
+					}
+					if _, err := c.Run(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(rusageCPU(syscall.RUSAGE_SELF)-self)/1e6/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(float64(rusageCPU(syscall.RUSAGE_CHILDREN)-children)/1e6/float64(b.N), "child-cpu-ms/op")
+			})
+		}
+	}
+}
+
+// rusageCPU is the user and system CPU time of who.
+func rusageCPU(who int) time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(who, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
