@@ -18,8 +18,10 @@ import (
 )
 
 // countingRunner runs commands for real and counts the runs of each
-// program (by base name).
+// program (by base name). With env set, commands run through env(1) with
+// those variables set.
 type countingRunner struct {
+	env  []string
 	mu   sync.Mutex
 	runs map[string]int
 }
@@ -31,6 +33,9 @@ func (r *countingRunner) run(ctx context.Context, argv ...string) (command.Outpu
 	}
 	r.runs[filepath.Base(argv[0])]++
 	r.mu.Unlock()
+	if len(r.env) > 0 {
+		argv = append(append([]string{"env"}, r.env...), argv...)
+	}
 	return command.Capture(ctx, argv...)
 }
 
