@@ -22,7 +22,7 @@ run:
 test: test-env lint unit
 
 test-env:
-	bash deploy/testenv/install.sh core mfa patches antivirus alertmanager ansible packaging systemd image
+	bash deploy/testenv/install.sh core mfa patches patches-rpm antivirus alertmanager ansible packaging systemd image
 	bash deploy/testenv/rt.sh --prepare
 	bash deploy/testenv/systemd.sh prepare
 

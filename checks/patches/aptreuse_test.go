@@ -17,26 +17,36 @@ import (
 	"github.com/l2agent/l2agent/internal/command"
 )
 
-// countingRunner runs commands for real and counts apt-get runs.
+// countingRunner runs commands for real and counts the runs of each
+// program (by base name). With env set, commands run through env(1) with
+// those variables set.
 type countingRunner struct {
-	mu     sync.Mutex
-	aptGet int
+	env  []string
+	mu   sync.Mutex
+	runs map[string]int
 }
 
 func (r *countingRunner) run(ctx context.Context, argv ...string) (command.Output, error) {
-	if filepath.Base(argv[0]) == "apt-get" {
-		r.mu.Lock()
-		r.aptGet++
-		r.mu.Unlock()
+	r.mu.Lock()
+	if r.runs == nil {
+		r.runs = map[string]int{}
+	}
+	r.runs[filepath.Base(argv[0])]++
+	r.mu.Unlock()
+	if len(r.env) > 0 {
+		argv = append(append([]string{"env"}, r.env...), argv...)
 	}
 	return command.Capture(ctx, argv...)
 }
 
-func (r *countingRunner) simulations() int {
+// count is how many times program ran.
+func (r *countingRunner) count(program string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.aptGet
+	return r.runs[program]
 }
+
+func (r *countingRunner) simulations() int { return r.count("apt-get") }
 
 // TestAptReuse: against a real apt repository, a run whose inputs did not
 // change reuses the last simulation (no apt-get at all) and reports the
@@ -101,9 +111,9 @@ func TestAptReuse(t *testing.T) {
 	sims = runner.simulations()
 
 	require.NoError(t, os.Chtimes(filepath.Join(r.Root, "var", "lib", "apt", "lists"), now, now)) // the directory, not a list: no change
-	now = now.Add(aptReuseMax)
+	now = now.Add(reuseMax)
 	require.Equal(t, counts(upgraded), counts(pending()))
-	require.Greater(t, runner.simulations(), sims, "reused for at most aptReuseMax")
+	require.Greater(t, runner.simulations(), sims, "reused for at most reuseMax")
 }
 
 // counts keeps the series that count updates (not ages and times).

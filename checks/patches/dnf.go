@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,24 +23,65 @@ import (
 // needed.
 
 func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchStatus, error) {
-	o := c.opts.Dnf
-	dnf := o.Command
-	if dnf == "" {
-		dnf = backend
-		if backend == "dnf" {
-			if _, err := c.lookPath("dnf"); err != nil {
-				if _, err := c.lookPath("yum"); err == nil {
-					dnf = "yum"
-				}
-			}
-		}
-	}
-	updates, sec, err := c.dnfPending(ctx, dnf)
+	dnf := c.dnfCommand(backend)
+	key, ok := c.dnfFingerprint(ctx, dnf)
+	ans, err := reuseAnswer(c, &c.dnfMemo, key, ok, dnfAnswer.clone, func() (dnfAnswer, error) {
+		return c.dnfQuery(ctx, dnf)
+	})
 	if err != nil {
 		return nil, err
 	}
+	st := &patchStatus{Backend: dnf, Updates: ans.Updates, SecurityKnown: true, Reboot: ans.Reboot, RebootReasons: ans.RebootReasons}
+	st.ListsTime = newestMtime(
+		c.rootPath("/var/cache/dnf/*/repodata/repomd.xml"),
+		c.rootPath("/var/cache/libdnf5/*/repodata/repomd.xml"),
+		c.rootPath("/var/cache/yum/*/*/*/repomd.xml"))
+	if b, err := fsutil.ReadTail(c.rootPath("/var/log/dnf.rpm.log"), 8<<20); err == nil {
+		st.LastUpgrade = parseDnfRPMLog(b)
+	}
+	return st, nil
+}
 
-	argv := []string{o.Rpm, "-qa", "--qf", `%{NAME}.%{ARCH}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n`}
+// dnfCommand is the configured program, else dnf, or yum where only yum is
+// installed.
+func (c *patchesCheck) dnfCommand(backend string) string {
+	if c.opts.Dnf.Command != "" {
+		return c.opts.Dnf.Command
+	}
+	if backend == "dnf" {
+		if _, err := c.lookPath("dnf"); err != nil {
+			if _, err := c.lookPath("yum"); err == nil {
+				return "yum"
+			}
+		}
+	}
+	return backend
+}
+
+// dnfAnswer is what the dnf, rpm and needs-restarting commands said: the
+// part of a run that dnfreuse.go reuses while its inputs are unchanged.
+type dnfAnswer struct {
+	Updates       []pkgUpdate
+	Reboot        *bool
+	RebootReasons []string
+}
+
+func (a dnfAnswer) clone() dnfAnswer {
+	a.Updates, a.RebootReasons = slices.Clone(a.Updates), slices.Clone(a.RebootReasons)
+	if a.Reboot != nil {
+		a.Reboot = new(*a.Reboot)
+	}
+	return a
+}
+
+// dnfQuery runs the queries: pending and security updates, installed
+// versions, and whether a reboot is needed.
+func (c *patchesCheck) dnfQuery(ctx context.Context, dnf string) (dnfAnswer, error) {
+	updates, sec, err := c.dnfPending(ctx, dnf)
+	if err != nil {
+		return dnfAnswer{}, err
+	}
+	argv := append(c.rpmArgs(), "-qa", "--qf", `%{NAME}.%{ARCH}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n`)
 	installed := map[string]string{}
 	if out, err := c.command(ctx, argv...); err == nil && out.Exit == 0 {
 		installed = parseRpmQA(out.Stdout)
@@ -60,32 +102,29 @@ func (c *patchesCheck) collectDnf(ctx context.Context, backend string) (*patchSt
 		// version obsoletes it): still pending.
 		updates = append(updates, pkgUpdate{Name: name, Installed: installed[name], Candidate: fixed.version, Source: fixed.advisory, Security: true})
 	}
-	st := &patchStatus{Backend: dnf, Updates: updates, SecurityKnown: true}
-
-	nr := o.NeedsRestarting
-	if len(nr) == 0 {
-		nr = []string{dnf, "needs-restarting", "-r"}
-		if p, err := exec.LookPath("needs-restarting"); err == nil {
-			nr = []string{p, "-r"}
-		}
-	}
+	ans := dnfAnswer{Updates: updates}
+	nr := c.needsRestarting(dnf)
 	if out, err := c.command(ctx, nr...); err == nil && (out.Exit == 0 || out.Exit == 1) {
-		st.Reboot = new(out.Exit == 1)
+		ans.Reboot = new(out.Exit == 1)
 		if out.Exit == 1 {
-			st.RebootReasons = []string{strings.TrimSpace(sanitizeLines(string(out.Stdout)))}
+			ans.RebootReasons = []string{strings.TrimSpace(sanitizeLines(string(out.Stdout)))}
 		}
 	} else {
 		c.env.Log().Debug("patches: needs-restarting gave no answer", "check", c.name, "err", err, "exit", out.Exit)
 	}
+	return ans, nil
+}
 
-	st.ListsTime = newestMtime(
-		c.rootPath("/var/cache/dnf/*/repodata/repomd.xml"),
-		c.rootPath("/var/cache/libdnf5/*/repodata/repomd.xml"),
-		c.rootPath("/var/cache/yum/*/*/*/repomd.xml"))
-	if b, err := fsutil.ReadTail(c.rootPath("/var/log/dnf.rpm.log"), 8<<20); err == nil {
-		st.LastUpgrade = parseDnfRPMLog(b)
+// needsRestarting is the configured needs-restarting argv, else the
+// program of that name, else the dnf/yum plugin.
+func (c *patchesCheck) needsRestarting(dnf string) []string {
+	if nr := c.opts.Dnf.NeedsRestarting; len(nr) > 0 {
+		return nr
 	}
-	return st, nil
+	if p, err := exec.LookPath("needs-restarting"); err == nil {
+		return []string{p, "-r"}
+	}
+	return []string{dnf, "needs-restarting", "-r"}
 }
 
 // dnfUnrestricted are the options that lift excludes (exclude= of dnf.conf
@@ -99,7 +138,7 @@ var dnfUnrestricted = []string{"--disableexcludes=all", "--disableplugin=version
 // or version-locked).
 func (c *patchesCheck) dnfPending(ctx context.Context, dnf string) ([]pkgUpdate, map[string]dnfFix, error) {
 	query := func(unrestricted bool, args ...string) ([]byte, error) {
-		argv := []string{dnf, "-C", "-q"}
+		argv := c.dnfArgs(dnf)
 		if unrestricted {
 			argv = append(argv, dnfUnrestricted...)
 		}

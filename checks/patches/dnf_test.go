@@ -133,7 +133,17 @@ func TestDnfBackend(t *testing.T) {
 		}
 	}
 
-	// Nothing pending: exit 0; no reboot needed.
+	// Nothing pending: exit 0; no reboot needed. An unchanged host reuses
+	// the answer; a package installed (the rpm database changed) asks dnf
+	// again.
+	n := len(f.calls)
+	_, err = c.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"rpm", "--root=" + root, "--eval", "%{_dbpath}"}, f.calls[n])
+	require.Len(t, f.calls, n+1, "nothing changed: only rpm named its database")
+	rpmdb := filepath.Join(root, "var/lib/rpm/rpmdb.sqlite")
+	require.NoError(t, os.MkdirAll(filepath.Dir(rpmdb), 0o755))
+	require.NoError(t, os.WriteFile(rpmdb, []byte("1"), 0o644))
 	f.outputs["dnf check-update"] = command.Output{}
 	f.outputs["dnf updateinfo"] = command.Output{}
 	f.outputs["needs-restarting"] = command.Output{Stdout: checktest.Testdata(t, "needs-restarting-ok.txt")}
@@ -144,6 +154,7 @@ func TestDnfBackend(t *testing.T) {
 	require.Equal(t, 0.0, got["reboot_required"])
 
 	// check-update failing (exit 1: no cache) fails the run with dnf's message.
+	require.NoError(t, os.WriteFile(repomd, []byte("<repomd></repomd>"), 0o644))
 	f.outputs["dnf check-update"] = command.Output{Stderr: "Error: Cache-only enabled but no cache for 'baseos'\n", Exit: 1}
 	_, err = c.Run(context.Background())
 	require.ErrorContains(t, err, "Cache-only enabled but no cache for 'baseos'")

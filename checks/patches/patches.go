@@ -88,8 +88,10 @@ type patchesCheck struct {
 	mu          sync.Mutex
 	firstSeen   map[string]time.Time // pending security updates by name
 	stateLoaded bool
-	stateFailed bool     // the state file could not be written; logged once
-	aptMemo     *aptMemo // the last apt simulation (aptreuse.go)
+	stateFailed bool                // the state file could not be written; logged once
+	aptMemo     *memo[[]pkgUpdate]  // the last apt simulation (aptreuse.go)
+	dnfMemo     *memo[dnfAnswer]    // the last dnf queries (dnfreuse.go)
+	zypperMemo  *memo[zypperAnswer] // the last zypper queries (zypperreuse.go)
 }
 
 func newPatchesCheck(c configs.Check, env checks.Env) (checks.Check, error) {

@@ -21,7 +21,7 @@ import (
 	"github.com/l2agent/l2agent/internal/command"
 )
 
-func newTestPatches(t *testing.T, env checks.Env, o Options) *patchesCheck {
+func newTestPatches(t testing.TB, env checks.Env, o Options) *patchesCheck {
 	t.Helper()
 	if o.StateDir == "" {
 		o.StateDir = t.TempDir()

@@ -30,10 +30,60 @@ import (
 func zypperExitOK(code int) bool { return code == 0 || code >= 100 && code <= 103 }
 
 func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) {
-	z := c.opts.Zypper
-	base := []string{z.Command, "--non-interactive", "--no-refresh", "--xmlout"}
+	key, ok := c.zypperFingerprint(ctx)
+	ans, err := reuseAnswer(c, &c.zypperMemo, key, ok, zypperAnswer.clone, func() (zypperAnswer, error) {
+		return c.zypperQuery(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &patchStatus{Backend: "zypper", SecurityKnown: true, BlockedSecurityUnknown: true, Updates: ans.Updates}
+	if ans.Held != nil {
+		st.Held = new(*ans.Held)
+	}
+	flag := c.rootPath(c.opts.Zypper.RebootNeededFile)
+	_, err = os.Stat(flag)
+	st.Reboot = new(err == nil)
+	if err == nil {
+		st.RebootReasons = []string{flag + " exists"}
+	}
+	st.ListsTime = newestMtime(c.rootPath("/var/cache/zypp/raw/*/repodata/repomd.xml"))
+	if b, err := fsutil.ReadTail(c.rootPath("/var/log/zypp/history"), 8<<20); err == nil {
+		st.LastUpgrade = parseZyppHistory(b, time.Local)
+	}
+	return st, nil
+}
+
+// zypperAnswer is what zypper's queries said: the part of a run that
+// zypperreuse.go reuses while its inputs are unchanged.
+type zypperAnswer struct {
+	Updates []pkgUpdate
+	Held    *int // nil when the locks could not be listed
+}
+
+func (a zypperAnswer) clone() zypperAnswer {
+	a.Updates = slices.Clone(a.Updates)
+	if a.Held != nil {
+		a.Held = new(*a.Held)
+	}
+	return a
+}
+
+// zypperArgs is the start of every zypper query.
+func (c *patchesCheck) zypperArgs() []string {
+	argv := []string{c.opts.Zypper.Command, "--non-interactive", "--no-refresh", "--xmlout"}
+	if r := c.foreignRoot(); r != "" {
+		argv = append(argv, "--root="+r)
+	}
+	return argv
+}
+
+// zypperQuery runs the queries: installable and all package updates,
+// security patches, locks.
+func (c *patchesCheck) zypperQuery(ctx context.Context) (zypperAnswer, error) {
+	base := c.zypperArgs()
 	query := func(args ...string) (zypperStream, error) {
-		argv := append(append([]string{}, base...), args...)
+		argv := append(slices.Clone(base), args...)
 		out, err := c.command(ctx, argv...)
 		if err != nil {
 			return zypperStream{}, err
@@ -49,50 +99,37 @@ func (c *patchesCheck) collectZypper(ctx context.Context) (*patchStatus, error) 
 	}
 	pkgs, err := query("list-updates")
 	if err != nil {
-		return nil, err
+		return zypperAnswer{}, err
 	}
 	patches, err := query("list-patches", "--category", "security")
 	if err != nil {
-		return nil, err
+		return zypperAnswer{}, err
 	}
 	// list-updates hides a locked package's update; --all lists every
 	// newer version, installable or not.
 	all, err := query("list-updates", "--all")
 	if err != nil {
-		return nil, err
+		return zypperAnswer{}, err
 	}
+	var ans zypperAnswer
 	var locks []string
-	lk, lockErr := query("locks")
-	if lockErr == nil && lk.Locks != nil {
+	if lk, err := query("locks"); err == nil && lk.Locks != nil {
 		for _, l := range lk.Locks.Lock {
 			locks = append(locks, l.Name)
 		}
+		ans.Held = new(len(locks))
 	}
-	st := &patchStatus{Backend: "zypper", SecurityKnown: true, BlockedSecurityUnknown: true}
-	st.Updates = zypperPackageUpdates(pkgs.Updates, all.Updates, locks)
+	ans.Updates = zypperPackageUpdates(pkgs.Updates, all.Updates, locks)
 	for _, p := range patches.Updates {
 		if p.Kind == "patch" && p.Category == "security" && (p.Status == "" || p.Status == "needed") {
 			src := p.Severity
 			if p.Summary != "" {
 				src += ": " + p.Summary
 			}
-			st.Updates = append(st.Updates, pkgUpdate{Name: p.Name, Source: strings.TrimPrefix(src, ": "), Security: true, Patch: true})
+			ans.Updates = append(ans.Updates, pkgUpdate{Name: p.Name, Source: strings.TrimPrefix(src, ": "), Security: true, Patch: true})
 		}
 	}
-	if lockErr == nil && lk.Locks != nil {
-		st.Held = new(len(locks))
-	}
-	flag := c.rootPath(z.RebootNeededFile)
-	_, err = os.Stat(flag)
-	st.Reboot = new(err == nil)
-	if err == nil {
-		st.RebootReasons = []string{flag + " exists"}
-	}
-	st.ListsTime = newestMtime(c.rootPath("/var/cache/zypp/raw/*/repodata/repomd.xml"))
-	if b, err := fsutil.ReadTail(c.rootPath("/var/log/zypp/history"), 8<<20); err == nil {
-		st.LastUpgrade = parseZyppHistory(b, time.Local)
-	}
-	return st, nil
+	return ans, nil
 }
 
 // zypperPackageUpdates returns the package updates of list-updates and,
