@@ -22,8 +22,15 @@ type Fingerprint struct {
 	bad bool
 }
 
-// NewFingerprint returns an empty fingerprint.
-func NewFingerprint() *Fingerprint { return &Fingerprint{h: fnv.New64a()} }
+// NewFingerprint returns a fingerprint of words (a command's arguments, so
+// that an answer is never reused for other options).
+func NewFingerprint(words ...string) *Fingerprint {
+	f := &Fingerprint{h: fnv.New64a()}
+	for _, w := range words {
+		f.String(w)
+	}
+	return f
+}
 
 // String adds s (a command line, an option) to the fingerprint.
 func (f *Fingerprint) String(s string) {
@@ -62,11 +69,27 @@ func (f *Fingerprint) File(path string) {
 }
 
 // Tree adds root and everything under it (symbolic links not followed:
-// they may leave a rootfs); a root that does not exist is added as missing.
-func (f *Fingerprint) Tree(root string) {
+// they may leave a rootfs); a root that does not exist is added as missing,
+// so that its appearance changes the sum. skip, when not nil, leaves out
+// entries (a directory with everything under it): files a tool writes while
+// it reads, such as the rpm database's shared-memory index or a lock. With
+// dirs false the directories' own metadata is left out (a tool that makes
+// and removes a lock file changes its directory's time on every run); their
+// names still count. An entry that cannot be read spoils the fingerprint.
+func (f *Fingerprint) Tree(root string, dirs bool, skip func(name string, dir bool) bool) {
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if skip != nil && p != root && skip(d.Name(), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() && !dirs {
+			f.String(p)
+			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -86,6 +109,13 @@ func (f *Fingerprint) Tree(root string) {
 	default:
 		f.bad = true
 	}
+}
+
+// Bytes adds the content of a short file (a boot id); a missing or
+// unreadable one adds nothing but its absence.
+func (f *Fingerprint) Bytes(path string) {
+	b, _ := os.ReadFile(path)
+	f.String(string(b))
 }
 
 // Spoil marks the fingerprint unusable: something it should cover could

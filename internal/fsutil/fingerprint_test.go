@@ -22,7 +22,7 @@ func TestFingerprint(t *testing.T) {
 		f.String("sshd -T")
 		f.File(conf)
 		f.File(filepath.Join(dir, "absent"))
-		f.Tree(filepath.Join(dir, "d"))
+		f.Tree(filepath.Join(dir, "d"), true, nil)
 		s, ok := f.Sum()
 		require.True(t, ok)
 		return s
