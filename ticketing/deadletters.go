@@ -85,7 +85,7 @@ func (s *Store) DeadCounts() (map[string]int, error) {
 // moves nothing. It returns the letters moved.
 func (s *Store) Replay(backend string, seqs []uint64) ([]DeadLetter, error) {
 	var moved []DeadLetter
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		dead := tx.Bucket(deadBucket(backend))
 		if dead == nil {
 			return fmt.Errorf("backend %q has no dead letters", backend)

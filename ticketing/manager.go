@@ -46,7 +46,19 @@ type Manager struct {
 
 	mu      sync.Mutex // one decision at a time
 	counted []func()   // KPI updates of the transaction in progress
+
+	// Tick does nothing before tickUntil while the store has had no write
+	// since tickWrites (Store.Writes), read before Tick's last full pass:
+	// the incidents are those it saw, and none is due before tickUntil.
+	tickWrites uint64
+	tickUntil  time.Time
+	cfgEpoch   uint64 // reconfigurations so far
+	tickPasses int    // passes over the incidents (for tests)
 }
+
+// tickMaxSkip bounds how long Tick goes without reading the incidents, even
+// when none is due.
+const tickMaxSkip = 10 * time.Minute
 
 // NewManager returns a manager queueing for the named backends.
 func NewManager(cfg configs.Ticketing, store *Store, backends []string, version string, log *slog.Logger, wake func()) *Manager {
@@ -69,6 +81,8 @@ func (m *Manager) reconfigure(cfg configs.Ticketing, backends []string, now time
 		}
 	}
 	m.cfg, m.backends = cfg, backends
+	m.tickUntil = time.Time{} // the durations may have changed
+	m.cfgEpoch++
 	m.mu.Unlock()
 	if len(added) == 0 {
 		return nil
@@ -412,13 +426,28 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 // for resolve_after, clearing the flapping mark of an alert that settled
 // while firing, and escalating tickets open past their SLA, with
 // diagnostics taken afresh (Diagnostics) outside the store transaction.
+//
+// A pass reads every incident; when the last pass found none due before a
+// time (nextDue) and the store has not been written since, Tick returns at
+// once until then (at most tickMaxSkip): an agent whose incidents wait for
+// hours costs nothing every interval.
 func (m *Manager) Tick(ctx context.Context, now time.Time) error {
+	writes := m.store.Writes()
+	m.mu.Lock()
+	skip, cfg, epoch := writes == m.tickWrites && now.Before(m.tickUntil), m.cfg, m.cfgEpoch
+	if !skip {
+		m.tickPasses++
+	}
+	m.mu.Unlock()
+	if skip {
+		return nil
+	}
 	incs, err := m.store.Incidents()
 	if err != nil {
 		return err
 	}
 	fresh := m.freshDiagnostics(ctx, incs, now)
-	return m.update(func(tx *Txn, queued *int) error {
+	err = m.update(func(tx *Txn, queued *int) error {
 		for i := range incs {
 			// The incident may have changed since the read above.
 			if cur, err := tx.Incident(incs[i].Key); err != nil || cur == nil {
@@ -432,6 +461,47 @@ func (m *Manager) Tick(ctx context.Context, now time.Time) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	until := now.Add(tickMaxSkip)
+	for i := range incs {
+		if due, ok := nextDue(cfg, &incs[i]); ok && due.Before(until) {
+			until = due
+		}
+	}
+	m.mu.Lock()
+	if m.cfgEpoch == epoch { // else the durations changed meanwhile: pass again next time
+		m.tickWrites, m.tickUntil = writes, until
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// nextDue is the earliest time at which tick may act on inc as it is now
+// (ok false: never, until a transition changes it). A flapping incident is
+// due at every tick (when it settles depends on its changes).
+func nextDue(cfg configs.Ticketing, inc *Incident) (time.Time, bool) {
+	switch {
+	case inc.Open && inc.Flapping:
+		return time.Time{}, true
+	case inc.Open && !inc.OKSince.IsZero():
+		return inc.OKSince.Add(cfg.ResolveAfter.D()), true
+	case inc.Open && !inc.Unreported.IsZero():
+		return inc.Unreported.Add(cfg.Unreported.CloseAfter.D()), !cfg.Unreported.KeepOpen
+	case inc.Open:
+		if inc.Tier >= maxTier(cfg) {
+			return time.Time{}, false
+		}
+		sla := cfg.SLA.Warn.D()
+		if inc.Severity == alert.StateCrit {
+			sla = cfg.SLA.Crit.D()
+		}
+		return inc.TierSince.Add(sla), true
+	case !inc.Resolved.IsZero():
+		return inc.Resolved.Add(max(cfg.ReopenWindow.D(), cfg.Recurrence.Window.D()) + time.Nanosecond), true
+	}
+	return time.Time{}, false
 }
 
 func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, queued *int) error {

@@ -322,3 +322,62 @@ func TestTickWritesOnlyChanges(t *testing.T) {
 	require.Equal(t, "resolve #1", h.tick(time.Hour))
 	require.Greater(t, txid(), before, "the resolve was committed")
 }
+
+// passes is how many times Tick read the incidents.
+func (h *harness) passes() int {
+	m := h.svc.Manager
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tickPasses
+}
+
+// TestTickSkipsUntilDue: once a tick has read the incidents and found none
+// due before a time, later ticks read nothing until then, unless the store
+// was written or the policy changed meanwhile; what falls due is acted on
+// at the same tick as without the skip.
+func TestTickSkipsUntilDue(t *testing.T) {
+	cfg := testConfig()
+	const resolveAfter = 8 * time.Minute // within tickMaxSkip of the tick before
+	cfg.ResolveAfter = configs.Duration(resolveAfter)
+	h := newHarness(t, cfg)
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.Equal(t, "", h.tick(time.Minute))
+	require.Equal(t, 1, h.passes())
+	require.Equal(t, "", h.tick(2*time.Minute))
+	require.Equal(t, "", h.tick(3*time.Minute))
+	require.Equal(t, 1, h.passes(), "an open incident whose SLA is hours away is not read again")
+
+	require.Equal(t, "", h.step(4*time.Minute, "warn", "ok", 0.5)) // a write: the next tick reads
+	require.Equal(t, "", h.tick(5*time.Minute))
+	require.Equal(t, 2, h.passes())
+	require.Equal(t, "", h.tick(4*time.Minute+resolveAfter-time.Second))
+	require.Equal(t, 2, h.passes(), "not due yet")
+	require.Equal(t, "resolve #1", h.tick(4*time.Minute+resolveAfter), "due exactly then")
+	require.Equal(t, 3, h.passes())
+}
+
+// TestTickBoundedSkip: with nothing due at all, a tick still reads the
+// incidents every tickMaxSkip.
+func TestTickBoundedSkip(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	h.tick(time.Minute)
+	h.tick(time.Minute + tickMaxSkip - time.Second)
+	require.Equal(t, 1, h.passes())
+	h.tick(time.Minute + tickMaxSkip)
+	require.Equal(t, 2, h.passes())
+}
+
+// TestTickAfterReconfigure: a shorter resolve_after applies at the next
+// tick, not after the time the old one gave.
+func TestTickAfterReconfigure(t *testing.T) {
+	h := newHarness(t, testConfig())
+	require.Equal(t, "open #1 L2", h.step(0, "ok", "warn", 0.85))
+	require.Equal(t, "", h.step(time.Minute, "warn", "ok", 0.5))
+	require.Equal(t, "", h.tick(2*time.Minute))
+	cfg := testConfig()
+	cfg.ResolveAfter = configs.Duration(2 * time.Minute)
+	require.Greater(t, testConfig().ResolveAfter.D(), 3*time.Minute, "the test needs a longer default")
+	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec"}, map[string]Ticketer{"rec": h.rec}, h.t0.Add(2*time.Minute)))
+	require.Equal(t, "resolve #1", h.tick(3*time.Minute))
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -114,6 +115,19 @@ var bucketSending = []byte("sending")
 type Store struct {
 	db   *bolt.DB
 	path string
+	// writes counts the write transactions committed (or tried): a reader
+	// that saw the same count twice knows nothing was written in between.
+	writes atomic.Uint64
+}
+
+// Writes returns the number of write transactions so far: equal counts
+// mean that nothing was written between the two reads.
+func (s *Store) Writes() uint64 { return s.writes.Load() }
+
+// write runs fn in a write transaction of the database and counts it.
+func (s *Store) write(fn func(*bolt.Tx) error) error {
+	defer s.writes.Add(1)
+	return s.db.Update(fn)
 }
 
 // ErrStoreLocked means another process (a running agent) holds the store.
@@ -241,6 +255,7 @@ func (s *Store) Update(fn func(*Txn) error) error {
 	if st := tx.Stats(); st.GetNodeCount() == 0 { // bbolt materializes a node for every write (put, delete, bucket, sequence)
 		return nil
 	}
+	defer s.writes.Add(1)
 	return tx.Commit()
 }
 
@@ -304,7 +319,7 @@ func (t *Txn) Save(inc *Incident, backends []string, ops []Op) error {
 
 // Delete removes an incident (no ops).
 func (s *Store) Delete(key string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIncidents).Delete([]byte(key)) })
+	return s.write(func(tx *bolt.Tx) error { return tx.Bucket(bucketIncidents).Delete([]byte(key)) })
 }
 
 func putIncident(tx *bolt.Tx, inc *Incident) error {
@@ -384,7 +399,7 @@ func (s *Store) markSending(backend string, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.write(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketSending)
 		if err != nil {
 			return err
@@ -424,7 +439,7 @@ func (s *Store) Commit(backend string, outs []Outcome) error {
 // commit is Commit; settled also clears backend's sending record (every op
 // of the group was answered).
 func (s *Store) commit(backend string, outs []Outcome, settled bool) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSending); settled && b != nil {
 			if err := b.Delete([]byte(backend)); err != nil {
 				return err

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
@@ -43,13 +45,17 @@ type mfaCheck struct {
 	// run executes a command given as argv (sshd -T); a field so that tests
 	// can count or fake calls.
 	run func(ctx context.Context, argv []string) ([]byte, error)
+	now func() time.Time
+
+	mu   sync.Mutex
+	memo *sshdMemo // the last plain sshd -T (sshdPlain)
 }
 
 func newMFACheck(c configs.Check, env checks.Env) (checks.Check, error) {
 	o := *c.Options.(*Options)
 	root := env.CommandRoot()
 	run := func(ctx context.Context, argv []string) ([]byte, error) { return mfaCommand(ctx, root, argv) }
-	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: run}, nil
+	return &mfaCheck{name: c.Name, env: env, opts: o.WithDefaults(), run: run, now: time.Now}, nil
 }
 
 // Name implements Check.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/l2agent/l2agent/checks"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"github.com/l2agent/l2agent/internal/textfmt"
 )
 
@@ -187,12 +188,14 @@ func (r *sshdResult) observations() []checks.Observation {
 // says that control pam reports the sshd PAM stack.
 func (c *mfaCheck) evalSSHD(ctx context.Context, acc *mfaAccounts, pam *pamVerdict, pamJudged bool) (*sshdResult, error) {
 	r := newSSHDResult(c.opts.Scope)
-	cfg, err := c.sshdConfigReader().read(c.opts.SSHD.Config)
+	read := fsutil.NewFingerprint()
+	cfg, err := c.fingerprintingReader(read).read(c.opts.SSHD.Config)
 	if err != nil {
 		r.notes = append(r.notes, fmt.Sprintf("%v: file:line not available", err))
 		cfg = &sshdConfig{Main: c.opts.SSHD.Config}
+		read.Spoil()
 	}
-	plain, err := c.sshdEffective(ctx, sshdProbe{})
+	plain, err := c.sshdPlain(ctx, read)
 	if err != nil {
 		if err := r.refusal(cfg, err, sshdProbe{}, acc); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package patches
 
 import (
 	"context"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"os"
 	"slices"
 )
@@ -32,23 +33,19 @@ func (c *patchesCheck) aptPendingReused(ctx context.Context, base []string, held
 // /etc/apt when apt-config named none), with the command's options. ok is
 // false when one cannot be read: then nothing is reused.
 func aptFingerprint(paths aptPaths, base []string) (key uint64, ok bool) {
-	f := newFingerprint(base...)
-	if err := f.file(paths.Status); err != nil {
-		return 0, false
-	}
+	f := fsutil.NewFingerprint(base...)
+	f.File(paths.Status)
 	entries, err := os.ReadDir(paths.Lists)
 	if err != nil {
 		return 0, false
 	}
 	for _, e := range entries { // sorted; partial/ and auxfiles/ are apt's scratch space
 		if fi, err := e.Info(); err == nil && !e.IsDir() {
-			f.add(e.Name(), fi)
+			f.Info(e.Name(), fi)
 		}
 	}
 	for _, p := range paths.Config {
-		if f.tree(p, true, nil) != nil {
-			return 0, false
-		}
+		f.Tree(p, true, nil)
 	}
-	return f.sum(), true
+	return f.Sum()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"os"
 	"path"
 	"slices"
@@ -82,7 +83,7 @@ func (c *patchesCheck) rpmDBPath(ctx context.Context) []string {
 // dnfFingerprint fingerprints what dnf's queries read (see above); ok is
 // false when something cannot be read: then nothing is reused.
 func (c *patchesCheck) dnfFingerprint(ctx context.Context, dnf string) (key uint64, ok bool) {
-	f := newFingerprint(append(c.dnfArgs(dnf), c.needsRestarting(dnf)...)...)
+	f := fsutil.NewFingerprint(append(c.dnfArgs(dnf), c.needsRestarting(dnf)...)...)
 	roots := c.rpmDBPath(ctx)
 	for _, p := range dnfConfigRoots {
 		roots = append(roots, c.rootPath(p))
@@ -93,17 +94,13 @@ func (c *patchesCheck) dnfFingerprint(ctx context.Context, dnf string) (key uint
 		roots = append(roots, c.rootPath(p))
 	}
 	for _, p := range roots {
-		if f.tree(p, false, rpmdbScratch) != nil {
-			return 0, false
-		}
+		f.Tree(p, false, rpmdbScratch)
 	}
 	for _, p := range caches {
-		if f.tree(c.rootPath(p), false, dnfCacheScratch) != nil {
-			return 0, false
-		}
+		f.Tree(c.rootPath(p), false, dnfCacheScratch)
 	}
-	f.bytes(path.Join(c.env.Paths.Procfs, "sys/kernel/random/boot_id"))
-	return f.sum(), true
+	f.Bytes(path.Join(c.env.Paths.Procfs, "sys/kernel/random/boot_id"))
+	return f.Sum()
 }
 
 // dnfCacheScratch says which entries of dnf's cache are not metadata it

@@ -1,15 +1,7 @@
 package patches
 
 import (
-	"encoding/binary"
-	"errors"
-	"hash"
-	"hash/fnv"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -57,96 +49,6 @@ func reuseAnswer[T any](c *patchesCheck, slot **memo[T], key uint64, ok bool, cl
 	}
 	c.mu.Unlock()
 	return v, nil
-}
-
-// fingerprint hashes the metadata of files.
-type fingerprint struct{ h hash.Hash64 }
-
-// newFingerprint starts a fingerprint of the given words (the command's
-// arguments, so that other options never reuse an answer).
-func newFingerprint(words ...string) *fingerprint {
-	f := &fingerprint{h: fnv.New64a()}
-	f.h.Write([]byte(strings.Join(words, "\x00")))
-	f.h.Write([]byte{0})
-	return f
-}
-
-// add hashes a file's name and metadata.
-func (f *fingerprint) add(name string, fi fs.FileInfo) {
-	var b [8]byte
-	f.h.Write([]byte(name))
-	for _, v := range []uint64{uint64(fi.Size()), uint64(fi.ModTime().UnixNano()), uint64(fi.Mode()), inode(fi)} {
-		binary.LittleEndian.PutUint64(b[:], v)
-		f.h.Write(b[:])
-	}
-}
-
-// file adds one file, which must exist.
-func (f *fingerprint) file(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	f.add(path, fi)
-	return nil
-}
-
-// tree adds root and everything under it; a root that does not exist adds
-// nothing (its appearance later changes the sum). skip, when not nil, says
-// which entries to leave out (a directory with everything under it): files
-// the tool itself writes while it reads, such as the rpmdb's shared-memory
-// index or a lock. With dirs false the directories' own metadata is left
-// out (a tool that creates and removes a lock file in its cache changes its
-// directory's modification time on every run); names still count.
-func (f *fingerprint) tree(root string, dirs bool, skip func(name string, dir bool) bool) error {
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if skip != nil && p != root && skip(d.Name(), d.IsDir()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() && !dirs {
-			f.h.Write([]byte(p))
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		f.add(p, fi)
-		if d.Type()&fs.ModeSymlink != 0 { // where it points (not followed: it may leave a rootfs)
-			t, _ := os.Readlink(p)
-			f.h.Write([]byte(t))
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// bytes adds a short file's content (a boot id); a missing file adds nothing.
-func (f *fingerprint) bytes(path string) {
-	if b, err := os.ReadFile(path); err == nil {
-		f.h.Write(b)
-	}
-	f.h.Write([]byte{0})
-}
-
-func (f *fingerprint) sum() uint64 { return f.h.Sum64() }
-
-// inode is the inode number of fi's file (0 where unknown): a file replaced
-// by a rename gets another one.
-func inode(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ino
-	}
-	return 0
 }
 
 // rpmdbScratch says which entries of an rpm database directory are not its

@@ -2,6 +2,7 @@ package patches
 
 import (
 	"context"
+	"github.com/l2agent/l2agent/internal/fsutil"
 	"path"
 	"strings"
 )
@@ -33,7 +34,7 @@ var zypperRoots = []string{"/etc/zypp", "/usr/etc/zypp", "/etc/products.d", "/et
 // zypperFingerprint fingerprints what zypper's queries read (see above);
 // ok is false when something cannot be read: then nothing is reused.
 func (c *patchesCheck) zypperFingerprint(ctx context.Context) (key uint64, ok bool) {
-	f := newFingerprint(c.zypperArgs()...)
+	f := fsutil.NewFingerprint(c.zypperArgs()...)
 	roots := c.rpmDBPath(ctx) // already under the rootfs
 	n := len(roots)
 	roots = append(roots, zypperRoots...)
@@ -49,11 +50,9 @@ func (c *patchesCheck) zypperFingerprint(ctx context.Context) (key uint64, ok bo
 		roots[n+i] = c.rootPath(p)
 	}
 	for _, p := range roots {
-		if f.tree(p, false, zypperScratch) != nil {
-			return 0, false
-		}
+		f.Tree(p, false, zypperScratch)
 	}
-	return f.sum(), true
+	return f.Sum()
 }
 
 // zypperScratch says which entries are not inputs: the rpmdb's scratch

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,12 @@ type agentProc struct {
 
 func startAgent(t *testing.T, config string) *agentProc {
 	t.Helper()
+	return startAgentEnv(t, config, nil)
+}
+
+// startAgentEnv is startAgent with env added to the test's environment.
+func startAgentEnv(t *testing.T, config string, env []string) *agentProc {
+	t.Helper()
 	port := testenv.FreePort(t)
 	// Keys left out keep the embedded default's values; the state dir is the
 	// test's, never the host's /var/lib/l2agent.
@@ -60,6 +67,7 @@ func startAgent(t *testing.T, config string) *agentProc {
 	require.NoError(t, os.WriteFile(cfgPath, []byte("state_dir: "+dir+"\n"+config), 0o600))
 	args := []string{"run", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--config", cfgPath}
 	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs // one writer: exec copies with one goroutine; read only after exit
 	require.NoError(t, cmd.Start())
@@ -132,6 +140,26 @@ func TestPrometheusScrapesAgent(t *testing.T) {
 	require.LessOrEqual(t, got[0].Value, 1.0)
 	prom.WaitFor(t, `l2agent_alert_state{check="disk",metric="disk_used_ratio",mountpoint="/"}`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 })
 	prom.WaitFor(t, `l2agent_build_info`, 30*time.Second, func(s []testenv.Sample) bool { return len(s) == 1 })
+}
+
+// TestRuntimeDefaults: the daemon runs Go code on one thread with GOGC 50
+// unless its environment says otherwise (agent.DefaultGOMAXPROCS,
+// DefaultGOGC), as its own Go metrics show.
+func TestRuntimeDefaults(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: Go's own default is already 1")
+	}
+	for _, tc := range []struct {
+		env       []string
+		procs, gc string
+	}{
+		{[]string{"GOMAXPROCS=", "GOGC="}, "1", "50"},
+		{[]string{"GOMAXPROCS=2", "GOGC=100"}, "2", "100"},
+	} {
+		body := string(httpGet(t, startAgentEnv(t, "", tc.env).url+"/metrics"))
+		require.Contains(t, body, "\ngo_sched_gomaxprocs_threads "+tc.procs+"\n", "env %v", tc.env)
+		require.Contains(t, body, "\ngo_gc_gogc_percent "+tc.gc+"\n", "env %v", tc.env)
+	}
 }
 
 // TestPromtoolCheckMetrics: the agent's exposition passes promtool's linter.
