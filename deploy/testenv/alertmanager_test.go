@@ -46,3 +46,12 @@ func TestStartAlertmanagerCluster(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestAMConfigTimings(t *testing.T) {
+	c := amConfig("http://x/", "check", 30*time.Second, 1500*time.Millisecond)
+	for _, want := range []string{"group_wait: 30s", "group_interval: 1500ms"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("config lacks %q:\n%s", want, c)
+		}
+	}
+}
