@@ -334,3 +334,34 @@ func (c *AMCluster) waitPeered(timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// CPU returns the user+system CPU time the node has used so far, from
+// /proc/PID/stat (clock ticks of 1/100 s, Linux's USER_HZ).
+func (n *AMNode) CPU() (time.Duration, error) {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0, errors.New("alertmanager node not started")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading the CPU time of alertmanager: %w", err)
+	}
+	return statCPU(string(b))
+}
+
+// statCPU returns utime+stime of a /proc/PID/stat line.
+func statCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')') // the command may hold spaces
+	f := strings.Fields(stat[i+1:])
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/PID/stat: unexpected %q", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // fields 14 and 15: utime, stime
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/PID/stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ const (
 	envFleetWindow  = "L2AGENT_FLEET_WINDOW"  // breaches spread over this (default 30s; 0: all at once)
 	envFleetWorkers = "L2AGENT_FLEET_WORKERS" // processes running the agents (default 4)
 	envFleetIdle    = "L2AGENT_FLEET_IDLE"    // idle window measured before the breaches (default 10s)
+	envFleetProfile = "L2AGENT_FLEET_PROFILE" // a directory: each worker writes a CPU profile of its busy span there
 	envFleetSpec    = "L2AGENT_FLEET_SPEC"    // internal: a worker's fleetSpec (JSON)
 	fleetAlertName  = "l2agent_used_percent"
 )
@@ -60,6 +62,7 @@ type fleetSpec struct {
 	Dir         string        // the agents' state dirs go under it
 	Window      time.Duration // breach offsets are in [0, Window)
 	Result      string        // the worker writes its fleetResult there
+	Profile     string        // a CPU profile of the busy span goes there, if set
 }
 
 // fleetResult is what a worker measured.
@@ -71,9 +74,11 @@ type fleetResult struct {
 	Idle       time.Duration // that window
 	Posts      int64         // POSTs answered 2xx
 	Failed     int64         // POSTs not answered 2xx (errors included)
+	Bytes      int64         // bodies of the POSTs answered 2xx
 	Pending    int           // outbox ops left at the end
 	Checked    int           // sampled alerts looked up in the API right after their 2xx
 	Visible    int           // of those, found
+	CheckLag   time.Duration // the longest wait from a 2xx to its lookup
 	OpenedDirs int           // state dirs (one store each)
 }
 
@@ -146,6 +151,7 @@ type recorder struct {
 	check  func(node int)
 	posts  *atomic.Int64
 	failed *atomic.Int64
+	bytes  *atomic.Int64
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -158,6 +164,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	r.posts.Add(1)
+	r.bytes.Add(req.ContentLength)
 	now := time.Now().UnixNano()
 	for i, n := range r.nodes {
 		if req.URL.Host == n && r.seen[i].CompareAndSwap(0, now) {
@@ -208,12 +215,15 @@ type fleetShared struct {
 	cfg              configs.Ticketing
 	log              *slog.Logger
 	posts, failed    atomic.Int64
+	bytes            atomic.Int64
 	delivered        atomic.Int64
 	all              chan struct{}
 	total            int64
 	checks           sync.WaitGroup
 	checked, visible atomic.Int64
 	sampleClient     *http.Client
+	sampleSlot       sync.Mutex // one lookup at a time: Alertmanager answers 503 past --web.get-concurrency
+	sampleLag        atomic.Int64
 }
 
 // newFleetAgent sets up simulated agent i as the agent sets up its
@@ -235,7 +245,9 @@ func newFleetAgent(spec fleetSpec, sh *fleetShared, i int) (*fleetAgent, error) 
 		return nil, err
 	}
 	rec := &recorder{rt: http.DefaultTransport.(*http.Transport).Clone(), seen: make([]atomic.Int64, len(spec.URLs)),
-		posts: &sh.posts, failed: &sh.failed, sample: i%500 == 1}
+		posts: &sh.posts, failed: &sh.failed, bytes: &sh.bytes,
+		sample: i == spec.First} // one per worker: a lookup scans every alert of the node, at its cost
+
 	for _, u := range spec.URLs {
 		pu, err := url.Parse(u)
 		if err != nil {
@@ -251,12 +263,23 @@ func newFleetAgent(spec fleetSpec, sh *fleetShared, i int) (*fleetAgent, error) 
 	}
 	rec.check = func(node int) {
 		sh.checks.Add(1)
+		at := time.Now()
 		go func() {
 			defer sh.checks.Done()
+			sh.sampleSlot.Lock()
+			defer sh.sampleSlot.Unlock()
+			if lag := int64(time.Since(at)); lag > sh.sampleLag.Load() {
+				sh.sampleLag.Store(lag)
+			}
 			got, err := alertsOf(context.Background(), sh.sampleClient, spec.URLs[node], `host="`+host+`"`)
 			sh.checked.Add(1)
-			if err == nil && len(got) > 0 {
+			switch {
+			case err != nil:
+				sh.log.Warn("sampled lookup", "host", host, "node", node, "err", err)
+			case len(got) > 0:
 				sh.visible.Add(1)
+			default:
+				sh.log.Warn("sampled alert not in the API right after its 2xx", "host", host, "node", node)
 			}
 		}()
 	}
@@ -315,6 +338,16 @@ func TestFleetWorker(t *testing.T) {
 		t.Fatalf("want \"go T0\" on stdin, got %q: %v %v", line, err, perr)
 	}
 	busyFrom, busyCPU := time.Now(), cpuTime(t)
+	if spec.Profile != "" {
+		f, err := os.Create(spec.Profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res.Idle, res.IdleCPU = busyFrom.Sub(idleFrom), busyCPU-idleCPU
 	t0 := time.Unix(0, ns)
 	for _, a := range agents {
@@ -334,8 +367,11 @@ func TestFleetWorker(t *testing.T) {
 		}
 	}
 	res.CPU, res.Busy = cpuTime(t)-busyCPU, time.Since(busyFrom)
+	pprof.StopCPUProfile()
 	sh.checks.Wait()
+	res.Bytes = sh.bytes.Load()
 	res.Posts, res.Failed, res.Checked, res.Visible = sh.posts.Load(), sh.failed.Load(), int(sh.checked.Load()), int(sh.visible.Load())
+	res.CheckLag = time.Duration(sh.sampleLag.Load())
 	for _, a := range agents {
 		res.Pending += a.svc.Store.Pending("am")
 		h := fleetHost{Host: a.host, Breach: t0.Add(a.offset).UnixNano()}
@@ -376,6 +412,9 @@ func startFleetWorker(t *testing.T, spec fleetSpec) *fleetWorker {
 	w := &fleetWorker{result: spec.Result, stderr: spec.Result + ".stderr", ready: make(chan error, 1)}
 	w.cmd = exec.Command(os.Args[0], "-test.run=^TestFleetWorker$", "-test.count=1", "-test.timeout=30m")
 	w.cmd.Env = append(os.Environ(), envFleetSpec+"="+string(raw))
+	if os.Getenv("GOGC") == "" {
+		w.cmd.Env = append(w.cmd.Env, "GOGC=50") // as the agent runs (agent.DefaultGOGC)
+	}
 	errf, err := os.Create(w.stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -471,6 +510,9 @@ func TestRealFleetBench(t *testing.T) {
 	for w := range nw {
 		spec := fleetSpec{First: 1 + w*hosts/nw, Last: 1 + (w+1)*hosts/nw, URLs: c.URLs(), Dir: dir,
 			Window: window, Result: filepath.Join(dir, fmt.Sprintf("worker%d.json", w))}
+		if p := os.Getenv(envFleetProfile); p != "" {
+			spec.Profile = filepath.Join(p, fmt.Sprintf("worker%d.pprof", w))
+		}
 		workers = append(workers, startFleetWorker(t, spec))
 	}
 	for _, w := range workers {
@@ -485,7 +527,11 @@ func TestRealFleetBench(t *testing.T) {
 	}
 	setupTook := time.Since(setup)
 	time.Sleep(idle) // the idle window the workers measure
+	amBefore := amCPU(t, c)
 	t0 := time.Now().Add(200 * time.Millisecond)
+	if p := os.Getenv(envFleetProfile); p != "" {
+		profileAM(t, c, p, window+5*time.Second)
+	}
 	for _, w := range workers {
 		if _, err := fmt.Fprintf(w.stdin, "go %d\n", t0.UnixNano()); err != nil {
 			t.Fatal(err)
@@ -496,13 +542,38 @@ func TestRealFleetBench(t *testing.T) {
 		res = append(res, w.wait(t))
 	}
 	wall := time.Since(t0)
+	amUsed := amCPU(t, c) - amBefore
 	lost := fleetLost(t, c.URLs(), hosts)
 	reportFleet(t, fleetReport{hosts: hosts, window: window, state: kind, workers: nw, setup: setupTook,
-		wall: wall, lost: lost, res: res})
+		wall: wall, lost: lost, res: res, amCPU: amUsed})
 	for i, n := range lost {
 		if n != 0 {
 			t.Errorf("Alertmanager %d lacks %d of the %d alerts", i, n, hosts)
 		}
+	}
+}
+
+// profileAM saves a CPU profile of each node over the next span (its
+// /debug/pprof) into dir, in the background; the test waits for them.
+func profileAM(t *testing.T, c *testenv.AMCluster, dir string, span time.Duration) {
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for i, n := range c.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", n.URL, int(span.Seconds())+1)
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Errorf("profile of Alertmanager %d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("alertmanager%d.pprof", i)), b, 0o644); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
 }
 
@@ -539,17 +610,33 @@ type fleetReport struct {
 	setup, wall    time.Duration
 	lost           []int
 	res            []fleetResult
+	amCPU          time.Duration
+}
+
+// amCPU is the CPU time the cluster's nodes have used so far.
+func amCPU(t *testing.T, c *testenv.AMCluster) time.Duration {
+	var sum time.Duration
+	for _, n := range c.Nodes {
+		d, err := n.CPU()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += d
+	}
+	return sum
 }
 
 func reportFleet(t *testing.T, r fleetReport) {
 	var first, both []time.Duration
 	var cpu, idleCPU, idle, busy time.Duration
-	var posts, failed int64
+	var posts, failed, bytes int64
 	var pending, checked, visible int
+	var lag time.Duration
 	for _, w := range r.res {
-		cpu, idleCPU, posts, failed = cpu+w.CPU, idleCPU+w.IdleCPU, posts+w.Posts, failed+w.Failed
+		cpu, idleCPU, posts, failed, bytes = cpu+w.CPU, idleCPU+w.IdleCPU, posts+w.Posts, failed+w.Failed, bytes+w.Bytes
 		idle, busy = max(idle, w.Idle), max(busy, w.Busy)
 		pending, checked, visible = pending+w.Pending, checked+w.Checked, visible+w.Visible
+		lag = max(lag, w.CheckLag)
 		for _, h := range w.Hosts {
 			var lo, hi int64
 			for _, s := range h.Seen {
@@ -583,10 +670,10 @@ func reportFleet(t *testing.T, r fleetReport) {
 	for i, n := range r.lost {
 		lost[i] = strconv.Itoa(n)
 	}
-	msg := fmt.Sprintf("alertmanager_fleet hosts=%d nodes=%d window=%s workers=%d state=%s alerts=%d visible=%d posts_2xx=%d posts_failed=%d pending=%d lost=%s visible_p50=%s visible_p99=%s visible_max=%s both_nodes_p99=%s both_nodes_max=%s visible_right_after_2xx=%d/%d cpu_per_alert_us=%s net_of_idle_us=%s idle_cpu_ms_per_s=%.1f setup=%s wall=%s",
-		r.hosts, len(r.lost), r.window, r.workers, r.state, r.hosts, len(first), posts, failed, pending, strings.Join(lost, "/"),
-		q(first, 0.5), q(first, 0.99), q(first, 1), q(both, 0.99), q(both, 1), visible, checked,
-		us(float64(cpu)), us(net), idleRate*1e3, r.setup.Round(time.Millisecond), r.wall.Round(time.Millisecond))
+	msg := fmt.Sprintf("alertmanager_fleet hosts=%d nodes=%d window=%s workers=%d state=%s alerts=%d visible=%d posts_2xx=%d posts_failed=%d bytes_per_post=%d pending=%d lost=%s visible_p50=%s visible_p99=%s visible_max=%s both_nodes_p99=%s both_nodes_max=%s visible_after_2xx=%d/%d(lookup_lag_max=%s) cpu_per_alert_us=%s net_of_idle_us=%s idle_cpu_ms_per_s=%.1f am_cpu_per_alert_us=%s setup=%s wall=%s",
+		r.hosts, len(r.lost), r.window, r.workers, r.state, r.hosts, len(first), posts, failed, bytes/max(posts, 1), pending, strings.Join(lost, "/"),
+		q(first, 0.5), q(first, 0.99), q(first, 1), q(both, 0.99), q(both, 1), visible, checked, lag.Round(time.Millisecond),
+		us(float64(cpu)), us(net), idleRate*1e3, us(float64(r.amCPU)), r.setup.Round(time.Millisecond), r.wall.Round(time.Millisecond))
 	t.Log(msg)
 	fmt.Println("BENCH", msg)
 }
