@@ -18,6 +18,7 @@ package alertmanager
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -676,4 +677,99 @@ func reportFleet(t *testing.T, r fleetReport) {
 		us(float64(cpu)), us(net), idleRate*1e3, us(float64(r.amCPU)), r.setup.Round(time.Millisecond), r.wall.Round(time.Millisecond))
 	t.Log(msg)
 	fmt.Println("BENCH", msg)
+}
+
+// TestRealAMIngest measures Alertmanager's own limit in a storm: with
+// L2AGENT_AM_INGEST=N, N alerts (one per host, the fleet benchmark's)
+// posted at once to both nodes of a real cluster by a lean client (bodies
+// encoded beforehand, 16 kept-alive connections per node), so that the
+// agents' CPU is not on this machine. Not an agent: what the cluster does
+// when a fleet's alerts arrive at the same instant. With
+// L2AGENT_AM_INGEST_FRESH=1 each POST has a connection of its own, as each
+// agent of a fleet dials its own.
+func TestRealAMIngest(t *testing.T) {
+	n := envCount(t, "L2AGENT_AM_INGEST", 0)
+	if n == 0 {
+		t.Skip("a benchmark: set L2AGENT_AM_INGEST=10000")
+	}
+	const conc = 16
+	rcv := newReceiver(t)
+	c := testenv.StartAMCluster(t, testenv.AMOptions{Nodes: 2, WebhookURL: rcv.srv.URL, GroupBy: "check",
+		GroupWait: 30 * time.Second, GroupInterval: 5 * time.Minute, LogLevel: "info"})
+	b := newBackend(t, Options{URLs: c.URLs(), Labels: map[string]string{"env": "fleet-bench"}})
+	bodies := make([][]byte, n)
+	now := time.Now()
+	for i := range bodies {
+		host := fleetHostName(i + 1)
+		tk := ticket(host)
+		tk.Body = strings.Repeat("d", 560) // the fleet benchmark's POSTs are about 1 KB
+		raw, err := json.Marshal([]postableAlert{b.alert(b.build(tk, ticketing.L2, now), now, false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[i] = raw
+	}
+	fresh := os.Getenv("L2AGENT_AM_INGEST_FRESH") == "1"
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableKeepAlives: fresh}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	lat := make([]time.Duration, 0, 2*n)
+	var mu sync.Mutex
+	var failed atomic.Int64
+	amBefore, cpuBefore := amCPU(t, c), cpuTime(t)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, u := range b.urls {
+		next := make(chan []byte)
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for body := range next {
+					resp, err := client.Post(u, "application/json", bytes.NewReader(body))
+					if err != nil {
+						failed.Add(1)
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						failed.Add(1)
+						continue
+					}
+					d := time.Since(start)
+					mu.Lock()
+					lat = append(lat, d)
+					mu.Unlock()
+				}
+			}()
+		}
+		go func() {
+			for _, body := range bodies {
+				next <- body
+			}
+			close(next)
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	amUsed, cpuUsed := amCPU(t, c)-amBefore, cpuTime(t)-cpuBefore
+	lost := fleetLost(t, c.URLs(), n)
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
+	}
+	msg := fmt.Sprintf("alertmanager_ingest alerts=%d nodes=%d conns_per_node=%d fresh_connections=%v bytes_per_post=%d posts_2xx=%d posts_failed=%d lost=%v accepted_p50=%s accepted_p99=%s accepted_max=%s am_cpu_per_alert_us=%.1f client_cpu_per_post_us=%.1f wall=%s",
+		n, len(c.Nodes), conc, fresh, len(bodies[0]), len(lat), failed.Load(), lost, q(0.5), q(0.99), q(1),
+		float64(amUsed)/float64(n)/1e3, float64(cpuUsed)/float64(max(len(lat), 1))/1e3, wall.Round(time.Millisecond))
+	t.Log(msg)
+	fmt.Println("BENCH", msg)
+	for i, l := range lost {
+		if l != 0 {
+			t.Errorf("Alertmanager %d lacks %d of the %d alerts", i, l, n)
+		}
+	}
 }
