@@ -672,7 +672,7 @@ func reportFleet(t *testing.T, r fleetReport) {
 	for i, n := range r.lost {
 		lost[i] = strconv.Itoa(n)
 	}
-	msg := fmt.Sprintf("alertmanager_fleet hosts=%d nodes=%d window=%s workers=%d state=%s alerts=%d visible=%d posts_2xx=%d posts_failed=%d bytes_per_post=%d pending=%d lost=%s visible_p50=%s visible_p99=%s visible_max=%s both_nodes_p99=%s both_nodes_max=%s visible_after_2xx=%d/%d(lookup_lag_max=%s) cpu_per_alert_us=%s net_of_idle_us=%s idle_cpu_ms_per_s=%.1f am_cpu_per_alert_us=%s setup=%s wall=%s",
+	msg := fmt.Sprintf("alertmanager_fleet hosts=%d nodes=%d window=%s workers=%d state=%s alerts=%d visible=%d posts_2xx=%d posts_failed=%d bytes_per_post=%d pending=%d lost=%s visible_p50=%s visible_p99=%s visible_max=%s both_nodes_p99=%s both_nodes_max=%s visible_after_2xx=%d/%d lookup_lag_max=%s cpu_per_alert_us=%s net_of_idle_us=%s idle_cpu_ms_per_s=%.1f am_cpu_per_alert_us=%s setup=%s wall=%s",
 		r.hosts, len(r.lost), r.window, r.workers, r.state, r.hosts, len(first), posts, failed, bytes/max(posts, 1), pending, strings.Join(lost, "/"),
 		q(first, 0.5), q(first, 0.99), q(first, 1), q(both, 0.99), q(both, 1), visible, checked, lag.Round(time.Millisecond),
 		us(float64(cpu)), us(net), idleRate*1e3, us(float64(r.amCPU)), r.setup.Round(time.Millisecond), r.wall.Round(time.Millisecond))
