@@ -413,8 +413,12 @@ func startFleetWorker(t *testing.T, spec fleetSpec) *fleetWorker {
 	w := &fleetWorker{result: spec.Result, stderr: spec.Result + ".stderr", ready: make(chan error, 1)}
 	w.cmd = exec.Command(os.Args[0], "-test.run=^TestFleetWorker$", "-test.count=1", "-test.timeout=30m")
 	w.cmd.Env = append(os.Environ(), envFleetSpec+"="+string(raw))
-	if os.Getenv("GOGC") == "" {
-		w.cmd.Env = append(w.cmd.Env, "GOGC=50") // as the agent runs (agent.DefaultGOGC)
+	// The runtime settings the agent's daemon runs with unless the
+	// environment sets them (agent.DefaultGOGC, agent.DefaultGOMAXPROCS).
+	for k, v := range map[string]string{"GOGC": "50", "GOMAXPROCS": "1"} {
+		if os.Getenv(k) == "" {
+			w.cmd.Env = append(w.cmd.Env, k+"="+v)
+		}
 	}
 	errf, err := os.Create(w.stderr)
 	if err != nil {
