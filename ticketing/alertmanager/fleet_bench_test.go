@@ -68,19 +68,19 @@ type fleetSpec struct {
 
 // fleetResult is what a worker measured.
 type fleetResult struct {
-	Hosts      []fleetHost
-	CPU        time.Duration // user+system CPU of the worker from the breaches' start until every outbox was empty
-	Busy       time.Duration // that span
-	IdleCPU    time.Duration // user+system CPU over the idle window before
-	Idle       time.Duration // that window
-	Posts      int64         // POSTs answered 2xx
-	Failed     int64         // POSTs not answered 2xx (errors included)
-	Bytes      int64         // bodies of the POSTs answered 2xx
-	Pending    int           // outbox ops left at the end
-	Checked    int           // sampled alerts looked up in the API right after their 2xx
-	Visible    int           // of those, found
-	CheckLag   time.Duration // the longest wait from a 2xx to its lookup
-	Done       int64         // when every outbox was empty (Unix ns)
+	Hosts    []fleetHost
+	CPU      time.Duration // user+system CPU of the worker from the breaches' start until every outbox was empty
+	Busy     time.Duration // that span
+	IdleCPU  time.Duration // user+system CPU over the idle window before
+	Idle     time.Duration // that window
+	Posts    int64         // POSTs answered 2xx
+	Failed   int64         // POSTs not answered 2xx (errors included)
+	Bytes    int64         // bodies of the POSTs answered 2xx
+	Pending  int           // outbox ops left at the end
+	Checked  int           // sampled alerts looked up in the API right after their 2xx
+	Visible  int           // of those, found
+	CheckLag time.Duration // the longest wait from a 2xx to its lookup
+	Done     int64         // when every outbox was empty (Unix ns)
 }
 
 // fleetHost is one simulated agent's alert: when it breached and when each
@@ -547,7 +547,7 @@ func TestRealFleetBench(t *testing.T) {
 		res = append(res, w.wait(t))
 	}
 	amUsed := amCPU(t, c) - amBefore // the nodes' work for the alerts is over: each answered its POSTs
-	var wall time.Duration // from the first breach until every outbox was empty
+	var wall time.Duration           // from the first breach until every outbox was empty
 	for _, r := range res {
 		wall = max(wall, time.Unix(0, r.Done).Sub(t0))
 	}
