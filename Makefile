@@ -58,6 +58,7 @@ bench:
 	bash deploy/testenv/install.sh bench
 	$(GO) run ./deploy/testenv/checkcost
 	bash deploy/testenv/bench.sh
+	bash deploy/testenv/fleet.sh
 
 clean:
 	rm -rf bin

@@ -52,18 +52,40 @@ type AMNode struct {
 // A missing Alertmanager fails the test under CI and skips it otherwise.
 func StartAlertmanagerCluster(t testing.TB, n int, webhookURL string, groupBy string) *AMCluster {
 	t.Helper()
+	return StartAMCluster(t, AMOptions{Nodes: n, WebhookURL: webhookURL, GroupBy: groupBy})
+}
+
+// AMOptions are the settings of StartAMCluster; the zero value of each
+// field is StartAlertmanagerCluster's.
+type AMOptions struct {
+	Nodes         int           // at least 1
+	WebhookURL    string        // the webhook receiver
+	GroupBy       string        // the route's group_by, comma-separated ("check")
+	GroupWait     time.Duration // 1s
+	GroupInterval time.Duration // 1s
+	LogLevel      string        // debug
+}
+
+// StartAMCluster is StartAlertmanagerCluster with more settings: the fleet
+// benchmark runs the nodes as in production (the example's group_wait and
+// group_interval, log level info), where a test wants notifications fast
+// and every line of the log.
+func StartAMCluster(t testing.TB, o AMOptions) *AMCluster {
+	t.Helper()
 	bin := Need(t, AlertmanagerBin)
-	if n < 1 {
-		n = 1
+	o.Nodes = max(o.Nodes, 1)
+	if o.LogLevel == "" {
+		o.LogLevel = "debug"
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(AlertmanagerConfig(webhookURL, groupBy)), 0o644); err != nil {
+	text := amConfig(o.WebhookURL, o.GroupBy, o.GroupWait, o.GroupInterval)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := startAMCluster(t, bin, dir, cfg, n, attempt)
+		c, err := startAMCluster(t, bin, dir, cfg, o, attempt)
 		if err == nil {
 			return c
 		}
@@ -72,14 +94,24 @@ func StartAlertmanagerCluster(t testing.TB, n int, webhookURL string, groupBy st
 			break
 		}
 	}
-	t.Fatalf("testenv: starting an alertmanager cluster of %d: %v", n, lastErr)
+	t.Fatalf("testenv: starting an alertmanager cluster of %d: %v", o.Nodes, lastErr)
 	return nil
 }
 
 // AlertmanagerConfig renders the config of StartAlertmanagerCluster.
 func AlertmanagerConfig(webhookURL, groupBy string) string {
+	return amConfig(webhookURL, groupBy, 0, 0)
+}
+
+func amConfig(webhookURL, groupBy string, wait, interval time.Duration) string {
 	if strings.TrimSpace(groupBy) == "" {
 		groupBy = "check"
+	}
+	if wait <= 0 {
+		wait = time.Second
+	}
+	if interval <= 0 {
+		interval = time.Second
 	}
 	var labels []string
 	for _, l := range strings.Split(groupBy, ",") {
@@ -90,19 +122,28 @@ func AlertmanagerConfig(webhookURL, groupBy string) string {
 	return fmt.Sprintf(`route:
   receiver: webhook
   group_by: [%s]
-  group_wait: 1s
-  group_interval: 1s
+  group_wait: %s
+  group_interval: %s
   repeat_interval: 1h
 receivers:
   - name: webhook
     webhook_configs:
       - url: %s
         send_resolved: true
-`, strings.Join(labels, ", "), strconv.Quote(webhookURL))
+`, strings.Join(labels, ", "), promDuration(wait), promDuration(interval), strconv.Quote(webhookURL))
 }
 
-func startAMCluster(t testing.TB, bin, dir, cfg string, n, attempt int) (*AMCluster, error) {
+// promDuration renders d as a Prometheus duration (whole milliseconds at least).
+func promDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
+func startAMCluster(t testing.TB, bin, dir, cfg string, o AMOptions, attempt int) (*AMCluster, error) {
 	t.Helper()
+	n := o.Nodes
 	c := &AMCluster{Dir: dir}
 	for i := 0; i < n; i++ {
 		c.Nodes = append(c.Nodes, &AMNode{
@@ -129,7 +170,7 @@ func startAMCluster(t testing.TB, bin, dir, cfg string, n, attempt int) (*AMClus
 			"--cluster.settle-timeout=5s",
 			"--cluster.reconnect-interval=1s",
 			"--cluster.peer-timeout=" + AMPeerTimeout.String(),
-			"--log.level=debug",
+			"--log.level=" + o.LogLevel,
 		}
 		if n == 1 {
 			args = append(args, "--cluster.listen-address=")
@@ -292,4 +333,35 @@ func (c *AMCluster) waitPeered(timeout time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// CPU returns the user+system CPU time the node has used so far, from
+// /proc/PID/stat (clock ticks of 1/100 s, Linux's USER_HZ).
+func (n *AMNode) CPU() (time.Duration, error) {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0, errors.New("alertmanager node not started")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading the CPU time of alertmanager: %w", err)
+	}
+	return statCPU(string(b))
+}
+
+// statCPU returns utime+stime of a /proc/PID/stat line.
+func statCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')') // the command may hold spaces
+	f := strings.Fields(stat[i+1:])
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/PID/stat: unexpected %q", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // fields 14 and 15: utime, stime
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/PID/stat: %w", err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }

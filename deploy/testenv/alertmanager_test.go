@@ -46,3 +46,24 @@ func TestStartAlertmanagerCluster(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestAMConfigTimings(t *testing.T) {
+	c := amConfig("http://x/", "check", 30*time.Second, 1500*time.Millisecond)
+	for _, want := range []string{"group_wait: 30s", "group_interval: 1500ms"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("config lacks %q:\n%s", want, c)
+		}
+	}
+}
+
+func TestStatCPU(t *testing.T) {
+	// a real line of /proc/PID/stat, with a space in the command
+	line := "4242 (prometheus-alert manager) S 1 4242 4242 0 -1 4194560 5327 0 0 0 123 45 0 0 20 0 9 0 123456 1234567 4321 18446744073709551615"
+	d, err := statCPU(line)
+	if err != nil || d != 1680*time.Millisecond {
+		t.Fatalf("statCPU = %v, %v; want 1.68s", d, err)
+	}
+	if _, err := statCPU("garbage"); err == nil {
+		t.Error("statCPU accepted garbage")
+	}
+}

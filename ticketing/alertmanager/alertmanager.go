@@ -65,6 +65,7 @@ type Backend struct {
 	static   map[string]string
 	user     string
 	password string
+	timeout  time.Duration // bounds each POST
 	client   *http.Client
 	log      *slog.Logger
 	now      func() time.Time
@@ -93,7 +94,7 @@ func New(name string, o Options, timeout time.Duration) (*Backend, error) {
 		resend = time.Minute
 	}
 	b := &Backend{name: name, resend: resend, static: maps.Clone(o.Labels), user: o.Username,
-		client: &http.Client{Timeout: timeout}, log: slog.Default().With("backend", name, "kind", "alertmanager"),
+		timeout: timeout, client: &http.Client{}, log: slog.Default().With("backend", name, "kind", "alertmanager"),
 		now: time.Now, firing: map[string]*active{}, last: map[string]*active{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, u := range o.URLs {
@@ -161,7 +162,7 @@ func (b *Backend) Resend(ctx context.Context) error {
 	var errs []error
 	for len(alerts) > 0 {
 		n := min(len(alerts), maxBatch)
-		ctx, cancel := context.WithTimeout(ctx, b.client.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, b.timeout)
 		if err := b.post(ctx, alerts[:n]); err != nil {
 			errs = append(errs, err)
 		}
@@ -287,7 +288,12 @@ func (b *Backend) post(ctx context.Context, alerts []postableAlert) error {
 		Err: fmt.Errorf("alertmanager: no Alertmanager accepted the alerts: %w", joined)}
 }
 
-func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
+// postOne posts body to one Alertmanager within the backend's timeout. The
+// timeout is a context deadline, not http.Client.Timeout, which costs a
+// goroutine and a timer more per request.
+func (b *Backend) postOne(parent context.Context, u string, body []byte) error {
+	ctx, cancel := context.WithTimeout(parent, b.timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return ticketing.Final("config", err)
@@ -299,7 +305,7 @@ func (b *Backend) postOne(ctx context.Context, u string, body []byte) error {
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return rest.TransportError(ctx, fmt.Errorf("POST %s: %w", u, err))
+		return rest.TransportError(parent, fmt.Errorf("POST %s: %w", u, err)) // out of b.timeout: a retryable timeout
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, maxRespBody))

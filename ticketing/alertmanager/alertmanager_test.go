@@ -186,6 +186,33 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// An Alertmanager that does not answer within the backend's timeout is a
+// retryable timeout, and the POST is given up.
+func TestTimeoutIsRetryable(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done(): // the client gave up
+		case <-release:
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	b, err := New("am", Options{URLs: []string{slow.URL}}, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.Open(context.Background(), ticket("h"))
+	reason, retry, _ := ticketing.Classify(err)
+	if err == nil || !retry || reason != "timeout" {
+		t.Fatalf("Open against an Alertmanager that does not answer: %v (reason %q, retryable %v); want a retryable timeout", err, reason, retry)
+	}
+	if b.Active() != 0 {
+		t.Error("an alert no Alertmanager accepted is kept firing")
+	}
+}
+
 func TestOneOfManyAccepts(t *testing.T) {
 	ok, down := newFakeAM(t), newFakeAM(t)
 	down.failWith(503)
