@@ -141,21 +141,33 @@ type Attempt struct {
 // Key is the dedup key of an alert: host + check + metric + sorted labels.
 // A key with an empty metric stands for the check run itself.
 func Key(host, check, metric string, labels map[string]string) string {
+	if metric == "" {
+		return host + "/" + check
+	}
+	var arr [8]string // the label names, sorted; most alerts have a few
+	names := arr[:0]
+	n := len(host) + len(check) + len(metric) + 4
+	for k, v := range labels {
+		names = append(names, k)
+		n += len(k) + len(v) + 4
+	}
+	slices.Sort(names)
 	var b strings.Builder
+	b.Grow(n)
 	b.WriteString(host)
 	b.WriteByte('/')
 	b.WriteString(check)
-	if metric == "" {
-		return b.String()
-	}
 	b.WriteByte('/')
 	b.WriteString(metric)
 	b.WriteByte('{')
-	for i, k := range slices.Sorted(maps.Keys(labels)) {
+	var q [128]byte
+	for i, k := range names {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.Write(strconv.AppendQuote(q[:0], labels[k])) // as fmt's %q
 	}
 	b.WriteByte('}')
 	return b.String()

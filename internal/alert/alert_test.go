@@ -2,6 +2,10 @@ package alert
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +57,47 @@ func TestTransitionJSON(t *testing.T) {
 		var back Transition
 		require.NoError(t, json.Unmarshal(b, &back))
 		require.Equal(t, tc.t, back)
+	}
+}
+
+// keyFmt is Key as first written (fmt's %q of each value): the reference
+// the faster Key must equal, since keys are stored and matched.
+func keyFmt(host, check, metric string, labels map[string]string) string {
+	if metric == "" {
+		return host + "/" + check
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s/%s{", host, check, metric)
+	for i, k := range slices.Sorted(maps.Keys(labels)) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// FuzzKeySameAsFmt: Key spells every key as fmt's %q did, for any labels,
+// including values that need escapes and more names than its array holds.
+func FuzzKeySameAsFmt(f *testing.F) {
+	f.Add("web-7", "disk", "disk_used_ratio", "mountpoint", "/var", "device", "/dev/vda", 3)
+	f.Add("h", "c", "m", "a", "\x00\"\\\n\u2028é\xff", "b", "", 12)
+	f.Fuzz(func(t *testing.T, host, check, metric, k1, v1, k2, v2 string, extra int) {
+		labels := map[string]string{k1: v1, k2: v2}
+		for i := range extra % 16 {
+			labels[fmt.Sprintf("l%02d", i)] = v1 + v2
+		}
+		if got, want := Key(host, check, metric, labels), keyFmt(host, check, metric, labels); got != want {
+			t.Fatalf("Key = %q, want %q", got, want)
+		}
+	})
+}
+
+func BenchmarkKey(b *testing.B) {
+	labels := map[string]string{"mountpoint": "/run/containerd/io.containerd.runtime.v2.task/k8s.io/0123456789abcdef/rootfs", "device": "overlay", "fstype": "overlay"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Key("node-17", "disk", "disk_used_ratio", labels)
 	}
 }
