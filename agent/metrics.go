@@ -262,16 +262,22 @@ func (s *snapshotCache) getLocked() ([]byte, error) {
 }
 
 // getDeflated returns the cached text, its deflate blocks (compressed once
-// per change, not per scrape) and its CRC-32.
-func (s *snapshotCache) getDeflated() (text, deflated []byte, crc uint32, err error) {
+// per change, not per scrape, with one of the shared compressors: a new one
+// would allocate 1.2 MB each time) and its CRC-32. It fails only when ctx
+// ends while it waits for a compressor.
+func (s *snapshotCache) getDeflated(ctx context.Context) (text, deflated []byte, crc uint32, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	text, err = s.getLocked()
 	if s.deflated == nil {
 		var buf bytes.Buffer
-		fw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		fw, gzErr := getGzip(ctx, &buf) // reset: the blocks refer only to themselves
+		if gzErr != nil {
+			return nil, nil, 0, gzErr
+		}
 		fw.Write(text)
 		fw.Flush() // byte-aligned, not final: more blocks may follow
+		putGzip(fw)
 		s.deflated, s.crc = buf.Bytes(), crc32.ChecksumIEEE(text)
 	}
 	return text, s.deflated, s.crc, err
@@ -391,8 +397,11 @@ var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 // trailer (CRC-32 and size of the whole text). Clients see an ordinary
 // gzip body (RFC 1951 §3.2.3, RFC 1952).
 func (a *Agent) writeGzip(ctx context.Context, mfs []*dto.MetricFamily) ([]byte, error) {
-	snap, deflated, _, snapErr := a.snap.getDeflated()
-	if snapErr != nil {
+	snap, deflated, _, snapErr := a.snap.getDeflated(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return nil, context.Cause(ctx)
+	case snapErr != nil:
 		a.log.Error("gather check metrics", "err", snapErr)
 	}
 	var buf bytes.Buffer
