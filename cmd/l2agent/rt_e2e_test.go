@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -334,14 +335,19 @@ func TestRTLatency(t *testing.T) {
 	fired, opened := firedAndOpened(t, a.logPath)
 	var lat []time.Duration
 	steps := map[string][]time.Duration{}
+	var slowest map[string]time.Duration
 	for k, at := range opened {
 		f, ok := fired[k]
 		if !ok {
 			continue
 		}
 		lat = append(lat, at.Sub(f))
-		for name, d := range timer.steps(k, f, at) {
+		st := timer.steps(k, f, at)
+		for name, d := range st {
 			steps[name] = append(steps[name], d)
+		}
+		if slices.Max(lat) == at.Sub(f) {
+			slowest = st
 		}
 	}
 	require.Len(t, lat, n)
@@ -350,6 +356,13 @@ func TestRTLatency(t *testing.T) {
 	t.Log(msg)
 	fmt.Println("BENCH", msg)
 	fmt.Println("BENCH breach → ticket steps, p50 / p99 / max:", stepSummary(steps))
+	var one []string
+	for _, name := range stepOrder {
+		if d, ok := slowest[name]; ok {
+			one = append(one, fmt.Sprintf("%s %s", name, d.Round(time.Millisecond)))
+		}
+	}
+	fmt.Printf("BENCH breach → ticket, the slowest (%s): %s\n", mx, strings.Join(one, "; "))
 }
 
 // firedAndOpened reads the agent's JSON log: when each key first went to
@@ -397,7 +410,7 @@ func percentiles(ds []time.Duration) (p50, p99, mx time.Duration) {
 }
 
 // stepOrder is the order of an open's steps (rtTimer.steps).
-var stepOrder = []string{"agent until find", "find", "agent until create", "create", "agent until read back", "read back", "agent until logged"}
+var stepOrder = []string{"behind other opens", "agent until find", "find", "agent until create", "create", "agent until read back", "read back", "agent until logged"}
 
 func stepSummary(steps map[string][]time.Duration) string {
 	var parts []string
@@ -473,7 +486,14 @@ func (rt *rtTimer) classify(c *rtCall, req *http.Request, reqBody, respBody []by
 	switch {
 	case req.Method == http.MethodGet && path == "/tickets":
 		q := req.URL.Query().Get("query")
-		if i := strings.Index(q, "= '"); i >= 0 && strings.HasSuffix(q, "'") {
+		if id, ok := strings.CutPrefix(q, "id = "); ok { // Open's read back
+			rt.mu.Lock()
+			k, ok := rt.ids[id]
+			rt.mu.Unlock()
+			if ok {
+				c.kind, c.key = "read back", k
+			}
+		} else if i := strings.Index(q, "= '"); i >= 0 && strings.HasSuffix(q, "'") {
 			c.kind, c.key = "find", unquoteSQL(q[i+2:])
 		}
 	case req.Method == http.MethodPost && path == "/ticket":
@@ -513,7 +533,55 @@ func (rt *rtTimer) steps(key string, fired, delivered time.Time) map[string]time
 		}
 	}
 	out["agent until logged"] = delivered.Sub(prev)
+	if find, ok := out["agent until find"]; ok {
+		// Of the agent's time before the find, how long it delivered the
+		// opens of other keys (the deliverer sends one op at a time).
+		behind := rt.busyWithOthers(key, fired, fired.Add(find))
+		out["behind other opens"] = behind
+		out["agent until find"] = find - behind
+	}
 	return out
+}
+
+// busyWithOthers is how much of [from, to] the agent spent on the opens of
+// other keys: the union of their spans, from find sent to read back
+// answered. rt.mu held.
+func (rt *rtTimer) busyWithOthers(key string, from, to time.Time) time.Duration {
+	spans := map[string][2]time.Time{}
+	for _, c := range rt.calls {
+		if c.key == "" || c.key == key || c.kind == "other" {
+			continue
+		}
+		sp, ok := spans[c.key]
+		if !ok || c.start.Before(sp[0]) {
+			sp[0] = c.start
+		}
+		if c.end.After(sp[1]) {
+			sp[1] = c.end
+		}
+		spans[c.key] = sp
+	}
+	var busy time.Duration
+	at := from // the union is walked from the earliest span on
+	var sorted [][2]time.Time
+	for _, sp := range spans {
+		sorted = append(sorted, sp)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i][0].Before(sorted[j][0]) })
+	for _, sp := range sorted {
+		start, end := sp[0], sp[1]
+		if start.Before(at) {
+			start = at
+		}
+		if end.After(to) {
+			end = to
+		}
+		if end.After(start) {
+			busy += end.Sub(start)
+			at = end
+		}
+	}
+	return busy
 }
 
 // unquoteSQL undoes rt.QuoteSQL: a quoted TicketSQL literal.
