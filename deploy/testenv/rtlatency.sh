@@ -5,12 +5,14 @@
 #   1. `make test-env` (idempotent, cached): what the suite needs;
 #   2. the rest of the suite in the background, in its own process group and
 #      TMPDIR: `go test -race -count=1 -skip '^TestRTLatency$' ./...`;
-#   3. after RTLAT_WARMUP seconds (past most of the compiling, into the
-#      tests), RTLAT_RUNS runs of TestRTLatency (cmd/l2agent: the built
-#      binary against its own test RT, 50 alerts on 50 tmpfs mounts, one
-#      breach every 700 ms), one after the other while the suite runs; each
-#      prints its BENCH lines (p50/p99/max, and the same per step of an open)
-#      with the load average;
+#   3. after RTLAT_WARMUP seconds (past the compiling, into the tests: the
+#      suite takes about 7 minutes on 2 cores, its load average peaks near
+#      10 in its second half), up to RTLAT_RUNS runs of TestRTLatency
+#      (cmd/l2agent: the built binary against its own test RT, 50 alerts on
+#      50 tmpfs mounts, one breach every 700 ms, ~45 s each), one after the
+#      other while the suite runs; each prints its BENCH lines (p50/p99/max,
+#      the same per step of an open, the slowest open's steps) with the
+#      load average;
 #   4. the background suite is then left to end on its own, so that every
 #      test's cleanup runs (its mounts, RT instances, containers, the package
 #      tests' purge), and its result is printed. Interrupted (Ctrl-C), the
@@ -24,15 +26,15 @@
 # Usage: deploy/testenv/rtlatency.sh      (from anywhere in the repo; as root)
 #
 # Environment:
-#   RTLAT_RUNS      TestRTLatency runs under the suite (default 3)
-#   RTLAT_WARMUP    seconds from the suite's start to the first run (default 60)
+#   RTLAT_RUNS      TestRTLatency runs under the suite, at most (default 6)
+#   RTLAT_WARMUP    seconds from the suite's start to the first run (default 90)
 #   RTLAT_SUITE     1 (default): the suite in the background; 0: no suite (the
 #                   figures on a quiet machine, for comparison)
 #   RTLAT_TEST_ENV  1 (default): run `make test-env` first; 0: skip it
 set -euo pipefail
 
-RUNS=${RTLAT_RUNS:-3}
-WARMUP=${RTLAT_WARMUP:-60}
+RUNS=${RTLAT_RUNS:-6}
+WARMUP=${RTLAT_WARMUP:-90}
 SUITE=${RTLAT_SUITE:-1}
 TEST_ENV=${RTLAT_TEST_ENV:-1}
 
@@ -88,7 +90,10 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 log "$(nproc) cores, load average before: $(loadavg)"
 T0=$EPOCHSECONDS
 if [[ $SUITE == 1 ]]; then
-	mkdir -p "$WORK/tmp"
+	# As /tmp: tests that run commands as another user need to reach
+	# their temporary dirs.
+	chmod 0755 "$WORK"
+	install -d -m 1777 "$WORK/tmp"
 	# Without job control a background job is no process group leader, so
 	# setsid makes it one without forking: $! is the group's id.
 	TMPDIR=$WORK/tmp setsid go test -race -count=1 -timeout 20m -skip '^TestRTLatency$' ./... \
@@ -131,5 +136,9 @@ if [[ $SUITE == 1 ]]; then
 	SUITE_PID=
 	failed=$(grep -c '^FAIL' "$SUITE_LOG" || true)
 	log "background suite ended after $((EPOCHSECONDS - T0))s, exit $rc, $(grep -c '^ok' "$SUITE_LOG" || true) packages ok, $failed FAIL lines"
-	[[ $rc -eq 0 ]] || grep -E '^(FAIL|--- FAIL)' "$SUITE_LOG" | head -n 20 >&2
+	if [[ $rc -ne 0 ]]; then
+		grep -E '^(FAIL|--- FAIL)' "$SUITE_LOG" | head -n 20 >&2
+		cp "$SUITE_LOG" /tmp/l2agent-rtlatency-suite.log
+		log "its log: /tmp/l2agent-rtlatency-suite.log"
+	fi
 fi
