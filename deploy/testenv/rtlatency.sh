@@ -31,6 +31,9 @@
 #   RTLAT_SUITE     1 (default): the suite in the background; 0: no suite (the
 #                   figures on a quiet machine, for comparison)
 #   RTLAT_TEST_ENV  1 (default): run `make test-env` first; 0: skip it
+#   RTLAT_COMPARE   a git revision: the runs alternate between the tree at that
+#                   revision (git archive into a temporary dir; odd runs) and
+#                   this tree (even runs), under the same suite: a fair A/B
 set -euo pipefail
 
 RUNS=${RTLAT_RUNS:-6}
@@ -82,9 +85,20 @@ if [[ $TEST_ENV == 1 ]]; then
 	log "make test-env"
 	make -s test-env >&2
 fi
+TREES=("$ROOT")
+NAMES=("this tree")
+if [[ -n ${RTLAT_COMPARE:-} ]]; then
+	rev=$(git rev-parse --short "$RTLAT_COMPARE^{commit}") || die "RTLAT_COMPARE: no such revision"
+	mkdir "$WORK/base"
+	git archive "$rev" | tar -x -C "$WORK/base"
+	TREES=("$WORK/base" "$ROOT")
+	NAMES=("$rev" "this tree")
+fi
 # Compile the measured test (and, in its TestMain, the binary) before the load.
 log "building the test"
-go test -count=1 -run '^$' ./cmd/l2agent/ >&2
+for tree in "${TREES[@]}"; do
+	(cd "$tree" && go test -count=1 -run '^$' ./cmd/l2agent/ >&2)
+done
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 log "$(nproc) cores, load average before: $(loadavg)"
@@ -110,7 +124,8 @@ for ((i = 1; i <= RUNS; i++)); do
 		break
 	fi
 	at=$((EPOCHSECONDS - T0))
-	out=$(go test -v -count=1 -timeout 10m -run '^TestRTLatency$' ./cmd/l2agent/ 2>&1) || {
+	k=$(((i - 1) % ${#TREES[@]}))
+	out=$(cd "${TREES[$k]}" && go test -v -count=1 -timeout 10m -run '^TestRTLatency$' ./cmd/l2agent/ 2>&1) || {
 		printf '%s\n' "$out" | tail -n 40 >&2
 		log "run $i failed"
 		continue
@@ -119,15 +134,16 @@ for ((i = 1; i <= RUNS; i++)); do
 	under="without the suite"
 	[[ $SUITE == 1 ]] && under="under the test suite (run started ${at}s into it)"
 	while IFS= read -r line; do
-		printf 'BENCH run %d/%d %s, load average %s: %s\n' "$i" "$RUNS" "$under" "$load" "${line#BENCH }"
+		printf 'BENCH run %d/%d (%s) %s, load average %s: %s\n' "$i" "$RUNS" "${NAMES[$k]}" "$under" "$load" "${line#BENCH }"
 	done < <(grep '^BENCH' <<<"$out")
-	p50s+=("$(sed -n 's/^BENCH breach → ticket in RT.*p50 \([^,]*\),.*/\1/p' <<<"$out")")
-	p99s+=("$(sed -n 's/^BENCH breach → ticket in RT.*p99 \([^,]*\),.*/\1/p' <<<"$out")")
+	p50s[k]+=" $(sed -n 's/^BENCH breach → ticket in RT.*p50 \([^,]*\),.*/\1/p' <<<"$out")"
+	p99s[k]+=" $(sed -n 's/^BENCH breach → ticket in RT.*p99 \([^,]*\),.*/\1/p' <<<"$out")"
 done
-if [[ ${#p99s[@]} -gt 0 ]]; then
-	printf 'BENCH breach → ticket in RT, %d runs: p50 %s; p99 %s (goal p99 ≤ 0.5s)\n' \
-		"${#p99s[@]}" "${p50s[*]}" "${p99s[*]}"
-fi
+for k in "${!TREES[@]}"; do
+	[[ -n ${p99s[k]:-} ]] || continue
+	printf 'BENCH breach → ticket in RT (%s), each run: p50%s; p99%s (goal p99 ≤ 0.5s)\n' \
+		"${NAMES[$k]}" "${p50s[k]}" "${p99s[k]}"
+done
 
 if [[ $SUITE == 1 ]]; then
 	log "waiting for the background suite to end (its tests clean up after themselves)"
