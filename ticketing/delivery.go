@@ -51,7 +51,6 @@ type Deliverer struct {
 	Settle    time.Duration
 	sendingAt time.Time
 	waitUntil time.Time
-	sendMu    sync.Mutex // markSending, when opens go at once (attemptAll)
 }
 
 // NewDeliverer returns a deliverer for backend.
@@ -171,21 +170,14 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 		if !ok {
 			break
 		}
-		batch, err := d.openBatch(op, refs, groupMax-len(outs))
+		out, err := d.attempt(ctx, op, refs)
 		if err != nil {
-			stop = err
+			stop, stopOp = err, op
 			break
 		}
-		done, err := d.attemptAll(ctx, batch, refs)
-		for _, out := range done {
-			dead = dead || out.Dead != ""
-			after = out.Op.Seq
-		}
-		outs = append(outs, done...)
-		if err != nil {
-			stop, stopOp = err, batch[len(done)]
-			break
-		}
+		dead = dead || out.Dead != ""
+		outs = append(outs, out)
+		after = op.Seq
 	}
 	// Every answer of the group came back: nothing of it is in progress.
 	settled := d.applier != nil && !d.sendingAt.IsZero() && (stop == nil || !mayBeInProgress(stop))
@@ -206,75 +198,10 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 	return len(outs), stopOp, stop
 }
 
-// openBatch is op, and when the backend takes several opens at once
-// (ConcurrentOpener) and op is an open that is not in doubt, the opens
-// that follow it in the outbox, of other keys without a ticket in this
-// group and not in doubt either, up to the backend's limit and room.
-func (d *Deliverer) openBatch(op Op, refs map[string]Ref, room int) ([]Op, error) {
-	co, ok := d.backend.(ConcurrentOpener)
-	eligible := func(o Op) bool { return o.Kind == OpOpen && o.Seq > d.unsure && refs[o.Key].ID == "" }
-	if !ok || !eligible(op) {
-		return []Op{op}, nil
-	}
-	batch := []Op{op}
-	keys := map[string]bool{op.Key: true}
-	for len(batch) < min(co.OpensAtOnce(), room) {
-		next, ok, err := d.store.Next(d.Name, batch[len(batch)-1].Seq)
-		if err != nil {
-			return nil, Retryable("store", fmt.Errorf("read outbox: %w", err))
-		}
-		if !ok || !eligible(next) || keys[next.Key] {
-			break
-		}
-		keys[next.Key] = true
-		batch = append(batch, next)
-	}
-	return batch, nil
-}
-
-// attemptAll delivers the ops of batch (one op, or opens of different
-// keys: openBatch) and returns the outcomes of the leading ops that went
-// through, in order, and the retryable error of the op after them, if any.
-// Several ops are sent at the same time. An op whose failed attempt may
-// have reached the backend, and one that went through after an op that
-// failed (it will not be recorded now), is found by key before it is sent
-// again.
-func (d *Deliverer) attemptAll(ctx context.Context, batch []Op, refs map[string]Ref) ([]Outcome, error) {
-	outs := make([]Outcome, len(batch))
-	errs := make([]error, len(batch))
-	if len(batch) == 1 {
-		outs[0], errs[0] = d.attempt(ctx, batch[0], refs)
-	} else {
-		if err := d.markSending(); err != nil { // once, for all of them
-			return nil, err
-		}
-		var wg sync.WaitGroup
-		for i, op := range batch {
-			wg.Go(func() { outs[i], errs[i] = d.attempt(ctx, op, refs) })
-		}
-		wg.Wait()
-	}
-	for i, err := range errs {
-		if err == nil {
-			if outs[i].Ref.ID != "" {
-				refs[batch[i].Key] = outs[i].Ref
-			}
-			continue
-		}
-		for j := i; j < len(batch); j++ {
-			if j > i && errs[j] == nil || errs[j] != nil && maybeApplied(errs[j]) {
-				d.unsure = max(d.unsure, batch[j].Seq)
-			}
-		}
-		return outs[:i], err
-	}
-	return outs, nil
-}
-
 // attempt delivers op once and returns its outcome (delivered, found
 // already applied, or set aside after a final failure), or the retryable
-// error that stops the group. It only reads refs and d.unsure: attemptAll
-// may run several at once.
+// error that stops the group. An op whose failed attempt may have reached
+// the backend is looked up before it is sent again.
 func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Outcome, error) {
 	t0 := time.Now()
 	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event, Past: op.Ticket.Past}), op, refs)
@@ -286,10 +213,16 @@ func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Ou
 			d.metrics.errors.WithLabelValues(d.Name, reason).Inc()
 		}
 		if retryable || ctx.Err() != nil {
+			if maybeApplied(err) {
+				d.unsure = max(d.unsure, op.Seq)
+			}
 			return Outcome{}, err
 		}
 		d.log.Error("ticket operation failed and will not be retried", "key", op.Key, "op", op.Kind, "reason", reason, "err", err)
 		return Outcome{Op: op, Dead: err.Error()}, nil
+	}
+	if ref.ID != "" {
+		refs[op.Key] = ref
 	}
 	d.metrics.events.WithLabelValues(d.Name, eventName(op.Kind)).Inc()
 	if applied {
@@ -410,8 +343,6 @@ func (d *Deliverer) settling(ctx context.Context, op Op) bool {
 // at most once per groupTime, so that every send whose answer may be
 // missing began within groupTime of the time recorded.
 func (d *Deliverer) markSending() error {
-	d.sendMu.Lock()
-	defer d.sendMu.Unlock()
 	if d.applier == nil || time.Since(d.sendingAt) < groupTime {
 		return nil
 	}

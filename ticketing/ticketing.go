@@ -95,16 +95,6 @@ type Updater interface {
 	Update(ctx context.Context, r Ref, t Ticket) error
 }
 
-// ConcurrentOpener is implemented by backends that take several opens at
-// once: their calls are safe for concurrent use, and the tickets of
-// different keys do not depend on each other (RT). The deliverer then sends
-// the opens of different keys that are next in its outbox (up to
-// OpensAtOnce) at the same time, instead of each waiting for the one
-// before it; everything else goes one op at a time, in order.
-type ConcurrentOpener interface {
-	OpensAtOnce() int
-}
-
 // DeliveryError is a failed call to a backend: its reason (a metric
 // label), whether a retry can help, and the server's Retry-After. It is
 // rest.Error, so the HTTP client's classification needs no translation.

@@ -32,9 +32,10 @@
 #   RTLAT_SUITE     1 (default): the suite in the background; 0: no suite (the
 #                   figures on a quiet machine, for comparison)
 #   RTLAT_TEST_ENV  1 (default): run `make test-env` first; 0: skip it
-#   RTLAT_COMPARE   a git revision: the runs alternate between the tree at that
-#                   revision (git archive into a temporary dir; odd runs) and
-#                   this tree (even runs), under the same suite: a fair A/B
+#   RTLAT_COMPARE   a git revision, or a directory holding another tree of
+#                   this module: the runs alternate between that tree (a
+#                   revision is git archived into a temporary dir; odd runs)
+#                   and this tree (even runs), under the same suite: an A/B
 set -euo pipefail
 
 RUNS=${RTLAT_RUNS:-6}
@@ -87,7 +88,10 @@ if [[ $TEST_ENV == 1 ]]; then
 fi
 TREES=("$ROOT")
 NAMES=("this tree")
-if [[ -n ${RTLAT_COMPARE:-} ]]; then
+if [[ -d ${RTLAT_COMPARE:-} ]]; then
+	TREES=("$(cd "$RTLAT_COMPARE" && pwd)" "$ROOT")
+	NAMES=("$RTLAT_COMPARE" "this tree")
+elif [[ -n ${RTLAT_COMPARE:-} ]]; then
 	rev=$(git rev-parse --short "$RTLAT_COMPARE^{commit}") || die "RTLAT_COMPARE: no such revision"
 	mkdir "$WORK/base"
 	git archive "$rev" | tar -x -C "$WORK/base"

@@ -119,10 +119,7 @@ func or(a, b string) string {
 	return b
 }
 
-var (
-	_ ticketing.Ticketer         = (*Backend)(nil)
-	_ ticketing.ConcurrentOpener = (*Backend)(nil)
-)
+var _ ticketing.Ticketer = (*Backend)(nil)
 
 // TicketURL is the link to ticket id in RT's web UI.
 func (b *Backend) TicketURL(id string) string {
@@ -543,13 +540,3 @@ func subject(s string) string {
 	r := []rune(s)
 	return string(r[:maxSubject-1]) + "…"
 }
-
-// OpensAtOnce implements ticketing.ConcurrentOpener: up to this many opens
-// of different keys are sent to RT at the same time. RT serves requests in
-// parallel worker processes (Starlet's default is 10, a production RT
-// behind Apache or nginx has several FastCGI processes), and the tickets
-// of different keys are independent.
-func (b *Backend) OpensAtOnce() int { return opensAtOnce }
-
-// opensAtOnce leaves most of a production RT's workers to its users.
-const opensAtOnce = 4
