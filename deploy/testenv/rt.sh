@@ -276,8 +276,8 @@ restore() {
 	# A write-ahead log (kept in the file): readers never wait for a
 	# writer's commit and its sync, nor a commit for readers, as on the
 	# MySQL or PostgreSQL of a production RT. In SQLite's default rollback
-	# journal a commit locks every other worker out until its sync ends,
-	# which under load made parallel requests wait up to a second.
+	# journal a commit locks every other worker out until its sync ends
+	# (and every REST call commits: RT records the token's LastUsed).
 	setpriv --reuid=www-data --regid=www-data --init-groups perl -MDBI -e \
 		'DBI->connect("dbi:SQLite:dbname=$ARGV[0]", "", "", {RaiseError => 1})->do("PRAGMA journal_mode=WAL")' \
 		"$1/rt.sqlite"
