@@ -52,13 +52,16 @@ soak: test-env
 
 ## bench: Go benchmarks, the cost of one run of each check (checkcost), then the agent side by
 ## side with prometheus-node-exporter, zabbix-agent2 and a bare client_golang process (bench.sh;
-## BENCH_IDLE_SECONDS, default 300, is the idle window). Numbers are printed, never asserted.
+## BENCH_IDLE_SECONDS, default 300, is the idle window), 10,000 simulated agents into a real
+## 2-node Alertmanager cluster (fleet.sh), then breach → ticket in a real RT while the rest of
+## the test suite runs (rtlatency.sh, RTLAT_RUNS runs). Numbers are printed, never asserted.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/ ./checks/disk/
 	bash deploy/testenv/install.sh bench
 	$(GO) run ./deploy/testenv/checkcost
 	bash deploy/testenv/bench.sh
 	bash deploy/testenv/fleet.sh
+	bash deploy/testenv/rtlatency.sh
 
 clean:
 	rm -rf bin

@@ -205,7 +205,8 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Outcome, error) {
 	t0 := time.Now()
 	ref, applied, err := d.deliver(WithEvent(ctx, Event{Key: op.Key, Seq: op.Event, Past: op.Ticket.Past}), op, refs)
-	d.metrics.duration.WithLabelValues(d.Name).Observe(time.Since(t0).Seconds())
+	took := time.Since(t0)
+	d.metrics.duration.WithLabelValues(d.Name).Observe(took.Seconds())
 	if err != nil {
 		reason, retryable, _ := Classify(err)
 		if ctx.Err() == nil {
@@ -227,7 +228,7 @@ func (d *Deliverer) attempt(ctx context.Context, op Op, refs map[string]Ref) (Ou
 	if applied {
 		d.log.Info("ticket operation already in the ticket (sent before a crash or a lost answer); not sent again", "key", op.Key, "op", op.Kind, "ticket", ref.ID, "event", op.Event)
 	} else {
-		d.log.Info("ticket operation delivered", "key", op.Key, "op", op.Kind, "ticket", ref.ID)
+		d.log.Info("ticket operation delivered", "key", op.Key, "op", op.Kind, "ticket", ref.ID, "duration", took.Round(time.Millisecond))
 	}
 	return Outcome{Op: op, Ref: ref}, nil
 }

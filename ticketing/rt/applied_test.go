@@ -75,6 +75,14 @@ func unquoteSQL(s string) (string, bool) {
 
 func (f *statefulRT) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if id, ok := strings.CutPrefix(q.Get("query"), "id = "); ok { // Open's read back
+		items := []string{}
+		if tk := f.ticket(id); tk != nil {
+			items = append(items, ticketJSON(strconv.Itoa(tk.ID), tk.Queue, tk.Status, strconv.Itoa(tk.Priority), tk.Owner, tk.Key))
+		}
+		answer(http.StatusOK, searchJSON(items...))(w, r)
+		return
+	}
 	lit, ok := strings.CutPrefix(q.Get("query"), "CF.{HostCheckKey} = ")
 	key, ok2 := unquoteSQL(lit)
 	if !ok || !ok2 || q.Get("orderby") != "id" || q.Get("order") != "DESC" {

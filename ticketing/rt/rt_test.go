@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,12 @@ func ticketJSON(id, queue, status, priority, owner, key string) string {
 	return string(b)
 }
 
+// searchJSON is a TicketSQL search's answer holding the tickets given
+// (ticketJSON).
+func searchJSON(tickets ...string) string {
+	return `{"count":` + strconv.Itoa(len(tickets)) + `,"page":1,"per_page":20,"total":` + strconv.Itoa(len(tickets)) + `,"items":[` + strings.Join(tickets, ",") + `]}`
+}
+
 func deliveryError(t *testing.T, err error) *ticketing.DeliveryError {
 	t.Helper()
 	var de *ticketing.DeliveryError
@@ -127,8 +135,8 @@ func TestUnauthorizedIsFinal(t *testing.T) {
 // ticket back.
 func TestOpenSendsTicket(t *testing.T) {
 	f, b := newFakeRT(t, map[string]http.HandlerFunc{
-		"POST /REST/2.0/ticket":   answer(http.StatusCreated, `{"type":"ticket","id":"42","_url":"http://rt/REST/2.0/ticket/42"}`),
-		"GET /REST/2.0/ticket/42": answer(http.StatusOK, ticketJSON("42", "HostChecks", "new", "50", "Nobody", testKey)),
+		"POST /REST/2.0/ticket": answer(http.StatusCreated, `{"type":"ticket","id":"42","_url":"http://rt/REST/2.0/ticket/42"}`),
+		"GET /REST/2.0/tickets": answer(http.StatusOK, searchJSON(ticketJSON("42", "HostChecks", "new", "50", "Nobody", testKey))),
 	})
 	title := "[l2agent] web-7: disk /var disk_used_ratio 93.0% (crit ≥ 90.0%)"
 	ref, err := b.Open(context.Background(), ticketing.Ticket{Key: testKey, Title: title, Body: "Host: web-7\n", Tier: ticketing.L2})
@@ -146,7 +154,25 @@ func TestOpenSendsTicket(t *testing.T) {
 		"Priority":     float64(50),
 		"CustomFields": map[string]any{"HostCheckKey": testKey},
 	}, reqs[0].Body)
+	require.Equal(t, "/REST/2.0/tickets", reqs[1].Path, "read back with a search on the id")
+	require.Equal(t, []string{"id = 42"}, reqs[1].Query["query"])
+	require.Equal(t, []string{"Queue,Priority,Owner,Status,CustomFields"}, reqs[1].Query["fields"])
 	require.Equal(t, []string{"Name"}, reqs[1].Query["fields[Queue]"])
+}
+
+// TestOpenNotReadBack: the search on the new ticket's id does not find it
+// (the user may create tickets in the queue but not see them): a final
+// error with the ref, as Find could not find it either.
+func TestOpenNotReadBack(t *testing.T) {
+	_, b := newFakeRT(t, map[string]http.HandlerFunc{
+		"POST /REST/2.0/ticket": answer(http.StatusCreated, `{"type":"ticket","id":"44"}`),
+		"GET /REST/2.0/tickets": answer(http.StatusOK, searchJSON()),
+	})
+	ref, err := b.Open(context.Background(), ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
+	require.Equal(t, "44", ref.ID)
+	de := deliveryError(t, err)
+	require.False(t, de.Retryable)
+	require.Contains(t, err.Error(), "ticket 44 created, but a search by its id does not find it")
 }
 
 // TestOpenWithoutCustomField: RT creates the ticket even when it cannot set
@@ -154,8 +180,8 @@ func TestOpenSendsTicket(t *testing.T) {
 // a final error naming the field, with the ref.
 func TestOpenWithoutCustomField(t *testing.T) {
 	_, b := newFakeRT(t, map[string]http.HandlerFunc{
-		"POST /REST/2.0/ticket":   answer(http.StatusCreated, `{"type":"ticket","id":"43"}`),
-		"GET /REST/2.0/ticket/43": answer(http.StatusOK, ticketJSON("43", "HostChecks", "new", "50", "Nobody", "")),
+		"POST /REST/2.0/ticket": answer(http.StatusCreated, `{"type":"ticket","id":"43"}`),
+		"GET /REST/2.0/tickets": answer(http.StatusOK, searchJSON(ticketJSON("43", "HostChecks", "new", "50", "Nobody", ""))),
 	})
 	ref, err := b.Open(context.Background(), ticketing.Ticket{Key: testKey, Title: "t", Body: "b"})
 	require.Equal(t, "43", ref.ID)
