@@ -97,6 +97,9 @@ func runningProcesses(ctx context.Context, procDir string) (procTable, error) {
 			continue
 		}
 		t[p.Comm] = append(t[p.Comm], pid)
+		if p.KernelThread() {
+			continue // no program, no cmdline: nothing more to read
+		}
 		if b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "cmdline")); err == nil {
 			argv0, _, _ := bytes.Cut(b, []byte{0})
 			if base := filepath.Base(string(argv0)); len(argv0) > 0 && base != p.Comm {

@@ -118,6 +118,8 @@ type pamLoader struct {
 	optionalArgs []string
 	open         func(name string) (io.ReadCloser, error)
 	moduleFound  map[string]string // module as written → file found ("" if none)
+	searchDirs   []string          // moduleDirs expanded under the rootfs, once per loader
+	searched     bool
 }
 
 func newPAMLoader(dir, rootfs string, moduleDirs, mfaModules, optionalArgs []string) *pamLoader {
@@ -317,20 +319,31 @@ func (l *pamLoader) findModule(mod string) string {
 			found = p
 		}
 	} else if !strings.Contains(mod, "..") {
-	dirs:
-		for _, d := range l.moduleDirs {
-			matches, _ := filepath.Glob(filepath.Join(l.rootfs, d))
-			slices.Sort(matches)
-			for _, m := range matches {
-				if p := filepath.Join(m, mod); regular(p) {
-					found = p
-					break dirs
-				}
+		for _, m := range l.moduleSearchDirs() {
+			if p := filepath.Join(m, mod); regular(p) {
+				found = p
+				break
 			}
 		}
 	}
 	l.moduleFound[mod] = found
 	return found
+}
+
+// moduleSearchDirs expands the module dirs' globs under the rootfs, in
+// order (the matches of each glob sorted), once per loader: a glob such as
+// /usr/lib/*-linux-gnu/security reads all of /usr/lib, which cost more than
+// the rest of a check run when it was done again for every module.
+func (l *pamLoader) moduleSearchDirs() []string {
+	if !l.searched {
+		for _, d := range l.moduleDirs {
+			matches, _ := filepath.Glob(filepath.Join(l.rootfs, d))
+			slices.Sort(matches)
+			l.searchDirs = append(l.searchDirs, matches...)
+		}
+		l.searched = true
+	}
+	return l.searchDirs
 }
 
 func pamAllActions(a pamAction) (acts [pamNumReturns]pamAction) {

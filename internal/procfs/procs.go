@@ -35,9 +35,17 @@ type Stat struct {
 	PID          int
 	Comm         string
 	State        byte
+	Flags        uint64 // the kernel's PF_* flags
 	UTime, STime uint64 // clock ticks (userHZ)
 	RSSPages     uint64
 }
+
+// pfKthread is PF_KTHREAD of include/linux/sched.h.
+const pfKthread = 0x00200000
+
+// KernelThread tells whether the process is a kernel thread (no program,
+// an empty cmdline).
+func (s Stat) KernelThread() bool { return s.Flags&pfKthread != 0 }
 
 // parseStat parses one /proc/<pid>/stat line (see proc(5)). The command
 // name may contain spaces and parentheses, so it runs from the first '(' to
@@ -51,7 +59,7 @@ func parseStat(s string) (Stat, error) {
 	if err != nil || pid <= 0 {
 		return Stat{}, fmt.Errorf("bad pid %q", s[:open])
 	}
-	// f[0] is field 3 of proc(5): state; utime is 14, stime 15, rss 24.
+	// f[0] is field 3 of proc(5): state; flags is 9, utime 14, stime 15, rss 24.
 	f := strings.Fields(s[end+1:])
 	if len(f) < 22 {
 		return Stat{}, fmt.Errorf("%d fields after comm, want at least 22", len(f))
@@ -63,7 +71,7 @@ func parseStat(s string) (Stat, error) {
 	for _, v := range []struct {
 		dst *uint64
 		i   int
-	}{{&st.UTime, 11}, {&st.STime, 12}, {&st.RSSPages, 21}} {
+	}{{&st.Flags, 6}, {&st.UTime, 11}, {&st.STime, 12}, {&st.RSSPages, 21}} {
 		if *v.dst, err = strconv.ParseUint(f[v.i], 10, 64); err != nil {
 			return Stat{}, fmt.Errorf("field %d: %w", v.i+3, err)
 		}

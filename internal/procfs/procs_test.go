@@ -31,9 +31,9 @@ func TestParseProcStat(t *testing.T) {
 		want Stat
 		err  string
 	}{
-		{in: statSh, want: Stat{PID: 9126, Comm: "sh", State: 'R', UTime: 179, RSSPages: 399}},
-		{in: statParens, want: Stat{PID: 8626, Comm: "x) (y z", State: 'S', RSSPages: 408}},
-		{in: statKthreadd, want: Stat{PID: 2, Comm: "kthreadd", State: 'S'}},
+		{in: statSh, want: Stat{PID: 9126, Comm: "sh", State: 'R', Flags: 4194304, UTime: 179, RSSPages: 399}},
+		{in: statParens, want: Stat{PID: 8626, Comm: "x) (y z", State: 'S', Flags: 4194304, RSSPages: 408}},
+		{in: statKthreadd, want: Stat{PID: 2, Comm: "kthreadd", State: 'S', Flags: 2129984}},
 		{in: "", err: "no (comm)"},
 		{in: "12 (sh", err: "no (comm)"},
 		{in: "x (sh) R" + strings.Repeat(" 0", 30), err: "bad pid"},
@@ -49,6 +49,7 @@ func TestParseProcStat(t *testing.T) {
 		}
 		require.NoError(t, err)
 		require.Equal(t, tc.want, got)
+		require.Equal(t, tc.in == statKthreadd, got.KernelThread(), tc.in)
 	}
 }
 
