@@ -254,18 +254,8 @@ func (e *Engine) serveApply(ctx context.Context, req Request, peer string, act A
 	out.Output = Excerpt(out.Output, MaxOutput)
 	resp.Outcome = &out
 	rec.Output, rec.Outcome, rec.FreedBytes, rec.RebootRequired, rec.Effect = out.Output, out.Result, out.FreedBytes, out.RebootRequired, out.Effect
-	none, noEff := noEffect(plan, out)
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		rec.Result, rec.Reason = ResultTimeout, fmt.Sprintf("killed at its timeout of %s", p.Timeout.D())
-	case err != nil || !out.Success:
-		rec.Result = ResultFailed
-		if err != nil {
-			rec.Reason = err.Error()
-		}
-	case noEff:
-		rec.Result, rec.Reason = ResultFailed, none
-	default:
+	rec.Result, rec.Reason, _ = applyFailure(plan, out, err, errors.Is(ctx.Err(), context.DeadlineExceeded), p.Timeout.D())
+	if rec.Result == "" {
 		rec.Result, rec.Reason = ResultSuccess, "applied; the agent verifies"
 	}
 	if err != nil {

@@ -322,17 +322,10 @@ func (e *Engine) run(ctx context.Context, name string, act Action, rule int, a a
 	out, err := act.Apply(actx, plan)
 	rec.Output, rec.Outcome, rec.FreedBytes, rec.RebootRequired = out.Output, out.Result, out.FreedBytes, out.RebootRequired
 	rec.Expect, rec.Effect = plan.Expect, out.Effect
-	none, noEff := noEffect(plan, out)
+	result, reason, failed := applyFailure(plan, out, err, timedOut(), p.Timeout.D())
 	switch {
-	case timedOut():
-		rec.Result, rec.Reason = ResultTimeout, fmt.Sprintf("killed at its timeout of %s", p.Timeout.D())
-	case err != nil || !out.Success:
-		rec.Result = ResultFailed
-		if err != nil {
-			rec.Reason = err.Error()
-		}
-	case noEff:
-		rec.Result, rec.Reason = ResultFailed, none
+	case failed:
+		rec.Result, rec.Reason = result, reason
 	case verify == nil || !p.VerifyEnabled():
 		rec.Result, rec.Reason = ResultSuccess, "not verified: no check to re-run"
 		if verify != nil {

@@ -15,6 +15,8 @@ package remediate
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/l2agent/l2agent/internal/alert"
 )
@@ -59,17 +61,26 @@ type Outcome struct {
 	NoEffect string
 }
 
-// noEffect is the reason the engine gives a run that had no effect: the
+// applyFailure tells whether an applied action failed, and how: killed at
+// its timeout, an error or an unsuccessful outcome, or no effect (the
 // outcome says why, or the plan expected an effect the outcome did not
-// measure.
-func noEffect(p Plan, o Outcome) (string, bool) {
+// measure). The engine counts a run without effect as failed, whatever the
+// program's exit status. The in-process engine and the remediation helper
+// both judge a run with it.
+func applyFailure(p Plan, o Outcome, err error, timedOut bool, timeout time.Duration) (result, reason string, failed bool) {
 	switch {
+	case timedOut:
+		return ResultTimeout, fmt.Sprintf("killed at its timeout of %s", timeout), true
+	case err != nil:
+		return ResultFailed, err.Error(), true
+	case !o.Success:
+		return ResultFailed, "", true
 	case o.NoEffect != "":
-		return "no effect: " + o.NoEffect, true
+		return ResultFailed, "no effect: " + o.NoEffect, true
 	case p.Expect != "" && o.Effect == "":
-		return "no effect: the effect (" + p.Expect + ") was not measured", true
+		return ResultFailed, "no effect: the effect (" + p.Expect + ") was not measured", true
 	}
-	return "", false
+	return "", "", false
 }
 
 // Results: the result label of l2agent_remediation_runs_total and of the
