@@ -490,14 +490,8 @@ func nextDue(cfg configs.Ticketing, inc *Incident) (time.Time, bool) {
 	case inc.Open && !inc.Unreported.IsZero():
 		return inc.Unreported.Add(cfg.Unreported.CloseAfter.D()), !cfg.Unreported.KeepOpen
 	case inc.Open:
-		if inc.Tier >= maxTier(cfg) {
-			return time.Time{}, false
-		}
-		sla := cfg.SLA.Warn.D()
-		if inc.Severity == alert.StateCrit {
-			sla = cfg.SLA.Crit.D()
-		}
-		return inc.TierSince.Add(sla), true
+		sla, ok := slaOf(cfg, inc)
+		return inc.TierSince.Add(sla), ok
 	case !inc.Resolved.IsZero():
 		return inc.Resolved.Add(max(cfg.ReopenWindow.D(), cfg.Recurrence.Window.D()) + time.Nanosecond), true
 	}
@@ -545,14 +539,20 @@ func (m *Manager) tick(tx *Txn, inc *Incident, now time.Time, fresh *diagnosis, 
 // slaDue reports whether inc, open and firing, has been at its tier longer
 // than the SLA of its severity, and can go up a tier.
 func slaDue(cfg configs.Ticketing, inc *Incident, now time.Time) (time.Duration, bool) {
+	sla, ok := slaOf(cfg, inc)
+	return sla, ok && now.Sub(inc.TierSince) >= sla
+}
+
+// slaOf is the SLA inc is held to at its tier (ok false: none, as it is
+// not open and firing, or at the last tier).
+func slaOf(cfg configs.Ticketing, inc *Incident) (sla time.Duration, ok bool) {
 	if !inc.Open || !inc.OKSince.IsZero() || !inc.Unreported.IsZero() || inc.Tier >= maxTier(cfg) {
 		return 0, false
 	}
-	sla := cfg.SLA.Warn.D()
 	if inc.Severity == alert.StateCrit {
-		sla = cfg.SLA.Crit.D()
+		return cfg.SLA.Crit.D(), true
 	}
-	return sla, now.Sub(inc.TierSince) >= sla
+	return cfg.SLA.Warn.D(), true
 }
 
 // prune keeps the times within window before now.
