@@ -17,8 +17,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/shirou/gopsutil/v3/common"
-
 	"github.com/l2agent/l2agent/configs"
 )
 
@@ -83,15 +81,6 @@ func (e Env) CommandRoot() string {
 		return e.Paths.Rootfs
 	}
 	return ""
-}
-
-// Context returns ctx carrying the settable roots for gopsutil.
-func (e Env) Context(ctx context.Context) context.Context {
-	return context.WithValue(ctx, common.EnvKey, common.EnvMap{
-		common.HostProcEnvKey: e.Paths.Procfs,
-		common.HostSysEnvKey:  e.Paths.Sysfs,
-		common.HostRootEnvKey: e.Paths.Rootfs,
-	})
 }
 
 // Factory builds a check from its configuration.

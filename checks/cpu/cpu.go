@@ -19,7 +19,6 @@ import (
 	"github.com/l2agent/l2agent/internal/ctxutil"
 	"github.com/l2agent/l2agent/internal/procfs"
 	"github.com/l2agent/l2agent/internal/textfmt"
-	"github.com/shirou/gopsutil/v3/cpu"
 )
 
 func init() {
@@ -41,7 +40,7 @@ type cpuCheck struct {
 	sampleGap time.Duration // between the two process scans of Diagnose
 
 	mu   sync.Mutex
-	prev *cpu.TimesStat // reading of the previous run
+	prev *cpuTimes // reading of the previous run
 }
 
 func newCPUCheck(c configs.Check, env checks.Env) (checks.Check, error) {
@@ -57,8 +56,7 @@ func (c *cpuCheck) Name() string { return c.name }
 // Run implements Check. Utilization is measured between the previous run and
 // this one; the first run takes two readings firstGap apart.
 func (c *cpuCheck) Run(ctx context.Context) ([]checks.Observation, error) {
-	gctx := c.env.Context(ctx)
-	cur, err := c.times(gctx)
+	cur, n, err := c.times()
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +69,7 @@ func (c *cpuCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 		}
 		first := cur
 		prev = &first
-		if cur, err = c.times(gctx); err != nil {
+		if cur, n, err = c.times(); err != nil {
 			return nil, err
 		}
 	}
@@ -95,10 +93,6 @@ func (c *cpuCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
-	n, err := cpu.CountsWithContext(gctx, true)
-	if err != nil || n <= 0 {
-		return nil, fmt.Errorf("count CPUs in %s: %d, %v", c.env.Paths.Procfs, n, err)
-	}
 	for i, w := range []string{"1m", "5m", "15m"} {
 		obs = append(obs, checks.Observation{Metric: "cpu_load_per_core", Labels: map[string]string{"window": w}, Value: loads[i] / float64(n)})
 	}
@@ -112,23 +106,33 @@ func (c *cpuCheck) Run(ctx context.Context) ([]checks.Observation, error) {
 	return obs, nil
 }
 
-func (c *cpuCheck) times(ctx context.Context) (cpu.TimesStat, error) {
-	ts, err := cpu.TimesWithContext(ctx, false)
+// times reads the total CPU times and the number of online CPUs from
+// <procfs>/stat.
+func (c *cpuCheck) times() (cpuTimes, int, error) {
+	path := filepath.Join(c.env.Paths.Procfs, "stat")
+	f, err := os.Open(path)
 	if err != nil {
-		return cpu.TimesStat{}, fmt.Errorf("read %s: %w", filepath.Join(c.env.Paths.Procfs, "stat"), err)
+		return cpuTimes{}, 0, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(ts) == 0 { // gopsutil hides read errors
-		return cpu.TimesStat{}, fmt.Errorf("read %s: no cpu line", filepath.Join(c.env.Paths.Procfs, "stat"))
+	defer f.Close()
+	t, n, err := parseStat(f)
+	if err != nil {
+		return cpuTimes{}, 0, fmt.Errorf("read %s: %w", path, err)
 	}
-	return ts[0], nil
+	return t, n, nil
 }
 
 // cpuRatios returns the busy and iowait shares of the CPU time between two
 // readings; ok is false when no time passed. Guest time is already part of
 // user time in /proc/stat, so it is not added again. A counter that went
 // backwards (iowait can) counts as zero.
-func cpuRatios(prev, cur cpu.TimesStat) (util, iowait float64, ok bool) {
-	d := func(a, b float64) float64 { return max(b-a, 0) }
+func cpuRatios(prev, cur cpuTimes) (util, iowait float64, ok bool) {
+	d := func(a, b uint64) float64 {
+		if b < a {
+			return 0
+		}
+		return float64(b - a)
+	}
 	idle, io := d(prev.Idle, cur.Idle), d(prev.Iowait, cur.Iowait)
 	busy := d(prev.User, cur.User) + d(prev.Nice, cur.Nice) + d(prev.System, cur.System) +
 		d(prev.Irq, cur.Irq) + d(prev.Softirq, cur.Softirq) + d(prev.Steal, cur.Steal)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/cpu"
 	"github.com/stretchr/testify/require"
 
 	"github.com/l2agent/l2agent/checks"
@@ -26,14 +25,14 @@ func TestCPUFake(t *testing.T) {
 	t.Parallel()
 	c := newTestCPU(t, "testdata/procfs")
 	// testdata/procfs/stat: cpu  14985 0 8369 68822 265 0 154 0 0 0 (USER_HZ ticks).
-	c.prev = &cpu.TimesStat{User: 100, System: 50, Idle: 600, Iowait: 2, Softirq: 1}
+	c.prev = &cpuTimes{User: 10000, System: 5000, Idle: 60000, Iowait: 200, Softirq: 100}
 	obs, err := c.Run(context.Background())
 	require.NoError(t, err)
-	busy := (149.85 - 100) + (83.69 - 50) + (1.54 - 1)
-	total := busy + (688.22 - 600) + (2.65 - 2)
+	busy := float64((14985 - 10000) + (8369 - 5000) + (154 - 100))
+	total := busy + (68822 - 60000) + (265 - 200)
 	want := map[string]float64{
 		"cpu_utilization_ratio":           busy / total,
-		"cpu_iowait_ratio":                0.65 / total,
+		"cpu_iowait_ratio":                65 / total,
 		`cpu_load_per_core{window="1m"}`:  2.47 / 2,
 		`cpu_load_per_core{window="5m"}`:  1.13 / 2,
 		`cpu_load_per_core{window="15m"}`: 0.46 / 2,
@@ -44,7 +43,7 @@ func TestCPUFake(t *testing.T) {
 	for k, v := range want {
 		require.InDelta(t, v, got[k], 1e-9, k)
 	}
-	require.Equal(t, 14985/100.0, c.prev.User, "the reading is kept for the next run")
+	require.Equal(t, uint64(14985), c.prev.User, "the reading is kept for the next run")
 }
 
 func TestCPUFirstRun(t *testing.T) {
@@ -77,8 +76,8 @@ func TestCPUMissing(t *testing.T) {
 
 func TestCPURatios(t *testing.T) {
 	t.Parallel()
-	prev := cpu.TimesStat{User: 10, Idle: 10, Iowait: 5}
-	util, iowait, ok := cpuRatios(prev, cpu.TimesStat{User: 20, Idle: 20, Iowait: 4, Guest: 5})
+	prev := cpuTimes{User: 10, Idle: 10, Iowait: 5}
+	util, iowait, ok := cpuRatios(prev, cpuTimes{User: 20, Idle: 20, Iowait: 4})
 	require.True(t, ok)
 	require.Equal(t, 0.5, util, "iowait went backwards: counted as 0; guest is inside user")
 	require.Equal(t, 0.0, iowait)

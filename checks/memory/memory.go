@@ -6,14 +6,15 @@ package memory
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/l2agent/l2agent/checks"
 	"github.com/l2agent/l2agent/configs"
@@ -54,7 +55,7 @@ func (c *memoryCheck) Name() string { return c.name }
 // Run implements Check.
 func (c *memoryCheck) Run(context.Context) ([]checks.Observation, error) {
 	dir := c.env.Paths.Procfs
-	mi, err := readKeyValues(filepath.Join(dir, "meminfo"))
+	mi, err := readKeyValues(filepath.Join(dir, "meminfo"), meminfoKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (c *memoryCheck) Run(context.Context) ([]checks.Observation, error) {
 		{Metric: "memory_swap_used_ratio", Value: swapUsed},
 	}
 
-	vm, err := readKeyValues(filepath.Join(dir, "vmstat"))
+	vm, err := readKeyValues(filepath.Join(dir, "vmstat"), vmstatKeys)
 	if err != nil {
 		c.env.Log().Warn("no OOM kill count", "err", err)
 	} else if n, ok := vm["oom_kill"]; ok { // Linux 4.13 and later
@@ -107,38 +108,88 @@ func (c *memoryCheck) Diagnose(ctx context.Context, _ checks.Observation) (strin
 	return textfmt.Truncate("Top processes by resident memory:\n"+s, checks.MaxDetails), nil
 }
 
-// readKeyValues reads a file of "key value [unit]" or "key: value [unit]"
-// lines, such as meminfo and vmstat, ignoring units and lines it cannot parse.
-func readKeyValues(path string) (map[string]uint64, error) {
+// meminfoKeys are the meminfo lines the check uses; vmstatKeys the vmstat
+// ones. The other lines (about 50 and 180) are not kept.
+var (
+	meminfoKeys = []string{"MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached", "SwapTotal", "SwapFree"}
+	vmstatKeys  = []string{"oom_kill"}
+)
+
+// readKeyValues reads the values of keys from a file of "key value [unit]"
+// or "key: value [unit]" lines, such as meminfo and vmstat, ignoring units
+// and lines it cannot parse. A file without any such line is an error.
+func readKeyValues(path string, keys []string) (map[string]uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
-	kv, err := parseKeyValues(f)
+	kv, err := parseKeyValues(f, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return kv, nil
 }
 
-func parseKeyValues(r io.Reader) (map[string]uint64, error) {
-	kv := map[string]uint64{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
+// parseKeyValues is readKeyValues' parser. It reads line by line in one
+// buffer and converts only the lines of keys: it runs every 30 s.
+func parseKeyValues(r io.Reader, keys []string) (map[string]uint64, error) {
+	kv := make(map[string]uint64, len(keys))
+	br := bufio.NewReaderSize(r, 4096)
+	lines := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return nil, fmt.Errorf("a line longer than %d bytes", br.Size())
+		}
+		if err != nil && (err != io.EOF || len(line) == 0) {
+			if err == io.EOF {
+				break
+			}
+			return nil, err
+		}
+		key, val, ok := keyValue(line)
+		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-			kv[strings.TrimSuffix(f[0], ":")] = n
+		want := slices.Index(keys, string(key))
+		if want < 0 && lines > 0 {
+			continue // a line of no interest, and the file is known to have some
+		}
+		n, err := strconv.ParseUint(string(val), 10, 64)
+		if err != nil {
+			continue
+		}
+		lines++
+		if want >= 0 {
+			kv[keys[want]] = n
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(kv) == 0 {
+	if lines == 0 {
 		return nil, errors.New("no key value lines")
 	}
 	return kv, nil
 }
+
+// keyValue splits "key value ..." or "key: value ..." into its first two
+// fields, without the key's trailing colon.
+func keyValue(line []byte) (key, val []byte, ok bool) {
+	next := func() []byte {
+		line = bytes.TrimLeft(line, asciiSpace)
+		i := bytes.IndexAny(line, asciiSpace)
+		if i < 0 {
+			i = len(line)
+		}
+		f := line[:i]
+		line = line[i:]
+		return f
+	}
+	key, val = next(), next()
+	if len(key) == 0 || len(val) == 0 {
+		return nil, nil, false
+	}
+	return bytes.TrimSuffix(key, []byte{':'}), val, true
+}
+
+// asciiSpace is what the kernel's files separate fields with.
+const asciiSpace = " \t\n\v\f\r"

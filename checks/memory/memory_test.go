@@ -2,8 +2,12 @@ package memory
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,16 +69,74 @@ func TestMemoryMissing(t *testing.T) {
 
 func TestParseKeyValues(t *testing.T) {
 	t.Parallel()
-	kv, err := readKeyValues("testdata/procfs/vmstat")
+	kv, err := readKeyValues("testdata/procfs/vmstat", vmstatKeys)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, kv["oom_kill"])
-	kv, err = readKeyValues("testdata/procfs/meminfo")
+	require.Equal(t, map[string]uint64{"oom_kill": 3}, kv, "only the keys asked for")
+	kv, err = readKeyValues("testdata/procfs/meminfo", meminfoKeys)
 	require.NoError(t, err)
 	require.EqualValues(t, 24683620, kv["MemTotal"])
+	require.Len(t, kv, len(meminfoKeys))
 	loadavg := filepath.Join(t.TempDir(), "loadavg")
 	require.NoError(t, os.WriteFile(loadavg, []byte("2.47 1.13 0.46 5/101 8786\n"), 0o644))
-	_, err = readKeyValues(loadavg)
-	require.Error(t, err, "no key value lines")
+	_, err = readKeyValues(loadavg, meminfoKeys)
+	require.ErrorContains(t, err, "no key value lines")
+
+	kv, err = parseKeyValues(strings.NewReader("a 1\nMemTotal:\t 7 kB\nb: x\nMemFree 9"), meminfoKeys)
+	require.NoError(t, err, "a file with key value lines but none asked for is not an error")
+	require.Equal(t, map[string]uint64{"MemTotal": 7, "MemFree": 9}, kv, "tabs; no newline at the end")
+	_, err = parseKeyValues(strings.NewReader("MemTotal: "+strings.Repeat("1", 5000)+"\n"), meminfoKeys)
+	require.ErrorContains(t, err, "longer than 4096 bytes")
+}
+
+// keyValuesFields is parseKeyValues written the plain way, for the fuzz test.
+func keyValuesFields(s string, keys []string) (map[string]uint64, bool) {
+	kv, lines := map[string]uint64{}, 0
+	for l := range strings.Lines(s) {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			lines++
+			if k := strings.TrimSuffix(f[0], ":"); slices.Contains(keys, k) {
+				kv[k] = n
+			}
+		}
+	}
+	return kv, lines > 0
+}
+
+func FuzzParseKeyValues(f *testing.F) {
+	for _, p := range []string{"testdata/procfs/meminfo", "testdata/procfs/vmstat"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(string(b))
+		}
+	}
+	f.Add("MemTotal: 1 kB\nMemTotal 2\n a  3 \n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, c := range []byte(s) {
+			if c >= 0x80 {
+				t.Skip() // strings.Fields also splits on Unicode spaces; the kernel writes ASCII
+			}
+		}
+		keys := append(slices.Clone(meminfoKeys), "a", "oom_kill")
+		kv, err := parseKeyValues(strings.NewReader(s), keys)
+		long := false
+		for l := range strings.Lines(s) {
+			long = long || len(l) > 4096 || (len(l) == 4096 && !strings.HasSuffix(l, "\n"))
+		}
+		want, ok := keyValuesFields(s, keys)
+		switch {
+		case long:
+			if err == nil {
+				t.Fatalf("a line longer than the buffer was not refused")
+			}
+		case ok != (err == nil):
+			t.Fatalf("%q: err %v, plain version ok %v", s, err, ok)
+		case ok && !maps.Equal(kv, want):
+			t.Fatalf("%q: %v, plain version %v", s, kv, want)
+		}
+	})
 }
 
 func TestMemoryReal(t *testing.T) {
