@@ -238,7 +238,7 @@ func (a *Agent) buildRunners(cfg *configs.Config, old []*runner) ([]*runner, err
 			errs = append(errs, err)
 			continue
 		}
-		sched, err := jittered(c.Schedule, a.host, c.Name, cfg.Defaults.JitterMax.D())
+		sched, err := jittered(c.Schedule, a.host, cfg.Defaults.JitterMax.D())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("check %q: schedule: %w", c.Name, err))
 			continue

@@ -174,16 +174,16 @@ func (r *runner) record(res result, start time.Time, d time.Duration) {
 	r.obs = res.obs
 }
 
-// jitterOffset is a deterministic delay in [0, max) derived from the host and
-// check names, so that a fleet does not run a check in step.
-func jitterOffset(host, check string, max time.Duration) time.Duration {
+// jitterOffset is a deterministic delay in [0, max) derived from the host
+// name, so that a fleet does not run its checks in step. It is the same for
+// every check of a host: checks with the same interval run together, one
+// wake-up of the agent for all of them rather than one each.
+func jitterOffset(host string, max time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
 	}
 	h := fnv.New64a()
 	h.Write([]byte(host))
-	h.Write([]byte{0})
-	h.Write([]byte(check))
 	return time.Duration(h.Sum64() % uint64(max))
 }
 
@@ -192,18 +192,18 @@ func jitterOffset(host, check string, max time.Duration) time.Duration {
 // epoch) plus the offset, so each host keeps a fixed phase across restarts;
 // other specs are shifted by the offset. The offset stays below half the
 // interval so that it never reorders runs.
-func jittered(spec, host, check string, max time.Duration) (cron.Schedule, error) {
+func jittered(spec, host string, max time.Duration) (cron.Schedule, error) {
 	s, err := configs.ParseSchedule(spec)
 	if err != nil {
 		return nil, err
 	}
 	if every, ok := s.(cron.ConstantDelaySchedule); ok {
-		return alignedEvery{period: every.Delay, offset: jitterOffset(host, check, min(max, every.Delay/2))}, nil
+		return alignedEvery{period: every.Delay, offset: jitterOffset(host, min(max, every.Delay/2))}, nil
 	}
 	now := time.Now()
 	next := s.Next(now)
 	period := s.Next(next).Sub(next)
-	return shifted{s: s, offset: jitterOffset(host, check, min(max, period/2))}, nil
+	return shifted{s: s, offset: jitterOffset(host, min(max, period/2))}, nil
 }
 
 type alignedEvery struct {

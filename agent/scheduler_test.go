@@ -262,32 +262,66 @@ checks: [{name: block, kind: test_block, timeout: 1h}]
 }
 
 func TestJitter(t *testing.T) {
-	o1 := jitterOffset("web-1", "disk", 30*time.Second)
-	require.Equal(t, o1, jitterOffset("web-1", "disk", 30*time.Second), "deterministic")
+	o1 := jitterOffset("web-1", 30*time.Second)
+	require.Equal(t, o1, jitterOffset("web-1", 30*time.Second), "deterministic")
 	distinct := map[time.Duration]bool{}
 	for _, h := range []string{"web-1", "web-2", "web-3", "db-1", "db-2"} {
-		o := jitterOffset(h, "disk", 30*time.Second)
+		o := jitterOffset(h, 30*time.Second)
 		require.GreaterOrEqual(t, o, time.Duration(0))
 		require.Less(t, o, 30*time.Second)
 		distinct[o] = true
 	}
 	require.Greater(t, len(distinct), 3, "hosts get different phases")
-	require.Zero(t, jitterOffset("web-1", "disk", 0))
+	require.Zero(t, jitterOffset("web-1", 0))
 
-	s, err := jittered("@every 30s", "web-1", "disk", time.Minute)
+	s, err := jittered("@every 30s", "web-1", time.Minute)
 	require.NoError(t, err)
-	off := jitterOffset("web-1", "disk", 15*time.Second) // capped at half the interval
+	off := jitterOffset("web-1", 15*time.Second) // capped at half the interval
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	n1 := s.Next(t0)
 	require.Equal(t, t0.Add(off), n1)
 	require.Equal(t, n1.Add(30*time.Second), s.Next(n1), "runs stay 30s apart")
 
-	c, err := jittered("0 * * * *", "web-1", "disk", 10*time.Minute)
+	c, err := jittered("0 * * * *", "web-1", 10*time.Minute)
 	require.NoError(t, err)
 	n := c.Next(t0)
 	require.Equal(t, 0, n.Hour())
 	require.Less(t, n.Sub(t0), 10*time.Minute)
 	require.Equal(t, time.Hour, c.Next(n).Sub(n))
+}
+
+// TestJitterOneWakeUp: the embedded default's checks on one host run at the
+// same instants when they share an interval (one wake-up of the agent for
+// all of them), and every run of the others falls on one of those.
+func TestJitterOneWakeUp(t *testing.T) {
+	cfg := configs.Default()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, host := range []string{"web-1", "db-7", "k8s-node-0042", "vm"} {
+		a := &Agent{host: host, cfg: cfg}
+		rs, err := a.buildRunners(cfg, nil)
+		require.NoError(t, err)
+		require.Len(t, rs, 6)
+		var grid time.Time // the 30s checks' first run after t0
+		for _, r := range rs {
+			if r.cfg.Schedule != "@every 30s" {
+				continue
+			}
+			if grid.IsZero() {
+				grid = r.sched.Next(t0)
+			}
+			require.Equal(t, grid, r.sched.Next(t0), "%s: %s", host, r.cfg.Name)
+		}
+		require.False(t, grid.IsZero())
+		for _, r := range rs {
+			n := r.sched.Next(t0)
+			if off := n.Sub(grid) % (30 * time.Second); off != 0 {
+				// Offsets are capped at half the interval: 15 s for the 30 s
+				// checks, 30 s (jitter_max) for the others; above 15 s they
+				// differ by 15 s.
+				require.Equal(t, 15*time.Second, off.Abs(), "%s: %s runs at %s, the 30s checks at %s", host, r.cfg.Name, n, grid)
+			}
+		}
+	}
 }
 
 func writeFile(p, body string) error { return os.WriteFile(p, []byte(body), 0o600) }

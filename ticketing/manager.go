@@ -478,6 +478,18 @@ func (m *Manager) Tick(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// idleUntil is the time before which Tick would return at once, as long
+// as the store is not written; zero when the next Tick must pass.
+func (m *Manager) idleUntil() time.Time {
+	writes := m.store.Writes()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if writes != m.tickWrites {
+		return time.Time{}
+	}
+	return m.tickUntil
+}
+
 // nextDue is the earliest time at which tick may act on inc as it is now
 // (ok false: never, until a transition changes it). A flapping incident is
 // due at every tick (when it settles depends on its changes).

@@ -381,3 +381,41 @@ func TestTickAfterReconfigure(t *testing.T) {
 	require.NoError(t, h.svc.Reconfigure(cfg, []string{"rec"}, map[string]Ticketer{"rec": h.rec}, h.t0.Add(2*time.Minute)))
 	require.Equal(t, "resolve #1", h.tick(3*time.Minute))
 }
+
+// TestClockWakesWhenDue: the service's clock runs Tick only where it would
+// act. With nothing due it stays asleep (the old ticker woke every
+// interval); a write wakes it at the next interval, and an incident that
+// becomes due (resolve_after) is resolved at the first interval after that,
+// not before.
+func TestClockWakesWhenDue(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	cfg := testConfig()
+	cfg.Interval = configs.Duration(interval)
+	cfg.ResolveAfter = configs.Duration(300 * time.Millisecond)
+	h := newHarness(t, cfg)
+	h.svc.Start()
+	require.Eventually(t, func() bool { return h.svc.clockWakes.Load() == 1 }, 5*time.Second, time.Millisecond, "the first interval")
+	require.Eventually(t, func() bool { return h.svc.Manager.idleUntil().After(time.Now()) }, 5*time.Second, time.Millisecond)
+
+	time.Sleep(25 * interval) // time passing, not a wait for an outcome: nothing may happen in it
+	require.EqualValues(t, 1, h.svc.clockWakes.Load(), "no incident, no write: no wake-up in 25 intervals")
+
+	open := h.transition(0, "ok", "warn", 0.85)
+	open.At = time.Now()
+	require.NoError(t, h.svc.Manager.Handle(open))
+	require.Eventually(t, func() bool { return h.svc.clockWakes.Load() >= 2 }, 5*time.Second, time.Millisecond, "a write wakes the clock")
+
+	ok := h.transition(0, "warn", "ok", 0.5)
+	ok.At = time.Now()
+	require.NoError(t, h.svc.Manager.Handle(ok))
+	due := ok.At.Add(cfg.ResolveAfter.D())
+	var inc *Incident
+	require.Eventually(t, func() bool {
+		var err error
+		inc, err = h.svc.Store.Incident(h.key)
+		return err == nil && inc != nil && !inc.Resolved.IsZero()
+	}, 10*time.Second, 5*time.Millisecond, "resolved once due")
+	require.False(t, inc.Resolved.Before(due), "resolved at %s, due at %s", inc.Resolved, due)
+	wakes := h.svc.clockWakes.Load()
+	t.Logf("clock wake-ups: %d over %s at a %s interval", wakes, time.Since(ok.At)+25*interval, interval)
+}

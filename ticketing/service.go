@@ -59,8 +59,9 @@ type Service struct {
 	deliverers []*Deliverer
 	tick       time.Duration
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	clockWakes atomic.Uint64 // times the clock ran Tick (for tests)
 
 	storeErr atomic.Pointer[string] // the last decision the store could not record; nil after a success
 
@@ -133,21 +134,49 @@ func (s *Service) Start() {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.decide(ctx) }()
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				if err := s.Manager.Tick(ctx, now); err != nil {
-					s.log.Error("ticket rules", "err", err)
-				}
-			}
+	go func() { defer s.wg.Done(); s.clock(ctx, tick) }()
+}
+
+// clock runs the manager's Tick on a grid of tick intervals from its start,
+// but only at the instants where Tick would act: the first one at or after
+// the time the manager said nothing is due before (Manager.idleUntil), and
+// the first one after any write to the store. A Tick at the other instants
+// would return at once; the agent is not woken for it.
+func (s *Service) clock(ctx context.Context, tick time.Duration) {
+	origin := time.Now()
+	// atOrAfter is the first grid instant at or after t, and after origin.
+	atOrAfter := func(t time.Time) time.Time {
+		d := t.Sub(origin)
+		if d <= 0 {
+			return origin.Add(tick)
 		}
-	}()
+		return origin.Add((d + tick - 1) / tick * tick)
+	}
+	next := origin.Add(tick)
+	t := time.NewTimer(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.Store.Changed():
+			if g := atOrAfter(time.Now().Add(time.Nanosecond)); g.Before(next) {
+				next = g
+				t.Reset(time.Until(next))
+			}
+		case now := <-t.C:
+			s.clockWakes.Add(1)
+			if err := s.Manager.Tick(ctx, now); err != nil {
+				s.log.Error("ticket rules", "err", err)
+			}
+			after := now.Add(time.Nanosecond)
+			if until := s.Manager.idleUntil(); until.After(after) {
+				after = until
+			}
+			next = atOrAfter(after)
+			t.Reset(time.Until(next))
+		}
+	}
 }
 
 // halt stops the goroutines of Start: the transitions queued are decided

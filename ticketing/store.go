@@ -117,16 +117,30 @@ type Store struct {
 	path string
 	// writes counts the write transactions committed (or tried): a reader
 	// that saw the same count twice knows nothing was written in between.
-	writes atomic.Uint64
+	writes  atomic.Uint64
+	changed chan struct{} // Changed
 }
 
 // Writes returns the number of write transactions so far: equal counts
 // mean that nothing was written between the two reads.
 func (s *Store) Writes() uint64 { return s.writes.Load() }
 
+// Changed receives a value after a write transaction (one for any number of
+// writes since the last receive): the service's clock waits on it.
+func (s *Store) Changed() <-chan struct{} { return s.changed }
+
+// wrote counts a write transaction and tells Changed.
+func (s *Store) wrote() {
+	s.writes.Add(1)
+	select {
+	case s.changed <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
 // write runs fn in a write transaction of the database and counts it.
 func (s *Store) write(fn func(*bolt.Tx) error) error {
-	defer s.writes.Add(1)
+	defer s.wrote()
 	return s.db.Update(fn)
 }
 
@@ -161,7 +175,7 @@ func OpenStore(path string, readOnly bool, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("open new store %s: %w", path, err)
 		}
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, changed: make(chan struct{}, 1)}
 	if !readOnly {
 		if err := db.Update(func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists(bucketIncidents)
@@ -255,7 +269,7 @@ func (s *Store) Update(fn func(*Txn) error) error {
 	if st := tx.Stats(); st.GetNodeCount() == 0 { // bbolt materializes a node for every write (put, delete, bucket, sequence)
 		return nil
 	}
-	defer s.writes.Add(1)
+	defer s.wrote()
 	return tx.Commit()
 }
 
