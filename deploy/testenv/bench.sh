@@ -6,7 +6,9 @@
 # floor of any Go exporter). All start fresh, together, then:
 #
 #   1. RSS before any scrape, after BENCH_SETTLE_SECONDS;
-#   2. idle CPU over BENCH_IDLE_SECONDS (no scrapes; children included);
+#   2. idle CPU over BENCH_IDLE_SECONDS (no scrapes; children included), and
+#      again over the same length from BENCH_STEADY_AFTER seconds after the
+#      start (steady: past the start-up, see below);
 #   3. BENCH_SCRAPES sequential scrapes on one kept-alive connection:
 #      p50/p99 latency and CPU per scrape;
 #   4. BENCH_CONCURRENCY concurrent scrapers for BENCH_LOAD_SECONDS: scrapes/s;
@@ -29,6 +31,11 @@
 #   BENCH_SETTLE_SECONDS wait after all answer, before measuring (default 60:
 #                        past the agent's first check runs and the one-time
 #                        re-reading of its code after its first page-out)
+#   BENCH_STEADY_AFTER   start of the second idle window, in seconds after all
+#                        answer (default 660: after each check with a schedule
+#                        of up to 10 minutes has run again since the first
+#                        page-out of the agent's code, which it reads back on
+#                        that run; 0 leaves the window out)
 #   BENCH_AFTER_SECONDS  rest after the load before the last RSS (default 10)
 #   BENCH_AGENT_BIN      use this l2agent binary instead of building one
 #   BENCH_AGENT_CONFIG   use this agent config instead of the embedded default
@@ -47,6 +54,7 @@ CONCURRENCY=${BENCH_CONCURRENCY:-8}
 LOAD_SECONDS=${BENCH_LOAD_SECONDS:-20}
 SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-60}
 AFTER_SECONDS=${BENCH_AFTER_SECONDS:-10}
+STEADY_AFTER=${BENCH_STEADY_AFTER:-660}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-30}
 NODE_EXPORTER=${BENCH_NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 ZABBIX_AGENT2=${BENCH_ZABBIX_AGENT2-/usr/sbin/zabbix_agent2}
@@ -60,6 +68,7 @@ die() {
 for v in IDLE_SECONDS SCRAPES CONCURRENCY LOAD_SECONDS SETTLE_SECONDS AFTER_SECONDS START_TIMEOUT; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer, got '${!v}'"
 done
+[[ $STEADY_AFTER =~ ^[0-9]+$ ]] || die "STEADY_AFTER must be a non-negative integer, got '$STEADY_AFTER'"
 command -v go >/dev/null || die "go not found"
 command -v getconf >/dev/null || die "getconf not found"
 [[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found; run deploy/testenv/install.sh bench"
@@ -228,23 +237,38 @@ else
 	who_all=(node floor agent)
 fi
 for who in "${who_all[@]}"; do wait_up "$who"; done
+started=$(date +%s)
 log "all answer (l2agent pid ${pid[agent]}, node_exporter ${pid[node]}, floor ${pid[floor]}${pid[zabbix]:+, zabbix_agent2 ${pid[zabbix]}}); settling ${SETTLE_SECONDS}s"
 sleep "$SETTLE_SECONDS"
 
-declare -A rss0=() idle=() p50=() p99=() per_scrape=() conc=() rss1=() hwm=()
+declare -A rss0=() idle=() steady=() p50=() p99=() per_scrape=() conc=() rss1=() hwm=()
 for who in "${who_all[@]}"; do rss0[$who]=$(mib "$(status_kib "${pid[$who]}" VmRSS)"); done
 
 # ---- idle CPU -----------------------------------------------------------------
+idle_window() { # ARRAY: CPU ms per minute of each, over IDLE_SECONDS from now
+	local -n out=$1
+	local -A c0=()
+	local t0 t1 who
+	t0=$(date +%s.%N)
+	for who in "${who_all[@]}"; do c0[$who]=$(cpu_ns "${pid[$who]}"); done
+	sleep "$IDLE_SECONDS"
+	t1=$(date +%s.%N)
+	for who in "${who_all[@]}"; do
+		out[$who]=$(awk -v a="${c0[$who]}" -v b="$(cpu_ns "${pid[$who]}")" -v t0="$t0" -v t1="$t1" \
+			'BEGIN { printf "%.1f", (b - a) / 1e6 / (t1 - t0) * 60 }')
+	done
+}
 log "idle window: ${IDLE_SECONDS}s, no scrapes"
-declare -A c0=()
-t0=$(date +%s.%N)
-for who in "${who_all[@]}"; do c0[$who]=$(cpu_ns "${pid[$who]}"); done
-sleep "$IDLE_SECONDS"
-t1=$(date +%s.%N)
-for who in "${who_all[@]}"; do
-	idle[$who]=$(awk -v a="${c0[$who]}" -v b="$(cpu_ns "${pid[$who]}")" -v t0="$t0" -v t1="$t1" \
-		'BEGIN { printf "%.1f", (b - a) / 1e6 / (t1 - t0) * 60 }')
-done
+idle_window idle
+if ((STEADY_AFTER > 0)); then
+	wait_s=$((started + STEADY_AFTER - $(date +%s)))
+	if ((wait_s > 0)); then
+		log "waiting ${wait_s}s for the steady idle window (${STEADY_AFTER}s after the start)"
+		sleep "$wait_s"
+	fi
+	log "steady idle window: ${IDLE_SECONDS}s, no scrapes"
+	idle_window steady
+fi
 
 # ---- scrapes ------------------------------------------------------------------
 for who in node floor agent; do
@@ -278,7 +302,7 @@ for who in zabbix; do # no /metrics
 	p50[$who]="–" p99[$who]="–" per_scrape[$who]="–" conc[$who]="–"
 done
 if [[ -z $ZABBIX_AGENT2 ]]; then
-	for v in rss0 idle rss1 hwm; do eval "$v[zabbix]='–'"; done
+	for v in rss0 idle steady rss1 hwm; do eval "$v[zabbix]='–'"; done
 fi
 row() { # TITLE ARRAY
 	local -n a=$2
@@ -287,6 +311,10 @@ row() { # TITLE ARRAY
 		"${a[floor]}" "$(ratio "${a[floor]}" "${a[node]}")" \
 		"${a[agent]}" "$(ratio "${a[agent]}" "${a[node]}")"
 }
+steady_row=""
+if ((STEADY_AFTER > 0)); then
+	steady_row=$'\n'$(row "idle CPU (same), steady: from ${STEADY_AFTER}s after the start" steady)
+fi
 node_version=$("$NODE_EXPORTER" --version 2>&1 | head -1)
 zabbix_version=$([[ -n $ZABBIX_AGENT2 ]] && "$ZABBIX_AGENT2" -V 2>&1 | head -1 || echo "not run")
 cat <<REPORT
@@ -295,7 +323,7 @@ cat <<REPORT
 
 $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), load average before the run $(cut -d' ' -f1-3 /proc/loadavg).
 ${node_version}; ${zabbix_version}; client_golang floor with GOMAXPROCS=1; l2agent $("$agent_bin" version 2>/dev/null | head -1 | cut -d' ' -f2-) with $([[ -n ${BENCH_AGENT_CONFIG:-} ]] && echo "$BENCH_AGENT_CONFIG" || echo "its embedded default config"), as $(id -un).
-Idle window ${IDLE_SECONDS}s; ${SCRAPES} sequential scrapes; ${CONCURRENCY} concurrent scrapers for ${LOAD_SECONDS}s; ${AFTER_SECONDS}s of rest before the last RSS. Ratios are to node_exporter.
+Idle window ${IDLE_SECONDS}s from ${SETTLE_SECONDS}s after the start$( ((STEADY_AFTER > 0)) && echo " and from ${STEADY_AFTER}s"); ${SCRAPES} sequential scrapes; ${CONCURRENCY} concurrent scrapers for ${LOAD_SECONDS}s; ${AFTER_SECONDS}s of rest before the last RSS. Ratios are to node_exporter.
 
 | | node_exporter | zabbix_agent2 (passive, idle only) | client_golang floor | l2agent |
 | --- | ---: | ---: | ---: | ---: |
@@ -303,11 +331,12 @@ $(row "scrape p50, sequential (ms)" p50)
 $(row "scrape p99, sequential (ms)" p99)
 $(row "CPU per scrape (ms)" per_scrape)
 $(row "concurrent scrapes/s" conc)
-$(row "idle CPU (ms per minute, children included)" idle)
+$(row "idle CPU (ms per minute, children included), from ${SETTLE_SECONDS}s after the start" idle)${steady_row}
 $(row "RSS before any scrape (MiB)" rss0)
 $(row "RSS idle, after load (MiB)" rss1)
 $(row "peak RSS, VmHWM (MiB)" hwm)
 
+$([[ -n $ZABBIX_AGENT2 ]] && printf 'l2agent idle CPU / Zabbix agent 2'"'"'s: %s from %ss%s.' "$(ratio "${idle[agent]}" "${idle[zabbix]}" | tr -d ' ()')" "$SETTLE_SECONDS" "$( ((STEADY_AFTER > 0)) && printf ', %s steady (from %ss)' "$(ratio "${steady[agent]}" "${steady[zabbix]}" | tr -d ' ()')" "$STEADY_AFTER")")
 l2agent's programs, peak RSS of each check's last run (l2agent_check_child_max_rss_bytes): ${children:-none}.
-Goals (issue 17): idle CPU ≤ 10 ms per minute over ≥ 300 s; RSS idle after load ≤ 0.8× and peak RSS ≤ 1.0× node_exporter's; scrape p99 ≤ 0.15× node_exporter's; CPU per scrape ≤ the floor's.
+Goals (issue 17): idle CPU ≤ 10 ms per minute over ≥ 300 s and ≤ 0.5× Zabbix agent 2's; RSS idle after load ≤ 0.8× and peak RSS ≤ 1.0× node_exporter's; scrape p99 ≤ 0.15× node_exporter's; CPU per scrape ≤ the floor's.
 REPORT
