@@ -434,7 +434,7 @@ func (m *Manager) firing(d *decision, a *alert.Transition) {
 func (m *Manager) Tick(ctx context.Context, now time.Time) error {
 	writes := m.store.Writes()
 	m.mu.Lock()
-	skip, cfg, epoch := writes == m.tickWrites && now.Before(m.tickUntil), m.cfg, m.cfgEpoch
+	skip, cfg, epoch := now.Before(m.idleUntilLocked(writes)), m.cfg, m.cfgEpoch
 	if !skip {
 		m.tickPasses++
 	}
@@ -484,6 +484,12 @@ func (m *Manager) idleUntil() time.Time {
 	writes := m.store.Writes()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.idleUntilLocked(writes)
+}
+
+// idleUntilLocked is idleUntil for a store write count read before; m.mu
+// is held. Tick skips on it, and the clock sleeps on it.
+func (m *Manager) idleUntilLocked(writes uint64) time.Time {
 	if writes != m.tickWrites {
 		return time.Time{}
 	}
