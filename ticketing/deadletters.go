@@ -64,15 +64,7 @@ func (s *Store) DeadLetters(backend string) ([]DeadLetter, error) {
 
 // DeadCounts counts the dead letters of every backend that has some.
 func (s *Store) DeadCounts() (map[string]int, error) {
-	out := map[string]int{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if be, ok := strings.CutPrefix(string(name), "dead/"); ok {
-				out[be] = b.Stats().KeyN
-			}
-			return nil
-		})
-	})
+	out, err := s.countBuckets("dead/")
 	if err != nil {
 		return nil, fmt.Errorf("count dead letters: %w", err)
 	}
@@ -171,10 +163,5 @@ func (c deadCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(descDead, err)
 		return
 	}
-	for _, d := range s.Deliverers() {
-		counts[d.Name] += 0
-	}
-	for be, n := range counts {
-		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(n), be)
-	}
+	collectByBackend(ch, descDead, s, counts)
 }

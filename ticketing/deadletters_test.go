@@ -95,3 +95,42 @@ func TestLegacyDeadLetter(t *testing.T) {
 	require.Equal(t, "disk still 93%", queued.Text)
 	require.Empty(t, queued.Dead)
 }
+
+// l2agent_ticket_outbox_pending counts an op from the moment it is queued,
+// before its backend's deliverer tries it (a backend in backoff may not try
+// for minutes); a removed backend shows while ops wait for it, and goes
+// once its outbox is empty.
+func TestOutboxPendingMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, testConfig())
+	m := NewMetrics(reg)
+	h.svc.metrics = m
+	m.svc.Store(h.svc)
+	h.svc.Deliverers()[0].metrics = m
+	want := func(lines string) {
+		t.Helper()
+		require.NoError(t, testutil.CollectAndCompare(reg, strings.NewReader(`# HELP l2agent_ticket_outbox_pending Ticket operations waiting in the outbox.
+# TYPE l2agent_ticket_outbox_pending gauge
+`+lines), "l2agent_ticket_outbox_pending"))
+	}
+	want(`l2agent_ticket_outbox_pending{backend="rec"} 0` + "\n")
+
+	require.NoError(t, h.svc.Manager.Handle(h.transition(0, "ok", "warn", 0.85)))
+	require.NoError(t, h.svc.Manager.Handle(h.transition(time.Minute, "warn", "crit", 0.95)))
+	want(`l2agent_ticket_outbox_pending{backend="rec"} 3` + "\n") // open, comment, escalate: none tried yet
+
+	require.Equal(t, "open #1 L2, comment #1, escalate L3 #1", h.flush())
+	want(`l2agent_ticket_outbox_pending{backend="rec"} 0` + "\n")
+
+	// An op waits for a backend that a reload then removes: it still shows.
+	// (The reloads build their deliverers on h.svc.metrics: m.)
+	require.NoError(t, h.svc.Manager.Handle(h.transition(2*time.Minute, "crit", "warn", 0.85)))
+	require.NoError(t, h.svc.Reconfigure(testConfig(), []string{"new"}, map[string]Ticketer{"new": newRecorder()}, h.t0.Add(3*time.Minute)))
+	require.Eventually(t, func() bool { return h.svc.Store.Pending("new") == 0 }, 10*time.Second, 10*time.Millisecond, "the new backend's open is delivered")
+	want(`l2agent_ticket_outbox_pending{backend="new"} 0` + "\n" + `l2agent_ticket_outbox_pending{backend="rec"} 1` + "\n")
+
+	// rec comes back and delivers it: only the backends in force are left.
+	require.NoError(t, h.svc.Reconfigure(testConfig(), []string{"rec"}, map[string]Ticketer{"rec": h.rec}, h.t0.Add(4*time.Minute)))
+	require.Eventually(t, func() bool { return h.svc.Store.Pending("rec") == 0 }, 10*time.Second, 10*time.Millisecond, "rec delivers what waited")
+	want(`l2agent_ticket_outbox_pending{backend="rec"} 0` + "\n")
+}

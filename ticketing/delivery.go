@@ -191,7 +191,6 @@ func (d *Deliverer) group(ctx context.Context) (int, Op, error) {
 			d.sendingAt = time.Time{}
 		}
 	}
-	d.metrics.pending.WithLabelValues(d.Name).Set(float64(d.store.Pending(d.Name)))
 	if ctx.Err() == nil { // a stop or reload is no failure
 		d.metrics.up.WithLabelValues(d.Name).Set(boolGauge(stop == nil && !dead))
 	}
@@ -474,7 +473,6 @@ func withReason(op Op) Ticket {
 type Metrics struct {
 	events   *prometheus.CounterVec
 	errors   *prometheus.CounterVec
-	pending  *prometheus.GaugeVec
 	up       *prometheus.GaugeVec
 	duration *prometheus.HistogramVec
 	svc      atomic.Pointer[Service] // in force, for l2agent_tickets_open
@@ -487,15 +485,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Ticket operations delivered, by backend and event (opened, commented, escalated, resolved, reopened)."}, []string{"backend", "event"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "l2agent_ticket_delivery_errors_total",
 			Help: "Failed attempts to deliver a ticket operation, by backend and reason."}, []string{"backend", "reason"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l2agent_ticket_outbox_pending",
-			Help: "Ticket operations waiting in the outbox."}, []string{"backend"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "l2agent_ticketing_up",
 			Help: "Whether ticketing to a backend works (1): its last delivery attempt succeeded or it had nothing to send; 0 when the attempt failed or the ticket store cannot be used."}, []string{"backend"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "l2agent_ticket_delivery_duration_seconds",
 			Help: "Time of one delivery attempt to a backend.", Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"backend"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.errors, m.pending, m.up, m.duration, openCollector{m}, deadCollector{m})
+		reg.MustRegister(m.events, m.errors, m.up, m.duration, openCollector{m}, deadCollector{m}, pendingCollector{m})
 	}
 	return m
 }
@@ -509,7 +505,47 @@ func (m *Metrics) SetDown(backends []string) {
 }
 
 // forget drops the up gauge of a backend removed from the config; its
-// pending count stays, as its operations stay in the outbox.
+// pending count stays while its operations stay in the outbox.
 func (m *Metrics) forget(backend string) {
 	m.up.DeleteLabelValues(backend)
+}
+
+var descPending = prometheus.NewDesc("l2agent_ticket_outbox_pending",
+	"Ticket operations waiting in the outbox.", []string{"backend"}, nil)
+
+// pendingCollector counts the outboxes at each scrape, so that an op is
+// seen waiting from the moment it is queued, not from its backend's next
+// delivery attempt (which may be a backoff away): every backend in force (0
+// when nothing waits) and any other whose outbox still holds ops.
+type pendingCollector struct{ m *Metrics }
+
+func (c pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descPending }
+
+func (c pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.svc.Load()
+	if s == nil {
+		return
+	}
+	counts, err := s.Store.PendingAll()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descPending, err)
+		return
+	}
+	collectByBackend(ch, descPending, s, counts)
+}
+
+// collectByBackend sends one gauge of desc per backend: every backend in
+// force (0 when counts has none) and any other with a count above 0.
+func collectByBackend(ch chan<- prometheus.Metric, desc *prometheus.Desc, s *Service, counts map[string]int) {
+	for be, n := range counts {
+		if n == 0 {
+			delete(counts, be)
+		}
+	}
+	for _, d := range s.Deliverers() {
+		counts[d.Name] += 0
+	}
+	for be, n := range counts {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), be)
+	}
 }

@@ -384,19 +384,26 @@ func (s *Store) Pending(backend string) int {
 // PendingAll counts the ops waiting in every outbox of the store, by
 // backend, including those of backends no longer in the config.
 func (s *Store) PendingAll() (map[string]int, error) {
+	out, err := s.countBuckets("outbox/")
+	if err != nil {
+		return nil, fmt.Errorf("count pending ops: %w", err)
+	}
+	return out, nil
+}
+
+// countBuckets counts the keys of every bucket named prefix+BACKEND, by
+// backend.
+func (s *Store) countBuckets(prefix string) (map[string]int, error) {
 	out := map[string]int{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if backend, ok := strings.CutPrefix(string(name), "outbox/"); ok {
+			if backend, ok := strings.CutPrefix(string(name), prefix); ok {
 				out[backend] = b.Stats().KeyN
 			}
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("count pending ops: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // Outcome is what became of one delivered op.
